@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("brconfig: not implemented yet");
+    std::process::exit(1);
+}

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("ifconfig: not implemented yet");
+    std::process::exit(1);
+}

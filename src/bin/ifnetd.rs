@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("ifnetd: not implemented yet");
+    std::process::exit(1);
+}

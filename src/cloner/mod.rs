@@ -1,0 +1,80 @@
+//! The interface cloner (`if_clone`): classes registered by drivers, and
+//! the parsing of interface names into class and unit.
+
+use crate::ifnet::{Driver, IfState};
+use crate::ioctl::Errno;
+use std::path::PathBuf;
+
+/// Longest interface name, as IFNAMSIZ less the NUL.
+pub const IFNAMSIZ: usize = 16;
+
+/// What the daemon tells drivers about their surroundings.
+#[derive(Clone, Debug, Default)]
+pub struct KernelEnv {
+    /// Directory of the control socket, where drivers put their own
+    /// sockets (the tap control devices). `None` in-process.
+    pub run_dir: Option<PathBuf>,
+}
+
+/// A class of interfaces that can be created by name (`lo`, `shmif`, …).
+pub trait IfClone: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Make interface `ifs.unit`: fill in flags, MTU, MAC… and return its driver.
+    fn create(&self, env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno>;
+}
+
+/// The registered classes, in registration order (`ifconfig -C`).
+pub struct Cloners {
+    classes: Vec<Box<dyn IfClone>>,
+}
+
+impl Cloners {
+    pub fn new(classes: Vec<Box<dyn IfClone>>) -> Cloners {
+        Cloners { classes }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.classes.iter().map(|c| c.name().to_string()).collect()
+    }
+
+    /// Find the class and unit of `name` (`if_clone_lookup`): EINVAL when no
+    /// class matches or the unit is not a number.
+    pub fn lookup(&self, name: &str) -> Result<(&dyn IfClone, u32), Errno> {
+        let (class, unit) = split_name(name).ok_or(Errno::EINVAL)?;
+        let cl = self.classes.iter().find(|c| c.name() == class).ok_or(Errno::EINVAL)?;
+        Ok((cl.as_ref(), unit))
+    }
+}
+
+/// Split `shmif12` into ("shmif", 12).
+pub fn split_name(name: &str) -> Option<(&str, u32)> {
+    if name.len() >= IFNAMSIZ {
+        return None;
+    }
+    let digits = name.find(|c: char| c.is_ascii_digit())?;
+    let (class, unit) = name.split_at(digits);
+    if class.is_empty() || !unit.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if unit.len() > 1 && unit.starts_with('0') {
+        return None;
+    }
+    Some((class, unit.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(split_name("shmif12"), Some(("shmif", 12)));
+        assert_eq!(split_name("lo0"), Some(("lo", 0)));
+        assert_eq!(split_name("lo"), None);
+        assert_eq!(split_name("0"), None);
+        assert_eq!(split_name("lo01"), None);
+        assert_eq!(split_name("lo1x"), None);
+        assert_eq!(split_name("lo99999999999"), None);
+    }
+}

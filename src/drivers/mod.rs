@@ -1,0 +1,10 @@
+//! The drivers, one module each, and the classes they register.
+
+pub mod lo;
+
+use crate::cloner::Cloners;
+
+/// Every interface class, in the order `ifconfig -C` lists them.
+pub fn cloners() -> Cloners {
+    Cloners::new(vec![Box::new(lo::LoClone)])
+}

@@ -1,0 +1,364 @@
+//! The kernel/user API: requests named after the BSD ioctls, their replies,
+//! and the types they carry. `ifnetd` is the kernel; `ifconfig` and
+//! `brconfig` are its clients. Every request is answered with a reply or an
+//! [`Errno`], so every error message falls out of one code path.
+
+mod errno;
+pub mod wire;
+
+pub use errno::Errno;
+
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Interface flags (`IFF_*`, sys/net/if.h), in the order ifconfig prints them.
+pub mod iff {
+    pub const UP: u32 = 0x1;
+    pub const BROADCAST: u32 = 0x2;
+    pub const DEBUG: u32 = 0x4;
+    pub const LOOPBACK: u32 = 0x8;
+    pub const POINTOPOINT: u32 = 0x10;
+    pub const UNNUMBERED: u32 = 0x20;
+    pub const RUNNING: u32 = 0x40;
+    pub const NOARP: u32 = 0x80;
+    pub const PROMISC: u32 = 0x100;
+    pub const ALLMULTI: u32 = 0x200;
+    pub const OACTIVE: u32 = 0x400;
+    pub const SIMPLEX: u32 = 0x800;
+    pub const LINK0: u32 = 0x1000;
+    pub const LINK1: u32 = 0x2000;
+    pub const LINK2: u32 = 0x4000;
+    pub const MULTICAST: u32 = 0x8000;
+
+    /// Bits a user may not set or clear with SIOCSIFFLAGS (IFF_CANTCHANGE).
+    pub const CANTCHANGE: u32 =
+        BROADCAST | POINTOPOINT | RUNNING | OACTIVE | SIMPLEX | MULTICAST | ALLMULTI | PROMISC;
+
+    pub const NAMES: [&str; 16] = [
+        "UP",
+        "BROADCAST",
+        "DEBUG",
+        "LOOPBACK",
+        "POINTOPOINT",
+        "UNNUMBERED",
+        "RUNNING",
+        "NOARP",
+        "PROMISC",
+        "ALLMULTI",
+        "OACTIVE",
+        "SIMPLEX",
+        "LINK0",
+        "LINK1",
+        "LINK2",
+        "MULTICAST",
+    ];
+}
+
+/// Per-address flags of inet addresses (`IN_IFF_*`).
+pub mod in_iff {
+    pub const TENTATIVE: u32 = 0x1;
+    pub const DUPLICATED: u32 = 0x2;
+    pub const DETACHED: u32 = 0x4;
+    pub const NAMES: [&str; 3] = ["TENTATIVE", "DUPLICATED", "DETACHED"];
+}
+
+/// Per-address flags of inet6 addresses (`IN6_IFF_*`).
+pub mod in6_iff {
+    pub const ANYCAST: u32 = 0x1;
+    pub const TENTATIVE: u32 = 0x2;
+    pub const DUPLICATED: u32 = 0x4;
+    pub const DETACHED: u32 = 0x8;
+    pub const DEPRECATED: u32 = 0x10;
+    pub const NODAD: u32 = 0x20;
+    pub const AUTOCONF: u32 = 0x40;
+    pub const TEMPORARY: u32 = 0x80;
+    pub const NAMES: [&str; 8] = [
+        "ANYCAST",
+        "TENTATIVE",
+        "DUPLICATED",
+        "DETACHED",
+        "DEPRECATED",
+        "NODAD",
+        "AUTOCONF",
+        "TEMPORARY",
+    ];
+}
+
+/// Interface capabilities (`IFCAP_*`), as NetBSD 10 numbers them.
+pub mod ifcap {
+    pub const TSO4: u32 = 0x80;
+    pub const IP4CSUM_RX: u32 = 0x100;
+    pub const IP4CSUM_TX: u32 = 0x200;
+    pub const TCP4CSUM_RX: u32 = 0x400;
+    pub const TCP4CSUM_TX: u32 = 0x800;
+    pub const UDP4CSUM_RX: u32 = 0x1000;
+    pub const UDP4CSUM_TX: u32 = 0x2000;
+    pub const TCP6CSUM_RX: u32 = 0x4000;
+    pub const TCP6CSUM_TX: u32 = 0x8000;
+    pub const UDP6CSUM_RX: u32 = 0x10000;
+    pub const UDP6CSUM_TX: u32 = 0x20000;
+    pub const TSO6: u32 = 0x40000;
+}
+
+/// Lifetime value meaning "forever" (ND6_INFINITE_LIFETIME).
+pub const INFINITE_LIFETIME: u32 = 0xffff_ffff;
+
+/// An Ethernet address.
+pub type Mac = [u8; 6];
+
+/// Link state as `if_link_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum LinkState {
+    #[default]
+    Unknown,
+    Down,
+    Up,
+}
+
+/// An inet address of an interface (`struct in_ifaddr`, as SIOCAIFADDR fills it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InAliasReq {
+    pub addr: Ipv4Addr,
+    /// `None`: keep the existing mask, or the classful default for a new address.
+    pub mask: Option<Ipv4Addr>,
+    pub broadcast: Option<Ipv4Addr>,
+    /// Destination of a point-to-point link.
+    pub dst: Option<Ipv4Addr>,
+    pub flags: u32,
+}
+
+/// An inet6 address of an interface (`struct in6_aliasreq`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct In6AliasReq {
+    pub addr: Ipv6Addr,
+    pub prefixlen: u8,
+    pub dst: Option<Ipv6Addr>,
+    pub flags: u32,
+    pub pltime: u32,
+    pub vltime: u32,
+}
+
+/// An inet address as the interface holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InAddr {
+    pub addr: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub broadcast: Option<Ipv4Addr>,
+    pub dst: Option<Ipv4Addr>,
+    pub flags: u32,
+}
+
+/// An inet6 address as the interface holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct In6Addr {
+    pub addr: Ipv6Addr,
+    pub prefixlen: u8,
+    pub dst: Option<Ipv6Addr>,
+    pub flags: u32,
+    pub pltime: u32,
+    pub vltime: u32,
+    /// Scope zone (the interface index) for link-local addresses, else 0.
+    pub scopeid: u32,
+}
+
+/// Interface statistics (`struct if_data` counters).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfData {
+    pub ipackets: u64,
+    pub ierrors: u64,
+    pub opackets: u64,
+    pub oerrors: u64,
+    pub collisions: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imcasts: u64,
+    pub omcasts: u64,
+    pub iqdrops: u64,
+    pub noproto: u64,
+}
+
+/// What SIOCGIFMEDIA reports: current media word, whether the link is active,
+/// and the media words the driver supports (ifconfig -m).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfMedia {
+    /// e.g. "Ethernet autoselect", "Ethernet none".
+    pub current: String,
+    /// `Some(true)` active, `Some(false)` no carrier, `None` no status.
+    pub active: Option<bool>,
+    pub supported: Vec<String>,
+}
+
+/// Everything ifconfig prints about one interface: the answer to
+/// `SIOCGIFCONF` (our getifaddrs(3) plus the per-interface SIOCG* requests,
+/// in one round trip).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfStatus {
+    pub name: String,
+    pub index: u32,
+    pub flags: u32,
+    pub mtu: u32,
+    pub metric: u32,
+    /// (capabilities, enabled) when the driver has any.
+    pub capabilities: Option<(u32, u32)>,
+    /// (ec_capabilities, ec_enabled) for Ethernet drivers that have them.
+    pub ec_capabilities: Option<(u32, u32)>,
+    pub description: Option<String>,
+    /// The active link address, `None` for interfaces without one (lo, bridge).
+    pub lladdr: Option<Mac>,
+    /// Every link address, active first.
+    pub lladdrs: Vec<Mac>,
+    pub linkstr: Option<String>,
+    pub link_state: LinkState,
+    pub media: Option<IfMedia>,
+    pub data: IfData,
+    pub inet: Vec<InAddr>,
+    pub inet6: Vec<In6Addr>,
+}
+
+/// A bridge request carried by SIOCSDRVSPEC/SIOCGDRVSPEC (`BRDG*`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BridgeReq {
+    /// BRDGADD
+    Add { member: String },
+    /// BRDGDEL
+    Del { member: String },
+    /// BRDGGIFFLGS / BRDGSIFFLGS on one member: set and clear `IFBIF_*` bits.
+    SetIfFlags { member: String, set: u32, clear: u32 },
+    /// BRDGSIFPRIO
+    SetIfPriority { member: String, priority: u32 },
+    /// BRDGSIFCOST
+    SetIfCost { member: String, cost: u32 },
+    /// BRDGSCACHE
+    SetCacheSize(u32),
+    /// BRDGSTO
+    SetTimeout(u32),
+    /// BRDGSADDR
+    AddStatic { member: String, mac: Mac },
+    /// BRDGDADDR
+    DelAddr { mac: Mac },
+    /// BRDGFLUSH: all entries or only the dynamic ones.
+    Flush { all: bool },
+    /// BRDGSPRI
+    SetPriority(u32),
+    /// BRDGSHT
+    SetHelloTime(u32),
+    /// BRDGSFD
+    SetFwdDelay(u32),
+    /// BRDGSMA
+    SetMaxAge(u32),
+    /// BRDGSFILT
+    SetFilter(bool),
+    /// BRDGGCACHE, BRDGGTO, BRDGGIFS, BRDGRTS, BRDGGPRI…: everything at once.
+    Get,
+}
+
+/// One bridge member as `struct ifbreq` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeMember {
+    pub name: String,
+    pub flags: u32,
+    pub port: u32,
+    pub priority: u32,
+    pub path_cost: u32,
+    /// STP port state name ("disabled", "forwarding", …).
+    pub state: String,
+}
+
+/// One address cache entry as `struct ifbareq` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeRoute {
+    pub mac: Mac,
+    pub member: String,
+    /// Seconds left; 0 for static entries.
+    pub expire: u64,
+    pub flags: u32,
+}
+
+/// A bridge's whole configuration and state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeStatus {
+    pub priority: u32,
+    pub hello_time: u32,
+    pub fwd_delay: u32,
+    pub max_age: u32,
+    pub filter: bool,
+    pub filter_flags: u32,
+    /// Newest first.
+    pub members: Vec<BridgeMember>,
+    pub max_cache: u32,
+    pub timeout: u32,
+    /// Newest first.
+    pub routes: Vec<BridgeRoute>,
+}
+
+/// A request to the virtual kernel. Names follow the BSD ioctls they model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Create an interface; `params` is handed to the cloner (unused so far).
+    IfCreate { name: String },
+    IfDestroy { name: String },
+    /// Every interface's status, or one interface's (getifaddrs + SIOCG*).
+    GetIfConf { name: Option<String> },
+    GetIfFlags { name: String },
+    /// Set the changeable flags to `flags` (SIOCSIFFLAGS).
+    SetIfFlags { name: String, flags: u32 },
+    GetIfMtu { name: String },
+    SetIfMtu { name: String, mtu: u32 },
+    SetIfMetric { name: String, metric: u32 },
+    AifAddr { name: String, req: InAliasReq },
+    DifAddr { name: String, addr: Ipv4Addr },
+    AifAddrIn6 { name: String, req: In6AliasReq },
+    DifAddrIn6 { name: String, addr: Ipv6Addr },
+    /// Add a link address; `active` makes it the interface's MAC.
+    ALifAddr { name: String, mac: Mac, active: bool },
+    DLifAddr { name: String, mac: Mac },
+    /// `None` detaches (`-linkstr`).
+    SetLinkStr { name: String, linkstr: Option<String> },
+    GetLinkStr { name: String },
+    /// `None` clears the description.
+    SetIfDescr { name: String, descr: Option<String> },
+    GetIfMedia { name: String },
+    /// A media word as ifconfig's `media` keyword takes it.
+    SetIfMedia { name: String, media: String },
+    /// Set the enabled capabilities (SIOCSIFCAP).
+    SetIfCap { name: String, enabled: u32 },
+    /// The interface cloners, in registration order.
+    IfGCloners,
+    GetIfData { name: String },
+    /// Read and zero the counters.
+    ZIfData { name: String },
+    /// Driver-specific set request (bridge configuration).
+    SetDrvSpec { name: String, req: BridgeReq },
+    /// Driver-specific get request.
+    GetDrvSpec { name: String, req: BridgeReq },
+    /// Stop the daemon, destroying every interface.
+    Shutdown,
+}
+
+/// A successful answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Ok,
+    Flags(u32),
+    Mtu(u32),
+    IfConf(Vec<IfStatus>),
+    LinkStr(Option<String>),
+    Media(IfMedia),
+    Cloners(Vec<String>),
+    Data(IfData),
+    Bridge(BridgeStatus),
+}
+
+pub type Response = Result<Reply, Errno>;
+
+/// Anything that answers requests: the in-process [`crate::Kernel`] or a
+/// connection to an `ifnetd` ([`crate::client::Client`]).
+pub trait Ioctl {
+    fn ioctl(&mut self, req: Request) -> Response;
+}
+
+impl Ioctl for &crate::Kernel {
+    fn ioctl(&mut self, req: Request) -> Response {
+        crate::Kernel::ioctl(self, req)
+    }
+}

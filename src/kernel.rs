@@ -1,0 +1,435 @@
+//! The virtual kernel: the interface table and the request dispatcher.
+//! Used in-process by tests and Rust programs, and behind `ifnetd`.
+
+use crate::cloner::{Cloners, KernelEnv};
+use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
+use crate::ioctl::{
+    Errno, In6AliasReq, In6Addr, InAddr, InAliasReq, Reply, Request, Response, iff,
+};
+use crate::port::{FrameReceiver, Port};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+/// Longest interface description (IFDESCRSIZE less the NUL).
+pub const MAX_DESCR: usize = 63;
+/// Longest link string.
+pub const MAX_LINKSTR: usize = 1024;
+
+pub struct Ifnet {
+    pub state: IfState,
+    pub driver: Box<dyn Driver>,
+}
+
+/// Interfaces in index order.
+#[derive(Default)]
+pub struct IfTable {
+    ifs: Vec<Ifnet>,
+    next_index: u32,
+}
+
+impl IfTable {
+    fn position(&self, name: &str) -> Option<usize> {
+        self.ifs.iter().position(|i| i.state.name == name)
+    }
+
+    fn get(&mut self, name: &str) -> Result<&mut Ifnet, Errno> {
+        self.ifs.iter_mut().find(|i| i.state.name == name).ok_or(Errno::ENXIO)
+    }
+}
+
+impl IfLookup for IfTable {
+    fn lookup(&mut self, name: &str) -> Option<(&mut IfState, &mut dyn Driver)> {
+        let i = self.ifs.iter_mut().find(|i| i.state.name == name)?;
+        Some((&mut i.state, i.driver.as_mut()))
+    }
+
+    fn lookup_index(&mut self, index: u32) -> Option<(&mut IfState, &mut dyn Driver)> {
+        let i = self.ifs.iter_mut().find(|i| i.state.index == index)?;
+        Some((&mut i.state, i.driver.as_mut()))
+    }
+}
+
+pub struct Kernel {
+    env: KernelEnv,
+    cloners: Cloners,
+    table: Mutex<IfTable>,
+}
+
+/// The classful netmask NetBSD still applies when none is given.
+fn classful_mask(a: Ipv4Addr) -> Ipv4Addr {
+    match a.octets()[0] {
+        0..=127 => Ipv4Addr::new(255, 0, 0, 0),
+        128..=191 => Ipv4Addr::new(255, 255, 0, 0),
+        _ => Ipv4Addr::new(255, 255, 255, 0),
+    }
+}
+
+impl Kernel {
+    /// A kernel with every driver class registered and `lo0` attached.
+    pub fn new(env: KernelEnv) -> Kernel {
+        Kernel::with_cloners(env, crate::drivers::cloners())
+    }
+
+    pub fn with_cloners(env: KernelEnv, cloners: Cloners) -> Kernel {
+        let k = Kernel { env, cloners, table: Mutex::new(IfTable { ifs: Vec::new(), next_index: 1 }) };
+        k.ioctl(Request::IfCreate { name: "lo0".into() }).expect("lo0 attaches");
+        k
+    }
+
+    pub fn env(&self) -> &KernelEnv {
+        &self.env
+    }
+
+    /// The data-plane port of an interface.
+    pub fn port(&self, name: &str) -> Option<Arc<Port>> {
+        let mut t = self.table.lock().unwrap();
+        t.get(name).ok().map(|i| i.state.port.clone())
+    }
+
+    /// Put a frame on an interface, as if the host stack sent it.
+    pub fn send(&self, name: &str, frame: &[u8]) -> Result<(), Errno> {
+        self.port(name).ok_or(Errno::ENXIO)?.output(frame)
+    }
+
+    /// Take the frames an interface receives for the host.
+    pub fn listen(&self, name: &str) -> Result<FrameReceiver, Errno> {
+        Ok(self.port(name).ok_or(Errno::ENXIO)?.listen())
+    }
+
+    /// Destroy every interface (daemon shutdown). Interfaces that refuse
+    /// while up are brought down first.
+    pub fn shutdown(&self) {
+        let names: Vec<String> = {
+            let t = self.table.lock().unwrap();
+            t.ifs.iter().rev().map(|i| i.state.name.clone()).collect()
+        };
+        for name in names {
+            let _ = self.ioctl(Request::SetIfFlags { name: name.clone(), flags: 0 });
+            if let Err(e) = self.ioctl(Request::IfDestroy { name: name.clone() }) {
+                crate::log::warn(&format!("shutdown: destroy {name}: {e}"));
+            }
+        }
+    }
+
+    /// Answer one request.
+    pub fn ioctl(&self, req: Request) -> Response {
+        let mut t = self.table.lock().unwrap();
+        let t = &mut *t;
+        match req {
+            Request::IfCreate { name } => self.create(t, &name).map(|_| Reply::Ok),
+            Request::IfDestroy { name } => destroy(t, &name).map(|_| Reply::Ok),
+            Request::IfGCloners => Ok(Reply::Cloners(self.cloners.names())),
+            Request::GetIfConf { name } => {
+                let list = t
+                    .ifs
+                    .iter()
+                    .filter(|i| name.as_ref().is_none_or(|n| *n == i.state.name))
+                    .map(|i| i.state.status(i.driver.as_ref()))
+                    .collect::<Vec<_>>();
+                if name.is_some() && list.is_empty() {
+                    return Err(Errno::ENXIO);
+                }
+                Ok(Reply::IfConf(list))
+            }
+            Request::GetIfFlags { name } => Ok(Reply::Flags(t.get(&name)?.state.flags)),
+            Request::SetIfFlags { name, flags } => {
+                set_flags(t.get(&name)?, flags).map(|_| Reply::Ok)
+            }
+            Request::GetIfMtu { name } => Ok(Reply::Mtu(t.get(&name)?.state.mtu)),
+            Request::SetIfMtu { name, mtu } => {
+                let i = t.get(&name)?;
+                i.driver.set_mtu(&mut i.state, mtu)?;
+                i.state.mtu = mtu;
+                Ok(Reply::Ok)
+            }
+            Request::SetIfMetric { name, metric } => {
+                t.get(&name)?.state.metric = metric;
+                Ok(Reply::Ok)
+            }
+            Request::AifAddr { name, req } => add_inet(t.get(&name)?, req).map(|_| Reply::Ok),
+            Request::DifAddr { name, addr } => {
+                let s = &mut t.get(&name)?.state;
+                let pos = s.inet.iter().position(|a| a.addr == addr).ok_or(Errno::EADDRNOTAVAIL)?;
+                s.inet.remove(pos);
+                Ok(Reply::Ok)
+            }
+            Request::AifAddrIn6 { name, req } => add_inet6(t.get(&name)?, req).map(|_| Reply::Ok),
+            Request::DifAddrIn6 { name, addr } => {
+                let s = &mut t.get(&name)?.state;
+                let pos =
+                    s.inet6.iter().position(|a| a.addr == addr).ok_or(Errno::EADDRNOTAVAIL)?;
+                s.inet6.remove(pos);
+                Ok(Reply::Ok)
+            }
+            Request::ALifAddr { name, mac, active } => {
+                let s = &mut t.get(&name)?.state;
+                if s.kind != IfType::Ethernet {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                if crate::port::is_multicast(&mac) {
+                    return Err(Errno::EINVAL);
+                }
+                if active {
+                    s.set_lladdr(mac);
+                } else if !s.lladdrs.contains(&mac) {
+                    s.lladdrs.push(mac);
+                }
+                Ok(Reply::Ok)
+            }
+            Request::DLifAddr { name, mac } => {
+                let s = &mut t.get(&name)?.state;
+                match s.lladdrs.iter().position(|m| *m == mac) {
+                    None => Err(Errno::EADDRNOTAVAIL),
+                    Some(0) => Err(Errno::EBUSY),
+                    Some(p) => {
+                        s.lladdrs.remove(p);
+                        Ok(Reply::Ok)
+                    }
+                }
+            }
+            Request::SetLinkStr { name, linkstr } => {
+                if let Some(l) = &linkstr {
+                    if l.is_empty() {
+                        return Err(Errno::EINVAL);
+                    }
+                    if l.len() > MAX_LINKSTR {
+                        return Err(Errno::E2BIG);
+                    }
+                }
+                let i = t.get(&name)?;
+                i.driver.set_linkstr(&mut i.state, linkstr.as_deref()).map(|_| Reply::Ok)
+            }
+            Request::GetLinkStr { name } => {
+                let i = t.get(&name)?;
+                Ok(Reply::LinkStr(i.driver.linkstr()))
+            }
+            Request::SetIfDescr { name, descr } => {
+                let s = &mut t.get(&name)?.state;
+                if descr.as_ref().is_some_and(|d| d.len() > MAX_DESCR) {
+                    return Err(Errno::ENAMETOOLONG);
+                }
+                s.description = descr.filter(|d| !d.is_empty());
+                Ok(Reply::Ok)
+            }
+            Request::GetIfMedia { name } => {
+                let i = t.get(&name)?;
+                i.driver.media(&i.state).map(Reply::Media).ok_or(Errno::ENOTTY)
+            }
+            Request::SetIfMedia { name, media } => {
+                let i = t.get(&name)?;
+                i.driver.set_media(&mut i.state, &media).map(|_| Reply::Ok)
+            }
+            Request::SetIfCap { name, enabled } => {
+                let s = &mut t.get(&name)?.state;
+                let Some((caps, _)) = s.capabilities else {
+                    return Err(Errno::ENOTTY);
+                };
+                if enabled & !caps != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                s.capabilities = Some((caps, enabled));
+                Ok(Reply::Ok)
+            }
+            Request::GetIfData { name } => {
+                Ok(Reply::Data(t.get(&name)?.state.port.counters.snapshot()))
+            }
+            Request::ZIfData { name } => {
+                let c = &t.get(&name)?.state.port.counters;
+                let data = c.snapshot();
+                c.zero();
+                Ok(Reply::Data(data))
+            }
+            Request::SetDrvSpec { name, req } | Request::GetDrvSpec { name, req } => {
+                let pos = t.position(&name).ok_or(Errno::ENXIO)?;
+                // Take the interface out so its driver can see the others.
+                let mut me = t.ifs.remove(pos);
+                let r = me.driver.drvspec(&mut me.state, t, &req);
+                t.ifs.insert(pos, me);
+                r
+            }
+            // The daemon acts on it; in-process it only tears down.
+            Request::Shutdown => Ok(Reply::Ok),
+        }
+    }
+
+    fn create(&self, t: &mut IfTable, name: &str) -> Result<(), Errno> {
+        if t.position(name).is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let (class, unit) = self.cloners.lookup(name)?;
+        let mut state = IfState::new(name, unit, t.next_index, IfType::Ethernet);
+        let driver = class.create(&self.env, &mut state)?;
+        state.port.set_flags(state.flags);
+        state.port.set_mac(state.lladdr());
+        t.next_index += 1;
+        t.ifs.push(Ifnet { state, driver });
+        Ok(())
+    }
+}
+
+fn destroy(t: &mut IfTable, name: &str) -> Result<(), Errno> {
+    let pos = t.position(name).ok_or(Errno::ENXIO)?;
+    let mut gone = t.ifs.remove(pos);
+    if let Err(e) = gone.driver.destroy(&mut gone.state) {
+        t.ifs.insert(pos, gone);
+        return Err(e);
+    }
+    for other in &mut t.ifs {
+        other.driver.ifdetach(&mut other.state, &mut gone.state);
+    }
+    if gone.state.flags & iff::UP != 0 {
+        gone.driver.stop(&mut gone.state);
+    }
+    gone.state.port.set_transmit(None);
+    gone.state.port.set_upper(None);
+    gone.state.port.set_flags(0);
+    Ok(())
+}
+
+/// SIOCSIFFLAGS: change what the user may change, start or stop the driver.
+fn set_flags(i: &mut Ifnet, requested: u32) -> Result<(), Errno> {
+    let old = i.state.flags;
+    let new = (old & iff::CANTCHANGE) | (requested & !iff::CANTCHANGE) & 0xffff;
+    if new & iff::UP != 0 && old & iff::UP == 0 {
+        if_up(i, new)?;
+    } else if new & iff::UP == 0 && old & iff::UP != 0 {
+        i.state.set_flags(new);
+        i.driver.stop(&mut i.state);
+    } else {
+        i.state.set_flags(new);
+    }
+    if (old ^ i.state.flags) & !(iff::UP | iff::RUNNING) != 0 {
+        i.driver.flags_changed(&mut i.state, old);
+    }
+    Ok(())
+}
+
+/// Bring an interface up with `flags`, attaching IPv6 on the first up.
+fn if_up(i: &mut Ifnet, flags: u32) -> Result<(), Errno> {
+    let old = i.state.flags;
+    i.state.set_flags(flags | iff::UP);
+    if let Err(e) = i.driver.init(&mut i.state) {
+        i.state.set_flags(old);
+        return Err(e);
+    }
+    let s = &mut i.state;
+    if !s.in6_attached {
+        s.in6_attached = true;
+        if s.kind == IfType::Loopback && !s.inet6.iter().any(|a| a.addr.is_loopback()) {
+            s.inet6.push(loopback6_entry());
+        }
+        if let Some(ll) = s.link_local() {
+            if !s.inet6.iter().any(|a| a.addr.is_unicast_link_local()) {
+                s.inet6.push(link_local_entry(ll, s.index));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adding an address brings the interface up (SIOCINITIFADDR).
+fn ensure_up(i: &mut Ifnet) -> Result<(), Errno> {
+    if i.state.flags & iff::UP == 0 {
+        if_up(i, i.state.flags)?;
+    }
+    Ok(())
+}
+
+/// SIOCAIFADDR: add an inet address, or change the one with the same address.
+fn add_inet(i: &mut Ifnet, req: InAliasReq) -> Result<(), Errno> {
+    if i.state.kind == IfType::Bridge {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    let s = &mut i.state;
+    let existing = s.inet.iter().position(|a| a.addr == req.addr);
+    let mask = req
+        .mask
+        .or(existing.map(|p| s.inet[p].mask))
+        .unwrap_or_else(|| classful_mask(req.addr));
+    let broadcast = if s.flags & iff::BROADCAST != 0 {
+        Some(req.broadcast.unwrap_or_else(|| {
+            Ipv4Addr::from(u32::from(req.addr) | !u32::from(mask))
+        }))
+    } else {
+        None
+    };
+    let entry = InAddr { addr: req.addr, mask, broadcast, dst: req.dst, flags: req.flags };
+    let saved = s.inet.clone();
+    match existing {
+        Some(p) => s.inet[p] = entry,
+        None => s.inet.push(entry),
+    }
+    ensure_up(i).inspect_err(|_| i.state.inet = saved)
+}
+
+/// SIOCAIFADDR_IN6.
+fn add_inet6(i: &mut Ifnet, req: In6AliasReq) -> Result<(), Errno> {
+    if i.state.kind == IfType::Bridge {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    if req.prefixlen > 128 {
+        return Err(Errno::EINVAL);
+    }
+    let s = &mut i.state;
+    let scopeid = if req.addr.is_unicast_link_local() { s.index } else { 0 };
+    let entry = In6Addr {
+        addr: req.addr,
+        prefixlen: req.prefixlen,
+        dst: req.dst,
+        flags: req.flags,
+        pltime: req.pltime,
+        vltime: req.vltime,
+        scopeid,
+    };
+    let saved = s.inet6.clone();
+    match s.inet6.iter().position(|a| a.addr == req.addr) {
+        Some(p) => s.inet6[p] = entry,
+        None => s.inet6.push(entry),
+    }
+    ensure_up(i).inspect_err(|_| i.state.inet6 = saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ioctl::IfStatus;
+
+    fn status(k: &Kernel, name: &str) -> IfStatus {
+        match k.ioctl(Request::GetIfConf { name: Some(name.into()) }) {
+            Ok(Reply::IfConf(mut v)) => v.remove(0),
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn lo0_at_start() {
+        let k = Kernel::new(KernelEnv::default());
+        let s = status(&k, "lo0");
+        assert_eq!(s.flags, 0x8049);
+        assert_eq!(s.mtu, 33624);
+        assert_eq!(s.inet[0].addr, Ipv4Addr::LOCALHOST);
+        assert_eq!(s.inet6.len(), 2);
+        assert_eq!(s.inet6[1].scopeid, 1);
+    }
+
+    #[test]
+    fn create_destroy() {
+        let k = Kernel::new(KernelEnv::default());
+        k.ioctl(Request::IfCreate { name: "lo1".into() }).unwrap();
+        assert_eq!(k.ioctl(Request::IfCreate { name: "lo1".into() }), Err(Errno::EEXIST));
+        assert_eq!(k.ioctl(Request::IfCreate { name: "nope0".into() }), Err(Errno::EINVAL));
+        let req = InAliasReq {
+            addr: Ipv4Addr::new(10, 1, 0, 1),
+            mask: None,
+            broadcast: None,
+            dst: None,
+            flags: 0,
+        };
+        k.ioctl(Request::AifAddr { name: "lo1".into(), req }).unwrap();
+        let s = status(&k, "lo1");
+        assert_eq!(s.flags & iff::UP, iff::UP);
+        assert_eq!(s.inet[0].mask, Ipv4Addr::new(255, 0, 0, 0));
+        k.ioctl(Request::IfDestroy { name: "lo1".into() }).unwrap();
+        assert_eq!(k.ioctl(Request::IfDestroy { name: "lo1".into() }), Err(Errno::ENXIO));
+    }
+}

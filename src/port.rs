@@ -1,0 +1,221 @@
+//! The data-plane face of an interface: counters, the flags the fast path
+//! needs, and where received frames go. Drivers hold an `Arc<Port>` in their
+//! I/O threads; the control plane updates it without stopping them.
+
+use crate::ioctl::{Errno, IfData, Mac, iff};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// `struct if_data` counters, updated lock-free from any thread.
+#[derive(Default)]
+pub struct IfCounters {
+    pub ipackets: AtomicU64,
+    pub ierrors: AtomicU64,
+    pub opackets: AtomicU64,
+    pub oerrors: AtomicU64,
+    pub collisions: AtomicU64,
+    pub ibytes: AtomicU64,
+    pub obytes: AtomicU64,
+    pub imcasts: AtomicU64,
+    pub omcasts: AtomicU64,
+    pub iqdrops: AtomicU64,
+    pub noproto: AtomicU64,
+}
+
+macro_rules! counters {
+    ($($f:ident),*) => {
+        impl IfCounters {
+            pub fn snapshot(&self) -> IfData {
+                IfData { $($f: self.$f.load(Relaxed),)* }
+            }
+            pub fn zero(&self) {
+                $(self.$f.store(0, Relaxed);)*
+            }
+        }
+    };
+}
+counters!(
+    ipackets, ierrors, opackets, oerrors, collisions, ibytes, obytes, imcasts, omcasts, iqdrops,
+    noproto
+);
+
+/// How a driver puts a frame on its medium. Must not block for long: a
+/// medium that cannot take the frame now returns an error and it is dropped.
+pub trait Transmit: Send + Sync {
+    fn transmit(&self, frame: &[u8]) -> Result<(), Errno>;
+}
+
+/// Where a port hands the frames it receives when it is a bridge member.
+pub trait Upper: Send + Sync {
+    fn input(&self, from: &Arc<Port>, frame: &[u8]);
+}
+
+/// Frames taken off an interface through the library API.
+pub type FrameReceiver = Receiver<Vec<u8>>;
+
+/// Bound of the library receive queue; beyond it frames count as `iqdrops`.
+const LISTEN_QUEUE: usize = 4096;
+
+pub struct Port {
+    pub index: u32,
+    pub name: String,
+    pub counters: IfCounters,
+    flags: AtomicU32,
+    /// The active MAC in the low 48 bits; 0 for interfaces without one.
+    mac: AtomicU64,
+    tx: RwLock<Option<Arc<dyn Transmit>>>,
+    upper: RwLock<Option<Arc<dyn Upper>>>,
+    listener: Mutex<Option<SyncSender<Vec<u8>>>>,
+}
+
+pub fn is_multicast(mac: &[u8]) -> bool {
+    mac[0] & 1 != 0
+}
+
+fn mac_to_u64(mac: &Mac) -> u64 {
+    mac.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+impl Port {
+    pub fn new(index: u32, name: &str) -> Arc<Port> {
+        Arc::new(Port {
+            index,
+            name: name.to_string(),
+            counters: IfCounters::default(),
+            flags: AtomicU32::new(0),
+            mac: AtomicU64::new(0),
+            tx: RwLock::new(None),
+            upper: RwLock::new(None),
+            listener: Mutex::new(None),
+        })
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Relaxed)
+    }
+
+    pub(crate) fn set_flags(&self, flags: u32) {
+        self.flags.store(flags, Relaxed)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.flags() & (iff::UP | iff::RUNNING) == iff::UP | iff::RUNNING
+    }
+
+    pub fn mac(&self) -> Option<Mac> {
+        let v = self.mac.load(Relaxed);
+        (v != 0).then(|| {
+            let b = v.to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        })
+    }
+
+    pub(crate) fn set_mac(&self, mac: Option<Mac>) {
+        self.mac.store(mac.as_ref().map_or(0, mac_to_u64), Relaxed)
+    }
+
+    pub fn is_own_mac(&self, mac: &[u8]) -> bool {
+        mac.len() >= 6 && self.mac.load(Relaxed) == mac_to_u64(&mac[..6].try_into().unwrap())
+    }
+
+    /// Install the driver's transmitter (`None`: frames are dropped).
+    pub fn set_transmit(&self, tx: Option<Arc<dyn Transmit>>) {
+        *self.tx.write().unwrap() = tx;
+    }
+
+    pub fn set_upper(&self, upper: Option<Arc<dyn Upper>>) {
+        *self.upper.write().unwrap() = upper;
+    }
+
+    pub fn has_upper(&self) -> bool {
+        self.upper.read().unwrap().is_some()
+    }
+
+    /// Send a frame out of this interface (`if_output`).
+    pub fn output(&self, frame: &[u8]) -> Result<(), Errno> {
+        if !self.is_running() {
+            self.counters.oerrors.fetch_add(1, Relaxed);
+            return Err(Errno::ENETDOWN);
+        }
+        let tx = self.tx.read().unwrap();
+        let Some(tx) = tx.as_ref() else {
+            self.counters.oerrors.fetch_add(1, Relaxed);
+            return Err(Errno::ENXIO);
+        };
+        match tx.transmit(frame) {
+            Ok(()) => {
+                self.counters.opackets.fetch_add(1, Relaxed);
+                self.counters.obytes.fetch_add(frame.len() as u64, Relaxed);
+                if frame.first().is_some_and(|b| b & 1 != 0) {
+                    self.counters.omcasts.fetch_add(1, Relaxed);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.oerrors.fetch_add(1, Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// A frame arrived from the medium (`ether_input`): count it and pass it
+    /// to the bridge, or deliver it locally if it is for us.
+    pub fn input(self: &Arc<Self>, frame: &[u8]) {
+        if frame.len() < 14 {
+            self.counters.ierrors.fetch_add(1, Relaxed);
+            return;
+        }
+        self.counters.ipackets.fetch_add(1, Relaxed);
+        self.counters.ibytes.fetch_add(frame.len() as u64, Relaxed);
+        if is_multicast(frame) {
+            self.counters.imcasts.fetch_add(1, Relaxed);
+        }
+        if let Some(upper) = self.upper.read().unwrap().as_ref() {
+            upper.input(self, frame);
+            return;
+        }
+        if is_multicast(frame) || self.is_own_mac(frame) || self.flags() & iff::PROMISC != 0 {
+            self.deliver_local(frame);
+        }
+    }
+
+    /// Hand a frame to the host side of this interface (the library
+    /// listener; later the IP stack). Frames nobody takes count as noproto.
+    pub fn deliver_local(&self, frame: &[u8]) {
+        let mut listener = self.listener.lock().unwrap();
+        let Some(tx) = listener.as_ref() else {
+            self.counters.noproto.fetch_add(1, Relaxed);
+            return;
+        };
+        match tx.try_send(frame.to_vec()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.counters.iqdrops.fetch_add(1, Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => *listener = None,
+        }
+    }
+
+    /// Start taking this interface's locally delivered frames.
+    pub fn listen(&self) -> FrameReceiver {
+        let (tx, rx) = sync_channel(LISTEN_QUEUE);
+        *self.listener.lock().unwrap() = Some(tx);
+        rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trip() {
+        let p = Port::new(1, "x0");
+        assert_eq!(p.mac(), None);
+        let m = [0xb2, 0xa0, 1, 2, 3, 4];
+        p.set_mac(Some(m));
+        assert_eq!(p.mac(), Some(m));
+        assert!(p.is_own_mac(&m));
+    }
+}
