@@ -207,4 +207,8 @@ pub trait Driver: Send {
 
     /// Another interface is being destroyed: forget it.
     fn ifdetach(&mut self, _ifs: &mut IfState, _gone: &mut IfState) {}
+
+    /// This interface is being destroyed (after `destroy` agreed): let go
+    /// of the interfaces it holds, as a bridge releases its members.
+    fn release(&mut self, _ifs: &mut IfState, _others: &mut dyn IfLookup) {}
 }

@@ -274,6 +274,7 @@ fn destroy(t: &mut IfTable, name: &str) -> Result<(), Errno> {
         t.ifs.insert(pos, gone);
         return Err(e);
     }
+    gone.driver.release(&mut gone.state, t);
     for other in &mut t.ifs {
         other.driver.ifdetach(&mut other.state, &mut gone.state);
     }

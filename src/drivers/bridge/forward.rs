@@ -1,0 +1,167 @@
+//! The bridge data plane (`bridge_input`, `bridge_forward`,
+//! `bridge_broadcast`): runs on the members' receive threads, never blocks
+//! on a member and allocates nothing per frame.
+
+use super::rtable::Rtable;
+use super::{Clock, IFBIF_DISCOVER, IFBIF_LEARNING, IFBIF_PROTECTED, IFBIF_STP};
+use crate::port::{Port, Upper, is_multicast};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Destination of 802.1D BPDUs (`bstp_etheraddr`).
+const BSTP_ETHERADDR: [u8; 6] = [0x01, 0x80, 0xc2, 0, 0, 0];
+
+/// A member as the data plane sees it (`struct bridge_iflist`).
+#[derive(Clone)]
+pub struct BridgeIf {
+    pub port: Arc<Port>,
+    /// `IFBIF_*`
+    pub flags: u32,
+    pub priority: u32,
+    pub path_cost: u32,
+}
+
+/// State shared by the control plane and every member's receive path
+/// (`struct bridge_softc`).
+pub struct Softc {
+    /// The bridge's own interface: its flags gate forwarding, its
+    /// counters count what the bridge forwards.
+    pub port: Arc<Port>,
+    /// Newest first. Replaced whole on change, so the fast path only
+    /// clones an `Arc` and never holds the lock while sending.
+    pub members: RwLock<Arc<Vec<BridgeIf>>>,
+    pub rt: Mutex<Rtable>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Softc {
+    pub fn members(&self) -> Arc<Vec<BridgeIf>> {
+        self.members.read().unwrap().clone()
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.uptime()
+    }
+
+    /// Send one frame out of member `dst` (`bridge_enqueue`). A member that
+    /// is not running is skipped; one that cannot take the frame drops it
+    /// (counted in its `oerrors` and ours).
+    fn enqueue(&self, dst: &BridgeIf, frame: &[u8]) {
+        if !dst.port.is_running() {
+            return;
+        }
+        let c = &self.port.counters;
+        match dst.port.output(frame) {
+            Ok(()) => {
+                c.opackets.fetch_add(1, Relaxed);
+                c.obytes.fetch_add(frame.len() as u64, Relaxed);
+                if is_multicast(frame) {
+                    c.omcasts.fetch_add(1, Relaxed);
+                }
+            }
+            Err(_) => {
+                c.oerrors.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Send to every member but the input one (`bridge_broadcast`), or only
+    /// to the DISCOVER ones for an unknown unicast destination.
+    fn flood(&self, members: &[BridgeIf], src: &BridgeIf, frame: &[u8], discover_only: bool) {
+        for m in members {
+            if Arc::ptr_eq(&m.port, &src.port) {
+                continue;
+            }
+            if discover_only && m.flags & IFBIF_DISCOVER == 0 {
+                continue;
+            }
+            if protected_pair(src, m) {
+                continue;
+            }
+            self.enqueue(m, frame);
+        }
+    }
+
+    fn learn(&self, bif: &BridgeIf, src: &[u8], now: u64) {
+        if bif.flags & IFBIF_LEARNING == 0 || is_multicast(src) || src.iter().all(|&b| b == 0) {
+            return;
+        }
+        let Ok(src) = src.try_into() else { return };
+        self.rt.lock().unwrap().learn(src, bif.port.index, now);
+    }
+}
+
+/// `addr` is member `m`'s own address (a member without one has none).
+fn is_own(m: &BridgeIf, addr: &[u8]) -> bool {
+    m.port.is_own_mac(addr) && addr.iter().any(|&b| b != 0)
+}
+
+/// Frames never go from one protected member to another.
+fn protected_pair(a: &BridgeIf, b: &BridgeIf) -> bool {
+    a.flags & b.flags & IFBIF_PROTECTED != 0
+}
+
+/// What a member does with a frame when it is not bridging: keep what is
+/// addressed to it, as `ether_input` would (its PROMISC is the bridge's).
+fn host_input(from: &Port, frame: &[u8]) {
+    if is_multicast(frame) || from.is_own_mac(frame) {
+        from.deliver_local(frame);
+    }
+}
+
+impl Upper for Softc {
+    fn input(&self, from: &Arc<Port>, frame: &[u8]) {
+        // Port::input only hands us frames with a whole Ethernet header.
+        let (dst, src) = (&frame[..6], &frame[6..12]);
+        if !self.port.is_running() {
+            host_input(from, frame);
+            return;
+        }
+        let members = self.members();
+        let Some(bif) = members.iter().find(|m| Arc::ptr_eq(&m.port, from)) else {
+            host_input(from, frame);
+            return;
+        };
+        if bif.flags & IFBIF_STP != 0 && dst == BSTP_ETHERADDR {
+            // A BPDU for the spanning tree, which we do not run: consume it.
+            return;
+        }
+        let now = self.now();
+        if !is_multicast(dst) {
+            // For one of the members' own addresses: deliver it there.
+            if let Some(m) = members.iter().find(|m| is_own(m, dst)) {
+                self.learn(bif, src, now);
+                m.port.deliver_local(frame);
+                return;
+            }
+        }
+        // A frame one of our members sent, coming back in.
+        if members.iter().any(|m| is_own(m, src)) {
+            return;
+        }
+        let c = &self.port.counters;
+        c.ipackets.fetch_add(1, Relaxed);
+        c.ibytes.fetch_add(frame.len() as u64, Relaxed);
+        self.learn(bif, src, now);
+        if is_multicast(dst) {
+            c.imcasts.fetch_add(1, Relaxed);
+            from.deliver_local(frame);
+            self.flood(&members, bif, frame, false);
+            return;
+        }
+        let known = self.rt.lock().unwrap().lookup(dst, now);
+        match known {
+            Some(ifindex) => {
+                if ifindex == from.index {
+                    return; // no hairpin
+                }
+                if let Some(m) = members.iter().find(|m| m.port.index == ifindex) {
+                    if !protected_pair(bif, m) {
+                        self.enqueue(m, frame);
+                    }
+                }
+            }
+            None => self.flood(&members, bif, frame, true),
+        }
+    }
+}
