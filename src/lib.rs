@@ -6,6 +6,7 @@
 //! - [`drivers`]: one module per interface class.
 //! - [`port`]: the data-plane face of an interface.
 
+pub mod brconfig;
 pub mod cloner;
 pub mod drivers;
 pub mod ifnet;
