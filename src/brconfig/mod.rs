@@ -61,7 +61,12 @@ fn sys(msg: impl Into<String>) -> impl FnOnce(Errno) -> Fail {
 
 /// Run brconfig with `args` as `std::env::args()` gives them (the program
 /// name first) against `ctl`; returns the exit status.
-pub fn main_with(args: &[String], ctl: &mut dyn Ioctl, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn main_with(
+    args: &[String],
+    ctl: &mut dyn Ioctl,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let mut buf = Vec::new();
     let r = run(args, ctl, &mut buf);
     let _ = out.write_all(&buf);
@@ -84,7 +89,11 @@ pub fn main_with(args: &[String], ctl: &mut dyn Ioctl, out: &mut dyn Write, err:
 
 fn write_usage(err: &mut dyn Write) -> std::io::Result<()> {
     for (i, u) in USAGE.iter().enumerate() {
-        writeln!(err, "{} {PROG} {u}", if i == 0 { "usage:" } else { "      " })?;
+        writeln!(
+            err,
+            "{} {PROG} {u}",
+            if i == 0 { "usage:" } else { "      " }
+        )?;
     }
     Ok(())
 }
@@ -101,7 +110,9 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
             rest = &rest[1..];
             break;
         }
-        let Some(opts) = a.strip_prefix('-').filter(|o| !o.is_empty()) else { break };
+        let Some(opts) = a.strip_prefix('-').filter(|o| !o.is_empty()) else {
+            break;
+        };
         for c in opts.chars() {
             if c != 'a' {
                 return Err(Fail::BadOption(c));
@@ -122,9 +133,16 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
     if !parse::is_bridge(bridge) {
         return Err(Fail::Msg(format!("{bridge} is not a bridge")));
     }
-    let mut flags = match ctl.ioctl(Request::GetIfFlags { name: bridge.clone() }) {
+    let mut flags = match ctl.ioctl(Request::GetIfFlags {
+        name: bridge.clone(),
+    }) {
         Ok(Reply::Flags(f)) => f,
-        Ok(_) => return Err(Fail::Sys("unable to get interface flags".into(), Errno::EIO)),
+        Ok(_) => {
+            return Err(Fail::Sys(
+                "unable to get interface flags".into(),
+                Errno::EIO,
+            ));
+        }
         Err(e) => return Err(Fail::Sys("unable to get interface flags".into(), e)),
     };
     if words.is_empty() {
@@ -132,7 +150,8 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
     }
     let mut flags_updated = false;
     while let Some((word, after)) = words.split_first() {
-        let cmd = parse::lookup(word).ok_or_else(|| Fail::Msg(format!("unknown command: {word}")))?;
+        let cmd =
+            parse::lookup(word).ok_or_else(|| Fail::Msg(format!("unknown command: {word}")))?;
         if after.len() < cmd.argc {
             return Err(Fail::Msg(format!(
                 "command {} requires {} argument{}",
@@ -143,7 +162,11 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
         }
         let (argv, next) = after.split_at(cmd.argc);
         if let Action::Up(up) = cmd.action {
-            flags = if up { flags | iff::UP } else { flags & !iff::UP };
+            flags = if up {
+                flags | iff::UP
+            } else {
+                flags & !iff::UP
+            };
             flags_updated = true;
         } else {
             exec(ctl, bridge, cmd, argv, out)?;
@@ -151,8 +174,11 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
         words = next;
     }
     if flags_updated {
-        ctl.ioctl(Request::SetIfFlags { name: bridge.clone(), flags })
-            .map_err(sys("unable to set interface flags"))?;
+        ctl.ioctl(Request::SetIfFlags {
+            name: bridge.clone(),
+            flags,
+        })
+        .map_err(sys("unable to set interface flags"))?;
     }
     Ok(())
 }
@@ -166,21 +192,34 @@ fn value(cmd: &Command, arg: &str, mask: u64) -> Result<u32> {
 }
 
 fn mac(cmd: &Command, arg: &str) -> Result<crate::ioctl::Mac> {
-    parse::ether_aton(arg).ok_or_else(|| Fail::Msg(format!("{}: invalid address: {arg}", cmd.keyword)))
+    parse::ether_aton(arg)
+        .ok_or_else(|| Fail::Msg(format!("{}: invalid address: {arg}", cmd.keyword)))
 }
 
 fn drvspec(ctl: &mut dyn Ioctl, bridge: &str, req: BridgeReq) -> std::result::Result<Reply, Errno> {
-    ctl.ioctl(Request::SetDrvSpec { name: bridge.to_string(), req })
+    ctl.ioctl(Request::SetDrvSpec {
+        name: bridge.to_string(),
+        req,
+    })
 }
 
 fn get(ctl: &mut dyn Ioctl, bridge: &str) -> std::result::Result<BridgeStatus, Errno> {
-    match ctl.ioctl(Request::GetDrvSpec { name: bridge.to_string(), req: BridgeReq::Get })? {
+    match ctl.ioctl(Request::GetDrvSpec {
+        name: bridge.to_string(),
+        req: BridgeReq::Get,
+    })? {
         Reply::Bridge(b) => Ok(b),
         _ => Err(Errno::EIO),
     }
 }
 
-fn exec(ctl: &mut dyn Ioctl, bridge: &str, cmd: &Command, argv: &[String], out: &mut Vec<u8>) -> Result<()> {
+fn exec(
+    ctl: &mut dyn Ioctl,
+    bridge: &str,
+    cmd: &Command,
+    argv: &[String],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let kw = cmd.keyword;
     let arg0 = argv.first().map(String::as_str).unwrap_or_default();
     // The usual `err(1, "%s %s", keyword, argv[0])`.
@@ -195,17 +234,31 @@ fn exec(ctl: &mut dyn Ioctl, bridge: &str, cmd: &Command, argv: &[String], out: 
         Action::Delete => set(ctl, BridgeReq::Del { member }, ctx()),
         Action::MemberFlag(bit, on) => {
             let (set_bits, clear) = if on { (bit, 0) } else { (0, bit) };
-            match drvspec(ctl, bridge, BridgeReq::SetIfFlags { member, set: set_bits, clear }) {
+            match drvspec(
+                ctl,
+                bridge,
+                BridgeReq::SetIfFlags {
+                    member,
+                    set: set_bits,
+                    clear,
+                },
+            ) {
                 Ok(_) => Ok(()),
                 // The member lookup is what BRDGGIFFLGS does first.
-                Err(e) if e == Errno::ENOENT => Err(Fail::Sys("unable to get bridge flags".into(), e)),
+                Err(e) if e == Errno::ENOENT => {
+                    Err(Fail::Sys("unable to get bridge flags".into(), e))
+                }
                 Err(e) => Err(Fail::Sys("unable to set bridge flags".into(), e)),
             }
         }
         Action::Flush(all) => set(ctl, BridgeReq::Flush { all }, kw.to_string()),
         Action::Static => {
             let m = mac(cmd, &argv[1])?;
-            set(ctl, BridgeReq::AddStatic { member, mac: m }, format!("{kw} {arg0} {}", argv[1]))
+            set(
+                ctl,
+                BridgeReq::AddStatic { member, mac: m },
+                format!("{kw} {arg0} {}", argv[1]),
+            )
         }
         Action::DelAddr => {
             let m = mac(cmd, arg0)?;
@@ -242,7 +295,14 @@ fn exec(ctl: &mut dyn Ioctl, bridge: &str, cmd: &Command, argv: &[String], out: 
         }
         Action::IfPriority => {
             let v = value(cmd, &argv[1], 0xff)?;
-            set(ctl, BridgeReq::SetIfPriority { member, priority: v }, ctx())
+            set(
+                ctl,
+                BridgeReq::SetIfPriority {
+                    member,
+                    priority: v,
+                },
+                ctx(),
+            )
         }
         Action::IfPathCost => {
             let v = value(cmd, &argv[1], 0xff)?;
@@ -250,14 +310,20 @@ fn exec(ctl: &mut dyn Ioctl, bridge: &str, cmd: &Command, argv: &[String], out: 
         }
         Action::Ipf(on) => {
             get(ctl, bridge).map_err(sys(kw))?;
-            set(ctl, BridgeReq::SetFilter(on), format!("{kw} {:x}", u32::from(on)))
+            set(
+                ctl,
+                BridgeReq::SetFilter(on),
+                format!("{kw} {:x}", u32::from(on)),
+            )
         }
     }
 }
 
 /// The status of one bridge (`status`).
 fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Vec<u8>) -> Result<()> {
-    let flags = match ctl.ioctl(Request::GetIfFlags { name: bridge.to_string() }) {
+    let flags = match ctl.ioctl(Request::GetIfFlags {
+        name: bridge.to_string(),
+    }) {
         Ok(Reply::Flags(f)) => f,
         Ok(_) => return Err(Fail::Sys("unable to get flags".into(), Errno::EIO)),
         Err(e) => return Err(Fail::Sys("unable to get flags".into(), e)),

@@ -46,7 +46,11 @@ pub struct Command {
 }
 
 const fn cmd(keyword: &'static str, argc: usize, action: Action) -> Command {
-    Command { keyword, argc, action }
+    Command {
+        keyword,
+        argc,
+        action,
+    }
 }
 
 /// Every command, as NetBSD's `command_table` lists them.
@@ -86,7 +90,8 @@ pub fn lookup(word: &str) -> Option<&'static Command> {
 
 /// `bridge<digit>…`, the names brconfig accepts (`is_bridge`).
 pub fn is_bridge(name: &str) -> bool {
-    name.strip_prefix("bridge").is_some_and(|r| r.as_bytes().first().is_some_and(u8::is_ascii_digit))
+    name.strip_prefix("bridge")
+        .is_some_and(|r| r.as_bytes().first().is_some_and(u8::is_ascii_digit))
 }
 
 fn is_space(c: char) -> bool {
@@ -97,11 +102,15 @@ fn is_space(c: char) -> bool {
 /// Digits of `radix` accumulated into a u64; `None` on overflow (ERANGE).
 fn digits(radix: u32) -> impl Fn(&str) -> IResult<&str, Option<u64>> {
     move |i| {
-        map(take_while1(move |c: char| c.is_digit(radix)), move |d: &str| {
-            d.chars().try_fold(0u64, |acc, c| {
-                acc.checked_mul(u64::from(radix))?.checked_add(u64::from(c.to_digit(radix)?))
-            })
-        })
+        map(
+            take_while1(move |c: char| c.is_digit(radix)),
+            move |d: &str| {
+                d.chars().try_fold(0u64, |acc, c| {
+                    acc.checked_mul(u64::from(radix))?
+                        .checked_add(u64::from(c.to_digit(radix)?))
+                })
+            },
+        )
         .parse(i)
     }
 }
@@ -110,7 +119,14 @@ fn digits(radix: u32) -> impl Fn(&str) -> IResult<&str, Option<u64>> {
 /// octal, else decimal.
 fn ul_magnitude(i: &str) -> IResult<&str, Option<u64>> {
     alt((
-        preceded((char('0'), one_of("xX"), peek(one_of("0123456789abcdefABCDEF"))), digits(16)),
+        preceded(
+            (
+                char('0'),
+                one_of("xX"),
+                peek(one_of("0123456789abcdefABCDEF")),
+            ),
+            digits(16),
+        ),
         preceded(peek(char('0')), digits(8)),
         digits(10),
     ))
@@ -124,18 +140,36 @@ pub fn get_val(s: &str) -> Option<u64> {
     let mut p = all_consuming((take_while(is_space), sign, ul_magnitude));
     let (_, (_, sign, mag)) = p.parse(s).ok()?;
     let v = mag?;
-    Some(if sign == Some('-') { v.wrapping_neg() } else { v })
+    Some(if sign == Some('-') {
+        v.wrapping_neg()
+    } else {
+        v
+    })
 }
 
 /// One `%x` conversion of scanf(3): blanks, a sign, an optional `0x`,
 /// hex digits; wraps like the C conversion does into an unsigned int.
 fn scanf_hex(i: &str) -> IResult<&str, u32> {
-    let (i, (_, sign, _)) =
-        (take_while(is_space), opt(one_of("+-")), opt(terminated(char('0'), one_of("xX")))).parse(i)?;
+    let (i, (_, sign, _)) = (
+        take_while(is_space),
+        opt(one_of("+-")),
+        opt(terminated(char('0'), one_of("xX"))),
+    )
+        .parse(i)?;
     // "0x" with no digits after it scans as 0, as in C.
     let (i, d) = take_while(|c: char| c.is_ascii_hexdigit()).parse(i)?;
-    let v = d.chars().fold(0u32, |acc, c| acc.wrapping_mul(16).wrapping_add(c.to_digit(16).unwrap_or(0)));
-    Ok((i, if sign == Some('-') { v.wrapping_neg() } else { v }))
+    let v = d.chars().fold(0u32, |acc, c| {
+        acc.wrapping_mul(16)
+            .wrapping_add(c.to_digit(16).unwrap_or(0))
+    });
+    Ok((
+        i,
+        if sign == Some('-') {
+            v.wrapping_neg()
+        } else {
+            v
+        },
+    ))
 }
 
 fn scanf_hex_nonempty(i: &str) -> IResult<&str, u32> {
@@ -146,7 +180,10 @@ fn scanf_hex_nonempty(i: &str) -> IResult<&str, u32> {
     )))
     .parse(i)?;
     if ok.is_none() {
-        return Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::HexDigit)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::HexDigit,
+        )));
     }
     scanf_hex(i)
 }
@@ -195,7 +232,10 @@ mod tests {
 
     #[test]
     fn ether_aton_syntax() {
-        assert_eq!(ether_aton("00:aa:aa:aa:aa:aa"), Some([0, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa]));
+        assert_eq!(
+            ether_aton("00:aa:aa:aa:aa:aa"),
+            Some([0, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa])
+        );
         assert_eq!(ether_aton("b2:A0:1:2:3:4"), Some([0xb2, 0xa0, 1, 2, 3, 4]));
         assert_eq!(ether_aton(" 1:2:3:4:5:6junk"), Some([1, 2, 3, 4, 5, 6]));
         assert_eq!(ether_aton("1:2:3:4:5:0x106"), Some([1, 2, 3, 4, 5, 6]));

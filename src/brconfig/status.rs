@@ -29,14 +29,21 @@ const IFBAFBITS: [&str; 1] = ["STATIC"];
 
 /// `printb`: `name=<hex><NAME,NAME>`, with `<>` even when no bit is named.
 pub fn printb(name: &str, v: u32, bits: &[&str]) -> String {
-    let names: Vec<&str> =
-        bits.iter().enumerate().filter(|(i, _)| v & (1 << i) != 0).map(|(_, n)| *n).collect();
+    let names: Vec<&str> = bits
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| v & (1 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect();
     format!("{name}={v:x}<{}>", names.join(","))
 }
 
 /// `ether_ntoa(3)`: two lowercase hex digits per byte.
 pub fn ether_ntoa(m: &Mac) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
 /// The address cache lines (`show_addresses`), each after `prefix`.
@@ -80,7 +87,11 @@ pub fn status(name: &str, flags: u32, b: &BridgeStatus) -> String {
         }
         s.push('\n');
     }
-    let _ = writeln!(s, "\tAddress cache (max cache: {}, timeout: {}):", b.max_cache, b.timeout);
+    let _ = writeln!(
+        s,
+        "\tAddress cache (max cache: {}, timeout: {}):",
+        b.max_cache, b.timeout
+    );
     s.push_str(&addresses(&b.routes, "\t\t"));
     s
 }
@@ -93,7 +104,10 @@ mod tests {
     fn printb_forms() {
         assert_eq!(printb("flags", 0x41, &IFFBITS), "flags=41<UP,RUNNING>");
         assert_eq!(printb("flags", 0, &IFBAFBITS), "flags=0<>");
-        assert_eq!(printb("flags", 0xb, &IFBIFBITS), "flags=b<LEARNING,DISCOVER,PROTECTED>");
+        assert_eq!(
+            printb("flags", 0xb, &IFBIFBITS),
+            "flags=b<LEARNING,DISCOVER,PROTECTED>"
+        );
         assert_eq!(printb("flags", 0x21, &IFFBITS), "flags=21<UP,NOTRAILERS>");
     }
 }

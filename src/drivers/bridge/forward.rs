@@ -155,10 +155,10 @@ impl Upper for Softc {
                 if ifindex == from.index {
                     return; // no hairpin
                 }
-                if let Some(m) = members.iter().find(|m| m.port.index == ifindex) {
-                    if !protected_pair(bif, m) {
-                        self.enqueue(m, frame);
-                    }
+                if let Some(m) = members.iter().find(|m| m.port.index == ifindex)
+                    && !protected_pair(bif, m)
+                {
+                    self.enqueue(m, frame);
                 }
             }
             None => self.flood(&members, bif, frame, true),

@@ -71,7 +71,9 @@ pub struct BridgeClone {
 
 impl Default for BridgeClone {
     fn default() -> Self {
-        BridgeClone { clock: Arc::new(Uptime::default()) }
+        BridgeClone {
+            clock: Arc::new(Uptime::default()),
+        }
     }
 }
 
@@ -121,7 +123,12 @@ struct Bridge {
 
 impl Bridge {
     fn member(&self, name: &str) -> Result<BridgeIf, Errno> {
-        self.sc.members().iter().find(|m| m.port.name == name).cloned().ok_or(Errno::ENOENT)
+        self.sc
+            .members()
+            .iter()
+            .find(|m| m.port.name == name)
+            .cloned()
+            .ok_or(Errno::ENOENT)
     }
 
     /// Replace the member list the data plane sees.
@@ -148,7 +155,12 @@ impl Bridge {
             return Err(Errno::EINVAL); // a bridge is not Ethernet
         }
         let (st, drv) = others.lookup(name).ok_or(Errno::ENOENT)?;
-        if self.sc.members().iter().any(|m| Arc::ptr_eq(&m.port, &st.port)) {
+        if self
+            .sc
+            .members()
+            .iter()
+            .any(|m| Arc::ptr_eq(&m.port, &st.port))
+        {
             return Err(Errno::EEXIST);
         }
         if st.port.has_upper() {
@@ -197,9 +209,16 @@ impl Bridge {
     fn status(&self, ifs: &IfState) -> BridgeStatus {
         let now = self.sc.now();
         let members = self.sc.members();
-        let state = if ifs.flags & iff::RUNNING != 0 { "forwarding" } else { "disabled" };
+        let state = if ifs.flags & iff::RUNNING != 0 {
+            "forwarding"
+        } else {
+            "disabled"
+        };
         let name_of = |ifindex: u32| {
-            members.iter().find(|m| m.port.index == ifindex).map(|m| m.port.name.clone())
+            members
+                .iter()
+                .find(|m| m.port.index == ifindex)
+                .map(|m| m.port.name.clone())
         };
         let (max_cache, timeout, routes) = {
             let mut rt = self.sc.rt.lock().unwrap();
@@ -243,7 +262,11 @@ impl Bridge {
 
 /// An STP timer (`BRDGSHT`, `BRDGSFD`, `BRDGSMA`): 1–255 seconds.
 fn stp_time(v: u32) -> Result<u32, Errno> {
-    if (1..=255).contains(&v) { Ok(v) } else { Err(Errno::EINVAL) }
+    if (1..=255).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Errno::EINVAL)
+    }
 }
 
 impl Driver for Bridge {
@@ -278,7 +301,11 @@ impl Driver for Bridge {
             BridgeReq::SetTimeout(t) => self.sc.rt.lock().unwrap().timeout = *t,
             BridgeReq::AddStatic { member, mac } => {
                 let m = self.member(member)?;
-                self.sc.rt.lock().unwrap().add_static(mac, m.port.index, now)?
+                self.sc
+                    .rt
+                    .lock()
+                    .unwrap()
+                    .add_static(mac, m.port.index, now)?
             }
             BridgeReq::DelAddr { mac } => self.sc.rt.lock().unwrap().delete(mac, now)?,
             BridgeReq::Flush { all } => self.sc.rt.lock().unwrap().flush(*all),
@@ -298,7 +325,12 @@ impl Driver for Bridge {
     }
 
     fn ifdetach(&mut self, _ifs: &mut IfState, gone: &mut IfState) {
-        if self.sc.members().iter().any(|m| Arc::ptr_eq(&m.port, &gone.port)) {
+        if self
+            .sc
+            .members()
+            .iter()
+            .any(|m| Arc::ptr_eq(&m.port, &gone.port))
+        {
             // Its flags die with it; only the bridge's hold on it matters.
             self.delete_member(&gone.port.clone(), None);
         }

@@ -80,12 +80,24 @@ impl Rtable {
     }
 
     fn expiry(&self, now: u64) -> u64 {
-        if self.timeout == 0 { 0 } else { now + u64::from(self.timeout) }
+        if self.timeout == 0 {
+            0
+        } else {
+            now + u64::from(self.timeout)
+        }
     }
 
     fn insert(&mut self, mac: Mac, ifindex: u32, expire: u64, flags: u32) {
         self.seq += 1;
-        self.nodes.insert(mac, Rtnode { ifindex, expire, flags, seq: self.seq });
+        self.nodes.insert(
+            mac,
+            Rtnode {
+                ifindex,
+                expire,
+                flags,
+                seq: self.seq,
+            },
+        );
     }
 
     /// Sweep if the prune period has passed (`bridge_timer`).
@@ -143,7 +155,10 @@ impl Rtable {
     /// Where `dst` lives (`bridge_rtlookup`); expired entries don't count.
     pub fn lookup(&self, dst: &[u8], now: u64) -> Option<u32> {
         let dst: &Mac = dst.get(..6)?.try_into().ok()?;
-        self.nodes.get(dst).filter(|n| !n.expired(now)).map(|n| n.ifindex)
+        self.nodes
+            .get(dst)
+            .filter(|n| !n.expired(now))
+            .map(|n| n.ifindex)
     }
 
     /// `BRDGDADDR`
@@ -178,7 +193,7 @@ impl Rtable {
             .filter(|(_, n)| !n.is_static())
             .map(|(m, n)| (n.seq, *m))
             .collect();
-        dynamic.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        dynamic.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
         for (_, mac) in dynamic {
             if self.nodes.len() <= max as usize {
                 break;
@@ -194,11 +209,23 @@ impl Rtable {
             .iter()
             .filter(|(_, n)| !n.expired(now))
             .map(|(mac, n)| {
-                let expire = if n.is_static() { 0 } else { n.expire.saturating_sub(now) };
-                (n.seq, RtEntry { mac: *mac, ifindex: n.ifindex, expire, flags: n.flags })
+                let expire = if n.is_static() {
+                    0
+                } else {
+                    n.expire.saturating_sub(now)
+                };
+                (
+                    n.seq,
+                    RtEntry {
+                        mac: *mac,
+                        ifindex: n.ifindex,
+                        expire,
+                        flags: n.flags,
+                    },
+                )
             })
             .collect();
-        v.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        v.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         v.into_iter().map(|(_, e)| e).collect()
     }
 }
@@ -212,7 +239,10 @@ mod tests {
     const C: Mac = [2, 0, 0, 0, 0, 0xc];
 
     fn macs(t: &Rtable, now: u64) -> Vec<(Mac, u32, u64, u32)> {
-        t.list(now).iter().map(|e| (e.mac, e.ifindex, e.expire, e.flags)).collect()
+        t.list(now)
+            .iter()
+            .map(|e| (e.mac, e.ifindex, e.expire, e.flags))
+            .collect()
     }
 
     #[test]
@@ -242,8 +272,7 @@ mod tests {
 
     #[test]
     fn expiry_before_and_at_sweep() {
-        let mut t = Rtable::default();
-        t.timeout = 5;
+        let mut t = Rtable { timeout: 5, ..Default::default() };
         t.learn(&A, 2, 10);
         assert_eq!(t.lookup(&A, 14), Some(2));
         assert_eq!(t.lookup(&A, 15), None);
@@ -255,8 +284,7 @@ mod tests {
 
     #[test]
     fn full_cache_ages_before_refusing() {
-        let mut t = Rtable::default();
-        t.timeout = 5;
+        let mut t = Rtable { timeout: 5, ..Default::default() };
         t.set_max(1, 0);
         t.learn(&A, 2, 0);
         t.learn(&B, 2, 6);
@@ -265,8 +293,7 @@ mod tests {
 
     #[test]
     fn zero_timeout_never_expires() {
-        let mut t = Rtable::default();
-        t.timeout = 0;
+        let mut t = Rtable { timeout: 0, ..Default::default() };
         t.learn(&A, 2, 0);
         assert_eq!(t.lookup(&A, 1 << 40), Some(2));
         assert_eq!(macs(&t, 1 << 40), vec![(A, 2, 0, 0)]);
@@ -292,7 +319,10 @@ mod tests {
         t.add_static(&B, 2, 0).unwrap();
         t.learn(&C, 2, 0);
         t.set_max(2, 0);
-        assert_eq!(t.list(0).iter().map(|e| e.mac).collect::<Vec<_>>(), vec![B, A]);
+        assert_eq!(
+            t.list(0).iter().map(|e| e.mac).collect::<Vec<_>>(),
+            vec![B, A]
+        );
         t.set_max(0, 0);
         assert_eq!(t.list(0).iter().map(|e| e.mac).collect::<Vec<_>>(), vec![B]);
     }
