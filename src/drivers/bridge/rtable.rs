@@ -272,7 +272,10 @@ mod tests {
 
     #[test]
     fn expiry_before_and_at_sweep() {
-        let mut t = Rtable { timeout: 5, ..Default::default() };
+        let mut t = Rtable {
+            timeout: 5,
+            ..Default::default()
+        };
         t.learn(&A, 2, 10);
         assert_eq!(t.lookup(&A, 14), Some(2));
         assert_eq!(t.lookup(&A, 15), None);
@@ -284,7 +287,10 @@ mod tests {
 
     #[test]
     fn full_cache_ages_before_refusing() {
-        let mut t = Rtable { timeout: 5, ..Default::default() };
+        let mut t = Rtable {
+            timeout: 5,
+            ..Default::default()
+        };
         t.set_max(1, 0);
         t.learn(&A, 2, 0);
         t.learn(&B, 2, 6);
@@ -293,7 +299,10 @@ mod tests {
 
     #[test]
     fn zero_timeout_never_expires() {
-        let mut t = Rtable { timeout: 0, ..Default::default() };
+        let mut t = Rtable {
+            timeout: 0,
+            ..Default::default()
+        };
         t.learn(&A, 2, 0);
         assert_eq!(t.lookup(&A, 1 << 40), Some(2));
         assert_eq!(macs(&t, 1 << 40), vec![(A, 2, 0, 0)]);
