@@ -49,6 +49,12 @@ pub trait Transmit: Send + Sync {
 /// Where a port hands the frames it receives when it is a bridge member.
 pub trait Upper: Send + Sync {
     fn input(&self, from: &Arc<Port>, frame: &[u8]);
+
+    /// The host sends a frame out of member `from` (`bridge_output`):
+    /// by default it goes on that member's own medium.
+    fn output(&self, from: &Port, frame: &[u8]) -> Result<(), Errno> {
+        from.transmit(frame)
+    }
 }
 
 /// Frames taken off an interface through the library API.
@@ -132,8 +138,23 @@ impl Port {
         self.upper.read().unwrap().is_some()
     }
 
-    /// Send a frame out of this interface (`if_output`).
+    /// Send a frame out of this interface (`if_output`); a bridge member
+    /// hands it to its bridge.
     pub fn output(&self, frame: &[u8]) -> Result<(), Errno> {
+        if !self.is_running() {
+            self.counters.oerrors.fetch_add(1, Relaxed);
+            return Err(Errno::ENETDOWN);
+        }
+        let upper = self.upper.read().unwrap().clone();
+        match upper {
+            Some(upper) => upper.output(self, frame),
+            None => self.transmit(frame),
+        }
+    }
+
+    /// Put a frame on this interface's own medium (`if_transmit`), past
+    /// any bridge. Counts it; an error means it was dropped.
+    pub fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
         if !self.is_running() {
             self.counters.oerrors.fetch_add(1, Relaxed);
             return Err(Errno::ENETDOWN);

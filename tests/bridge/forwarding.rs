@@ -1,7 +1,7 @@
 //! Where frames go, checked on the wires and in `brconfig addr`.
 
 use crate::*;
-use ifnet::ioctl::{IfData, iff};
+use ifnet::ioctl::{Errno, IfData, iff};
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -467,4 +467,47 @@ fn real_clock_bridge_class_is_registered_first() {
         name: "bridge0".into(),
     })
     .unwrap();
+}
+
+#[test]
+fn host_output_on_a_member_is_bridged() {
+    let net = Net::bridged(3);
+    // Broadcast from the host side of shmif0: every member's wire.
+    let f = frame(BCAST, mac_of(0), 1);
+    net.k.send("shmif0", &f).unwrap();
+    assert_eq!(net.arrived(3, &f), names(&["shmif0", "shmif1", "shmif2"]));
+    // Unknown unicast: likewise.
+    let f = frame(host(1), mac_of(0), 2);
+    net.k.send("shmif0", &f).unwrap();
+    assert_eq!(net.arrived(3, &f), names(&["shmif0", "shmif1", "shmif2"]));
+    // Nothing was learned from our own frames.
+    assert_eq!(net.addr(), "");
+    // Known: only where the station is.
+    net.inject("shmif2", &frame(BCAST, host(1), 3));
+    let _ = (net.sent("shmif0"), net.sent("shmif1"), net.sent("shmif2"));
+    let f = frame(host(1), mac_of(0), 4);
+    net.k.send("shmif0", &f).unwrap();
+    assert_eq!(net.arrived(3, &f), names(&["shmif2"]));
+    // Bridge down: the member's own wire only.
+    net.ok("bridge0 down");
+    let f = frame(BCAST, mac_of(0), 5);
+    net.k.send("shmif0", &f).unwrap();
+    assert_eq!(net.arrived(3, &f), names(&["shmif0"]));
+    // A member that is down cannot send.
+    net.down("shmif1");
+    assert_eq!(net.k.send("shmif1", &f), Err(Errno::ENETDOWN));
+}
+
+/// NetBSD PR#48104: a host behind shmif0 talks to the address of shmif1.
+#[test]
+fn a_station_reaches_the_other_members_host_side() {
+    let net = Net::bridged(2);
+    let rx1 = net.k.listen("shmif1").unwrap();
+    let (h1, m1) = (host(1), mac_of(1));
+    let request = frame(m1, h1, 1);
+    net.inject("shmif0", &request);
+    assert_eq!(rx1.try_recv().unwrap(), request);
+    let reply = frame(h1, m1, 2);
+    net.k.send("shmif1", &reply).unwrap();
+    assert_eq!(net.arrived(2, &reply), names(&["shmif0"]));
 }

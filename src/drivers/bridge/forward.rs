@@ -4,6 +4,7 @@
 
 use super::rtable::Rtable;
 use super::{Clock, IFBIF_DISCOVER, IFBIF_LEARNING, IFBIF_PROTECTED, IFBIF_STP};
+use crate::ioctl::Errno;
 use crate::port::{Port, Upper, is_multicast};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
@@ -46,12 +47,13 @@ impl Softc {
     /// Send one frame out of member `dst` (`bridge_enqueue`). A member that
     /// is not running is skipped; one that cannot take the frame drops it
     /// (counted in its `oerrors` and ours).
-    fn enqueue(&self, dst: &BridgeIf, frame: &[u8]) {
+    fn enqueue(&self, dst: &BridgeIf, frame: &[u8]) -> Result<(), Errno> {
         if !dst.port.is_running() {
-            return;
+            return Ok(());
         }
         let c = &self.port.counters;
-        match dst.port.output(frame) {
+        let r = dst.port.transmit(frame);
+        match r {
             Ok(()) => {
                 c.opackets.fetch_add(1, Relaxed);
                 c.obytes.fetch_add(frame.len() as u64, Relaxed);
@@ -63,6 +65,7 @@ impl Softc {
                 c.oerrors.fetch_add(1, Relaxed);
             }
         }
+        r
     }
 
     /// Send to every member but the input one (`bridge_broadcast`), or only
@@ -78,7 +81,7 @@ impl Softc {
             if protected_pair(src, m) {
                 continue;
             }
-            self.enqueue(m, frame);
+            let _ = self.enqueue(m, frame);
         }
     }
 
@@ -158,10 +161,47 @@ impl Upper for Softc {
                 if let Some(m) = members.iter().find(|m| m.port.index == ifindex)
                     && !protected_pair(bif, m)
                 {
-                    self.enqueue(m, frame);
+                    let _ = self.enqueue(m, frame);
                 }
             }
             None => self.flood(&members, bif, frame, true),
         }
+    }
+
+    /// Locally sent frames (`bridge_output`): a known destination gets
+    /// them on its member; broadcast, multicast and unknown destinations go
+    /// out of every member, the sending one included (unknown unicast only
+    /// to DISCOVER members besides it). Nothing is learned from them.
+    fn output(&self, from: &Port, frame: &[u8]) -> Result<(), Errno> {
+        if frame.len() < 14 || !self.port.is_running() {
+            return from.transmit(frame);
+        }
+        let members = self.members();
+        if !members.iter().any(|m| m.port.index == from.index) {
+            return from.transmit(frame);
+        }
+        let dst = &frame[..6];
+        let multicast = is_multicast(dst);
+        if !multicast {
+            let known = self.rt.lock().unwrap().lookup(dst, self.now());
+            if let Some(ifindex) = known {
+                return match members.iter().find(|m| m.port.index == ifindex) {
+                    Some(m) => self.enqueue(m, frame),
+                    None => Ok(()),
+                };
+            }
+        }
+        let mut r = Ok(());
+        for m in members.iter() {
+            let own = m.port.index == from.index;
+            if !multicast && !own && m.flags & IFBIF_DISCOVER == 0 {
+                continue;
+            }
+            let sent = self.enqueue(m, frame);
+            if own {
+                r = sent;
+            }
+        }
+        r
     }
 }
