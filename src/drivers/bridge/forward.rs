@@ -85,6 +85,13 @@ impl Softc {
         }
     }
 
+    /// The member `dst` is known to be behind (`bridge_rtlookup`). An entry
+    /// for a member that just left counts as unknown.
+    fn lookup<'a>(&self, members: &'a [BridgeIf], dst: &[u8], now: u64) -> Option<&'a BridgeIf> {
+        let ifindex = self.rt.lock().unwrap().lookup(dst, now)?;
+        members.iter().find(|m| m.port.index == ifindex)
+    }
+
     fn learn(&self, bif: &BridgeIf, src: &[u8], now: u64) {
         if bif.flags & IFBIF_LEARNING == 0 || is_multicast(src) || src.iter().all(|&b| b == 0) {
             return;
@@ -152,17 +159,11 @@ impl Upper for Softc {
             self.flood(&members, bif, frame, false);
             return;
         }
-        let known = self.rt.lock().unwrap().lookup(dst, now);
-        match known {
-            Some(ifindex) => {
-                if ifindex == from.index {
-                    return; // no hairpin
-                }
-                if let Some(m) = members.iter().find(|m| m.port.index == ifindex)
-                    && !protected_pair(bif, m)
-                {
-                    let _ = self.enqueue(m, frame);
-                }
+        match self.lookup(&members, dst, now) {
+            Some(m) if Arc::ptr_eq(&m.port, from) => {} // no hairpin
+            Some(m) if protected_pair(bif, m) => {}
+            Some(m) => {
+                let _ = self.enqueue(m, frame);
             }
             None => self.flood(&members, bif, frame, true),
         }
@@ -182,14 +183,8 @@ impl Upper for Softc {
         }
         let dst = &frame[..6];
         let multicast = is_multicast(dst);
-        if !multicast {
-            let known = self.rt.lock().unwrap().lookup(dst, self.now());
-            if let Some(ifindex) = known {
-                return match members.iter().find(|m| m.port.index == ifindex) {
-                    Some(m) => self.enqueue(m, frame),
-                    None => Ok(()),
-                };
-            }
+        if !multicast && let Some(m) = self.lookup(&members, dst, self.now()) {
+            return self.enqueue(m, frame);
         }
         let mut r = Ok(());
         for m in members.iter() {
