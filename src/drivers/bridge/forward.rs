@@ -4,7 +4,7 @@
 
 use super::rtable::Rtable;
 use super::{Clock, IFBIF_DISCOVER, IFBIF_LEARNING, IFBIF_PROTECTED, IFBIF_STP};
-use crate::ioctl::Errno;
+use crate::ioctl::{Errno, Mac};
 use crate::port::{Port, Upper, is_multicast};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
@@ -93,12 +93,38 @@ impl Softc {
     }
 
     fn learn(&self, bif: &BridgeIf, src: &[u8], now: u64) {
-        if bif.flags & IFBIF_LEARNING == 0 || is_multicast(src) || src.iter().all(|&b| b == 0) {
-            return;
+        if let Some(src) = learnable(bif, src) {
+            self.rt.lock().unwrap().learn(src, bif.port.index, now);
         }
-        let Ok(src) = src.try_into() else { return };
-        self.rt.lock().unwrap().learn(src, bif.port.index, now);
     }
+
+    /// Learn `src` and look `dst` up under one lock: the unicast fast path.
+    fn learn_lookup<'a>(
+        &self,
+        members: &'a [BridgeIf],
+        bif: &BridgeIf,
+        src: &[u8],
+        dst: &[u8],
+        now: u64,
+    ) -> Option<&'a BridgeIf> {
+        let ifindex = {
+            let mut rt = self.rt.lock().unwrap();
+            if let Some(src) = learnable(bif, src) {
+                rt.learn(src, bif.port.index, now);
+            }
+            rt.lookup(dst, now)?
+        };
+        members.iter().find(|m| m.port.index == ifindex)
+    }
+}
+
+/// The source address to learn from a frame received on `bif`, if any:
+/// not on a -learn member, not a multicast or all-zero address.
+fn learnable<'a>(bif: &BridgeIf, src: &'a [u8]) -> Option<&'a Mac> {
+    if bif.flags & IFBIF_LEARNING == 0 || is_multicast(src) || src.iter().all(|&b| b == 0) {
+        return None;
+    }
+    src.try_into().ok()
 }
 
 /// `addr` is member `m`'s own address (a member without one has none).
@@ -152,14 +178,14 @@ impl Upper for Softc {
         let c = &self.port.counters;
         c.ipackets.fetch_add(1, Relaxed);
         c.ibytes.fetch_add(frame.len() as u64, Relaxed);
-        self.learn(bif, src, now);
         if is_multicast(dst) {
             c.imcasts.fetch_add(1, Relaxed);
+            self.learn(bif, src, now);
             from.deliver_local(frame);
             self.flood(&members, bif, frame, false);
             return;
         }
-        match self.lookup(&members, dst, now) {
+        match self.learn_lookup(&members, bif, src, dst, now) {
             Some(m) if Arc::ptr_eq(&m.port, from) => {} // no hairpin
             Some(m) if protected_pair(bif, m) => {}
             Some(m) => {

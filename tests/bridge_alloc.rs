@@ -1,0 +1,152 @@
+//! The bridge forwards without allocating: a counting global allocator
+//! watches frames go through known-unicast, unknown-unicast and broadcast
+//! paths. Also a rough throughput figure (`--ignored`).
+
+use ifnet::Kernel;
+use ifnet::cloner::{Cloners, IfClone, KernelEnv};
+use ifnet::drivers::bridge::BridgeClone;
+use ifnet::drivers::lo::LoClone;
+use ifnet::ifnet::{Driver, IfState, IfType};
+use ifnet::ioctl::{BridgeReq, Errno, Request, iff};
+use ifnet::port::Transmit;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            ALLOCS.fetch_add(1, Relaxed);
+        }
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// A medium that takes every frame and only counts it.
+struct Sink(AtomicU64);
+
+impl Transmit for Sink {
+    fn transmit(&self, _frame: &[u8]) -> Result<(), Errno> {
+        self.0.fetch_add(1, Relaxed);
+        Ok(())
+    }
+}
+
+struct SinkClone;
+struct SinkDriver;
+impl Driver for SinkDriver {}
+
+impl IfClone for SinkClone {
+    fn name(&self) -> &'static str {
+        "sink"
+    }
+
+    fn create(&self, _env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
+        ifs.kind = IfType::Ethernet;
+        ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST | iff::UP | iff::RUNNING;
+        ifs.set_lladdr([0xb2, 0xa0, 0, 0, 0, ifs.unit as u8 + 1]);
+        ifs.port
+            .set_transmit(Some(Arc::new(Sink(AtomicU64::new(0)))));
+        Ok(Box::new(SinkDriver))
+    }
+}
+
+fn kernel(members: u32) -> Kernel {
+    let k = Kernel::with_cloners(
+        KernelEnv::default(),
+        Cloners::new(vec![
+            Box::new(BridgeClone::default()),
+            Box::new(LoClone),
+            Box::new(SinkClone),
+        ]),
+    );
+    k.ioctl(Request::IfCreate {
+        name: "bridge0".into(),
+    })
+    .unwrap();
+    k.ioctl(Request::SetIfFlags {
+        name: "bridge0".into(),
+        flags: iff::UP,
+    })
+    .unwrap();
+    for u in 0..members {
+        let name = format!("sink{u}");
+        k.ioctl(Request::IfCreate { name: name.clone() }).unwrap();
+        let req = BridgeReq::Add { member: name };
+        k.ioctl(Request::SetDrvSpec {
+            name: "bridge0".into(),
+            req,
+        })
+        .unwrap();
+    }
+    k
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = [dst, src].concat();
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(64, 0xab);
+    f
+}
+
+#[test]
+fn forwarding_does_not_allocate() {
+    let k = kernel(3);
+    let (p0, p1) = (k.port("sink0").unwrap(), k.port("sink1").unwrap());
+    let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+    let (ab, ba) = (frame(b, a), frame(a, b));
+    let bcast = frame([0xff; 6], a);
+    let unknown = frame([2, 0, 0, 0, 0, 0xc], a);
+    // Learn both stations first: inserting into the cache may allocate.
+    p0.input(&bcast);
+    p1.input(&ba);
+    COUNTING.store(true, Relaxed);
+    for _ in 0..10_000 {
+        p0.input(&ab);
+        p1.input(&ba);
+        p0.input(&unknown);
+        p0.input(&bcast);
+    }
+    COUNTING.store(false, Relaxed);
+    assert_eq!(ALLOCS.load(Relaxed), 0);
+    let sent = |n: &str| k.ioctl(Request::GetIfData { name: n.into() });
+    match (sent("sink1"), sent("sink2")) {
+        (Ok(ifnet::ioctl::Reply::Data(d1)), Ok(ifnet::ioctl::Reply::Data(d2))) => {
+            assert_eq!(d1.opackets, 30_001);
+            assert_eq!(d2.opackets, 20_001);
+        }
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+#[ignore = "throughput figure, not a check"]
+fn forwarding_rate() {
+    let k = kernel(4);
+    let (p0, p1) = (k.port("sink0").unwrap(), k.port("sink1").unwrap());
+    let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+    let (ab, ba) = (frame(b, a), frame(a, b));
+    p1.input(&ba);
+    let n = 2_000_000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        p0.input(&ab);
+    }
+    let dt = t.elapsed();
+    println!(
+        "known unicast: {:.0} frames/s ({:?} per frame)",
+        n as f64 / dt.as_secs_f64(),
+        dt / n
+    );
+}
