@@ -4,16 +4,25 @@
 //!
 //! - [`rtable`]: the address cache.
 //! - [`forward`]: the data plane, plugged into each member's [`Port`] as
-//!   its [`Upper`](crate::port::Upper).
+//!   its [`Upper`].
 //!
 //! 802.1D itself is not run: BPDUs arriving on an `stp` member are
 //! consumed, none are sent, and such a member reports the `forwarding`
 //! state while the bridge runs (`disabled` while it is down).
 //!
+//! Frames the host sends on a member (`Port::output`) are bridged too
+//! (`bridge_output`): to the member a known destination is behind, else
+//! out of every member.
+//!
+//! Aging: expired entries are never used nor listed; they are swept out
+//! of memory at most every [`rtable::BRIDGE_RTABLE_PRUNE_PERIOD`] seconds,
+//! on the next frame learned or request (NetBSD: a 5-minute callout).
+//!
 //! Counters: the bridge's own interface counts each frame that reaches
 //! the forwarding decision as input and each copy handed to a member as
 //! output (a refused copy as `oerrors`), as NetBSD's `bridge_forward` and
-//! `bridge_enqueue` do. The members count what they receive and send.
+//! `bridge_enqueue` do. The members count what they receive and send; a
+//! member that cannot take a frame now drops it (its `oerrors`).
 
 pub mod forward;
 pub mod rtable;
