@@ -6,6 +6,7 @@
 //! - [`drivers`]: one module per interface class.
 //! - [`port`]: the data-plane face of an interface.
 
+pub mod client;
 pub mod cloner;
 pub mod drivers;
 pub mod ifnet;
@@ -13,5 +14,6 @@ pub mod ioctl;
 pub mod kernel;
 pub mod log;
 pub mod port;
+pub mod server;
 
 pub use kernel::Kernel;
