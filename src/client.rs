@@ -31,7 +31,9 @@ pub fn parse_server(s: &str) -> Result<PathBuf, String> {
         return Ok(PathBuf::from(rest));
     }
     if let Some((scheme, _)) = s.split_once("://") {
-        return Err(format!("{SERVER_ENV}: unsupported scheme {scheme}:// (only unix://)"));
+        return Err(format!(
+            "{SERVER_ENV}: unsupported scheme {scheme}:// (only unix://)"
+        ));
     }
     Ok(PathBuf::from(s))
 }
@@ -63,23 +65,33 @@ pub struct ConnectError {
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot reach ifnetd at {}: {}", self.path.display(), self.error)
+        write!(
+            f,
+            "cannot reach ifnetd at {}: {}",
+            self.path.display(),
+            self.error
+        )
     }
 }
 
 impl Client {
     /// Connect to the daemon at `path` without starting one.
     pub fn connect(path: &Path) -> io::Result<Client> {
-        Ok(Client { stream: UnixStream::connect(path)? })
+        Ok(Client {
+            stream: UnixStream::connect(path)?,
+        })
     }
 
     /// Connect to the daemon named by the environment, starting it in the
     /// background if none answers (unless IFNET_NO_AUTOSTART=1).
     pub fn connect_default() -> Result<Client, ConnectError> {
-        let path = server_path().map_err(|error| ConnectError { path: PathBuf::new(), error })?;
-        let fail = |e: &dyn std::fmt::Display| ConnectError {
+        let path = server_path().map_err(|error| ConnectError {
+            path: PathBuf::new(),
+            error,
+        })?;
+        let fail = |e: &io::Error| ConnectError {
             path: path.clone(),
-            error: e.to_string(),
+            error: io_message(e),
         };
         match Client::connect(&path) {
             Ok(c) => return Ok(c),
@@ -91,9 +103,20 @@ impl Client {
     }
 }
 
+/// An I/O error in NetBSD's words when it carries an errno.
+fn io_message(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => Errno(n).desc(),
+        None => e.to_string(),
+    }
+}
+
 /// The errors that mean "nobody serves this path".
 fn daemon_absent(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ECONNREFUSED))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ECONNREFUSED)
+    )
 }
 
 fn autostart_enabled() -> bool {
@@ -148,20 +171,6 @@ impl Ioctl for Client {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_syntax() {
-        assert_eq!(parse_server("unix:///run/x.sock").unwrap(), PathBuf::from("/run/x.sock"));
-        assert_eq!(parse_server("unix://rel/x").unwrap(), PathBuf::from("rel/x"));
-        assert_eq!(parse_server("/tmp/a").unwrap(), PathBuf::from("/tmp/a"));
-        assert!(parse_server("tcp://1.2.3.4:5").is_err());
-        assert!(parse_server("unix://").is_err());
-    }
-}
-
 /// A connection made on the first request, so that usage errors and
 /// `--help` need no daemon. If none can be reached, the tool says why and
 /// exits 1, as NetBSD's tools do when their socket(2) fails.
@@ -188,5 +197,25 @@ impl Ioctl for Lazy {
             }
         }
         self.client.as_mut().expect("connected above").ioctl(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_syntax() {
+        assert_eq!(
+            parse_server("unix:///run/x.sock").unwrap(),
+            PathBuf::from("/run/x.sock")
+        );
+        assert_eq!(
+            parse_server("unix://rel/x").unwrap(),
+            PathBuf::from("rel/x")
+        );
+        assert_eq!(parse_server("/tmp/a").unwrap(), PathBuf::from("/tmp/a"));
+        assert!(parse_server("tcp://1.2.3.4:5").is_err());
+        assert!(parse_server("unix://").is_err());
     }
 }

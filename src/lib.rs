@@ -10,6 +10,7 @@ pub mod client;
 pub mod cloner;
 pub mod drivers;
 pub mod ifnet;
+pub mod inet;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;

@@ -52,11 +52,11 @@ fn err(what: &str, path: &Path, e: impl std::fmt::Display) -> ServeError {
 impl Server {
     /// Claim `path` and listen on it with permissions `mode`.
     pub fn bind(path: &Path, mode: u32) -> Result<Server, ServeError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                fs::create_dir_all(dir).map_err(|e| err("cannot create", dir, e))?;
-                let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            fs::create_dir_all(dir).map_err(|e| err("cannot create", dir, e))?;
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
         }
         let lock_path = lock_path(path);
         let lock_file = OpenOptions::new()
@@ -82,7 +82,9 @@ impl Server {
         let listener = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .map_err(|e| err("cannot chmod", path, e))?;
-        let env = KernelEnv { run_dir: path.parent().map(Path::to_path_buf) };
+        let env = KernelEnv {
+            run_dir: path.parent().map(Path::to_path_buf),
+        };
         Ok(Server {
             path: path.to_path_buf(),
             listener,
@@ -102,28 +104,33 @@ impl Server {
         let kernel = self.kernel.clone();
         let clients = Arc::new(AtomicUsize::new(0));
         let (uid, gid, mode) = socket_owner(&self.path);
-        std::thread::Builder::new().name("accept".into()).spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                if !peer_allowed(&conn, uid, gid, mode) {
-                    log::warn("refused a client not allowed by the socket's mode");
-                    continue;
+        std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(conn) = conn else { continue };
+                    if !peer_allowed(&conn, uid, gid, mode) {
+                        log::warn("refused a client not allowed by the socket's mode");
+                        continue;
+                    }
+                    if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                        clients.fetch_sub(1, Ordering::SeqCst);
+                        log::warn("too many clients; refusing one");
+                        continue;
+                    }
+                    let (kernel, stop, clients) = (kernel.clone(), stop.clone(), clients.clone());
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("client".into())
+                            .spawn(move || {
+                                serve_client(conn, &kernel, &stop);
+                                clients.fetch_sub(1, Ordering::SeqCst);
+                            });
+                    if spawned.is_err() {
+                        log::warn("cannot spawn a client thread");
+                    }
                 }
-                if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
-                    clients.fetch_sub(1, Ordering::SeqCst);
-                    log::warn("too many clients; refusing one");
-                    continue;
-                }
-                let (kernel, stop, clients) = (kernel.clone(), stop.clone(), clients.clone());
-                let spawned = std::thread::Builder::new().name("client".into()).spawn(move || {
-                    serve_client(conn, &kernel, &stop);
-                    clients.fetch_sub(1, Ordering::SeqCst);
-                });
-                if spawned.is_err() {
-                    log::warn("cannot spawn a client thread");
-                }
-            }
-        })?;
+            })?;
         Ok(())
     }
 
@@ -145,7 +152,11 @@ fn socket_owner(path: &Path) -> (u32, u32, u32) {
     use std::os::unix::fs::MetadataExt;
     match fs::metadata(path) {
         Ok(m) => (m.uid(), m.gid(), m.mode()),
-        Err(_) => (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw(), 0o600),
+        Err(_) => (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+            0o600,
+        ),
     }
 }
 

@@ -22,7 +22,10 @@ fn serves_requests() {
     let mut c = Client::connect(&d.sock).unwrap();
     assert_eq!(names(&mut c), ["lo0"]);
     c.ioctl(Request::IfCreate { name: "lo1".into() }).unwrap();
-    assert_eq!(c.ioctl(Request::IfCreate { name: "lo1".into() }), Err(Errno::EEXIST));
+    assert_eq!(
+        c.ioctl(Request::IfCreate { name: "lo1".into() }),
+        Err(Errno::EEXIST)
+    );
     assert_eq!(names(&mut c), ["lo0", "lo1"]);
     // A second client sees the same kernel.
     let mut c2 = Client::connect(&d.sock).unwrap();
@@ -41,7 +44,8 @@ fn socket_mode_is_0600() {
 fn bad_clients_do_not_disturb_others() {
     let d = Daemon::start();
     let mut good = Client::connect(&d.sock).unwrap();
-    good.ioctl(Request::IfCreate { name: "lo1".into() }).unwrap();
+    good.ioctl(Request::IfCreate { name: "lo1".into() })
+        .unwrap();
 
     // Garbage after a valid length: answered with EPROTO, then closed.
     let mut s = UnixStream::connect(&d.sock).unwrap();
@@ -73,7 +77,9 @@ fn bad_clients_do_not_disturb_others() {
             let sock = d.sock.clone();
             std::thread::spawn(move || {
                 let mut s = UnixStream::connect(&sock).unwrap();
-                let junk: Vec<u8> = (0..64u8).map(|j| j.wrapping_mul(37).wrapping_add(i)).collect();
+                let junk: Vec<u8> = (0..64u8)
+                    .map(|j| j.wrapping_mul(37).wrapping_add(i))
+                    .collect();
                 let _ = s.write_all(&junk);
                 let mut buf = Vec::new();
                 s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -95,10 +101,15 @@ fn bad_clients_do_not_disturb_others() {
 #[test]
 fn second_daemon_on_same_socket_refuses() {
     let d = Daemon::start();
-    let (out, err, rc) = run(std::process::Command::new(IFNETD).args(["-f", "-s"]).arg(&d.sock));
+    let (out, err, rc) = run(std::process::Command::new(IFNETD)
+        .args(["-f", "-s"])
+        .arg(&d.sock));
     assert_eq!(rc, 1);
     assert_eq!(out, "");
-    assert!(err.starts_with("ifnetd: another ifnetd is already serving"), "{err}");
+    assert!(
+        err.starts_with("ifnetd: another ifnetd is already serving"),
+        "{err}"
+    );
     // The first is still serving.
     let mut c = Client::connect(&d.sock).unwrap();
     assert_eq!(names(&mut c), ["lo0"]);
@@ -129,7 +140,10 @@ fn sigterm_and_shutdown_request_stop_cleanly() {
 
     d.spawn();
     let mut child = d.child.take().unwrap();
-    let (out, err, rc) = run(std::process::Command::new(IFNETD).arg("--stop").arg("-s").arg(&d.sock));
+    let (out, err, rc) = run(std::process::Command::new(IFNETD)
+        .arg("--stop")
+        .arg("-s")
+        .arg(&d.sock));
     assert_eq!((out.as_str(), err.as_str(), rc), ("", "", 0));
     assert!(child.wait().unwrap().success());
     assert!(!d.sock.exists());
@@ -152,4 +166,70 @@ fn background_mode_serves_once_started() {
     }
     let log = std::fs::read_to_string(dir.path().join("ifnetd.log")).unwrap();
     assert!(log.contains("serving"), "{log}");
+}
+
+/// The uid/gid of `nobody`, for privilege tests (they need root to switch).
+fn nobody() -> Option<(u32, u32)> {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!in_ci(), "privilege tests need root in CI");
+        return None;
+    }
+    Some((65534, 65534))
+}
+
+#[test]
+fn socket_mode_keeps_other_users_out() {
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    let d = Daemon::start();
+    // The temp dir is 0700 root: let nobody reach the socket file itself,
+    // so that only the socket's own mode (0600) stands in the way.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+        .args(["lo1", "create"])
+        .env("IFNET_SERVER", &d.sock)
+        .env("IFNET_NO_AUTOSTART", "1")
+        .uid(uid)
+        .gid(gid));
+    assert_eq!(out, "");
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    let mut c = Client::connect(&d.sock).unwrap();
+    assert_eq!(names(&mut c), ["lo0"], "nothing was created");
+}
+
+#[test]
+fn unprivileged_user_runs_own_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sock = dir.path().join("user.sock");
+    let mut child = std::process::Command::new(IFNETD)
+        .arg("-f")
+        .arg("-s")
+        .arg(&sock)
+        .stderr(std::process::Stdio::null())
+        .uid(uid)
+        .gid(gid)
+        .spawn()
+        .unwrap();
+    wait_for_socket(&sock);
+    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+        .args(["lo1", "create", "inet", "10.9.0.1/24"])
+        .env("IFNET_SERVER", &sock)
+        .env("IFNET_NO_AUTOSTART", "1")
+        .uid(uid)
+        .gid(gid));
+    assert_eq!((out.as_str(), err.as_str(), rc), ("", "", 0));
+    let (out, _, rc) = run(std::process::Command::new(IFCONFIG)
+        .arg("-l")
+        .env("IFNET_SERVER", &sock)
+        .uid(uid)
+        .gid(gid));
+    assert_eq!((out.as_str(), rc), ("lo0 lo1\n", 0));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
 }

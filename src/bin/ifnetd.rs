@@ -58,7 +58,8 @@ fn main() {
         None => server_path().unwrap_or_else(|e| die(e)),
     };
     if args.stop {
-        let mut c = Client::connect(&path).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+        let mut c =
+            Client::connect(&path).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
         match c.ioctl(Request::Shutdown) {
             Ok(_) => exit(0),
             Err(e) => die(e),
@@ -75,10 +76,17 @@ fn main() {
 
     // In the background, the parent waits until the child serves, so that
     // whoever started us can connect as soon as we exit.
-    let ready = if args.foreground { None } else { Some(daemonize()) };
+    let ready = if args.foreground {
+        None
+    } else {
+        Some(daemonize())
+    };
     let server = Server::bind(&path, args.mode).unwrap_or_else(|e| die(e));
     if let Some(ready) = ready {
-        let log = args.log.clone().unwrap_or_else(|| path.with_file_name("ifnetd.log"));
+        let log = args
+            .log
+            .clone()
+            .unwrap_or_else(|| path.with_file_name("ifnetd.log"));
         redirect_stdio(&log);
         let _ = (&ready).write_all(b"1");
     }
@@ -108,7 +116,11 @@ fn daemonize() -> std::fs::File {
             drop(w);
             let mut b = [0u8; 1];
             let mut r = std::fs::File::from(r);
-            exit(if matches!(r.read(&mut b), Ok(1)) { 0 } else { 1 })
+            exit(if matches!(r.read(&mut b), Ok(1)) {
+                0
+            } else {
+                1
+            })
         }
         Ok(ForkResult::Child) => {
             drop(r);

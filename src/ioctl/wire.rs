@@ -139,13 +139,25 @@ mod tests {
     #[test]
     fn refuses_bad_frames() {
         let huge = (MAX_REQUEST as u32 + 1).to_be_bytes();
-        assert!(matches!(read_request(&mut &huge[..]), Err(WireError::TooLong(_))));
+        assert!(matches!(
+            read_request(&mut &huge[..]),
+            Err(WireError::TooLong(_))
+        ));
         let bad_version = [0, 0, 0, 2, 9, 0];
-        assert!(matches!(read_request(&mut &bad_version[..]), Err(WireError::Version(9))));
+        assert!(matches!(
+            read_request(&mut &bad_version[..]),
+            Err(WireError::Version(9))
+        ));
         let garbage = [0, 0, 0, 3, VERSION, 0xff, 0xff];
-        assert!(matches!(read_request(&mut &garbage[..]), Err(WireError::Decode)));
+        assert!(matches!(
+            read_request(&mut &garbage[..]),
+            Err(WireError::Decode)
+        ));
         let short = [0, 0, 0, 9, VERSION];
-        assert!(matches!(read_request(&mut &short[..]), Err(WireError::Io(_))));
+        assert!(matches!(
+            read_request(&mut &short[..]),
+            Err(WireError::Io(_))
+        ));
         assert!(matches!(read_request(&mut &[][..]), Err(WireError::Eof)));
     }
 }
