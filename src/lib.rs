@@ -14,6 +14,7 @@ pub mod inet;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;
+pub mod ping;
 pub mod port;
 pub mod server;
 
