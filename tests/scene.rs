@@ -145,7 +145,7 @@ fn namespaces_talk_across_two_daemons_and_a_bus() {
 
     // A TCP transfer with a checksum at both ends.
     ns2.exec(&format!(
-        "python3 -c 'import socket,hashlib\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"10.0.2.2\",5001));s.listen(1)\nc,_=s.accept();h=hashlib.sha256()\nwhile True:\n  b=c.recv(65536)\n  if not b: break\n  h.update(b)\nopen(\"{0}.tmp\",\"w\").write(h.hexdigest())\nimport os;os.rename(\"{0}.tmp\",\"{0}\")' >/dev/null 2>&1 &",
+        "python3 -c 'import socket,hashlib\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"10.0.2.2\",5001));s.listen(1);s.settimeout(30)\nc,_=s.accept();c.settimeout(30);h=hashlib.sha256()\nwhile True:\n  b=c.recv(65536)\n  if not b: break\n  h.update(b)\nopen(\"{0}.tmp\",\"w\").write(h.hexdigest())\nimport os;os.rename(\"{0}.tmp\",\"{0}\")' >/dev/null 2>&1 &",
         sum.display()
     ));
     std::thread::sleep(std::time::Duration::from_millis(300));
