@@ -110,8 +110,22 @@ impl IfState {
 /// fe80::/64 with the modified EUI-64 interface identifier of `mac`.
 pub fn eui64_link_local(mac: Mac) -> Ipv6Addr {
     let b = [
-        0xfe, 0x80, 0, 0, 0, 0, 0, 0,
-        mac[0] ^ 0x02, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5],
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
     ];
     Ipv6Addr::from(b)
 }

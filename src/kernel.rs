@@ -3,11 +3,12 @@
 
 use crate::cloner::{Cloners, KernelEnv};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
+use crate::inet::{self, HostAddr};
 use crate::ioctl::{
-    Errno, In6AliasReq, In6Addr, InAddr, InAliasReq, Reply, Request, Response, iff,
+    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Reply, Request, Response, iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 /// Longest interface description (IFDESCRSIZE less the NUL).
@@ -18,6 +19,8 @@ pub const MAX_LINKSTR: usize = 1024;
 pub struct Ifnet {
     pub state: IfState,
     pub driver: Box<dyn Driver>,
+    /// The IP presence, while the interface is up with addresses.
+    pub inet: Option<inet::Host>,
 }
 
 /// Interfaces in index order.
@@ -33,7 +36,10 @@ impl IfTable {
     }
 
     fn get(&mut self, name: &str) -> Result<&mut Ifnet, Errno> {
-        self.ifs.iter_mut().find(|i| i.state.name == name).ok_or(Errno::ENXIO)
+        self.ifs
+            .iter_mut()
+            .find(|i| i.state.name == name)
+            .ok_or(Errno::ENXIO)
     }
 }
 
@@ -71,8 +77,16 @@ impl Kernel {
     }
 
     pub fn with_cloners(env: KernelEnv, cloners: Cloners) -> Kernel {
-        let k = Kernel { env, cloners, table: Mutex::new(IfTable { ifs: Vec::new(), next_index: 1 }) };
-        k.ioctl(Request::IfCreate { name: "lo0".into() }).expect("lo0 attaches");
+        let k = Kernel {
+            env,
+            cloners,
+            table: Mutex::new(IfTable {
+                ifs: Vec::new(),
+                next_index: 1,
+            }),
+        };
+        k.ioctl(Request::IfCreate { name: "lo0".into() })
+            .expect("lo0 attaches");
         k
     }
 
@@ -104,7 +118,10 @@ impl Kernel {
             t.ifs.iter().rev().map(|i| i.state.name.clone()).collect()
         };
         for name in names {
-            let _ = self.ioctl(Request::SetIfFlags { name: name.clone(), flags: 0 });
+            let _ = self.ioctl(Request::SetIfFlags {
+                name: name.clone(),
+                flags: 0,
+            });
             if let Err(e) = self.ioctl(Request::IfDestroy { name: name.clone() }) {
                 crate::log::warn(&format!("shutdown: destroy {name}: {e}"));
             }
@@ -113,8 +130,36 @@ impl Kernel {
 
     /// Answer one request.
     pub fn ioctl(&self, req: Request) -> Response {
+        if let Request::Echo {
+            dst,
+            scope,
+            ident,
+            seq,
+            len,
+            timeout_ms,
+        } = req
+        {
+            return self.echo(dst, scope.as_deref(), ident, seq, len, timeout_ms);
+        }
         let mut t = self.table.lock().unwrap();
         let t = &mut *t;
+        let inet_changes = match &req {
+            Request::SetIfFlags { name, .. }
+            | Request::AifAddr { name, .. }
+            | Request::DifAddr { name, .. }
+            | Request::AifAddrIn6 { name, .. }
+            | Request::DifAddrIn6 { name, .. }
+            | Request::ALifAddr { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        let r = self.dispatch(t, req);
+        if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
+            sync_inet(i);
+        }
+        r
+    }
+
+    fn dispatch(&self, t: &mut IfTable, req: Request) -> Response {
         match req {
             Request::IfCreate { name } => self.create(t, &name).map(|_| Reply::Ok),
             Request::IfDestroy { name } => destroy(t, &name).map(|_| Reply::Ok),
@@ -124,7 +169,7 @@ impl Kernel {
                     .ifs
                     .iter()
                     .filter(|i| name.as_ref().is_none_or(|n| *n == i.state.name))
-                    .map(|i| i.state.status(i.driver.as_ref()))
+                    .map(status)
                     .collect::<Vec<_>>();
                 if name.is_some() && list.is_empty() {
                     return Err(Errno::ENXIO);
@@ -149,15 +194,22 @@ impl Kernel {
             Request::AifAddr { name, req } => add_inet(t.get(&name)?, req).map(|_| Reply::Ok),
             Request::DifAddr { name, addr } => {
                 let s = &mut t.get(&name)?.state;
-                let pos = s.inet.iter().position(|a| a.addr == addr).ok_or(Errno::EADDRNOTAVAIL)?;
+                let pos = s
+                    .inet
+                    .iter()
+                    .position(|a| a.addr == addr)
+                    .ok_or(Errno::EADDRNOTAVAIL)?;
                 s.inet.remove(pos);
                 Ok(Reply::Ok)
             }
             Request::AifAddrIn6 { name, req } => add_inet6(t.get(&name)?, req).map(|_| Reply::Ok),
             Request::DifAddrIn6 { name, addr } => {
                 let s = &mut t.get(&name)?.state;
-                let pos =
-                    s.inet6.iter().position(|a| a.addr == addr).ok_or(Errno::EADDRNOTAVAIL)?;
+                let pos = s
+                    .inet6
+                    .iter()
+                    .position(|a| a.addr == addr)
+                    .ok_or(Errno::EADDRNOTAVAIL)?;
                 s.inet6.remove(pos);
                 Ok(Reply::Ok)
             }
@@ -197,7 +249,9 @@ impl Kernel {
                     }
                 }
                 let i = t.get(&name)?;
-                i.driver.set_linkstr(&mut i.state, linkstr.as_deref()).map(|_| Reply::Ok)
+                i.driver
+                    .set_linkstr(&mut i.state, linkstr.as_deref())
+                    .map(|_| Reply::Ok)
             }
             Request::GetLinkStr { name } => {
                 let i = t.get(&name)?;
@@ -213,7 +267,10 @@ impl Kernel {
             }
             Request::GetIfMedia { name } => {
                 let i = t.get(&name)?;
-                i.driver.media(&i.state).map(Reply::Media).ok_or(Errno::ENOTTY)
+                i.driver
+                    .media(&i.state)
+                    .map(Reply::Media)
+                    .ok_or(Errno::ENOTTY)
             }
             Request::SetIfMedia { name, media } => {
                 let i = t.get(&name)?;
@@ -249,6 +306,7 @@ impl Kernel {
             }
             // The daemon acts on it; in-process it only tears down.
             Request::Shutdown => Ok(Reply::Ok),
+            Request::Echo { .. } => unreachable!("answered without the table lock"),
         }
     }
 
@@ -262,8 +320,145 @@ impl Kernel {
         state.port.set_flags(state.flags);
         state.port.set_mac(state.lladdr());
         t.next_index += 1;
-        t.ifs.push(Ifnet { state, driver });
+        t.ifs.push(Ifnet {
+            state,
+            driver,
+            inet: None,
+        });
         Ok(())
+    }
+
+    /// Send one echo request. The table lock is not held while waiting.
+    fn echo(
+        &self,
+        dst: IpAddr,
+        scope: Option<&str>,
+        ident: u16,
+        seq: u16,
+        len: u16,
+        timeout_ms: u32,
+    ) -> Response {
+        let pinger = {
+            let t = self.table.lock().unwrap();
+            if is_local(&t, dst) {
+                // Our own address: answered inside the kernel, as by lo0.
+                return Ok(Reply::Echo {
+                    from: dst,
+                    bytes: u32::from(len) + 8,
+                    ttl: 255,
+                    rtt_us: 0,
+                });
+            }
+            route(&t, dst, scope)?.pinger()
+        };
+        let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+        let r = pinger.echo(dst, ident, seq, usize::from(len), timeout)?;
+        Ok(Reply::Echo {
+            from: r.from,
+            bytes: r.bytes,
+            ttl: r.ttl,
+            rtt_us: r.rtt_us,
+        })
+    }
+}
+
+fn is_local(t: &IfTable, dst: IpAddr) -> bool {
+    t.ifs.iter().any(|i| match dst {
+        IpAddr::V4(d) => i.state.inet.iter().any(|a| a.addr == d),
+        IpAddr::V6(d) => i.state.inet6.iter().any(|a| a.addr == d),
+    })
+}
+
+/// The interface whose IP presence reaches `dst`: on-link routes only,
+/// as a host with no gateway configured.
+fn route<'a>(t: &'a IfTable, dst: IpAddr, scope: Option<&str>) -> Result<&'a inet::Host, Errno> {
+    let on_link = |i: &Ifnet| match dst {
+        IpAddr::V4(d) => i.state.inet.iter().any(|a| {
+            let m = u32::from(a.mask);
+            u32::from(a.addr) & m == u32::from(d) & m
+        }),
+        IpAddr::V6(d) if d.is_unicast_link_local() || d.is_multicast() => {
+            scope.is_some_and(|s| s == i.state.name)
+        }
+        IpAddr::V6(d) => i
+            .state
+            .inet6
+            .iter()
+            .any(|a| prefix_match(a.addr, d, a.prefixlen)),
+    };
+    if let Some(name) = scope
+        && !t.ifs.iter().any(|i| i.state.name == name)
+    {
+        return Err(Errno::ENXIO);
+    }
+    t.ifs
+        .iter()
+        .filter(|i| scope.is_none_or(|s| s == i.state.name))
+        .filter(|i| on_link(i))
+        .find_map(|i| i.inet.as_ref())
+        .ok_or(Errno::EHOSTUNREACH)
+}
+
+fn prefix_match(a: std::net::Ipv6Addr, b: std::net::Ipv6Addr, len: u8) -> bool {
+    let len = u32::from(len.min(128));
+    if len == 0 {
+        return true;
+    }
+    let mask = u128::MAX << (128 - len);
+    u128::from(a) & mask == u128::from(b) & mask
+}
+
+/// The status of an interface, with the DAD state of its addresses.
+fn status(i: &Ifnet) -> crate::ioctl::IfStatus {
+    let mut st = i.state.status(i.driver.as_ref());
+    if let Some(host) = &i.inet {
+        for a in &mut st.inet {
+            a.flags |= host.addr_flags(IpAddr::V4(a.addr));
+        }
+        for a in &mut st.inet6 {
+            a.flags |= host.addr_flags(IpAddr::V6(a.addr));
+        }
+    }
+    st
+}
+
+/// Start, reconfigure or stop the IP presence after a change: an Ethernet
+/// interface that is up and has addresses is a host on its segment.
+fn sync_inet(i: &mut Ifnet) {
+    let s = &i.state;
+    let mac = match s.lladdr() {
+        Some(mac) if s.kind == IfType::Ethernet && s.flags & iff::UP != 0 => mac,
+        _ => {
+            i.inet = None;
+            return;
+        }
+    };
+    if s.inet.is_empty() && s.inet6.is_empty() {
+        i.inet = None;
+        return;
+    }
+    let v4 = s.inet.iter().map(|a| HostAddr {
+        ip: IpAddr::V4(a.addr),
+        prefix: u32::from(a.mask).count_ones() as u8,
+        nodad: false,
+    });
+    let v6 = s.inet6.iter().map(|a| HostAddr {
+        ip: IpAddr::V6(a.addr),
+        prefix: a.prefixlen,
+        nodad: a.flags & (in6_iff::NODAD | in6_iff::ANYCAST) != 0,
+    });
+    let want: Vec<HostAddr> = v4.chain(v6).collect();
+    if i.inet.is_none() {
+        match inet::Host::start(s.port.clone(), mac) {
+            Ok(h) => i.inet = Some(h),
+            Err(e) => {
+                crate::log::warn(&format!("{}: cannot start the IP presence: {e}", s.name));
+                return;
+            }
+        }
+    }
+    if let Some(h) = &i.inet {
+        h.configure(mac, &want);
     }
 }
 
@@ -278,6 +473,7 @@ fn destroy(t: &mut IfTable, name: &str) -> Result<(), Errno> {
     for other in &mut t.ifs {
         other.driver.ifdetach(&mut other.state, &mut gone.state);
     }
+    gone.inet = None;
     if gone.state.flags & iff::UP != 0 {
         gone.driver.stop(&mut gone.state);
     }
@@ -319,10 +515,10 @@ fn if_up(i: &mut Ifnet, flags: u32) -> Result<(), Errno> {
         if s.kind == IfType::Loopback && !s.inet6.iter().any(|a| a.addr.is_loopback()) {
             s.inet6.push(loopback6_entry());
         }
-        if let Some(ll) = s.link_local() {
-            if !s.inet6.iter().any(|a| a.addr.is_unicast_link_local()) {
-                s.inet6.push(link_local_entry(ll, s.index));
-            }
+        if let Some(ll) = s.link_local()
+            && !s.inet6.iter().any(|a| a.addr.is_unicast_link_local())
+        {
+            s.inet6.push(link_local_entry(ll, s.index));
         }
     }
     Ok(())
@@ -348,13 +544,20 @@ fn add_inet(i: &mut Ifnet, req: InAliasReq) -> Result<(), Errno> {
         .or(existing.map(|p| s.inet[p].mask))
         .unwrap_or_else(|| classful_mask(req.addr));
     let broadcast = if s.flags & iff::BROADCAST != 0 {
-        Some(req.broadcast.unwrap_or_else(|| {
-            Ipv4Addr::from(u32::from(req.addr) | !u32::from(mask))
-        }))
+        Some(
+            req.broadcast
+                .unwrap_or_else(|| Ipv4Addr::from(u32::from(req.addr) | !u32::from(mask))),
+        )
     } else {
         None
     };
-    let entry = InAddr { addr: req.addr, mask, broadcast, dst: req.dst, flags: req.flags };
+    let entry = InAddr {
+        addr: req.addr,
+        mask,
+        broadcast,
+        dst: req.dst,
+        flags: req.flags,
+    };
     let saved = s.inet.clone();
     match existing {
         Some(p) => s.inet[p] = entry,
@@ -372,7 +575,11 @@ fn add_inet6(i: &mut Ifnet, req: In6AliasReq) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     let s = &mut i.state;
-    let scopeid = if req.addr.is_unicast_link_local() { s.index } else { 0 };
+    let scopeid = if req.addr.is_unicast_link_local() {
+        s.index
+    } else {
+        0
+    };
     let entry = In6Addr {
         addr: req.addr,
         prefixlen: req.prefixlen,
@@ -396,7 +603,9 @@ mod tests {
     use crate::ioctl::IfStatus;
 
     fn status(k: &Kernel, name: &str) -> IfStatus {
-        match k.ioctl(Request::GetIfConf { name: Some(name.into()) }) {
+        match k.ioctl(Request::GetIfConf {
+            name: Some(name.into()),
+        }) {
             Ok(Reply::IfConf(mut v)) => v.remove(0),
             r => panic!("{r:?}"),
         }
@@ -417,8 +626,16 @@ mod tests {
     fn create_destroy() {
         let k = Kernel::new(KernelEnv::default());
         k.ioctl(Request::IfCreate { name: "lo1".into() }).unwrap();
-        assert_eq!(k.ioctl(Request::IfCreate { name: "lo1".into() }), Err(Errno::EEXIST));
-        assert_eq!(k.ioctl(Request::IfCreate { name: "nope0".into() }), Err(Errno::EINVAL));
+        assert_eq!(
+            k.ioctl(Request::IfCreate { name: "lo1".into() }),
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(
+            k.ioctl(Request::IfCreate {
+                name: "nope0".into()
+            }),
+            Err(Errno::EINVAL)
+        );
         let req = InAliasReq {
             addr: Ipv4Addr::new(10, 1, 0, 1),
             mask: None,
@@ -426,11 +643,18 @@ mod tests {
             dst: None,
             flags: 0,
         };
-        k.ioctl(Request::AifAddr { name: "lo1".into(), req }).unwrap();
+        k.ioctl(Request::AifAddr {
+            name: "lo1".into(),
+            req,
+        })
+        .unwrap();
         let s = status(&k, "lo1");
         assert_eq!(s.flags & iff::UP, iff::UP);
         assert_eq!(s.inet[0].mask, Ipv4Addr::new(255, 0, 0, 0));
         k.ioctl(Request::IfDestroy { name: "lo1".into() }).unwrap();
-        assert_eq!(k.ioctl(Request::IfDestroy { name: "lo1".into() }), Err(Errno::ENXIO));
+        assert_eq!(
+            k.ioctl(Request::IfDestroy { name: "lo1".into() }),
+            Err(Errno::ENXIO)
+        );
     }
 }

@@ -7,12 +7,16 @@
 //! - [`port`]: the data-plane face of an interface.
 
 pub mod brconfig;
+pub mod client;
 pub mod cloner;
 pub mod drivers;
 pub mod ifnet;
+pub mod inet;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;
+pub mod ping;
 pub mod port;
+pub mod server;
 
 pub use kernel::Kernel;

@@ -13,7 +13,11 @@ pub fn set_level(level: u8) {
 
 fn emit(level: u8, tag: &str, msg: &str) {
     if LEVEL.load(Ordering::Relaxed) >= level {
-        let _ = writeln!(std::io::stderr(), "ifnetd[{}]: {tag}{msg}", std::process::id());
+        let _ = writeln!(
+            std::io::stderr(),
+            "ifnetd[{}]: {tag}{msg}",
+            std::process::id()
+        );
     }
 }
 

@@ -57,6 +57,11 @@ pub trait Upper: Send + Sync {
     }
 }
 
+/// The host side of an interface: the IP presence (`crate::inet`).
+pub trait Stack: Send + Sync {
+    fn input(&self, frame: &[u8]);
+}
+
 /// Frames taken off an interface through the library API.
 pub type FrameReceiver = Receiver<Vec<u8>>;
 
@@ -72,6 +77,7 @@ pub struct Port {
     mac: AtomicU64,
     tx: RwLock<Option<Arc<dyn Transmit>>>,
     upper: RwLock<Option<Arc<dyn Upper>>>,
+    stack: RwLock<Option<Arc<dyn Stack>>>,
     listener: Mutex<Option<SyncSender<Vec<u8>>>>,
 }
 
@@ -93,6 +99,7 @@ impl Port {
             mac: AtomicU64::new(0),
             tx: RwLock::new(None),
             upper: RwLock::new(None),
+            stack: RwLock::new(None),
             listener: Mutex::new(None),
         })
     }
@@ -132,6 +139,10 @@ impl Port {
 
     pub fn set_upper(&self, upper: Option<Arc<dyn Upper>>) {
         *self.upper.write().unwrap() = upper;
+    }
+
+    pub fn set_stack(&self, stack: Option<Arc<dyn Stack>>) {
+        *self.stack.write().unwrap() = stack;
     }
 
     pub fn has_upper(&self) -> bool {
@@ -201,12 +212,18 @@ impl Port {
         }
     }
 
-    /// Hand a frame to the host side of this interface (the library
-    /// listener; later the IP stack). Frames nobody takes count as noproto.
+    /// Hand a frame to the host side of this interface: the IP stack and
+    /// the library listener. Frames nobody takes count as noproto.
     pub fn deliver_local(&self, frame: &[u8]) {
+        let stack = self.stack.read().unwrap().clone();
+        if let Some(stack) = &stack {
+            stack.input(frame);
+        }
         let mut listener = self.listener.lock().unwrap();
         let Some(tx) = listener.as_ref() else {
-            self.counters.noproto.fetch_add(1, Relaxed);
+            if stack.is_none() {
+                self.counters.noproto.fetch_add(1, Relaxed);
+            }
             return;
         };
         match tx.try_send(frame.to_vec()) {

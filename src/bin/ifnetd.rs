@@ -1,4 +1,147 @@
+//! ifnetd: the virtual network kernel daemon.
+
+use clap::Parser;
+use ifnet::client::{Client, server_path};
+use ifnet::ioctl::{Ioctl, Request};
+use ifnet::log;
+use ifnet::server::{Server, Stop};
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::{ForkResult, fork, setsid};
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::exit;
+
+/// The ifnet virtual network kernel: owns a namespace of virtual interfaces
+/// and serves ifconfig(8) and brconfig(8) on a Unix socket.
+#[derive(Parser)]
+#[command(name = "ifnetd", version)]
+struct Args {
+    /// Stay in the foreground and log to stderr.
+    #[arg(short = 'f', long)]
+    foreground: bool,
+    /// Control socket (default: $IFNET_SERVER, else /run/ifnet/ifnetd.sock
+    /// for root, $XDG_RUNTIME_DIR/ifnet/ifnetd.sock otherwise).
+    #[arg(short = 's', long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Permissions of the control socket, in octal.
+    #[arg(short = 'm', long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
+    mode: u32,
+    /// Log file in background mode (default: ifnetd.log beside the socket).
+    #[arg(short = 'l', long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// More log output (repeat for debug).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Stop the daemon serving the socket, destroying its interfaces.
+    #[arg(long)]
+    stop: bool,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("invalid mode {s}: expected octal such as 0600"))
+}
+
+fn die(msg: impl std::fmt::Display) -> ! {
+    eprintln!("ifnetd: {msg}");
+    exit(1)
+}
+
 fn main() {
-    eprintln!("ifnetd: not implemented yet");
-    std::process::exit(1);
+    let args = Args::parse();
+    let path = match &args.socket {
+        Some(p) => p.clone(),
+        None => server_path().unwrap_or_else(|e| die(e)),
+    };
+    if args.stop {
+        let mut c =
+            Client::connect(&path).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+        match c.ioctl(Request::Shutdown) {
+            Ok(_) => exit(0),
+            Err(e) => die(e),
+        }
+    }
+    log::set_level(2 + args.verbose);
+
+    // Signals go to one thread that turns them into a clean stop.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block().unwrap_or_else(|e| die(e));
+
+    // In the background, the parent waits until the child serves, so that
+    // whoever started us can connect as soon as we exit.
+    let ready = if args.foreground {
+        None
+    } else {
+        Some(daemonize())
+    };
+    let server = Server::bind(&path, args.mode).unwrap_or_else(|e| die(e));
+    if let Some(ready) = ready {
+        let log = args
+            .log
+            .clone()
+            .unwrap_or_else(|| path.with_file_name("ifnetd.log"));
+        redirect_stdio(&log);
+        let _ = (&ready).write_all(b"1");
+    }
+    log::info(&format!("serving {}", path.display()));
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sig_tx = tx.clone();
+    std::thread::spawn(move || {
+        if let Ok(sig) = signals.wait() {
+            let _ = sig_tx.send(Stop::Signal(sig as i32));
+        }
+    });
+    server.spawn_accept(tx).unwrap_or_else(|e| die(e));
+    let why = rx.recv().unwrap_or(Stop::Request);
+    log::info(&format!("stopping ({why:?})"));
+    server.shutdown();
+}
+
+/// Fork into the background. Returns, in the child, the pipe on which to
+/// report readiness; the parent exits 0 once it is reported, 1 if the child
+/// died first (its error went to our stderr).
+fn daemonize() -> std::fs::File {
+    let (r, w) = nix::unistd::pipe().unwrap_or_else(|e| die(e));
+    match unsafe { fork() } {
+        Err(e) => die(format!("fork: {e}")),
+        Ok(ForkResult::Parent { .. }) => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let mut r = std::fs::File::from(r);
+            exit(if matches!(r.read(&mut b), Ok(1)) {
+                0
+            } else {
+                1
+            })
+        }
+        Ok(ForkResult::Child) => {
+            drop(r);
+            let _ = setsid();
+            std::fs::File::from(w)
+        }
+    }
+}
+
+fn redirect_stdio(log: &PathBuf) {
+    let null = OpenOptions::new().read(true).write(true).open("/dev/null");
+    let logf = OpenOptions::new().create(true).append(true).open(log);
+    unsafe {
+        if let Ok(null) = &null {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+        match (&logf, &null) {
+            (Ok(f), _) => libc::dup2(f.as_raw_fd(), 2),
+            (_, Ok(n)) => libc::dup2(n.as_raw_fd(), 2),
+            _ => 0,
+        };
+    }
 }

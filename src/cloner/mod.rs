@@ -42,7 +42,11 @@ impl Cloners {
     /// class matches or the unit is not a number.
     pub fn lookup(&self, name: &str) -> Result<(&dyn IfClone, u32), Errno> {
         let (class, unit) = split_name(name).ok_or(Errno::EINVAL)?;
-        let cl = self.classes.iter().find(|c| c.name() == class).ok_or(Errno::EINVAL)?;
+        let cl = self
+            .classes
+            .iter()
+            .find(|c| c.name() == class)
+            .ok_or(Errno::EINVAL)?;
         Ok((cl.as_ref(), unit))
     }
 }

@@ -7,5 +7,8 @@ use crate::cloner::Cloners;
 
 /// Every interface class, in the order `ifconfig -C` lists them.
 pub fn cloners() -> Cloners {
-    Cloners::new(vec![Box::new(bridge::BridgeClone::default()), Box::new(lo::LoClone)])
+    Cloners::new(vec![
+        Box::new(bridge::BridgeClone::default()),
+        Box::new(lo::LoClone),
+    ])
 }

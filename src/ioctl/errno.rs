@@ -51,6 +51,7 @@ errnos! {
     EADDRNOTAVAIL = EADDRNOTAVAIL, "Can't assign requested address";
     ENETDOWN = ENETDOWN, "Network is down";
     EHOSTDOWN = EHOSTDOWN, "Host is down";
+    EHOSTUNREACH = EHOSTUNREACH, "No route to host";
     ENAMETOOLONG = ENAMETOOLONG, "File name too long";
     EOPNOTSUPP = EOPNOTSUPP, "Operation not supported";
     EPROTO = EPROTO, "Protocol error";
@@ -95,7 +96,10 @@ mod tests {
     fn netbsd_wording() {
         assert_eq!(Errno::ENXIO.to_string(), "Device not configured");
         assert_eq!(Errno::EBUSY.to_string(), "Device busy");
-        assert_eq!(Errno::EADDRNOTAVAIL.to_string(), "Can't assign requested address");
+        assert_eq!(
+            Errno::EADDRNOTAVAIL.to_string(),
+            "Can't assign requested address"
+        );
         assert_eq!(
             Errno::EAFNOSUPPORT.to_string(),
             "Address family not supported by protocol family"

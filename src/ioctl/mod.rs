@@ -9,7 +9,7 @@ pub mod wire;
 pub use errno::Errno;
 
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Interface flags (`IFF_*`, sys/net/if.h), in the order ifconfig prints them.
 pub mod iff {
@@ -223,7 +223,11 @@ pub enum BridgeReq {
     /// BRDGDEL
     Del { member: String },
     /// BRDGGIFFLGS / BRDGSIFFLGS on one member: set and clear `IFBIF_*` bits.
-    SetIfFlags { member: String, set: u32, clear: u32 },
+    SetIfFlags {
+        member: String,
+        set: u32,
+        clear: u32,
+    },
     /// BRDGSIFPRIO
     SetIfPriority { member: String, priority: u32 },
     /// BRDGSIFCOST
@@ -295,42 +299,117 @@ pub struct BridgeStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Create an interface; `params` is handed to the cloner (unused so far).
-    IfCreate { name: String },
-    IfDestroy { name: String },
+    IfCreate {
+        name: String,
+    },
+    IfDestroy {
+        name: String,
+    },
     /// Every interface's status, or one interface's (getifaddrs + SIOCG*).
-    GetIfConf { name: Option<String> },
-    GetIfFlags { name: String },
+    GetIfConf {
+        name: Option<String>,
+    },
+    GetIfFlags {
+        name: String,
+    },
     /// Set the changeable flags to `flags` (SIOCSIFFLAGS).
-    SetIfFlags { name: String, flags: u32 },
-    GetIfMtu { name: String },
-    SetIfMtu { name: String, mtu: u32 },
-    SetIfMetric { name: String, metric: u32 },
-    AifAddr { name: String, req: InAliasReq },
-    DifAddr { name: String, addr: Ipv4Addr },
-    AifAddrIn6 { name: String, req: In6AliasReq },
-    DifAddrIn6 { name: String, addr: Ipv6Addr },
+    SetIfFlags {
+        name: String,
+        flags: u32,
+    },
+    GetIfMtu {
+        name: String,
+    },
+    SetIfMtu {
+        name: String,
+        mtu: u32,
+    },
+    SetIfMetric {
+        name: String,
+        metric: u32,
+    },
+    AifAddr {
+        name: String,
+        req: InAliasReq,
+    },
+    DifAddr {
+        name: String,
+        addr: Ipv4Addr,
+    },
+    AifAddrIn6 {
+        name: String,
+        req: In6AliasReq,
+    },
+    DifAddrIn6 {
+        name: String,
+        addr: Ipv6Addr,
+    },
     /// Add a link address; `active` makes it the interface's MAC.
-    ALifAddr { name: String, mac: Mac, active: bool },
-    DLifAddr { name: String, mac: Mac },
+    ALifAddr {
+        name: String,
+        mac: Mac,
+        active: bool,
+    },
+    DLifAddr {
+        name: String,
+        mac: Mac,
+    },
     /// `None` detaches (`-linkstr`).
-    SetLinkStr { name: String, linkstr: Option<String> },
-    GetLinkStr { name: String },
+    SetLinkStr {
+        name: String,
+        linkstr: Option<String>,
+    },
+    GetLinkStr {
+        name: String,
+    },
     /// `None` clears the description.
-    SetIfDescr { name: String, descr: Option<String> },
-    GetIfMedia { name: String },
+    SetIfDescr {
+        name: String,
+        descr: Option<String>,
+    },
+    GetIfMedia {
+        name: String,
+    },
     /// A media word as ifconfig's `media` keyword takes it.
-    SetIfMedia { name: String, media: String },
+    SetIfMedia {
+        name: String,
+        media: String,
+    },
     /// Set the enabled capabilities (SIOCSIFCAP).
-    SetIfCap { name: String, enabled: u32 },
+    SetIfCap {
+        name: String,
+        enabled: u32,
+    },
     /// The interface cloners, in registration order.
     IfGCloners,
-    GetIfData { name: String },
+    GetIfData {
+        name: String,
+    },
     /// Read and zero the counters.
-    ZIfData { name: String },
+    ZIfData {
+        name: String,
+    },
     /// Driver-specific set request (bridge configuration).
-    SetDrvSpec { name: String, req: BridgeReq },
+    SetDrvSpec {
+        name: String,
+        req: BridgeReq,
+    },
     /// Driver-specific get request.
-    GetDrvSpec { name: String, req: BridgeReq },
+    GetDrvSpec {
+        name: String,
+        req: BridgeReq,
+    },
+    /// One ICMP echo request to `dst` through the interface that reaches
+    /// it (`scope` names the interface for link-local addresses); answered
+    /// with the reply, or ETIMEDOUT after `timeout_ms`. The ping tool.
+    Echo {
+        dst: IpAddr,
+        scope: Option<String>,
+        ident: u16,
+        seq: u16,
+        len: u16,
+        timeout_ms: u32,
+    },
     /// Stop the daemon, destroying every interface.
     Shutdown,
 }
@@ -347,6 +426,13 @@ pub enum Reply {
     Cloners(Vec<String>),
     Data(IfData),
     Bridge(BridgeStatus),
+    /// An echo reply: who answered, ICMP length, TTL/hop limit, round trip.
+    Echo {
+        from: IpAddr,
+        bytes: u32,
+        ttl: u8,
+        rtt_us: u64,
+    },
 }
 
 pub type Response = Result<Reply, Errno>;

@@ -139,13 +139,46 @@ mod tests {
     #[test]
     fn refuses_bad_frames() {
         let huge = (MAX_REQUEST as u32 + 1).to_be_bytes();
-        assert!(matches!(read_request(&mut &huge[..]), Err(WireError::TooLong(_))));
+        assert!(matches!(
+            read_request(&mut &huge[..]),
+            Err(WireError::TooLong(_))
+        ));
         let bad_version = [0, 0, 0, 2, 9, 0];
-        assert!(matches!(read_request(&mut &bad_version[..]), Err(WireError::Version(9))));
+        assert!(matches!(
+            read_request(&mut &bad_version[..]),
+            Err(WireError::Version(9))
+        ));
         let garbage = [0, 0, 0, 3, VERSION, 0xff, 0xff];
-        assert!(matches!(read_request(&mut &garbage[..]), Err(WireError::Decode)));
+        assert!(matches!(
+            read_request(&mut &garbage[..]),
+            Err(WireError::Decode)
+        ));
         let short = [0, 0, 0, 9, VERSION];
-        assert!(matches!(read_request(&mut &short[..]), Err(WireError::Io(_))));
+        assert!(matches!(
+            read_request(&mut &short[..]),
+            Err(WireError::Io(_))
+        ));
         assert!(matches!(read_request(&mut &[][..]), Err(WireError::Eof)));
+    }
+
+    proptest::proptest! {
+        /// The daemon's decoder takes any bytes without panicking.
+        #[test]
+        fn decoder_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_body::<Request>(&body);
+            let mut framed = (body.len() as u32).to_be_bytes().to_vec();
+            framed.extend_from_slice(&body);
+            let _ = read_request(&mut &framed[..]);
+        }
+
+        /// Valid requests with a flipped byte decode or fail, never panic.
+        #[test]
+        fn mutated_requests(name in "[a-z]{1,8}[0-9]{1,3}", pos in 0usize..64, bit in 0u8..8) {
+            let mut buf = Vec::new();
+            write_request(&mut buf, &Request::SetLinkStr { name, linkstr: Some("/tmp/bus".into()) }).unwrap();
+            let i = 4 + pos % (buf.len() - 4);
+            buf[i] ^= 1 << bit;
+            let _ = read_request(&mut &buf[..]);
+        }
     }
 }

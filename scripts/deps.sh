@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the tests, the demo and the benchmarks need (Debian packages).
+# Idempotent: installs only what is missing.
+set -euo pipefail
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip       || need+=(iproute2)
+have ping     || need+=(iputils-ping)
+have tcpdump  || need+=(tcpdump)
+have mandoc   || need+=(mandoc)
+have iperf3   || need+=(iperf3)
+have python3  || need+=(python3)
+if [ "${#need[@]}" -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "deps: installing ${need[*]}" >&2
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,309 @@
+//! `ifping`: ping(8) from inside a virtual kernel, as NetBSD's rump.ping
+//! pings from inside a rump kernel. Each echo request is an `Echo` request
+//! to the daemon named by IFNET_SERVER; the kernel's IP presence sends it
+//! and matches the reply.
+
+use crate::ioctl::{Errno, Ioctl, Reply, Request};
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub const USAGE: &str = "usage: ifping [-6nq] [-c count] [-i wait] [-s packetsize] [-w deadline] [-W waittime] host[%scope]\n";
+
+/// Set by SIGINT: stop sending and print the summary, as ping does.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub count: Option<u64>,
+    pub interval: Duration,
+    pub size: u16,
+    pub deadline: Option<Duration>,
+    pub wait: Duration,
+    pub quiet: bool,
+    pub dst: IpAddr,
+    pub scope: Option<String>,
+    pub host: String,
+}
+
+fn seconds(s: &str) -> Option<Duration> {
+    let v: f64 = s.parse().ok()?;
+    (0.0..1e9).contains(&v).then(|| Duration::from_secs_f64(v))
+}
+
+/// Parse the command line, getopt(3) style. `Err` holds the message (or
+/// the usage text) for stderr.
+pub fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        count: None,
+        interval: Duration::from_secs(1),
+        size: 56,
+        deadline: None,
+        wait: Duration::from_secs(2),
+        quiet: false,
+        dst: IpAddr::from([0, 0, 0, 0]),
+        scope: None,
+        host: String::new(),
+    };
+    let mut want_v6 = false;
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
+        if args[i] == "--" {
+            i += 1;
+            break;
+        }
+        let flags: Vec<char> = args[i][1..].chars().collect();
+        let mut j = 0;
+        while j < flags.len() {
+            let c = flags[j];
+            j += 1;
+            match c {
+                '6' => want_v6 = true,
+                'n' => {}
+                'q' => o.quiet = true,
+                'c' | 'i' | 's' | 'w' | 'W' => {
+                    let rest: String = flags[j..].iter().collect();
+                    let val = if !rest.is_empty() {
+                        j = flags.len();
+                        rest
+                    } else {
+                        i += 1;
+                        args.get(i).cloned().ok_or_else(|| USAGE.to_string())?
+                    };
+                    let bad = |what: &str| format!("ifping: {what}: `{val}'\n");
+                    match c {
+                        'c' => {
+                            o.count = Some(
+                                val.parse()
+                                    .ok()
+                                    .filter(|n| *n > 0)
+                                    .ok_or_else(|| bad("Bad/invalid number of packets"))?,
+                            )
+                        }
+                        'i' => {
+                            o.interval = seconds(&val)
+                                .filter(|d| *d >= Duration::from_millis(1))
+                                .ok_or_else(|| bad("Bad/invalid interval"))?
+                        }
+                        's' => {
+                            o.size = val
+                                .parse()
+                                .ok()
+                                .filter(|n| *n <= 1472)
+                                .ok_or_else(|| bad("Bad/invalid packet size"))?
+                        }
+                        'w' => {
+                            o.deadline =
+                                Some(seconds(&val).ok_or_else(|| bad("Bad/invalid deadline"))?)
+                        }
+                        _ => {
+                            o.wait = seconds(&val)
+                                .filter(|d| !d.is_zero())
+                                .ok_or_else(|| bad("Bad/invalid waittime"))?
+                        }
+                    }
+                }
+                _ => return Err(USAGE.to_string()),
+            }
+        }
+        i += 1;
+    }
+    if args.len() != i + 1 {
+        return Err(USAGE.to_string());
+    }
+    o.host = args[i].clone();
+    let (addr, scope) = match o.host.split_once('%') {
+        Some((a, s)) => (a, Some(s.to_string())),
+        None => (o.host.as_str(), None),
+    };
+    o.dst = addr.parse().map_err(|_| {
+        format!(
+            "ifping: Cannot resolve \"{}\" (numeric addresses only)\n",
+            o.host
+        )
+    })?;
+    if want_v6 && o.dst.is_ipv4() {
+        return Err(format!("ifping: {} is not an IPv6 address\n", o.host));
+    }
+    o.scope = scope;
+    Ok(o)
+}
+
+struct Stats {
+    sent: u64,
+    received: u64,
+    rtts: Vec<f64>,
+}
+
+/// Run ifping; returns the exit status (0: a reply came, 2: none, 1: error).
+pub fn main_with(
+    args: &[String],
+    ctl: &mut dyn Ioctl,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let o = match parse(args) {
+        Ok(o) => o,
+        Err(msg) => {
+            let _ = err.write_all(msg.as_bytes());
+            return 1;
+        }
+    };
+    let v6 = o.dst.is_ipv6();
+    let _ = if v6 {
+        writeln!(
+            out,
+            "PING6({}=40+8+{} bytes) --> {}",
+            48 + u32::from(o.size),
+            o.size,
+            o.host
+        )
+    } else {
+        writeln!(out, "PING {} ({}): {} data bytes", o.host, o.dst, o.size)
+    };
+    let ident = (std::process::id() & 0xffff) as u16;
+    let start = Instant::now();
+    let mut st = Stats {
+        sent: 0,
+        received: 0,
+        rtts: Vec::new(),
+    };
+    let mut seq: u16 = 0;
+    loop {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            break;
+        }
+        let last = o.count.is_some_and(|c| st.sent + 1 >= c);
+        let sent_at = Instant::now();
+        // Wait for this reply until the next send is due; the last one
+        // gets the -W waittime.
+        let mut timeout = if last {
+            o.wait.max(o.interval)
+        } else {
+            o.interval
+        };
+        if let Some(d) = o.deadline {
+            timeout = timeout.min(d.saturating_sub(start.elapsed()));
+        }
+        let req = Request::Echo {
+            dst: o.dst,
+            scope: o.scope.clone(),
+            ident,
+            seq,
+            len: o.size,
+            timeout_ms: timeout.as_millis().max(1) as u32,
+        };
+        st.sent += 1;
+        match ctl.ioctl(req) {
+            Ok(Reply::Echo {
+                from,
+                bytes,
+                ttl,
+                rtt_us,
+            }) => {
+                st.received += 1;
+                let ms = rtt_us as f64 / 1000.0;
+                st.rtts.push(ms);
+                if !o.quiet {
+                    let _ = if v6 {
+                        writeln!(
+                            out,
+                            "{bytes} bytes from {from}, icmp_seq={seq} hlim={ttl} time={ms:.3} ms"
+                        )
+                    } else {
+                        writeln!(
+                            out,
+                            "{bytes} bytes from {from}: icmp_seq={seq} ttl={ttl} time={ms:.3} ms"
+                        )
+                    };
+                }
+            }
+            Ok(_) | Err(Errno::ETIMEDOUT) => {}
+            Err(e) => {
+                let _ = writeln!(err, "ifping: sendto: {e}");
+            }
+        }
+        let _ = out.flush();
+        if last || o.deadline.is_some_and(|d| start.elapsed() >= d) {
+            break;
+        }
+        seq = seq.wrapping_add(1);
+        let next = sent_at + o.interval;
+        while Instant::now() < next && !INTERRUPTED.load(Ordering::Relaxed) {
+            std::thread::sleep((next - Instant::now()).min(Duration::from_millis(50)));
+        }
+    }
+    summary(out, &o, v6, &st);
+    if st.received > 0 { 0 } else { 2 }
+}
+
+fn summary(out: &mut dyn Write, o: &Options, v6: bool, st: &Stats) {
+    let _ = if v6 {
+        writeln!(out, "\n--- {} ping6 statistics ---", o.host)
+    } else {
+        writeln!(out, "\n----{} PING Statistics----", o.host)
+    };
+    let loss = if st.sent == 0 {
+        0.0
+    } else {
+        100.0 * (st.sent - st.received) as f64 / st.sent as f64
+    };
+    let _ = writeln!(
+        out,
+        "{} packets transmitted, {} packets received, {loss:.1}% packet loss",
+        st.sent, st.received
+    );
+    if !st.rtts.is_empty() {
+        let n = st.rtts.len() as f64;
+        let min = st.rtts.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = st.rtts.iter().cloned().fold(0.0, f64::max);
+        let avg = st.rtts.iter().sum::<f64>() / n;
+        let sd = (st.rtts.iter().map(|r| (r - avg).powi(2)).sum::<f64>() / n).sqrt();
+        let label = if v6 { "std-dev" } else { "stddev" };
+        let _ = writeln!(
+            out,
+            "round-trip min/avg/max/{label} = {min:.3}/{avg:.3}/{max:.3}/{sd:.3} ms"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn options() {
+        let o = parse(&args("-c 3 -q -i 0.2 -w5 10.0.0.2")).unwrap();
+        assert_eq!(o.count, Some(3));
+        assert!(o.quiet);
+        assert_eq!(o.interval, Duration::from_millis(200));
+        assert_eq!(o.deadline, Some(Duration::from_secs(5)));
+        let o = parse(&args("-6 fe80::1%shmif0")).unwrap();
+        assert_eq!(o.scope.as_deref(), Some("shmif0"));
+        assert!(o.dst.is_ipv6());
+    }
+
+    #[test]
+    fn bad_lines() {
+        assert_eq!(parse(&args("")), Err(USAGE.to_string()));
+        assert_eq!(parse(&args("-x 10.0.0.1")), Err(USAGE.to_string()));
+        assert_eq!(parse(&args("-c")), Err(USAGE.to_string()));
+        assert!(
+            parse(&args("-c 0 10.0.0.1"))
+                .unwrap_err()
+                .contains("number of packets")
+        );
+        assert!(parse(&args("-6 10.0.0.1")).is_err());
+        assert!(
+            parse(&args("host.example"))
+                .unwrap_err()
+                .contains("Cannot resolve")
+        );
+        assert!(parse(&args("10.0.0.1 extra")).is_err());
+    }
+}

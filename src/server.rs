@@ -1,0 +1,202 @@
+//! `ifnetd`: one [`Kernel`] served on a Unix stream socket.
+//!
+//! One thread per client (requests are short; a slow client holds only its
+//! own thread). A lock file beside the socket makes sure a single daemon
+//! serves a path; a socket file left by a killed daemon is replaced.
+
+use crate::cloner::KernelEnv;
+use crate::ioctl::{Errno, Request, wire};
+use crate::{Kernel, log};
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+
+/// More clients than this at once are turned away (each holds a thread).
+pub const MAX_CLIENTS: usize = 256;
+
+/// Why the daemon stops.
+#[derive(Debug)]
+pub enum Stop {
+    Signal(i32),
+    Request,
+}
+
+pub struct Server {
+    pub path: PathBuf,
+    listener: UnixListener,
+    _lock: Flock<File>,
+    kernel: Arc<Kernel>,
+}
+
+/// An error with what the user should read.
+#[derive(Debug)]
+pub struct ServeError(pub String);
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(what: &str, path: &Path, e: impl std::fmt::Display) -> ServeError {
+    ServeError(format!("{what} {}: {e}", path.display()))
+}
+
+impl Server {
+    /// Claim `path` and listen on it with permissions `mode`.
+    pub fn bind(path: &Path, mode: u32) -> Result<Server, ServeError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            fs::create_dir_all(dir).map_err(|e| err("cannot create", dir, e))?;
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+        }
+        let lock_path = lock_path(path);
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| err("cannot open", &lock_path, e))?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            ServeError(format!(
+                "another ifnetd is already serving {} (lock {} is held)",
+                path.display(),
+                lock_path.display()
+            ))
+        })?;
+        // We hold the lock, so a socket file here is stale: its daemon died.
+        match fs::remove_file(path) {
+            Ok(()) => log::info(&format!("removed stale socket {}", path.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err("cannot remove stale socket", path, e)),
+        }
+        let listener = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| err("cannot chmod", path, e))?;
+        let env = KernelEnv {
+            run_dir: path.parent().map(Path::to_path_buf),
+        };
+        Ok(Server {
+            path: path.to_path_buf(),
+            listener,
+            _lock: lock,
+            kernel: Arc::new(Kernel::new(env)),
+        })
+    }
+
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+
+    /// Accept clients on a background thread; a `Shutdown` request is
+    /// reported on `stop`.
+    pub fn spawn_accept(&self, stop: Sender<Stop>) -> io::Result<()> {
+        let listener = self.listener.try_clone()?;
+        let kernel = self.kernel.clone();
+        let clients = Arc::new(AtomicUsize::new(0));
+        let (uid, gid, mode) = socket_owner(&self.path);
+        std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(conn) = conn else { continue };
+                    if !peer_allowed(&conn, uid, gid, mode) {
+                        log::warn("refused a client not allowed by the socket's mode");
+                        continue;
+                    }
+                    if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                        clients.fetch_sub(1, Ordering::SeqCst);
+                        log::warn("too many clients; refusing one");
+                        continue;
+                    }
+                    let (kernel, stop, clients) = (kernel.clone(), stop.clone(), clients.clone());
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("client".into())
+                            .spawn(move || {
+                                serve_client(conn, &kernel, &stop);
+                                clients.fetch_sub(1, Ordering::SeqCst);
+                            });
+                    if spawned.is_err() {
+                        log::warn("cannot spawn a client thread");
+                    }
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Destroy every interface and remove the socket.
+    pub fn shutdown(self) {
+        self.kernel.shutdown();
+        let _ = fs::remove_file(&self.path);
+        log::info("stopped");
+    }
+}
+
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+fn socket_owner(path: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    match fs::metadata(path) {
+        Ok(m) => (m.uid(), m.gid(), m.mode()),
+        Err(_) => (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+            0o600,
+        ),
+    }
+}
+
+/// SO_PEERCRED check: root, the socket's owner, or whom its mode admits.
+/// (The file mode already guards connect(); this also covers a socket
+/// whose mode was changed, or one passed to a process in another way.)
+fn peer_allowed(conn: &UnixStream, uid: u32, gid: u32, mode: u32) -> bool {
+    let Ok(cred) = getsockopt(conn, PeerCredentials) else {
+        return false;
+    };
+    let peer_uid = cred.uid();
+    peer_uid == 0
+        || peer_uid == uid
+        || (cred.gid() == gid && mode & 0o020 != 0)
+        || mode & 0o002 != 0
+}
+
+/// Answer one client's requests until it goes away. Garbage ends only this
+/// client's connection.
+fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
+    loop {
+        let req = match wire::read_request(&mut conn) {
+            Ok(r) => r,
+            Err(wire::WireError::Eof) => return,
+            Err(e) => {
+                log::debug(&format!("client sent a bad message: {e}"));
+                let errno: Errno = e.into();
+                let _ = wire::write_response(&mut conn, &Err(errno));
+                return;
+            }
+        };
+        log::debug(&format!("{req:?}"));
+        let shutdown = req == Request::Shutdown;
+        let resp = kernel.ioctl(req);
+        if wire::write_response(&mut conn, &resp).is_err() {
+            return;
+        }
+        if shutdown {
+            let _ = stop.send(Stop::Request);
+            return;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Shared test harness: a real `ifnetd` per test, on its own socket in its
+//! own temporary directory, and the real tool binaries run against it.
+#![allow(dead_code)]
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const IFNETD: &str = env!("CARGO_BIN_EXE_ifnetd");
+pub const IFCONFIG: &str = env!("CARGO_BIN_EXE_ifconfig");
+pub const BRCONFIG: &str = env!("CARGO_BIN_EXE_brconfig");
+pub const SHMIFDUMP: &str = env!("CARGO_BIN_EXE_shmifdump");
+
+/// A daemon in the foreground, killed when dropped.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("ifnetd.sock");
+        let mut d = Daemon {
+            dir,
+            sock,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Start (again) on the same socket and wait until it answers.
+    pub fn spawn(&mut self) {
+        let child = Command::new(IFNETD)
+            .args(["-f", "-s"])
+            .arg(&self.sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_for_socket(&self.sock);
+    }
+
+    /// A command for one of the tools, aimed at this daemon.
+    pub fn cmd(&self, bin: &str) -> Command {
+        let mut c = Command::new(bin);
+        c.env("IFNET_SERVER", &self.sock)
+            .env("IFNET_NO_AUTOSTART", "1");
+        c
+    }
+
+    /// Run `ifconfig ARGS` and return (stdout, stderr, exit code).
+    pub fn ifconfig(&self, args: &[&str]) -> (String, String, i32) {
+        run(self.cmd(IFCONFIG).args(args))
+    }
+
+    pub fn brconfig(&self, args: &[&str]) -> (String, String, i32) {
+        run(self.cmd(BRCONFIG).args(args))
+    }
+
+    /// `ifconfig ARGS` that must succeed silently.
+    pub fn ok(&self, args: &[&str]) {
+        let (o, e, rc) = self.ifconfig(args);
+        assert_eq!(
+            (o.as_str(), e.as_str(), rc),
+            ("", "", 0),
+            "ifconfig {args:?}"
+        );
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn wait_for_socket(sock: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(sock).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "ifnetd did not come up on {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn run(cmd: &mut Command) -> (String, String, i32) {
+    let out: Output = cmd.stdin(Stdio::null()).output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// Whether the tests must not skip for a missing capability.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Run a command that must succeed (set-up steps: ip, tcpdump…).
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A unique short name for host objects (namespaces, TAPs): IFNAMSIZ is 16.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}{}x{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A network namespace, deleted when dropped (also when the test fails).
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new() -> Netns {
+        let name = unique("ifn");
+        sh(&format!("ip netns add {name}"));
+        sh(&format!("ip -n {name} link set lo up"));
+        Netns(name)
+    }
+
+    /// A shell command run inside the namespace.
+    pub fn exec(&self, cmd: &str) -> String {
+        sh(&format!("ip netns exec {} sh -c '{}'", self.0, cmd.replace('\'', "'\\''")))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Whether this process may make namespaces and TAPs; in CI it must.
+pub fn can_netadmin() -> bool {
+    let ok = nix::unistd::geteuid().is_root() && Path::new("/dev/net/tun").exists();
+    assert!(ok || !in_ci(), "CI must run as root with /dev/net/tun");
+    ok
+}
+
+/// Poll `f` until it is true or `secs` pass.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,235 @@
+//! ifnetd as a process: serving, refusing, surviving bad clients, stopping.
+
+mod common;
+
+use common::*;
+use ifnet::client::Client;
+use ifnet::ioctl::{Errno, Ioctl, Reply, Request, wire};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+fn names(c: &mut Client) -> Vec<String> {
+    match c.ioctl(Request::GetIfConf { name: None }).unwrap() {
+        Reply::IfConf(v) => v.into_iter().map(|s| s.name).collect(),
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn serves_requests() {
+    let d = Daemon::start();
+    let mut c = Client::connect(&d.sock).unwrap();
+    assert_eq!(names(&mut c), ["lo0"]);
+    c.ioctl(Request::IfCreate { name: "lo1".into() }).unwrap();
+    assert_eq!(
+        c.ioctl(Request::IfCreate { name: "lo1".into() }),
+        Err(Errno::EEXIST)
+    );
+    assert_eq!(names(&mut c), ["lo0", "lo1"]);
+    // A second client sees the same kernel.
+    let mut c2 = Client::connect(&d.sock).unwrap();
+    assert_eq!(names(&mut c2), ["lo0", "lo1"]);
+}
+
+#[test]
+fn socket_mode_is_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    let mode = std::fs::metadata(&d.sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn bad_clients_do_not_disturb_others() {
+    let d = Daemon::start();
+    let mut good = Client::connect(&d.sock).unwrap();
+    good.ioctl(Request::IfCreate { name: "lo1".into() })
+        .unwrap();
+
+    // Garbage after a valid length: answered with EPROTO, then closed.
+    let mut s = UnixStream::connect(&d.sock).unwrap();
+    s.write_all(&[0, 0, 0, 4, 1, 0xff, 0xff, 0xff]).unwrap();
+    let resp = wire::read_response(&mut s).unwrap();
+    assert_eq!(resp, Err(Errno::EPROTO));
+
+    // A wrong protocol version.
+    let mut s = UnixStream::connect(&d.sock).unwrap();
+    s.write_all(&[0, 0, 0, 2, 99, 0]).unwrap();
+    assert_eq!(wire::read_response(&mut s).unwrap(), Err(Errno::EPROTO));
+
+    // An oversized request is refused before any allocation.
+    let mut s = UnixStream::connect(&d.sock).unwrap();
+    s.write_all(&0x7fff_ffffu32.to_be_bytes()).unwrap();
+    assert_eq!(wire::read_response(&mut s).unwrap(), Err(Errno::EMSGSIZE));
+
+    // Disconnect in the middle of a request.
+    let mut s = UnixStream::connect(&d.sock).unwrap();
+    s.write_all(&[0, 0, 0, 100, 1, 2, 3]).unwrap();
+    drop(s);
+
+    // A client that connects and says nothing holds only its own thread.
+    let idle = UnixStream::connect(&d.sock).unwrap();
+
+    // Random bytes from many clients at once.
+    let threads: Vec<_> = (0..16u8)
+        .map(|i| {
+            let sock = d.sock.clone();
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&sock).unwrap();
+                let junk: Vec<u8> = (0..64u8)
+                    .map(|j| j.wrapping_mul(37).wrapping_add(i))
+                    .collect();
+                let _ = s.write_all(&junk);
+                let mut buf = Vec::new();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let _ = s.read_to_end(&mut buf);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+
+    // The daemon and the first client are unharmed.
+    assert_eq!(names(&mut good), ["lo0", "lo1"]);
+    let mut fresh = Client::connect(&d.sock).unwrap();
+    assert_eq!(names(&mut fresh), ["lo0", "lo1"]);
+    drop(idle);
+}
+
+#[test]
+fn second_daemon_on_same_socket_refuses() {
+    let d = Daemon::start();
+    let (out, err, rc) = run(std::process::Command::new(IFNETD)
+        .args(["-f", "-s"])
+        .arg(&d.sock));
+    assert_eq!(rc, 1);
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with("ifnetd: another ifnetd is already serving"),
+        "{err}"
+    );
+    // The first is still serving.
+    let mut c = Client::connect(&d.sock).unwrap();
+    assert_eq!(names(&mut c), ["lo0"]);
+}
+
+#[test]
+fn stale_socket_is_replaced() {
+    let mut d = Daemon::start();
+    {
+        let mut c = Client::connect(&d.sock).unwrap();
+        c.ioctl(Request::IfCreate { name: "lo7".into() }).unwrap();
+    }
+    d.kill9();
+    assert!(d.sock.exists(), "kill -9 leaves the socket file behind");
+    assert!(UnixStream::connect(&d.sock).is_err());
+    d.spawn();
+    let mut c = Client::connect(&d.sock).unwrap();
+    assert_eq!(names(&mut c), ["lo0"], "a new kernel starts empty");
+}
+
+#[test]
+fn sigterm_and_shutdown_request_stop_cleanly() {
+    let mut d = Daemon::start();
+    let mut child = d.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    assert!(!d.sock.exists(), "socket removed on a clean stop");
+
+    d.spawn();
+    let mut child = d.child.take().unwrap();
+    let (out, err, rc) = run(std::process::Command::new(IFNETD)
+        .arg("--stop")
+        .arg("-s")
+        .arg(&d.sock));
+    assert_eq!((out.as_str(), err.as_str(), rc), ("", "", 0));
+    assert!(child.wait().unwrap().success());
+    assert!(!d.sock.exists());
+}
+
+#[test]
+fn background_mode_serves_once_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("bg.sock");
+    let (_, err, rc) = run(std::process::Command::new(IFNETD).arg("-s").arg(&sock));
+    assert_eq!((err.as_str(), rc), ("", 0));
+    // Ready as soon as the parent exited: no waiting needed.
+    let mut c = Client::connect(&sock).unwrap();
+    assert_eq!(names(&mut c), ["lo0"]);
+    assert_eq!(c.ioctl(Request::Shutdown), Ok(Reply::Ok));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = std::fs::read_to_string(dir.path().join("ifnetd.log")).unwrap();
+    assert!(log.contains("serving"), "{log}");
+}
+
+/// The uid/gid of `nobody`, for privilege tests (they need root to switch).
+fn nobody() -> Option<(u32, u32)> {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(!in_ci(), "privilege tests need root in CI");
+        return None;
+    }
+    Some((65534, 65534))
+}
+
+#[test]
+fn socket_mode_keeps_other_users_out() {
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    let d = Daemon::start();
+    // The temp dir is 0700 root: let nobody reach the socket file itself,
+    // so that only the socket's own mode (0600) stands in the way.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+        .args(["lo1", "create"])
+        .env("IFNET_SERVER", &d.sock)
+        .env("IFNET_NO_AUTOSTART", "1")
+        .uid(uid)
+        .gid(gid));
+    assert_eq!(out, "");
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    let mut c = Client::connect(&d.sock).unwrap();
+    assert_eq!(names(&mut c), ["lo0"], "nothing was created");
+}
+
+#[test]
+fn unprivileged_user_runs_own_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sock = dir.path().join("user.sock");
+    let mut child = std::process::Command::new(IFNETD)
+        .arg("-f")
+        .arg("-s")
+        .arg(&sock)
+        .stderr(std::process::Stdio::null())
+        .uid(uid)
+        .gid(gid)
+        .spawn()
+        .unwrap();
+    wait_for_socket(&sock);
+    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+        .args(["lo1", "create", "inet", "10.9.0.1/24"])
+        .env("IFNET_SERVER", &sock)
+        .env("IFNET_NO_AUTOSTART", "1")
+        .uid(uid)
+        .gid(gid));
+    assert_eq!((out.as_str(), err.as_str(), rc), ("", "", 0));
+    let (out, _, rc) = run(std::process::Command::new(IFCONFIG)
+        .arg("-l")
+        .env("IFNET_SERVER", &sock)
+        .uid(uid)
+        .gid(gid));
+    assert_eq!((out.as_str(), rc), ("lo0 lo1\n", 0));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}

@@ -1,0 +1,234 @@
+//! The IP presence over a crossover cable between two in-process kernels:
+//! ARP/NDP, echo both ways, DAD and duplicate detection. (Over real media
+//! — a shmif bus between two ifnetd processes, virt to a Linux namespace —
+//! in tests/scene.rs.)
+
+use ifnet::Kernel;
+use ifnet::cloner::{Cloners, IfClone, KernelEnv};
+use ifnet::ifnet::{Driver, IfState, IfType};
+use ifnet::ioctl::{Errno, In6AliasReq, InAliasReq, Reply, Request, iff};
+use ifnet::port::{Port, Transmit};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// One end of a cable: what it transmits, the other end receives.
+struct End(Arc<Mutex<Weak<Port>>>);
+
+impl Transmit for End {
+    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+        if let Some(p) = self.0.lock().unwrap().upgrade() {
+            p.input(frame);
+        }
+        Ok(())
+    }
+}
+
+struct Cable {
+    /// Where each end's frames go, by unit.
+    peer: Arc<Mutex<Weak<Port>>>,
+    mac: u8,
+}
+
+struct CableIf;
+impl Driver for CableIf {}
+
+impl IfClone for Cable {
+    fn name(&self) -> &'static str {
+        "eth"
+    }
+    fn create(&self, _: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
+        ifs.kind = IfType::Ethernet;
+        ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
+        ifs.set_lladdr([0x02, 0, 0, 0, 0, self.mac]);
+        ifs.port
+            .set_transmit(Some(Arc::new(End(self.peer.clone()))));
+        Ok(Box::new(CableIf))
+    }
+}
+
+/// Two kernels whose `eth0`s are plugged into each other.
+fn cabled() -> (Kernel, Kernel) {
+    let to_b = Arc::new(Mutex::new(Weak::new()));
+    let to_a = Arc::new(Mutex::new(Weak::new()));
+    let a = Kernel::with_cloners(
+        KernelEnv::default(),
+        Cloners::new(vec![
+            Box::new(ifnet::drivers::lo::LoClone),
+            Box::new(Cable {
+                peer: to_b.clone(),
+                mac: 1,
+            }),
+        ]),
+    );
+    let b = Kernel::with_cloners(
+        KernelEnv::default(),
+        Cloners::new(vec![
+            Box::new(ifnet::drivers::lo::LoClone),
+            Box::new(Cable {
+                peer: to_a.clone(),
+                mac: 2,
+            }),
+        ]),
+    );
+    for k in [&a, &b] {
+        k.ioctl(Request::IfCreate {
+            name: "eth0".into(),
+        })
+        .unwrap();
+    }
+    *to_b.lock().unwrap() = Arc::downgrade(&b.port("eth0").unwrap());
+    *to_a.lock().unwrap() = Arc::downgrade(&a.port("eth0").unwrap());
+    (a, b)
+}
+
+fn add4(k: &Kernel, a: [u8; 4]) {
+    let req = InAliasReq {
+        addr: Ipv4Addr::from(a),
+        mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+        broadcast: None,
+        dst: None,
+        flags: 0,
+    };
+    k.ioctl(Request::AifAddr {
+        name: "eth0".into(),
+        req,
+    })
+    .unwrap();
+}
+
+fn add6(k: &Kernel, a: &str) {
+    let req = In6AliasReq {
+        addr: a.parse().unwrap(),
+        prefixlen: 64,
+        dst: None,
+        flags: 0,
+        pltime: u32::MAX,
+        vltime: u32::MAX,
+    };
+    k.ioctl(Request::AifAddrIn6 {
+        name: "eth0".into(),
+        req,
+    })
+    .unwrap();
+}
+
+fn flags_of(k: &Kernel, ip: IpAddr) -> u32 {
+    let Reply::IfConf(v) = k
+        .ioctl(Request::GetIfConf {
+            name: Some("eth0".into()),
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    match ip {
+        IpAddr::V4(ip) => v[0].inet.iter().find(|a| a.addr == ip).unwrap().flags,
+        IpAddr::V6(ip) => v[0].inet6.iter().find(|a| a.addr == ip).unwrap().flags,
+    }
+}
+
+fn wait_flags(k: &Kernel, ip: IpAddr, want: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while flags_of(k, ip) != want {
+        assert!(
+            Instant::now() < deadline,
+            "{ip}: flags {:#x}, want {want:#x}",
+            flags_of(k, ip)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ping(k: &Kernel, dst: IpAddr, seq: u16) -> Result<Reply, Errno> {
+    k.ioctl(Request::Echo {
+        dst,
+        scope: None,
+        ident: 77,
+        seq,
+        len: 56,
+        timeout_ms: 2000,
+    })
+}
+
+#[test]
+fn echo_both_ways_v4_and_v6() {
+    let (a, b) = cabled();
+    add4(&a, [10, 0, 0, 1]);
+    add4(&b, [10, 0, 0, 2]);
+    add6(&a, "fc00::1");
+    add6(&b, "fc00::2");
+    let (a4, b4) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+    let (a6, b6): (IpAddr, IpAddr) = ("fc00::1".parse().unwrap(), "fc00::2".parse().unwrap());
+    assert_eq!(flags_of(&a, a4), 0x1, "TENTATIVE right after the add");
+    for (k, ip, tentative) in [(&a, a4, 0), (&b, b4, 0), (&a, a6, 0), (&b, b6, 0)] {
+        wait_flags(k, ip, tentative);
+    }
+    for seq in 0..3 {
+        let r = ping(&a, b4, seq).unwrap();
+        assert!(
+            matches!(r, Reply::Echo { from, bytes: 64, ttl: 64, .. } if from == b4),
+            "{r:?}"
+        );
+        let r = ping(&b, a6, seq).unwrap();
+        assert!(
+            matches!(r, Reply::Echo { from, bytes: 64, .. } if from == a6),
+            "{r:?}"
+        );
+    }
+    // Deleting the address stops the answers at once.
+    b.ioctl(Request::DifAddr {
+        name: "eth0".into(),
+        addr: Ipv4Addr::new(10, 0, 0, 2),
+    })
+    .unwrap();
+    let r = a.ioctl(Request::Echo {
+        dst: b4,
+        scope: None,
+        ident: 77,
+        seq: 9,
+        len: 56,
+        timeout_ms: 300,
+    });
+    assert_eq!(r, Err(Errno::ETIMEDOUT));
+    // No route: not on any attached subnet.
+    assert_eq!(
+        ping(&a, IpAddr::from([192, 168, 9, 9]), 1),
+        Err(Errno::EHOSTUNREACH)
+    );
+}
+
+#[test]
+fn link_local_needs_scope() {
+    let (a, b) = cabled();
+    add6(&a, "fc00::1");
+    add6(&b, "fc00::2");
+    let ll: Ipv6Addr = "fe80::ff:fe00:2".parse().unwrap(); // b's EUI-64 from 02:00:00:00:00:02
+    wait_flags(&b, IpAddr::V6(ll), 0);
+    wait_flags(&a, "fc00::1".parse().unwrap(), 0);
+    let req = |scope: Option<&str>| Request::Echo {
+        dst: IpAddr::V6(ll),
+        scope: scope.map(str::to_string),
+        ident: 5,
+        seq: 0,
+        len: 8,
+        timeout_ms: 2000,
+    };
+    assert_eq!(a.ioctl(req(None)), Err(Errno::EHOSTUNREACH));
+    assert!(matches!(a.ioctl(req(Some("eth0"))), Ok(Reply::Echo { .. })));
+}
+
+#[test]
+fn duplicate_address_is_detected() {
+    let (a, b) = cabled();
+    add4(&a, [10, 0, 0, 1]);
+    add6(&a, "fc00::1");
+    wait_flags(&a, IpAddr::from([10, 0, 0, 1]), 0);
+    wait_flags(&a, "fc00::1".parse().unwrap(), 0);
+    add4(&b, [10, 0, 0, 1]);
+    add6(&b, "fc00::1");
+    wait_flags(&b, IpAddr::from([10, 0, 0, 1]), 0x2); // IN_IFF_DUPLICATED
+    wait_flags(&b, "fc00::1".parse().unwrap(), 0x4); // IN6_IFF_DUPLICATED
+    // The holder keeps its address.
+    assert_eq!(flags_of(&a, IpAddr::from([10, 0, 0, 1])), 0);
+}

@@ -1,0 +1,163 @@
+//! End to end, with real processes and real Linux network stacks:
+//! daemons on one shmif bus pinging each other, namespaces behind virt,
+//! and the README's scene: virt → bridge → shmif → bus → shmif → bridge → virt.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+/// The active MAC of an interface, read the way NetBSD's scripts do.
+fn mac_of(d: &Daemon, ifname: &str) -> String {
+    let (out, _, rc) = d.ifconfig(&[ifname]);
+    assert_eq!(rc, 0);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("address: "))
+        .unwrap_or_else(|| panic!("no address line in {out}"))
+        .to_string()
+}
+
+fn ifping(d: &Daemon, args: &[&str]) -> (String, String, i32) {
+    run(d.cmd(env!("CARGO_BIN_EXE_ifping")).args(args))
+}
+
+/// A shmif host on `bus` with the given addresses, waited out of DAD.
+fn bus_host(bus: &Path, v4: &str, v6: &str) -> Daemon {
+    let d = Daemon::start();
+    let bus = bus.to_str().unwrap();
+    d.ok(&["shmif0", "create"]);
+    d.ok(&["shmif0", "linkstr", bus]);
+    d.ok(&["shmif0", "inet", v4]);
+    d.ok(&["shmif0", "inet6", v6]);
+    d.ok(&["shmif0", "up"]);
+    d.ok(&["-w", "5"]);
+    d
+}
+
+#[test]
+fn two_daemons_on_one_bus_ping_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    let a = bus_host(&bus, "10.0.0.1/24", "fc00::1");
+    let b = bus_host(&bus, "10.0.0.2/24", "fc00::2");
+    let (mac_a, mac_b) = (mac_of(&a, "shmif0"), mac_of(&b, "shmif0"));
+
+    let (out, err, rc) = ifping(&a, &["-c", "2", "-i", "0.2", "10.0.0.2"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(out.starts_with("PING 10.0.0.2 (10.0.0.2): 56 data bytes\n64 bytes from 10.0.0.2: icmp_seq=0 ttl=64 time="), "{out}");
+    assert!(out.contains("2 packets transmitted, 2 packets received, 0.0% packet loss"), "{out}");
+    let (out, err, rc) = ifping(&b, &["-c", "2", "-i", "0.2", "fc00::1"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(out.contains("bytes from fc00::1, icmp_seq=0 hlim=64"), "{out}");
+    let (out, _, rc) = ifping(&b, &["-c", "1", "-i", "0.2", "-W", "1", "10.0.0.9"]);
+    assert_eq!(rc, 2, "no reply: exit 2\n{out}");
+
+    // What crossed the bus, read back by tcpdump.
+    let dump = sh(&format!(
+        "{SHMIFDUMP} -p - {} 2>/dev/null | tcpdump -n -e -r - 2>/dev/null",
+        bus.display()
+    ));
+    for want in [
+        format!("{mac_a} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.1 tell 10.0.0.1"),
+        format!("{mac_b} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.2 tell 10.0.0.2"),
+        format!("{mac_a} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.2 tell 10.0.0.1"),
+        format!("{mac_b} > {mac_a}, ethertype ARP (0x0806), length 42: Reply 10.0.0.2 is-at {mac_b}"),
+        format!("{mac_a} > {mac_b}, ethertype IPv4 (0x0800), length 98: 10.0.0.1 > 10.0.0.2: ICMP echo request"),
+        format!("{mac_b} > {mac_a}, ethertype IPv4 (0x0800), length 98: 10.0.0.2 > 10.0.0.1: ICMP echo reply"),
+        format!("{mac_b} > {mac_a}, ethertype IPv6 (0x86dd), length 118: fc00::2 > fc00::1: ICMP6, echo request"),
+    ] {
+        assert!(dump.contains(&want), "missing «{want}» in\n{dump}");
+    }
+}
+
+#[test]
+fn duplicate_address_on_the_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    let _a = bus_host(&bus, "10.0.0.1/24", "fc00::1");
+    let b = Daemon::start();
+    b.ok(&["shmif0", "create"]);
+    b.ok(&["shmif0", "linkstr", bus.to_str().unwrap()]);
+    b.ok(&["shmif0", "up"]);
+    b.ok(&["shmif0", "inet", "10.0.0.1/24"]);
+    b.ok(&["shmif0", "inet6", "fc00::1"]);
+    wait_until(5, "DUPLICATED", || {
+        let (out, _, _) = b.ifconfig(&["shmif0"]);
+        out.contains("inet 10.0.0.1/24 broadcast 10.0.0.255 flags 0x2<DUPLICATED>")
+            && out.contains("inet6 fc00::1/64 flags 0x4<DUPLICATED>")
+    });
+}
+
+/// A daemon with `virt0` attached to a fresh host TAP that lives in `ns`.
+fn virt_in_ns(d: &Daemon, virt: &str, ns: &Netns, host_addr: &str) -> String {
+    let tap = unique("ift");
+    d.ok(&[virt, "create"]);
+    d.ok(&[virt, "linkstr", &tap]);
+    d.ok(&[virt, "up"]);
+    sh(&format!("ip link set {tap} netns {}", ns.0));
+    ns.exec(&format!("ip addr add {host_addr} dev {tap} && ip link set {tap} up"));
+    tap
+}
+
+#[test]
+fn namespace_pings_the_daemon_through_virt() {
+    if !can_netadmin() {
+        return;
+    }
+    let d = Daemon::start();
+    let ns = Netns::new();
+    let tap = virt_in_ns(&d, "virt0", &ns, "10.0.1.2/24");
+    d.ok(&["virt0", "inet", "10.0.1.1/24"]);
+    d.ok(&["-w", "5"]);
+    let out = ns.exec("ping -c 2 -i 0.2 -W 2 10.0.1.1");
+    assert!(out.contains("2 received"), "{out}");
+    let neigh = ns.exec(&format!("ip neigh show dev {tap}"));
+    let mac = mac_of(&d, "virt0");
+    assert!(neigh.contains(&format!("10.0.1.1 lladdr {mac}")), "{neigh}");
+    // And the other way, from inside the virtual kernel.
+    let (out, err, rc) = ifping(&d, &["-c", "1", "10.0.1.2"]);
+    assert_eq!(rc, 0, "{out}{err}");
+}
+
+/// The README's scene: two daemons, each bridging a virt to a shared bus.
+#[test]
+fn namespaces_talk_across_two_daemons_and_a_bus() {
+    if !can_netadmin() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sum = dir.path().join("sum");
+    let bus = dir.path().join("bus0");
+    let bus = bus.to_str().unwrap();
+    let (ns1, ns2) = (Netns::new(), Netns::new());
+    let (a, b) = (Daemon::start(), Daemon::start());
+    for (d, virt, ns, addr) in [(&a, "virt0", &ns1, "10.0.2.1/24"), (&b, "virt1", &ns2, "10.0.2.2/24")] {
+        d.ok(&["shmif0", "create"]);
+        d.ok(&["shmif0", "linkstr", bus]);
+        virt_in_ns(d, virt, ns, addr);
+        d.ok(&["bridge0", "create"]);
+        let (out, err, rc) = d.brconfig(&["bridge0", "add", virt, "add", "shmif0", "up"]);
+        assert_eq!((out.as_str(), err.as_str(), rc), ("", "", 0));
+        d.ok(&["shmif0", "up"]);
+    }
+    let out = ns1.exec("ping -c 3 -i 0.2 -W 2 10.0.2.2");
+    assert!(out.contains("3 received"), "{out}");
+
+    // A TCP transfer with a checksum at both ends.
+    ns2.exec(&format!(
+        "python3 -c 'import socket,hashlib\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"10.0.2.2\",5001));s.listen(1);s.settimeout(30)\nc,_=s.accept();c.settimeout(30);h=hashlib.sha256()\nwhile True:\n  b=c.recv(65536)\n  if not b: break\n  h.update(b)\nopen(\"{0}.tmp\",\"w\").write(h.hexdigest())\nimport os;os.rename(\"{0}.tmp\",\"{0}\")' >/dev/null 2>&1 &",
+        sum.display()
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = ns1.exec(
+        "python3 -c 'import socket,hashlib,os\nd=os.urandom(8<<20);s=socket.create_connection((\"10.0.2.2\",5001),timeout=20);s.sendall(d);s.close();print(hashlib.sha256(d).hexdigest())'",
+    );
+    wait_until(20, "the receiver's checksum", || sum.exists());
+    let got = std::fs::read_to_string(&sum).unwrap();
+    assert_eq!(sent.trim(), got.trim(), "8 MiB arrived intact");
+
+    // The traffic is on the bus.
+    let dump = sh(&format!("{SHMIFDUMP} -p - {bus} 2>/dev/null | tcpdump -n -r - 2>/dev/null"));
+    assert!(dump.contains("10.0.2.1 > 10.0.2.2: ICMP echo request"), "{dump}");
+    assert!(dump.contains("10.0.2.2.5001"), "TCP on the bus:\n{dump}");
+}
