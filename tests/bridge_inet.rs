@@ -1,0 +1,184 @@
+//! NetBSD's t_bridge `bridge_ipv4`, in process: two kernels with an IP
+//! address each, cabled to the two members of a bridge in a third. Pings
+//! fail before the bridge, work across it, and stop when the members are
+//! deleted; the bridge host's members answer for their own addresses.
+
+use ifnet::Kernel;
+use ifnet::cloner::{Cloners, IfClone, KernelEnv};
+use ifnet::drivers::bridge::BridgeClone;
+use ifnet::drivers::lo::LoClone;
+use ifnet::ifnet::{Driver, IfState, IfType};
+use ifnet::ioctl::{Errno, InAliasReq, Reply, Request, iff};
+use ifnet::port::{Port, Transmit};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+type Plug = Arc<Mutex<Weak<Port>>>;
+
+/// One end of a cable: what it transmits, the other end receives.
+struct End(Plug);
+
+impl Transmit for End {
+    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+        if let Some(p) = self.0.lock().unwrap().upgrade() {
+            p.input(frame);
+        }
+        Ok(())
+    }
+}
+
+/// `eth<unit>`: an Ethernet whose unit `n` is cabled to `peers[n]`.
+struct Cables {
+    peers: Vec<Plug>,
+    host: u8,
+}
+
+struct CableIf;
+impl Driver for CableIf {}
+
+impl IfClone for Cables {
+    fn name(&self) -> &'static str {
+        "eth"
+    }
+    fn create(&self, _: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
+        let peer = self.peers.get(ifs.unit as usize).ok_or(Errno::ENXIO)?;
+        ifs.kind = IfType::Ethernet;
+        ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
+        ifs.set_lladdr([0x02, 0, 0, 0, self.host, ifs.unit as u8]);
+        ifs.port.set_transmit(Some(Arc::new(End(peer.clone()))));
+        Ok(Box::new(CableIf))
+    }
+}
+
+fn kernel(host: u8, peers: Vec<Plug>) -> Kernel {
+    let n = peers.len();
+    let k = Kernel::with_cloners(
+        KernelEnv::default(),
+        Cloners::new(vec![
+            Box::new(BridgeClone::default()),
+            Box::new(LoClone),
+            Box::new(Cables { peers, host }),
+        ]),
+    );
+    for u in 0..n {
+        let name = format!("eth{u}");
+        k.ioctl(Request::IfCreate { name: name.clone() }).unwrap();
+        k.ioctl(Request::SetIfFlags {
+            name,
+            flags: iff::UP,
+        })
+        .unwrap();
+    }
+    k
+}
+
+fn plug(p: &Plug, k: &Kernel, name: &str) {
+    *p.lock().unwrap() = Arc::downgrade(&k.port(name).unwrap());
+}
+
+fn add4(k: &Kernel, name: &str, a: [u8; 4]) {
+    let req = InAliasReq {
+        addr: Ipv4Addr::from(a),
+        mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+        broadcast: None,
+        dst: None,
+        flags: 0,
+    };
+    k.ioctl(Request::AifAddr {
+        name: name.into(),
+        req,
+    })
+    .unwrap();
+    // Wait for duplicate address detection to let it go.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let Ok(Reply::IfConf(v)) = k.ioctl(Request::GetIfConf {
+            name: Some(name.into()),
+        }) else {
+            panic!()
+        };
+        if v[0]
+            .inet
+            .iter()
+            .any(|i| i.addr == Ipv4Addr::from(a) && i.flags == 0)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{a:?} stays tentative");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ping(k: &Kernel, dst: [u8; 4], timeout_ms: u32) -> bool {
+    let dst = IpAddr::from(dst);
+    let r = k.ioctl(Request::Echo {
+        dst,
+        scope: None,
+        ident: 7,
+        seq: 1,
+        len: 56,
+        timeout_ms,
+    });
+    match r {
+        Ok(Reply::Echo { from, .. }) => from == dst,
+        Err(Errno::ETIMEDOUT) => false,
+        r => panic!("{r:?}"),
+    }
+}
+
+fn brconfig(k: &Kernel, line: &str) -> String {
+    let mut args = vec!["brconfig".to_string()];
+    args.extend(line.split_whitespace().map(String::from));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut ctl = k;
+    let rc = ifnet::brconfig::main_with(&args, &mut ctl, &mut out, &mut err);
+    assert_eq!(
+        (rc, String::from_utf8_lossy(&err).as_ref()),
+        (0, ""),
+        "brconfig {line}"
+    );
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn ping_across_the_bridge() {
+    // host1 eth0 <-> bridge host eth0; bridge host eth1 <-> host3 eth0.
+    let (to_br0, to_br1, to_h1, to_h3) = (
+        Plug::default(),
+        Plug::default(),
+        Plug::default(),
+        Plug::default(),
+    );
+    let h1 = kernel(1, vec![to_br0.clone()]);
+    let br = kernel(2, vec![to_h1.clone(), to_h3.clone()]);
+    let h3 = kernel(3, vec![to_br1.clone()]);
+    plug(&to_br0, &br, "eth0");
+    plug(&to_br1, &br, "eth1");
+    plug(&to_h1, &h1, "eth0");
+    plug(&to_h3, &h3, "eth0");
+    add4(&h1, "eth0", [10, 0, 0, 1]);
+    add4(&h3, "eth0", [10, 0, 0, 2]);
+
+    assert!(!ping(&h1, [10, 0, 0, 2], 300), "no bridge yet");
+
+    br.ioctl(Request::IfCreate {
+        name: "bridge0".into(),
+    })
+    .unwrap();
+    brconfig(&br, "bridge0 up add eth0 add eth1");
+    assert!(ping(&h1, [10, 0, 0, 2], 2000));
+    assert!(ping(&h3, [10, 0, 0, 1], 2000));
+    let addr = brconfig(&br, "bridge0 addr");
+    assert!(addr.contains("02:00:00:00:01:00 eth0 "), "{addr}");
+    assert!(addr.contains("02:00:00:00:03:00 eth1 "), "{addr}");
+
+    // A member's own address, from its side of the bridge.
+    add4(&br, "eth0", [10, 0, 0, 11]);
+    assert!(ping(&h1, [10, 0, 0, 11], 2000));
+
+    brconfig(&br, "bridge0 delete eth0 delete eth1");
+    assert_eq!(brconfig(&br, "bridge0 addr"), "");
+    assert!(!ping(&h1, [10, 0, 0, 2], 300));
+    assert!(!ping(&h3, [10, 0, 0, 1], 300));
+}
