@@ -1,7 +1,8 @@
 //! NetBSD's t_bridge `bridge_ipv4`, in process: two kernels with an IP
 //! address each, cabled to the two members of a bridge in a third. Pings
 //! fail before the bridge, work across it, and stop when the members are
-//! deleted; the bridge host's members answer for their own addresses.
+//! deleted; the bridge host's members answer for their own addresses
+//! from either side (`bridge_member_ipv4`).
 
 use ifnet::Kernel;
 use ifnet::cloner::{Cloners, IfClone, KernelEnv};
@@ -173,9 +174,17 @@ fn ping_across_the_bridge() {
     assert!(addr.contains("02:00:00:00:01:00 eth0 "), "{addr}");
     assert!(addr.contains("02:00:00:00:03:00 eth1 "), "{addr}");
 
-    // A member's own address, from its side of the bridge.
+    // The members' own addresses, from both sides of the bridge: ARP
+    // broadcasts reach every member's host side, and frames for a member's
+    // MAC are delivered to it whichever member they came in on (t_bridge
+    // bridge_member_ipv4, NetBSD PR#48104).
     add4(&br, "eth0", [10, 0, 0, 11]);
-    assert!(ping(&h1, [10, 0, 0, 11], 2000));
+    add4(&br, "eth1", [10, 0, 0, 12]);
+    for (h, name) in [(&h1, "h1"), (&h3, "h3")] {
+        for ip in [[10, 0, 0, 11], [10, 0, 0, 12]] {
+            assert!(ping(h, ip, 2000), "{name} -> {ip:?}");
+        }
+    }
 
     brconfig(&br, "bridge0 delete eth0 delete eth1");
     assert_eq!(brconfig(&br, "bridge0 addr"), "");

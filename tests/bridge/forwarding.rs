@@ -350,11 +350,17 @@ fn frames_for_a_member_are_delivered_there() {
         net.addr(),
         format!("\t{} shmif0 1200 flags=0<>\n", ntoa(&host(1)))
     );
-    // Broadcasts reach the receiving member's host side too.
+    // Broadcasts reach the host side of every member, the receiving one
+    // included (NetBSD's bridge_broadcast), and go out of the others.
     let f = frame(BCAST, host(1), 2);
     net.inject("shmif0", &f);
     assert_eq!(rx0.try_recv().unwrap(), f);
-    assert!(rx1.try_recv().is_err());
+    assert_eq!(rx1.try_recv().unwrap(), f);
+    assert_eq!(net.arrived(3, &f), names(&["shmif1", "shmif2"]));
+    // Unknown unicast reaches no host side.
+    let f = frame(host(9), host(1), 3);
+    net.inject("shmif0", &f);
+    assert!(rx0.try_recv().is_err() && rx1.try_recv().is_err());
 }
 
 #[test]
@@ -417,6 +423,8 @@ fn counters_are_exact_and_a_full_member_drops() {
                 obytes: 2 * len,
                 omcasts: 2,
                 oerrors: 1,
+                // Their host sides took the broadcasts: nobody listens.
+                noproto: 3,
                 ..IfData::default()
             },
             "{m}"
@@ -488,6 +496,24 @@ fn host_output_on_a_member_is_bridged() {
     let f = frame(host(1), mac_of(0), 4);
     net.k.send("shmif0", &f).unwrap();
     assert_eq!(net.arrived(3, &f), names(&["shmif2"]));
+    // A broadcast from the host on shmif0 reaches the host side of the
+    // other members (not its own).
+    let (rx0, rx1) = (
+        net.k.listen("shmif0").unwrap(),
+        net.k.listen("shmif1").unwrap(),
+    );
+    let f = frame(BCAST, mac_of(0), 6);
+    net.k.send("shmif0", &f).unwrap();
+    assert_eq!(rx1.try_recv().unwrap(), f);
+    assert!(rx0.try_recv().is_err());
+    assert_eq!(net.arrived(3, &f), names(&["shmif0", "shmif1", "shmif2"]));
+    // Unknown unicast from the host ignores DISCOVER, as NetBSD's
+    // bridge_output does.
+    net.ok("bridge0 -discover shmif1");
+    let f = frame(host(7), mac_of(0), 7);
+    net.k.send("shmif0", &f).unwrap();
+    assert_eq!(net.arrived(3, &f), names(&["shmif0", "shmif1", "shmif2"]));
+    assert!(rx1.try_recv().is_err());
     // Bridge down: the member's own wire only.
     net.ok("bridge0 down");
     let f = frame(BCAST, mac_of(0), 5);

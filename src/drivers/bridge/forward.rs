@@ -68,20 +68,22 @@ impl Softc {
         r
     }
 
-    /// Send to every member but the input one (`bridge_broadcast`), or only
-    /// to the DISCOVER ones for an unknown unicast destination.
-    fn flood(&self, members: &[BridgeIf], src: &BridgeIf, frame: &[u8], discover_only: bool) {
+    /// `bridge_broadcast`: send to every member but the input one (only to
+    /// DISCOVER ones for an unknown unicast destination). A broadcast or
+    /// multicast also reaches the host side of every member, the input one
+    /// included, as the host is on the whole bridged segment.
+    fn flood(&self, members: &[BridgeIf], src: &BridgeIf, frame: &[u8]) {
+        let bmcast = is_multicast(frame);
         for m in members {
-            if Arc::ptr_eq(&m.port, &src.port) {
+            if (!bmcast && m.flags & IFBIF_DISCOVER == 0) || !m.port.is_running() {
                 continue;
             }
-            if discover_only && m.flags & IFBIF_DISCOVER == 0 {
-                continue;
+            if !Arc::ptr_eq(&m.port, &src.port) && !protected_pair(src, m) {
+                let _ = self.enqueue(m, frame);
             }
-            if protected_pair(src, m) {
-                continue;
+            if bmcast {
+                m.port.deliver_local(frame);
             }
-            let _ = self.enqueue(m, frame);
         }
     }
 
@@ -181,8 +183,7 @@ impl Upper for Softc {
         if is_multicast(dst) {
             c.imcasts.fetch_add(1, Relaxed);
             self.learn(bif, src, now);
-            from.deliver_local(frame);
-            self.flood(&members, bif, frame, false);
+            self.flood(&members, bif, frame);
             return;
         }
         match self.learn_lookup(&members, bif, src, dst, now) {
@@ -191,14 +192,15 @@ impl Upper for Softc {
             Some(m) => {
                 let _ = self.enqueue(m, frame);
             }
-            None => self.flood(&members, bif, frame, true),
+            None => self.flood(&members, bif, frame),
         }
     }
 
     /// Locally sent frames (`bridge_output`): a known destination gets
     /// them on its member; broadcast, multicast and unknown destinations go
-    /// out of every member, the sending one included (unknown unicast only
-    /// to DISCOVER members besides it). Nothing is learned from them.
+    /// out of every member, the sending one included, and a broadcast or
+    /// multicast reaches the host side of the other members too. Nothing
+    /// is learned from them.
     fn output(&self, from: &Port, frame: &[u8]) -> Result<(), Errno> {
         if frame.len() < 14 || !self.port.is_running() {
             return from.transmit(frame);
@@ -208,19 +210,17 @@ impl Upper for Softc {
             return from.transmit(frame);
         }
         let dst = &frame[..6];
-        let multicast = is_multicast(dst);
-        if !multicast && let Some(m) = self.lookup(&members, dst, self.now()) {
+        let bmcast = is_multicast(dst);
+        if !bmcast && let Some(m) = self.lookup(&members, dst, self.now()) {
             return self.enqueue(m, frame);
         }
         let mut r = Ok(());
-        for m in members.iter() {
-            let own = m.port.index == from.index;
-            if !multicast && !own && m.flags & IFBIF_DISCOVER == 0 {
-                continue;
-            }
+        for m in members.iter().filter(|m| m.port.is_running()) {
             let sent = self.enqueue(m, frame);
-            if own {
+            if m.port.index == from.index {
                 r = sent;
+            } else if bmcast {
+                m.port.deliver_local(frame);
             }
         }
         r
