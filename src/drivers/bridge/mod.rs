@@ -10,7 +10,10 @@
 //! consumed, none are sent, and such a member reports the `forwarding`
 //! state while the bridge runs (`disabled` while it is down).
 //!
-//! Frames the host sends on a member (`Port::output`) are bridged too
+//! Broadcasts and multicasts also reach the host side of every member,
+//! as in NetBSD's `bridge_broadcast`; frames for a member's own MAC are
+//! delivered to that member whichever member they came in on. Frames the
+//! host sends on a member (`Port::output`) are bridged too
 //! (`bridge_output`): to the member a known destination is behind, else
 //! out of every member.
 //!
