@@ -583,3 +583,93 @@ fn forwarding_while_reconfiguring() {
     }
     assert_eq!(net.addr().lines().count(), listed + 5);
 }
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A frame (any bytes) arrives on member `0`.
+    Raw(u32, Vec<u8>),
+    /// An Ethernet frame from station `1` to station `2` (0: broadcast)
+    /// arrives on member `0`.
+    Frame(u32, u8, u8),
+    Advance(u64),
+    Brconfig(String),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let member = 0..4u32;
+    let cmd = prop::sample::select(vec![
+        "flush",
+        "flushall",
+        "maxaddr 3",
+        "maxaddr 100",
+        "timeout 5",
+        "timeout 0",
+        "down",
+        "up",
+        "-learn shmif1",
+        "learn shmif1",
+        "-discover shmif2",
+        "discover shmif2",
+        "protect shmif0",
+        "protect shmif3",
+        "-protect shmif0",
+        "static shmif2 02:00:00:00:00:03",
+        "deladdr 02:00:00:00:00:03",
+        "delete shmif3",
+        "add shmif3",
+        "stp shmif1",
+        "-stp shmif1",
+    ]);
+    prop_oneof![
+        (member.clone(), prop::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(m, b)| Op::Raw(m, b)),
+        (member, 0..6u8, 0..6u8).prop_map(|(m, s, d)| Op::Frame(m, s, d)),
+        (0..8u64).prop_map(Op::Advance),
+        cmd.prop_map(|c| Op::Brconfig(c.to_string())),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Any mix of frames, time and configuration: no panic, the cache
+    /// never outgrows its size, and every copy the bridge hands a member
+    /// is counted once on each side.
+    #[test]
+    fn random_traffic_and_configuration(ops in proptest::collection::vec(op(), 1..60)) {
+        let net = Net::with_queue(4);
+        net.setup(4);
+        let mut maxaddr = 100;
+        for op in ops {
+            match op {
+                Op::Raw(m, bytes) => net.inject(&format!("shmif{m}"), &bytes),
+                Op::Frame(m, s, d) => {
+                    let dst = if d == 0 { BCAST } else { host(d) };
+                    net.inject(&format!("shmif{m}"), &frame(dst, host(s), 0));
+                }
+                Op::Advance(t) => net.advance(t),
+                Op::Brconfig(c) => {
+                    let (rc, _, _) = net.brconfig(&format!("bridge0 {c}"));
+                    proptest::prop_assert!(rc == 0 || rc == 1);
+                    if rc == 0 && c.starts_with("maxaddr") {
+                        maxaddr = c[8..].parse().unwrap();
+                    }
+                }
+            }
+            for u in 0..4 {
+                let _ = net.sent(&format!("shmif{u}"));
+            }
+            let addr = net.addr();
+            proptest::prop_assert!(addr.lines().count() <= maxaddr, "{addr}");
+        }
+        let b = net.ifstatus("bridge0").data;
+        let (mut out, mut err) = (0, 0);
+        for u in 0..4 {
+            let d = net.ifstatus(&format!("shmif{u}")).data;
+            out += d.opackets;
+            err += d.oerrors;
+        }
+        proptest::prop_assert_eq!((b.opackets, b.oerrors), (out, err));
+    }
+}
