@@ -129,8 +129,7 @@ fn ping(k: &Kernel, dst: [u8; 4], timeout_ms: u32) -> bool {
 }
 
 fn brconfig(k: &Kernel, line: &str) -> String {
-    let mut args = vec!["brconfig".to_string()];
-    args.extend(line.split_whitespace().map(String::from));
+    let args: Vec<String> = line.split_whitespace().map(String::from).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut ctl = k;
     let rc = ifnet::brconfig::main_with(&args, &mut ctl, &mut out, &mut err);

@@ -59,8 +59,8 @@ fn sys(msg: impl Into<String>) -> impl FnOnce(Errno) -> Fail {
     move |e| Fail::Sys(msg, e)
 }
 
-/// Run brconfig with `args` as `std::env::args()` gives them (the program
-/// name first) against `ctl`; returns the exit status.
+/// Run brconfig with the arguments after the program name against `ctl`;
+/// returns the exit status.
 pub fn main_with(
     args: &[String],
     ctl: &mut dyn Ioctl,
@@ -99,12 +99,12 @@ fn write_usage(err: &mut dyn Write) -> std::io::Result<()> {
 }
 
 fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
-    if args.len() < 2 {
+    if args.is_empty() {
         return Err(Fail::Usage);
     }
     // getopt(argc, argv, "a"): options end at the first non-option or "--".
     let mut aflag = false;
-    let mut rest = &args[1..];
+    let mut rest = args;
     while let Some(a) = rest.first() {
         if a == "--" {
             rest = &rest[1..];

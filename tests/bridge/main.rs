@@ -202,10 +202,9 @@ impl Net {
             .unwrap();
     }
 
-    /// Run brconfig: (exit status, stdout, stderr).
+    /// Run brconfig with the words of `line`: (exit status, stdout, stderr).
     pub fn brconfig(&self, line: &str) -> (i32, String, String) {
-        let mut args = vec!["brconfig".to_string()];
-        args.extend(line.split_whitespace().map(String::from));
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
         self.brconfig_args(&args)
     }
 
