@@ -150,6 +150,9 @@ fn host_input(from: &Port, frame: &[u8]) {
 impl Upper for Softc {
     fn input(&self, from: &Arc<Port>, frame: &[u8]) {
         // Port::input only hands us frames with a whole Ethernet header.
+        if frame.len() < 14 {
+            return;
+        }
         let (dst, src) = (&frame[..6], &frame[6..12]);
         if !self.port.is_running() {
             host_input(from, frame);
