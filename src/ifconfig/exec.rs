@@ -95,22 +95,20 @@ pub(super) fn configure(ctx: &mut Ctx, cfg: &Config, name: &str) -> Result<(), E
     for step in &cfg.steps {
         exec_step(ctx, name, family, step, &mut p)?;
     }
-    if p.media_changed {
-        if let Some(m) = &p.media {
-            let mut word = m.subtype.clone();
-            if !m.options.is_empty() {
-                word = format!("{word} {}", m.options.join(","));
-            }
-            if m.instance != 0 {
-                word = format!("{word} instance {}", m.instance);
-            }
-            let req = Request::SetIfMedia {
-                name: name.to_string(),
-                media: word,
-            };
-            if let Err(e) = ctx.ioctl(req) {
-                return Err(ctx.err("SIOCSIFMEDIA", e));
-            }
+    if let Some(m) = p.media.as_ref().filter(|_| p.media_changed) {
+        let mut word = m.subtype.clone();
+        if !m.options.is_empty() {
+            word = format!("{word} {}", m.options.join(","));
+        }
+        if m.instance != 0 {
+            word = format!("{word} instance {}", m.instance);
+        }
+        let req = Request::SetIfMedia {
+            name: name.to_string(),
+            media: word,
+        };
+        if let Err(e) = ctx.ioctl(req) {
+            return Err(ctx.err("SIOCSIFMEDIA", e));
         }
     }
     if family == Family::AppleTalk {
@@ -118,10 +116,11 @@ pub(super) fn configure(ctx: &mut Ctx, cfg: &Config, name: &str) -> Result<(), E
     }
     commit_address(ctx, name, family, &p)?;
     if let Some(enabled) = p.capenable {
-        if let Err(e) = ctx.ioctl(Request::SetIfCap {
+        let req = Request::SetIfCap {
             name: name.to_string(),
             enabled,
-        }) {
+        };
+        if let Err(e) = ctx.ioctl(req) {
             return Err(ctx.err("SIOCSIFCAP", e));
         }
     }

@@ -228,7 +228,7 @@ fn usage() -> ParseError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Start {
     /// interface [create|destroy] [af] [commands]
-    IfaceStart,
+    Iface,
     /// [af]
     OptFamilyOnly,
     /// interface [af]
@@ -248,7 +248,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
     let mut start = if args.is_empty() {
         Start::OptFamilyOnly
     } else {
-        Start::IfaceStart
+        Start::Iface
     };
     let mut i = 0;
     // getopt(3) with "AabCdhlNsuvW:w:z" plus L and m: stops at the first
@@ -342,7 +342,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
     if (l || cloners || w) && opts.lifetimes {
         return Err(usage());
     }
-    if (l && cloners) || (l && w) || (cloners && w) {
+    if (l as u8 + cloners as u8 + w as u8) > 1 {
         return Err(usage());
     }
 
@@ -374,7 +374,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
             },
             _ => return Err(usage()),
         },
-        Start::IfaceStart => iface_start(rest)?,
+        Start::Iface => iface_start(rest)?,
         Start::NoCmds | Start::CloneTerm | Start::WaitDad => return Err(usage()),
     };
     Ok(Invocation { opts, command })
@@ -800,7 +800,7 @@ fn address(family: Option<Family>, arg: &str) -> Result<Addr, ParseError> {
 fn string(arg: &str, hexok: bool) -> Result<String, ParseError> {
     if hexok && (arg.starts_with("0x") || arg.starts_with("0X")) {
         let hex = &arg[2..];
-        let ok = hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        let ok = hex.len().is_multiple_of(2) && hex.bytes().all(|b| b.is_ascii_hexdigit());
         if !ok {
             return Err(ParseError::Usage(Some("bad hexadecimal digits".into())));
         }
@@ -935,8 +935,460 @@ fn atalk(s: &str) -> Option<Addr> {
     let r: IResult<&str, _> = all_consuming((num(), char('.'), num())).parse(s);
     let (_, (net, _, node)) = r.ok()?;
     let ok = (1..=0xffff).contains(&net) && (1..=0xfe).contains(&node);
-    ok.then(|| Addr::AppleTalk {
+    ok.then_some(Addr::AppleTalk {
         net: net as u16,
         node: node as u8,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_string).collect()
+    }
+
+    fn p(line: &str) -> Result<Invocation, ParseError> {
+        parse(&argv(line))
+    }
+
+    fn cfg(line: &str) -> (Option<Family>, Vec<Step>) {
+        match p(line) {
+            Ok(Invocation {
+                command: Command::Configure(c),
+                ..
+            }) => (c.family, c.steps),
+            r => panic!("{line}: {r:?}"),
+        }
+    }
+
+    fn v4(s: &str) -> Addr {
+        Addr::Inet(s.parse().unwrap())
+    }
+
+    fn v6(s: &str) -> Addr {
+        Addr::Inet6(s.parse().unwrap(), None)
+    }
+
+    fn at(addr: Addr) -> Step {
+        Step::Address {
+            addr,
+            prefixlen: None,
+        }
+    }
+
+    const UP: i64 = iff::UP as i64;
+    const INET: Option<Family> = Some(Family::Inet);
+    const INET6: Option<Family> = Some(Family::Inet6);
+
+    /// Every command line of NetBSD's own test scripts (spec), as steps.
+    #[test]
+    fn netbsd_test_lines() {
+        let mac = Addr::Link(vec![0xb2, 0xa0, 0x75, 0, 0, 1]);
+        let table: Vec<(&str, Option<Family>, Vec<Step>)> = vec![
+            ("shmif0 create", None, vec![Step::Create]),
+            (
+                "shmif0 linkstr bus1",
+                None,
+                vec![Step::LinkStr("bus1".into())],
+            ),
+            (
+                "shmif0 inet 10.0.0.1 netmask 0xffffff00",
+                INET,
+                vec![at(v4("10.0.0.1")), Step::Netmask(v4("255.255.255.0"))],
+            ),
+            ("shmif0 inet6 fc00::1", INET6, vec![at(v6("fc00::1"))]),
+            ("shmif0 up", None, vec![Step::IfFlag(UP)]),
+            ("shmif0 down", None, vec![Step::IfFlag(-UP)]),
+            ("shmif0 destroy", None, vec![Step::Destroy]),
+            (
+                "bridge0 create up",
+                None,
+                vec![Step::Create, Step::IfFlag(UP)],
+            ),
+            (
+                "shmif0 inet 192.168.0.3/24 alias",
+                INET,
+                vec![
+                    Step::Address {
+                        addr: v4("192.168.0.3"),
+                        prefixlen: Some(24),
+                    },
+                    Step::Alias(true),
+                ],
+            ),
+            (
+                "shmif0 inet 192.168.1.1/24 -alias",
+                INET,
+                vec![
+                    Step::Address {
+                        addr: v4("192.168.1.1"),
+                        prefixlen: Some(24),
+                    },
+                    Step::Alias(false),
+                ],
+            ),
+            (
+                "shmif0 inet 192.168.1.1 delete",
+                INET,
+                vec![at(v4("192.168.1.1")), Step::Alias(false)],
+            ),
+            (
+                "shmif0 inet 172.16.0.1 netmask 255.255.255.0 alias",
+                INET,
+                vec![
+                    at(v4("172.16.0.1")),
+                    Step::Netmask(v4("255.255.255.0")),
+                    Step::Alias(true),
+                ],
+            ),
+            (
+                "shmif0 inet6 fc00::1 prefixlen 70",
+                INET6,
+                vec![at(v6("fc00::1")), Step::Prefixlen(70)],
+            ),
+            (
+                "shmif0 inet6 fc00::2 anycast",
+                INET6,
+                vec![at(v6("fc00::2")), Step::Ia6Flag(in6_iff::ANYCAST as i64)],
+            ),
+            (
+                "shmif0 link b2:a0:75:00:00:01 active",
+                Some(Family::Link),
+                vec![at(mac.clone()), Step::Active],
+            ),
+            (
+                "shmif0 link b2:a0:75:0:0:1 delete",
+                Some(Family::Link),
+                vec![at(mac), Step::Alias(false)],
+            ),
+            ("shmif0 metric 10", None, vec![Step::Metric(10)]),
+        ];
+        for (line, family, steps) in table {
+            assert_eq!(cfg(line), (family, steps), "{line}");
+        }
+        let status = p("shmif0").unwrap().command;
+        let want = Command::Status {
+            ifname: IfName::Name("shmif0".into()),
+            family: None,
+        };
+        assert_eq!(status, want);
+    }
+
+    #[test]
+    fn keywords_and_negations() {
+        let table: Vec<(&str, Vec<Step>)> = vec![
+            (
+                "lo0 -arp arp",
+                vec![
+                    Step::IfFlag(iff::NOARP as i64),
+                    Step::IfFlag(-(iff::NOARP as i64)),
+                ],
+            ),
+            (
+                "lo0 debug -debug",
+                vec![
+                    Step::IfFlag(iff::DEBUG as i64),
+                    Step::IfFlag(-(iff::DEBUG as i64)),
+                ],
+            ),
+            (
+                "lo0 link0 -link1 link2",
+                vec![
+                    Step::IfFlag(iff::LINK0 as i64),
+                    Step::IfFlag(-(iff::LINK1 as i64)),
+                    Step::IfFlag(iff::LINK2 as i64),
+                ],
+            ),
+            (
+                "lo0 ip4csum -tcp6csum-rx tso6",
+                vec![
+                    Step::IfCap(CSUM_IP4),
+                    Step::IfCap(-(ifcap::TCP6CSUM_RX as i64)),
+                    Step::IfCap(ifcap::TSO6 as i64),
+                ],
+            ),
+            (
+                "lo0 mtu 1500 metric -1",
+                vec![Step::Mtu(1500), Step::Metric(-1)],
+            ),
+            (
+                "lo0 linkstr 0x6275 -linkstr",
+                vec![Step::LinkStr("bu".into()), Step::UnsetLinkStr],
+            ),
+            (
+                "lo0 description hello -descr descr x -description",
+                vec![
+                    Step::Descr("hello".into()),
+                    Step::UnsetDescr,
+                    Step::Descr("x".into()),
+                    Step::UnsetDescr,
+                ],
+            ),
+            (
+                "lo0 media auto mediaopt fdx instance 1",
+                vec![
+                    Step::Media("auto".into()),
+                    Step::MediaOpt("fdx".into()),
+                    Step::MediaInst(1),
+                ],
+            ),
+            ("lo0 -mediaopt fdx", vec![Step::UnMediaOpt("fdx".into())]),
+            (
+                "lo0 inet6 fc00::1 -anycast tentative -tentative deprecated pltime 10 vltime 20 eui64",
+                vec![
+                    at(v6("fc00::1")),
+                    Step::Ia6Flag(-(in6_iff::ANYCAST as i64)),
+                    Step::Ia6Flag(in6_iff::TENTATIVE as i64),
+                    Step::Ia6Flag(-(in6_iff::TENTATIVE as i64)),
+                    Step::Ia6Flag(in6_iff::DEPRECATED as i64),
+                    Step::Pltime(10),
+                    Step::Vltime(20),
+                    Step::Eui64,
+                ],
+            ),
+            (
+                "lo0 10.0.0.1 10.0.0.2 10.0.0.255",
+                vec![
+                    at(v4("10.0.0.1")),
+                    Step::DstOrMask(v4("10.0.0.2")),
+                    Step::Broadcast(v4("10.0.0.255")),
+                ],
+            ),
+            (
+                "lo0 10.0.0.1 netmask 255.0.0.0 10.255.255.255",
+                vec![
+                    at(v4("10.0.0.1")),
+                    Step::Netmask(v4("255.0.0.0")),
+                    Step::Broadcast(v4("10.255.255.255")),
+                ],
+            ),
+            (
+                "lo0 up 10 broadcast 1.2",
+                vec![
+                    Step::IfFlag(UP),
+                    at(v4("0.0.0.10")),
+                    Step::Broadcast(v4("1.0.0.2")),
+                ],
+            ),
+            ("lo0 delete", vec![Step::Alias(false)]),
+            (
+                "lo0 trailers -trailers",
+                vec![Step::Trailers, Step::Trailers],
+            ),
+            (
+                "lo0 create inet6 fc00::1",
+                vec![Step::Create, at(v6("fc00::1"))],
+            ),
+        ];
+        for (line, steps) in table {
+            assert_eq!(cfg(line).1, steps, "{line}");
+        }
+    }
+
+    #[test]
+    fn global_flags() {
+        let inv = p("-a -b -d -u -s -h -v -m -L -z -N inet6").unwrap();
+        assert_eq!(inv.command, Command::All { family: INET6 });
+        let o = inv.opts;
+        assert!(o.broadcast_only && o.down_only && o.up_only && o.skip_down_link);
+        assert!(o.human && o.verbose && o.media_list && o.lifetimes && o.zero && o.resolve);
+        assert_eq!(p("").unwrap().command, Command::All { family: None });
+        let l = p("-l -bdsu").unwrap();
+        assert!(l.opts.list && l.opts.up_only);
+        assert_eq!(l.command, Command::All { family: None });
+        assert_eq!(p("-C").unwrap().command, Command::Cloners);
+        let w = p("-w 5 -W2").unwrap();
+        assert_eq!(
+            (w.command, w.opts.wait, w.opts.wait_detached),
+            (Command::WaitDad, Some(5), Some(2))
+        );
+        let lo0 = || IfName::Name("lo0".into());
+        assert_eq!(
+            p("-s lo0").unwrap().command,
+            Command::Carrier { ifname: lo0() }
+        );
+        assert_eq!(
+            p("-L lo0 inet6").unwrap().command,
+            Command::Status {
+                ifname: lo0(),
+                family: INET6
+            }
+        );
+        assert_eq!(
+            p("-v lo0 up").unwrap().command,
+            Command::Configure(Config {
+                ifname: lo0(),
+                family: None,
+                steps: vec![Step::IfFlag(UP)],
+            })
+        );
+        assert_eq!(
+            p("2 inet").unwrap().command,
+            Command::Status {
+                ifname: IfName::Index(2),
+                family: INET
+            }
+        );
+        assert!(p("-A lo0").unwrap().opts.deprecated_a);
+        assert_eq!(
+            p("-- lo0").unwrap().command,
+            Command::Status {
+                ifname: lo0(),
+                family: None
+            }
+        );
+    }
+
+    #[test]
+    fn refused() {
+        let usage = Err(ParseError::Usage(None));
+        for line in [
+            "-l -a",
+            "-l lo0",
+            "-C -l",
+            "-C lo0",
+            "-w 1 -a",
+            "-l -L",
+            "-C -v",
+            "-w 1 -C",
+            "-a lo0",
+            "-a inet inet6",
+            "-s",
+            "-s lo0 up",
+            "-L lo0 up",
+            "-z",
+            "lo0 bogus",
+            "lo0 mtu",
+            "lo0 mtu 15x",
+            "lo0 alias alias",
+            "lo0 -alias delete",
+            "lo0 1.2.3.4 1.2.3.5 1.2.3.6 1.2.3.7",
+            "lo0 destroy up",
+            "lo0 instance 1",
+            "lo0 media auto media none",
+            "lo0 media auto -mediaopt fdx",
+            "lo0 -up",
+            "lo0 10.0.0.1/-1",
+            "lo0 10.0.0.1/255",
+            "lo0 10.0.0.1/2x",
+            "lo0 inet6 10.0.0.1",
+            "lo0 fc00::1",
+            "lo0 link 1:2:3:4:5:6:",
+            "lo0 inet6 fc00::1 netmask 255.0.0.0/8",
+            "abcdefghijklmnopq",
+            "lo0 create create",
+            "lo0 inet inet",
+            "lo0 -descr x y",
+        ] {
+            assert_eq!(p(line), usage, "{line}");
+        }
+        let warned = |m: &str| Err(ParseError::Usage(Some(m.into())));
+        assert_eq!(p("-x"), warned("unknown option -- x"));
+        assert_eq!(p("-w"), warned("option requires an argument -- w"));
+        assert_eq!(
+            p(&format!("lo0 linkstr {}", "x".repeat(129))),
+            warned("strings too long")
+        );
+        assert_eq!(p("lo0 linkstr 0xzz"), warned("bad hexadecimal digits"));
+        let fatal = |m: &str| Err(ParseError::Fatal(m.into()));
+        assert_eq!(p("-w x"), fatal("x: not a number"));
+        assert_eq!(p("-w -1"), fatal("-1: not a number"));
+        assert_eq!(
+            p("foo0 10.0.0.1/33"),
+            fatal("paddr_match: prefixlen_to_mask(2, 33): Invalid argument")
+        );
+        assert_eq!(
+            p("foo0 inet6 fc00::1/200"),
+            fatal("paddr_match: prefixlen_to_mask(24, 200): Invalid argument")
+        );
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(inet_aton("10.0.0.1"), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(
+            inet_aton("0xffffff00"),
+            Some(Ipv4Addr::new(255, 255, 255, 0))
+        );
+        assert_eq!(inet_aton("127.1"), Some(Ipv4Addr::new(127, 0, 0, 1)));
+        assert_eq!(inet_aton("10.1.258"), Some(Ipv4Addr::new(10, 1, 1, 2)));
+        assert_eq!(inet_aton("010.0.0.1"), Some(Ipv4Addr::new(8, 0, 0, 1)));
+        assert_eq!(inet_aton("1.2.3.4 junk"), Some(Ipv4Addr::new(1, 2, 3, 4)));
+        for bad in [
+            "",
+            "1.2.3.4.5",
+            "256.0.0.1",
+            "1..2",
+            "09",
+            "x",
+            "1.2.3.4x",
+            "4294967296",
+        ] {
+            assert_eq!(inet_aton(bad), None, "{bad}");
+        }
+        assert_eq!(link_addr("0:a:bc"), Some(vec![0, 0xa, 0xbc]));
+        assert_eq!(link_addr("abc"), None);
+        assert_eq!(link_addr(":1"), None);
+        assert_eq!(strtol(""), Some(0));
+        assert_eq!(strtol(" -12"), Some(-12));
+        assert_eq!(strtol("12 "), None);
+        assert_eq!(strtol("99999999999999999999"), None);
+        assert_eq!(
+            inet6("fe80::1%lo0"),
+            Some(Addr::Inet6("fe80::1".parse().unwrap(), Some("lo0".into())))
+        );
+        assert_eq!(inet6("fe80::1%"), None);
+    }
+
+    mod fuzz {
+        use super::parse;
+        use proptest::prelude::*;
+
+        const WORDS: &[&str] = &[
+            "-a",
+            "-l",
+            "-C",
+            "-w",
+            "-s",
+            "-L",
+            "lo0",
+            "inet",
+            "inet6",
+            "link",
+            "create",
+            "destroy",
+            "alias",
+            "-alias",
+            "delete",
+            "netmask",
+            "broadcast",
+            "prefixlen",
+            "mtu",
+            "media",
+            "mediaopt",
+            "instance",
+            "10.0.0.1/24",
+            "fc00::1/64",
+            "b2:a0:75:00:00:01",
+            "up",
+            "linkstr",
+            "-W",
+        ];
+
+        proptest! {
+            /// No command line makes the parser panic.
+            #[test]
+            fn never_panics(args in prop::collection::vec(
+                prop_oneof![
+                    "[-a-zA-Z0-9:./%]{0,12}",
+                    prop::sample::select(WORDS).prop_map(str::to_string),
+                ],
+                0..8,
+            )) {
+                let _ = parse(&args);
+            }
+        }
+    }
 }
