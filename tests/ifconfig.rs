@@ -611,3 +611,79 @@ fn ethernet_like() {
     ok(&k, "eth0 destroy");
     assert_eq!(ok(&k, "-l"), "lo0\n");
 }
+
+mod fuzz {
+    use super::{kernel, run};
+    use proptest::prelude::*;
+
+    const WORDS: &[&str] = &[
+        "lo0",
+        "lo1",
+        "eth0",
+        "create",
+        "destroy",
+        "inet",
+        "inet6",
+        "link",
+        "atalk",
+        "up",
+        "down",
+        "alias",
+        "-alias",
+        "delete",
+        "netmask",
+        "broadcast",
+        "prefixlen",
+        "mtu",
+        "metric",
+        "linkstr",
+        "-linkstr",
+        "descr",
+        "media",
+        "mediaopt",
+        "-mediaopt",
+        "instance",
+        "active",
+        "eui64",
+        "anycast",
+        "pltime",
+        "ip4csum",
+        "-tso6",
+        "10.0.0.1/24",
+        "fc00::1/64",
+        "fe80::1%lo0",
+        "b2:a0:75:00:00:01",
+        "255.255.255.0",
+        "0",
+        "-1",
+        "1500",
+        "-a",
+        "-l",
+        "-v",
+        "-z",
+        "-L",
+        "-m",
+        "-s",
+        "-b",
+        "-C",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// No command line makes ifconfig panic, parsing or running, and
+        /// every run ends with 0 or 1.
+        #[test]
+        fn never_panics(args in prop::collection::vec(
+            prop_oneof![
+                "[-a-z0-9:./%]{0,10}",
+                prop::sample::select(WORDS).prop_map(str::to_string),
+            ],
+            0..7,
+        )) {
+            let k = kernel();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, _, _) = run(&k, &args);
+            prop_assert!(code == 0 || code == 1);
+        }
+    }
+}
