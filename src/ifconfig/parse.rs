@@ -8,9 +8,11 @@ use crate::ioctl::{ifcap, iff, in6_iff};
 use nom::branch::alt;
 use nom::bytes::complete::{tag_no_case, take_while, take_while_m_n, take_while1};
 use nom::character::complete::{char, digit1, multispace0, one_of};
-use nom::combinator::{all_consuming, eof, map_res, opt, recognize, rest};
+use nom::combinator::{
+    all_consuming, cut, eof, map, map_opt, map_res, opt, recognize, rest, value, verify,
+};
 use nom::multi::separated_list1;
-use nom::sequence::preceded;
+use nom::sequence::{preceded, terminated};
 use nom::{IResult, Parser};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -346,81 +348,21 @@ pub fn parse(args: &[String]) -> Result<Invocation, ParseError> {
         return Err(usage());
     }
 
-    let command = match start {
-        Start::OptFamilyOnly => match rest {
-            [] => Command::All { family: None },
-            [af] => Command::All {
-                family: Some(Family::lookup(af).ok_or_else(usage)?),
-            },
-            _ => return Err(usage()),
-        },
-        Start::NoCmds if rest.is_empty() => Command::All { family: None },
-        Start::CloneTerm if rest.is_empty() => Command::Cloners,
-        Start::WaitDad if rest.is_empty() => Command::WaitDad,
-        Start::IfaceOnly => match rest {
-            [ifname] => Command::Carrier {
-                ifname: IfName::parse(ifname).ok_or_else(usage)?,
-            },
-            _ => return Err(usage()),
-        },
-        Start::IfaceOptFamilyOnly => match rest {
-            [ifname] => Command::Status {
-                ifname: IfName::parse(ifname).ok_or_else(usage)?,
-                family: None,
-            },
-            [ifname, af] => Command::Status {
-                ifname: IfName::parse(ifname).ok_or_else(usage)?,
-                family: Some(Family::lookup(af).ok_or_else(usage)?),
-            },
-            _ => return Err(usage()),
-        },
-        Start::Iface => iface_start(rest)?,
-        Start::NoCmds | Start::CloneTerm | Start::WaitDad => return Err(usage()),
+    let grammar = match start {
+        Start::Iface => iface_start,
+        Start::OptFamilyOnly => opt_family_only,
+        Start::IfaceOptFamilyOnly => iface_opt_family_only,
+        Start::IfaceOnly => iface_only,
+        Start::NoCmds => no_cmds,
+        Start::CloneTerm => clone_term,
+        Start::WaitDad => wait_dad,
+    };
+    let command = match all_consuming(grammar).parse(Args(rest)) {
+        Ok((_, command)) => command,
+        Err(nom::Err::Error(ArgError(e)) | nom::Err::Failure(ArgError(e))) => return Err(e),
+        Err(nom::Err::Incomplete(_)) => return Err(usage()),
     };
     Ok(Invocation { opts, command })
-}
-
-/// interface [create [af] [commands] | destroy | [af] [commands]]
-fn iface_start(rest: &[String]) -> Result<Command, ParseError> {
-    let Some((first, rest)) = rest.split_first() else {
-        return Err(usage());
-    };
-    let ifname = IfName::parse(first).ok_or_else(usage)?;
-    let mut steps = Vec::new();
-    let mut rest = rest;
-    let mut created = false;
-    match rest.first().map(String::as_str) {
-        Some("destroy") if rest.len() == 1 => {
-            return Ok(Command::Configure(Config {
-                ifname,
-                family: None,
-                steps: vec![Step::Destroy],
-            }));
-        }
-        Some("destroy") => return Err(usage()),
-        Some("create") => {
-            steps.push(Step::Create);
-            rest = &rest[1..];
-            created = true;
-        }
-        _ => {}
-    }
-    let family = match rest.first().and_then(|w| Family::lookup(w)) {
-        Some(f) => {
-            rest = &rest[1..];
-            Some(f)
-        }
-        None => None,
-    };
-    if rest.is_empty() && !created {
-        return Ok(Command::Status { ifname, family });
-    }
-    command_root(rest, family, &mut steps)?;
-    Ok(Command::Configure(Config {
-        ifname,
-        family,
-        steps,
-    }))
 }
 
 /// Keys a step leaves in the match environment; keywords look at them to
@@ -705,55 +647,251 @@ static MEDIA: [Kw; 6] = [
 /// The tables command_root tries, first match wins.
 static TABLES: [&[Kw]; 5] = [&IA6FLAGS, &MEDIA, &IFFLAGS, &IFCAPS, &MISC];
 
-/// The command loop: keywords and up to three positional addresses.
-fn command_root(
-    args: &[String],
+/// The arguments after the options, as nom input: one item per argument.
+#[derive(Clone, Copy, Debug)]
+pub struct Args<'a>(&'a [String]);
+
+type ArgIter<'a> = std::iter::Map<std::slice::Iter<'a, String>, fn(&'a String) -> &'a str>;
+
+impl<'a> nom::Input for Args<'a> {
+    type Item = &'a str;
+    type Iter = ArgIter<'a>;
+    type IterIndices = std::iter::Enumerate<ArgIter<'a>>;
+
+    fn input_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn take(&self, index: usize) -> Self {
+        Args(&self.0[..index])
+    }
+
+    fn take_from(&self, index: usize) -> Self {
+        Args(&self.0[index..])
+    }
+
+    fn take_split(&self, index: usize) -> (Self, Self) {
+        let (prefix, suffix) = self.0.split_at(index);
+        (Args(suffix), Args(prefix))
+    }
+
+    fn position<P: Fn(Self::Item) -> bool>(&self, predicate: P) -> Option<usize> {
+        self.0.iter().position(|a| predicate(a))
+    }
+
+    fn iter_elements(&self) -> Self::Iter {
+        self.0
+            .iter()
+            .map(String::as_str as fn(&'a String) -> &'a str)
+    }
+
+    fn iter_indices(&self) -> Self::IterIndices {
+        self.iter_elements().enumerate()
+    }
+
+    fn slice_index(&self, count: usize) -> Result<usize, nom::Needed> {
+        if count <= self.0.len() {
+            Ok(count)
+        } else {
+            Err(nom::Needed::new(count - self.0.len()))
+        }
+    }
+}
+
+/// A grammar error says how ifconfig reports it. `Error` lets `alt` try
+/// the next branch; `Failure` (a keyword whose argument is bad, a fatal
+/// prefix length) ends the parse.
+#[derive(Debug)]
+struct ArgError(ParseError);
+
+impl<'a> nom::error::ParseError<Args<'a>> for ArgError {
+    fn from_error_kind(_: Args<'a>, _: nom::error::ErrorKind) -> Self {
+        ArgError(usage())
+    }
+
+    fn append(_: Args<'a>, _: nom::error::ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+type PResult<'a, T> = IResult<Args<'a>, T, ArgError>;
+
+fn fail<T>(e: ParseError) -> Result<T, nom::Err<ArgError>> {
+    Err(nom::Err::Failure(ArgError(e)))
+}
+
+fn backtrack<T>() -> Result<T, nom::Err<ArgError>> {
+    Err(nom::Err::Error(ArgError(usage())))
+}
+
+/// Any one argument.
+fn arg(i: Args<'_>) -> PResult<'_, &str> {
+    match i.0.split_first() {
+        Some((a, rest)) => Ok((Args(rest), a.as_str())),
+        None => backtrack(),
+    }
+}
+
+/// The argument `w`.
+fn word<'a>(w: &'static str) -> impl Parser<Args<'a>, Output = &'a str, Error = ArgError> {
+    verify(arg, move |a: &str| a == w)
+}
+
+fn family(i: Args<'_>) -> PResult<'_, Family> {
+    map_opt(arg, Family::lookup).parse(i)
+}
+
+fn ifname(i: Args<'_>) -> PResult<'_, IfName> {
+    map_opt(arg, IfName::parse).parse(i)
+}
+
+fn end(i: Args<'_>) -> PResult<'_, ()> {
+    value((), eof).parse(i)
+}
+
+/// `-a`: [af]
+fn opt_family_only(i: Args<'_>) -> PResult<'_, Command> {
+    map(terminated(opt(family), end), |family| Command::All {
+        family,
+    })
+    .parse(i)
+}
+
+/// `-L`, `-m`, `-z`: interface [af]
+fn iface_opt_family_only(i: Args<'_>) -> PResult<'_, Command> {
+    map((ifname, opt(family), end), |(ifname, family, _)| {
+        Command::Status { ifname, family }
+    })
+    .parse(i)
+}
+
+/// `-s`: interface
+fn iface_only(i: Args<'_>) -> PResult<'_, Command> {
+    map(terminated(ifname, end), |ifname| Command::Carrier {
+        ifname,
+    })
+    .parse(i)
+}
+
+/// `-l`: nothing more.
+fn no_cmds(i: Args<'_>) -> PResult<'_, Command> {
+    value(Command::All { family: None }, end).parse(i)
+}
+
+fn clone_term(i: Args<'_>) -> PResult<'_, Command> {
+    value(Command::Cloners, end).parse(i)
+}
+
+fn wait_dad(i: Args<'_>) -> PResult<'_, Command> {
+    value(Command::WaitDad, end).parse(i)
+}
+
+/// interface [destroy | create [af] [commands] | [af] [commands]]
+fn iface_start(i: Args<'_>) -> PResult<'_, Command> {
+    let (i, ifname) = ifname(i)?;
+    let configure = |family, steps| {
+        Command::Configure(Config {
+            ifname: ifname.clone(),
+            family,
+            steps,
+        })
+    };
+    alt((
+        map((word("destroy"), end), |_| {
+            configure(None, vec![Step::Destroy])
+        }),
+        map(
+            preceded(word("create"), opt(family)).flat_map(|f| commands(f, vec![Step::Create])),
+            |(f, s)| configure(f, s),
+        ),
+        map((opt(family), end), |(family, _)| Command::Status {
+            ifname: ifname.clone(),
+            family,
+        }),
+        map(
+            opt(family).flat_map(|f| commands(f, Vec::new())),
+            |(f, s)| configure(f, s),
+        ),
+    ))
+    .parse(i)
+}
+
+/// The command loop (parse.c command_root): keywords, and up to three
+/// positional addresses, to the end of the arguments. What was seen so
+/// far decides what may come next.
+fn commands<'a>(
     family: Option<Family>,
-    steps: &mut Vec<Step>,
-) -> Result<(), ParseError> {
-    let mut seen = Seen::default();
-    let mut i = 0;
-    while i < args.len() {
-        let word = args[i].as_str();
-        i += 1;
+    first: Vec<Step>,
+) -> impl Parser<Args<'a>, Output = (Option<Family>, Vec<Step>), Error = ArgError> {
+    move |mut i: Args<'a>| {
+        let mut seen = Seen::default();
+        let mut steps = first.clone();
+        while !i.0.is_empty() {
+            let (rest, step) = match alt((keyword(seen, family), positional(seen, family))).parse(i)
+            {
+                Ok(r) => r,
+                Err(nom::Err::Error(e)) => return Err(nom::Err::Failure(e)),
+                Err(e) => return Err(e),
+            };
+            seen.note(&step);
+            steps.push(step);
+            i = rest;
+        }
+        Ok((i, (family, steps)))
+    }
+}
+
+/// A keyword of the tables, first match wins, with its argument.
+fn keyword<'a>(
+    seen: Seen,
+    family: Option<Family>,
+) -> impl Parser<Args<'a>, Output = Step, Error = ArgError> {
+    move |i: Args<'a>| {
+        let (i, w) = arg(i)?;
         let found = TABLES.iter().flat_map(|t| t.iter()).find_map(|k| {
-            if k.word == word {
+            if k.word == w {
                 Some((k, false))
-            } else if k.neg && word.strip_prefix('-') == Some(k.word) {
+            } else if k.neg && w.strip_prefix('-') == Some(k.word) {
                 Some((k, true))
             } else {
                 None
             }
         });
-        let step = match found {
-            Some((k, neg)) => {
-                if k.needs.is_some_and(|n| !seen.has(n)) {
-                    return Err(usage());
-                }
-                if k.forbids.iter().any(|f| seen.has(*f)) {
-                    return Err(usage());
-                }
-                match k.then {
-                    Then::Word(f) => f(neg),
-                    Then::Arg(f) => {
-                        let arg = args.get(i).ok_or_else(usage)?;
-                        i += 1;
-                        f(family, arg)?
-                    }
-                }
-            }
-            None if !seen.has(Key::Address) => {
-                let (addr, prefixlen) = address_prefix(family, word)?;
-                Step::Address { addr, prefixlen }
-            }
-            None if !seen.has(Key::DstOrMask) => Step::DstOrMask(address(family, word)?),
-            None if !seen.has(Key::Broadcast) => Step::Broadcast(address(family, word)?),
-            None => return Err(usage()),
+        let Some((k, neg)) = found else {
+            return backtrack();
         };
-        seen.note(&step);
-        steps.push(step);
+        if k.needs.is_some_and(|n| !seen.has(n)) || k.forbids.iter().any(|f| seen.has(*f)) {
+            return fail(usage());
+        }
+        match k.then {
+            Then::Word(f) => Ok((i, f(neg))),
+            Then::Arg(f) => {
+                let (i, a) = cut(arg).parse(i)?;
+                f(family, a).map(|s| (i, s)).or_else(fail)
+            }
+        }
     }
-    Ok(())
+}
+
+/// A bare address: the local one, then destination-or-netmask, then the
+/// broadcast address.
+fn positional<'a>(
+    seen: Seen,
+    family: Option<Family>,
+) -> impl Parser<Args<'a>, Output = Step, Error = ArgError> {
+    move |i: Args<'a>| {
+        let (i, w) = arg(i)?;
+        let step = if !seen.has(Key::Address) {
+            address_prefix(family, w).map(|(addr, prefixlen)| Step::Address { addr, prefixlen })
+        } else if !seen.has(Key::DstOrMask) {
+            address(family, w).map(Step::DstOrMask)
+        } else if !seen.has(Key::Broadcast) {
+            address(family, w).map(Step::Broadcast)
+        } else {
+            Err(usage())
+        };
+        step.map(|s| (i, s)).or_else(fail)
+    }
 }
 
 /// A positional first address: may carry `/len`, checked against the
