@@ -1,8 +1,10 @@
 //! The command line, as NetBSD's parse.c reads it: getopt flags choose a
 //! start node; then the interface, an optional `create`/`destroy`, an
 //! optional family and a sequence of commands, each matched against keyword
-//! tables whose rows carry their action. Single words (addresses, numbers,
-//! MACs) are parsed with `nom`.
+//! tables whose rows carry their action (adding a keyword is adding a row).
+//! The argument grammar is a set of `nom` parsers over the argument list
+//! ([`Args`]); single words (addresses, numbers, MACs) are `nom` parsers
+//! over `&str`.
 
 use crate::ioctl::{ifcap, iff, in6_iff};
 use nom::branch::alt;

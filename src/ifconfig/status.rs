@@ -5,8 +5,7 @@
 
 use super::parse::Family;
 use crate::ioctl::{
-    INFINITE_LIFETIME, IfData, IfMedia, IfStatus, In6Addr, InAddr, LinkState, Mac, iff, in_iff,
-    in6_iff,
+    INFINITE_LIFETIME, IfData, IfMedia, IfStatus, In6Addr, InAddr, LinkState, iff, in_iff, in6_iff,
 };
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -359,11 +358,6 @@ fn inet6_line(o: &mut String, a: &In6Addr, ifs: &IfStatus, lifetimes: bool) {
         let _ = write!(o, " pltime {} vltime {}", t(a.pltime), t(a.vltime));
     }
     o.push('\n');
-}
-
-/// The inactive link addresses as `link` lines (used by tests and -a).
-pub fn is_active(ifs: &IfStatus, mac: &Mac) -> bool {
-    ifs.lladdr.as_ref() == Some(mac)
 }
 
 #[cfg(test)]
