@@ -412,3 +412,74 @@ mod tests {
         assert_eq!(bytes(2048, false), "2048 bytes");
     }
 }
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+    use crate::ioctl::{IfStatus, In6Addr, InAddr};
+
+    fn p2p() -> IfStatus {
+        IfStatus {
+            name: "tun0".into(),
+            index: 3,
+            flags: iff::UP | iff::POINTOPOINT | iff::RUNNING | iff::MULTICAST,
+            mtu: 1280,
+            metric: 0,
+            capabilities: None,
+            ec_capabilities: None,
+            description: None,
+            lladdr: None,
+            lladdrs: Vec::new(),
+            linkstr: None,
+            link_state: LinkState::Up,
+            media: None,
+            data: IfData::default(),
+            inet: vec![InAddr {
+                addr: Ipv4Addr::new(10, 9, 0, 1),
+                mask: Ipv4Addr::new(255, 255, 0, 255),
+                broadcast: None,
+                dst: Some(Ipv4Addr::new(10, 9, 0, 2)),
+                flags: in_iff::TENTATIVE,
+            }],
+            inet6: vec![In6Addr {
+                addr: "fc00::1".parse().unwrap(),
+                prefixlen: 128,
+                dst: Some("fc00::2".parse().unwrap()),
+                flags: in6_iff::DEPRECATED | in6_iff::AUTOCONF,
+                pltime: 0,
+                vltime: INFINITE_LIFETIME,
+                scopeid: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn point_to_point() {
+        let show = Show {
+            lifetimes: true,
+            ..Show::default()
+        };
+        assert_eq!(
+            status(&p2p(), None, &show),
+            "tun0: flags=0x8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1280
+\tinet 10.9.0.1 -> 10.9.0.2 netmask 0xffff00ff flags 0x1<TENTATIVE>
+\tinet6 fc00::1/128 -> fc00::2 flags 0x50<DEPRECATED,AUTOCONF> pltime 0 vltime infty
+"
+        );
+    }
+
+    #[test]
+    fn zero_flags_and_metric() {
+        let mut s = p2p();
+        s.flags = 0;
+        s.metric = 3;
+        s.mtu = 0;
+        s.inet.clear();
+        s.inet6.clear();
+        s.description = Some("a b".into());
+        assert_eq!(
+            status(&s, None, &Show::default()),
+            "tun0: flags=0x0 metric 3\n\tdescription: \"a b\"\n"
+        );
+    }
+}
