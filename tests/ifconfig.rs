@@ -687,3 +687,17 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn resolve_names() {
+    let k = kernel();
+    // Names come from the host's resolver; the shape stays the same.
+    let out = ok(&k, "-N lo0 inet");
+    let line = out.lines().nth(1).unwrap();
+    assert!(
+        line.starts_with("\tinet ") && line.ends_with("/8 flags 0x0"),
+        "{out}"
+    );
+    // Scoped addresses are never looked up.
+    assert!(ok(&k, "-N lo0 inet6").contains("\tinet6 fe80::1%lo0/64 flags 0x0 scopeid 0x1\n"));
+}

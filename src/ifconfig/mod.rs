@@ -223,6 +223,7 @@ fn printall(
         human: opts.human,
         lifetimes: opts.lifetimes,
         media_list: opts.media_list,
+        resolve: opts.resolve,
     };
     let mut names = Vec::new();
     for ifs in list {

@@ -169,7 +169,7 @@ pub struct Opts {
     pub lifetimes: bool,
     /// -m: supported media.
     pub media_list: bool,
-    /// -N: resolve names (we always print numerically).
+    /// -N: resolve addresses to names.
     pub resolve: bool,
     /// -v: link state and counters.
     pub verbose: bool,

@@ -8,7 +8,7 @@ use crate::ioctl::{
     INFINITE_LIFETIME, IfData, IfMedia, IfStatus, In6Addr, InAddr, LinkState, iff, in_iff, in6_iff,
 };
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 /// Where snprintb_m wraps the capabilities (ifconfig.c MAX_PRINT_LEN).
 const CAP_PRINT_LEN: usize = 58;
@@ -156,6 +156,51 @@ pub struct Show {
     pub human: bool,
     pub lifetimes: bool,
     pub media_list: bool,
+    /// -N: host names instead of numbers where the resolver has them.
+    pub resolve: bool,
+}
+
+/// getnameinfo(3) with NI_NAMEREQD: the name of `addr`, if it has one.
+fn host_name(addr: IpAddr) -> Option<String> {
+    use nix::sys::socket::{SockaddrIn, SockaddrIn6, SockaddrLike};
+    let (v4, v6);
+    let sa: &dyn SockaddrLike = match addr {
+        IpAddr::V4(a) => {
+            v4 = SockaddrIn::from(SocketAddrV4::new(a, 0));
+            &v4
+        }
+        IpAddr::V6(a) => {
+            v6 = SockaddrIn6::from(SocketAddrV6::new(a, 0, 0, 0));
+            &v6
+        }
+    };
+    let mut host = [0 as libc::c_char; 1025];
+    // SAFETY: `sa` points at a sockaddr of `sa.len()` bytes and `host` is
+    // writable for its whole length; no service is asked for.
+    let rc = unsafe {
+        libc::getnameinfo(
+            sa.as_ptr(),
+            sa.len(),
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: on success getnameinfo leaves a NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// An address as getnameinfo prints it: numeric unless -N finds a name.
+fn host(addr: impl Into<IpAddr>, resolve: bool) -> String {
+    let addr = addr.into();
+    let name = if resolve { host_name(addr) } else { None };
+    name.unwrap_or_else(|| addr.to_string())
 }
 
 /// The whole status block of `ifs`. `data` is the counters to print (the
@@ -217,12 +262,12 @@ pub fn status(ifs: &IfStatus, data: Option<&IfData>, show: &Show) -> String {
     let want = |f: Family| show.family.is_none_or(|s| s == f);
     if want(Family::Inet) {
         for a in &ifs.inet {
-            inet_line(&mut o, a, ifs.flags);
+            inet_line(&mut o, a, ifs.flags, show.resolve);
         }
     }
     if want(Family::Inet6) {
         for a in &ifs.inet6 {
-            inet6_line(&mut o, a, ifs, show.lifetimes);
+            inet6_line(&mut o, a, ifs, show);
         }
     }
     if want(Family::Link) {
@@ -302,14 +347,18 @@ fn counters(o: &mut String, d: &IfData, human: bool) {
     o.push('\n');
 }
 
-fn inet_line(o: &mut String, a: &InAddr, flags: u32) {
-    let _ = write!(o, "\tinet {}", a.addr);
+fn inet_line(o: &mut String, a: &InAddr, flags: u32, resolve: bool) {
+    let _ = write!(o, "\tinet {}", host(a.addr, resolve));
     let plen = in_prefixlen(a.mask);
     if let Some(l) = plen {
         let _ = write!(o, "/{l}");
     }
     if flags & iff::POINTOPOINT != 0 {
-        let _ = write!(o, " -> {}", a.dst.unwrap_or(Ipv4Addr::UNSPECIFIED));
+        let _ = write!(
+            o,
+            " -> {}",
+            host(a.dst.unwrap_or(Ipv4Addr::UNSPECIFIED), resolve)
+        );
     }
     if plen.is_none() {
         let _ = write!(o, " netmask {:#x}", u32::from(a.mask));
@@ -318,14 +367,16 @@ fn inet_line(o: &mut String, a: &InAddr, flags: u32) {
         let _ = write!(
             o,
             " broadcast {}",
-            a.broadcast.unwrap_or(Ipv4Addr::UNSPECIFIED)
+            host(a.broadcast.unwrap_or(Ipv4Addr::UNSPECIFIED), resolve)
         );
     }
     let _ = writeln!(o, " flags {}", snprintb(a.flags, bits(&in_iff::NAMES)));
 }
 
-fn inet6_line(o: &mut String, a: &In6Addr, ifs: &IfStatus, lifetimes: bool) {
-    let _ = write!(o, "\tinet6 {}", a.addr);
+fn inet6_line(o: &mut String, a: &In6Addr, ifs: &IfStatus, show: &Show) {
+    // A scoped address stays numeric: the host resolver knows other zones.
+    let resolve = show.resolve && a.scopeid == 0;
+    let _ = write!(o, "\tinet6 {}", host(a.addr, resolve));
     if a.scopeid != 0 {
         // getnameinfo names the zone by its interface.
         if a.scopeid == ifs.index {
@@ -339,7 +390,7 @@ fn inet6_line(o: &mut String, a: &In6Addr, ifs: &IfStatus, lifetimes: bool) {
         let _ = write!(
             o,
             " -> {}",
-            a.dst.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED)
+            host(a.dst.unwrap_or(Ipv6Addr::UNSPECIFIED), resolve)
         );
     }
     let _ = write!(o, " flags {}", snprintb(a.flags, bits(&in6_iff::NAMES)));
@@ -347,7 +398,7 @@ fn inet6_line(o: &mut String, a: &In6Addr, ifs: &IfStatus, lifetimes: bool) {
         let _ = write!(o, " scopeid {:#x}", a.scopeid);
     }
     // Lifetimes only when one of them is finite, as af_inet6.c.
-    if lifetimes && (a.pltime != INFINITE_LIFETIME || a.vltime != INFINITE_LIFETIME) {
+    if show.lifetimes && (a.pltime != INFINITE_LIFETIME || a.vltime != INFINITE_LIFETIME) {
         let t = |v: u32| {
             if v == INFINITE_LIFETIME {
                 "infty".to_string()
