@@ -278,13 +278,14 @@ impl Kernel {
             }
             Request::SetIfCap { name, enabled } => {
                 let s = &mut t.get(&name)?.state;
-                let Some((caps, _)) = s.capabilities else {
-                    return Err(Errno::ENOTTY);
-                };
+                // As ifioctl_common: no capabilities is capabilities 0.
+                let caps = s.capabilities.map_or(0, |c| c.0);
                 if enabled & !caps != 0 {
                     return Err(Errno::EINVAL);
                 }
-                s.capabilities = Some((caps, enabled));
+                if s.capabilities.is_some() {
+                    s.capabilities = Some((caps, enabled));
+                }
                 Ok(Reply::Ok)
             }
             Request::GetIfData { name } => {
