@@ -520,6 +520,12 @@ fn ethernet_like() {
     ok(&k, "eth0 inet 10.0.0.1 netmask 0xffffff00");
     ok(&k, "eth0 inet6 fc00::1");
     ok(&k, "eth0 up");
+    // New addresses are TENTATIVE until duplicate address detection passes.
+    assert!(
+        ok(&k, "eth0").contains("inet 10.0.0.1/24 broadcast 10.0.0.255 flags 0x1<TENTATIVE>\n")
+    );
+    assert!(ok(&k, "eth0").contains("inet6 fc00::1/64 flags 0x2<TENTATIVE>\n"));
+    ok(&k, "-w 5");
     let want = format!(
         "eth0: flags=0x8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> mtu 1500
 {ETH0_CAPS}\tenabled=0
@@ -553,8 +559,10 @@ fn ethernet_like() {
 
     // Positional netmask and broadcast; then the -v and -m additions.
     ok(&k, "eth0 inet 10.0.1.1 255.255.0.0 10.0.255.254");
+    ok(&k, "-w 5");
     assert!(ok(&k, "eth0 inet").ends_with("\tinet 10.0.1.1/16 broadcast 10.0.255.254 flags 0x0\n"));
     ok(&k, "eth0 inet 10.0.1.2/24 broadcast 10.0.1.128 alias");
+    ok(&k, "-w 5");
     assert!(ok(&k, "eth0 inet").ends_with("\tinet 10.0.1.2/24 broadcast 10.0.1.128 flags 0x0\n"));
     let vm = ok(&k, "-v -m eth0 link");
     assert!(vm.contains(
