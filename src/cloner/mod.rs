@@ -22,6 +22,11 @@ pub trait IfClone: Send + Sync {
 
     /// Make interface `ifs.unit`: fill in flags, MTU, MAC… and return its driver.
     fn create(&self, env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno>;
+
+    /// The kernel starts. A class that serves something of its own (tap's
+    /// cloning socket) starts it here; `hook` is how its threads, and
+    /// those of its interfaces, ask the kernel to act.
+    fn attach(&self, _env: &KernelEnv, _hook: &crate::kernel::KernelHook) {}
 }
 
 /// The registered classes, in registration order (`ifconfig -C`).
@@ -32,6 +37,10 @@ pub struct Cloners {
 impl Cloners {
     pub fn new(classes: Vec<Box<dyn IfClone>>) -> Cloners {
         Cloners { classes }
+    }
+
+    pub fn classes(&self) -> impl Iterator<Item = &dyn IfClone> {
+        self.classes.iter().map(|c| c.as_ref())
     }
 
     pub fn names(&self) -> Vec<String> {
