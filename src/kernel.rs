@@ -202,6 +202,9 @@ impl KernelInner {
                 crate::log::warn(&format!("shutdown: destroy {name}: {e}"));
             }
         }
+        for class in self.cloners.classes() {
+            class.detach();
+        }
     }
 
     /// Answer one request.

@@ -27,6 +27,9 @@ pub trait IfClone: Send + Sync {
     /// cloning socket) starts it here; `hook` is how its threads, and
     /// those of its interfaces, ask the kernel to act.
     fn attach(&self, _env: &KernelEnv, _hook: &crate::kernel::KernelHook) {}
+
+    /// The kernel shuts down: stop what `attach` started.
+    fn detach(&self) {}
 }
 
 /// The registered classes, in registration order (`ifconfig -C`).
