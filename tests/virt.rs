@@ -309,10 +309,9 @@ fn host_tap_deleted_underneath() {
     assert!(!host_link_exists(&host));
 }
 
-/// An ifnetd running as nobody, killed on drop. With `tun`, it sees a
-/// world-accessible /dev/net/tun (bind-mounted in a private mount
-/// namespace: this host's is root-only), as most distributions have.
-struct NobodyDaemon {
+/// An ifnetd in a private mount namespace, killed on drop. `setup` runs
+/// there first (shell); `nobody` drops root.
+struct IsolatedDaemon {
     _dir: tempfile::TempDir,
     sock: std::path::PathBuf,
     child: std::process::Child,
@@ -320,27 +319,19 @@ struct NobodyDaemon {
 
 const NOBODY: u32 = 65534;
 
-impl NobodyDaemon {
-    fn start(tun: bool) -> NobodyDaemon {
+impl IsolatedDaemon {
+    fn start(setup: impl FnOnce(&Path) -> String, nobody: bool) -> IsolatedDaemon {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let sock = dir.path().join("ifnetd.sock");
-        let node = dir.path().join("tun");
-        let mount = if tun {
-            let (_, e, rc) = run(Command::new("mknod")
-                .args(["-m", "0666"])
-                .arg(&node)
-                .args(["c", "10", "200"]));
-            assert_eq!(rc, 0, "mknod: {e}");
-            format!("mount --bind {} /dev/net/tun && ", node.display())
+        let setup = setup(dir.path());
+        let drop_root = if nobody {
+            format!("setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups ")
         } else {
             String::new()
         };
-        let script = format!(
-            "{mount}exec setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups {IFNETD} -f -s {}",
-            sock.display()
-        );
+        let script = format!("{setup}exec {drop_root}{IFNETD} -f -s {}", sock.display());
         let child = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", &script])
             .stdin(std::process::Stdio::null())
@@ -349,11 +340,31 @@ impl NobodyDaemon {
             .spawn()
             .unwrap();
         wait_for_socket(&sock);
-        NobodyDaemon {
+        IsolatedDaemon {
             _dir: dir,
             sock,
             child,
         }
+    }
+
+    /// As nobody; with `tun`, seeing a world-accessible /dev/net/tun
+    /// (bind-mounted: this host's is root-only), as most distributions have.
+    fn nobody(tun: bool) -> IsolatedDaemon {
+        IsolatedDaemon::start(
+            |dir| {
+                if !tun {
+                    return String::new();
+                }
+                let node = dir.join("tun");
+                let (_, e, rc) = run(Command::new("mknod")
+                    .args(["-m", "0666"])
+                    .arg(&node)
+                    .args(["c", "10", "200"]));
+                assert_eq!(rc, 0, "mknod: {e}");
+                format!("mount --bind {} /dev/net/tun && ", node.display())
+            },
+            true,
+        )
     }
 
     /// Stop it and return what it logged.
@@ -366,11 +377,32 @@ impl NobodyDaemon {
     }
 }
 
-impl Drop for NobodyDaemon {
+impl Drop for IsolatedDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[test]
+fn missing_dev_net_tun() {
+    if !can_tap() {
+        return;
+    }
+    let d = IsolatedDaemon::start(|_| "mount -t tmpfs none /dev/net && ".into(), false);
+    let mut c = Client::connect(&d.sock).unwrap();
+    c.ioctl(Request::IfCreate {
+        name: "virt0".into(),
+    })
+    .unwrap();
+    assert_eq!(up(&mut c, "virt0"), Err(Errno::ENXIO));
+    assert_eq!(Errno::ENXIO.to_string(), "Device not configured");
+    assert_eq!(status(&mut c, "virt0").flags, 0x8802);
+    let log = d.stop();
+    assert!(
+        log.contains("virt0: cannot open /dev/net/tun: missing (is the tun module loaded?)"),
+        "{log}"
+    );
 }
 
 /// A persistent TAP owned by an unprivileged user is attached by a daemon
@@ -394,7 +426,7 @@ fn persistent_tap_without_privileges() {
         &NOBODY.to_string(),
     ]);
 
-    let d = NobodyDaemon::start(true);
+    let d = IsolatedDaemon::nobody(true);
     let mut c = Client::connect(&d.sock).unwrap();
     c.ioctl(Request::IfCreate {
         name: "virt1".into(),
@@ -435,7 +467,7 @@ fn persistent_tap_without_privileges() {
     assert!(log.contains("CAP_NET_ADMIN"), "{log}");
 
     // /dev/net/tun closed to us (this host's is 0600).
-    let d = NobodyDaemon::start(false);
+    let d = IsolatedDaemon::nobody(false);
     let mut c = Client::connect(&d.sock).unwrap();
     c.ioctl(Request::IfCreate {
         name: "virt1".into(),

@@ -235,15 +235,15 @@ fn receive(sc: &Softc, mut c: &UnixStream, rx: &mut Deframer) -> bool {
         rx.filled(n);
         let max = sc.mtu.load(Relaxed) as usize + ETHER_HDR_LEN;
         loop {
-            match rx.next() {
+            match rx.next_record() {
                 Record::Frame(f) if f.len() < ETHER_HDR_LEN || f.len() > max => {
                     counters.ierrors.fetch_add(1, Relaxed);
                 }
-                Record::Frame(f) if !sc.port.is_running() => {
-                    let _ = f;
+                // A write to an interface that is down is thrown away.
+                Record::Frame(f) if sc.port.is_running() => sc.port.input(f),
+                Record::Frame(_) => {
                     counters.iqdrops.fetch_add(1, Relaxed);
                 }
-                Record::Frame(f) => sc.port.input(f),
                 Record::TooLong(len) => {
                     counters.ierrors.fetch_add(1, Relaxed);
                     crate::log::info(&format!(

@@ -21,7 +21,7 @@ pub fn header(len: usize) -> [u8; HDR_LEN] {
     (len as u32).to_be_bytes()
 }
 
-/// What [`Deframer::next`] found.
+/// What [`Deframer::next_record`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record<'a> {
     /// One whole frame (of any length up to [`TAP_MAXFRAME`], even 0: the
@@ -74,7 +74,7 @@ impl Deframer {
         self.end = (self.end + n).min(self.buf.len());
     }
 
-    pub fn next(&mut self) -> Record<'_> {
+    pub fn next_record(&mut self) -> Record<'_> {
         let have = self.end - self.start;
         if have < HDR_LEN {
             return Record::Incomplete;
@@ -184,12 +184,12 @@ mod tests {
     fn deframes() {
         let mut d = Deframer::new();
         feed(&mut d, &[0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(d.next(), Record::Frame(&[1, 2, 3]));
-        assert_eq!(d.next(), Record::Frame(&[]));
-        assert_eq!(d.next(), Record::Incomplete);
+        assert_eq!(d.next_record(), Record::Frame(&[1, 2, 3]));
+        assert_eq!(d.next_record(), Record::Frame(&[]));
+        assert_eq!(d.next_record(), Record::Incomplete);
         assert_eq!(d.pending(), 2);
         feed(&mut d, &[0, 1, 9]);
-        assert_eq!(d.next(), Record::Frame(&[9]));
+        assert_eq!(d.next_record(), Record::Frame(&[9]));
         assert_eq!(d.pending(), 0);
     }
 
@@ -197,10 +197,10 @@ mod tests {
     fn huge_length_is_not_allocated() {
         let mut d = Deframer::new();
         feed(&mut d, &0x8000_0000u32.to_be_bytes());
-        assert_eq!(d.next(), Record::TooLong(0x8000_0000));
+        assert_eq!(d.next_record(), Record::TooLong(0x8000_0000));
         let mut d = Deframer::new();
         feed(&mut d, &(TAP_MAXFRAME as u32 + 1).to_be_bytes());
-        assert_eq!(d.next(), Record::TooLong(TAP_MAXFRAME as u32 + 1));
+        assert_eq!(d.next_record(), Record::TooLong(TAP_MAXFRAME as u32 + 1));
     }
 
     #[test]
@@ -210,9 +210,9 @@ mod tests {
         for _ in 0..5 {
             feed(&mut d, &header(big.len()));
             feed(&mut d, &big[..1000]);
-            assert_eq!(d.next(), Record::Incomplete);
+            assert_eq!(d.next_record(), Record::Incomplete);
             feed(&mut d, &big[1000..]);
-            assert_eq!(d.next(), Record::Frame(&big[..]));
+            assert_eq!(d.next_record(), Record::Frame(&big[..]));
         }
     }
 
@@ -263,7 +263,7 @@ mod tests {
                 feed(&mut d, &rest[..n]);
                 rest = &rest[n..];
                 i += 1;
-                while let Record::Frame(f) = d.next() {
+                while let Record::Frame(f) = d.next_record() {
                     got.push(f.to_vec());
                 }
             }
