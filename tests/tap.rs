@@ -74,14 +74,16 @@ impl Env {
             .unwrap();
     }
 
-    /// Connect to tapN's control device and wait until it is attached.
+    /// Connect to tapN's control device and wait until it is attached and
+    /// (up on open) up.
     fn open(&self, name: &str) -> UnixStream {
         let path = self.status(name).linkstr.unwrap();
         assert_eq!(Path::new(&path), self.run.join(name));
         let c = UnixStream::connect(&path).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        wait_for("attach", || {
-            self.status(name).media.unwrap().active == Some(true)
+        wait_for("attach and up", || {
+            let s = self.status(name);
+            s.media.unwrap().active == Some(true) && s.flags & iff::UP != 0
         });
         c
     }
@@ -412,7 +414,12 @@ fn daemon_sockets() {
     assert!(dir.join("tap").exists(), "cloning socket");
     let mut a = UnixStream::connect(dir.join("tap")).unwrap();
     let mut c = Client::connect(&d.sock).unwrap();
-    wait_for("tap0", || status(&mut c, "tap0").flags == 0x8843);
+    wait_for("tap0", || {
+        c.ioctl(Request::GetIfFlags {
+            name: "tap0".into(),
+        })
+        .is_ok_and(|f| f == Reply::Flags(0x8843))
+    });
     let rx_frame = frame(60, 0x11);
     write_frame(&mut a, &rx_frame);
     wait_for("input", || status(&mut c, "tap0").data.ipackets == 1);
