@@ -29,17 +29,15 @@ fn settle(what: &str, want: (usize, usize)) {
     }
 }
 
-fn flags(k: &Kernel, name: &str) -> u32 {
-    match k.ioctl(Request::GetIfFlags { name: name.into() }) {
-        Ok(Reply::Flags(f)) => f,
-        r => panic!("{r:?}"),
-    }
-}
-
+/// Wait until `name` exists and is up.
 fn wait_up(k: &Kernel, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while flags(k, name) & iff::UP == 0 {
-        assert!(Instant::now() < deadline);
+    loop {
+        match k.ioctl(Request::GetIfFlags { name: name.into() }) {
+            Ok(Reply::Flags(f)) if f & iff::UP != 0 => return,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{name} did not come up");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
