@@ -154,7 +154,7 @@ pub fn run(sc: Arc<Softc>, listener: UnixListener) {
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return,
+                Err(_) => break,
             }
             let ev = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
             (
