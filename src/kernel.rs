@@ -168,7 +168,6 @@ impl Kernel {
 }
 
 impl KernelInner {
-
     pub fn env(&self) -> &KernelEnv {
         &self.env
     }
