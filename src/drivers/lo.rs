@@ -1,7 +1,7 @@
 //! lo(4): the software loopback. What it sends it receives.
 
 use crate::cloner::{IfClone, KernelEnv};
-use crate::ifnet::{Driver, IfState, IfType, link_local_entry, loopback6_entry};
+use crate::ifnet::{Driver, IfState, IfType, loopback6_entry, link_local_entry};
 use crate::ioctl::{Errno, InAddr, iff};
 use crate::port::{Port, Transmit};
 use std::net::Ipv4Addr;
@@ -20,12 +20,8 @@ struct Loopback(Weak<Port>);
 impl Transmit for Loopback {
     fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
         let port = self.0.upgrade().ok_or(Errno::ENXIO)?;
-        port.counters
-            .ipackets
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        port.counters
-            .ibytes
-            .fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        port.counters.ipackets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        port.counters.ibytes.fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
         port.deliver_local(frame);
         Ok(())
     }
@@ -40,8 +36,7 @@ impl IfClone for LoClone {
         ifs.kind = IfType::Loopback;
         ifs.mtu = LOMTU;
         ifs.flags = iff::LOOPBACK | iff::MULTICAST;
-        ifs.port
-            .set_transmit(Some(Arc::new(Loopback(Arc::downgrade(&ifs.port)))));
+        ifs.port.set_transmit(Some(Arc::new(Loopback(Arc::downgrade(&ifs.port)))));
         if ifs.unit == 0 {
             // lo0 is configured at boot, as NetBSD's rc does.
             ifs.flags |= iff::UP | iff::RUNNING;
@@ -53,8 +48,7 @@ impl IfClone for LoClone {
                 flags: 0,
             });
             ifs.inet6.push(loopback6_entry());
-            ifs.inet6
-                .push(link_local_entry(ifs.link_local().unwrap(), ifs.index));
+            ifs.inet6.push(link_local_entry(ifs.link_local().unwrap(), ifs.index));
             ifs.in6_attached = true;
         }
         Ok(Box::new(Lo))
@@ -63,10 +57,6 @@ impl IfClone for LoClone {
 
 impl Driver for Lo {
     fn set_mtu(&mut self, _ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {
-        if mtu > LOMTU_MAX {
-            Err(Errno::EINVAL)
-        } else {
-            Ok(())
-        }
+        if mtu > LOMTU_MAX { Err(Errno::EINVAL) } else { Ok(()) }
     }
 }

@@ -23,11 +23,7 @@ impl Daemon {
     pub fn start() -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("ifnetd.sock");
-        let mut d = Daemon {
-            dir,
-            sock,
-            child: None,
-        };
+        let mut d = Daemon { dir, sock, child: None };
         d.spawn();
         d
     }
@@ -49,8 +45,7 @@ impl Daemon {
     /// A command for one of the tools, aimed at this daemon.
     pub fn cmd(&self, bin: &str) -> Command {
         let mut c = Command::new(bin);
-        c.env("IFNET_SERVER", &self.sock)
-            .env("IFNET_NO_AUTOSTART", "1");
+        c.env("IFNET_SERVER", &self.sock).env("IFNET_NO_AUTOSTART", "1");
         c
     }
 
@@ -66,11 +61,7 @@ impl Daemon {
     /// `ifconfig ARGS` that must succeed silently.
     pub fn ok(&self, args: &[&str]) {
         let (o, e, rc) = self.ifconfig(args);
-        assert_eq!(
-            (o.as_str(), e.as_str(), rc),
-            ("", "", 0),
-            "ifconfig {args:?}"
-        );
+        assert_eq!((o.as_str(), e.as_str(), rc), ("", "", 0), "ifconfig {args:?}");
     }
 
     pub fn kill9(&mut self) {
@@ -101,11 +92,7 @@ impl Drop for Daemon {
 pub fn wait_for_socket(sock: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while UnixStream::connect(sock).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "ifnetd did not come up on {}",
-            sock.display()
-        );
+        assert!(Instant::now() < deadline, "ifnetd did not come up on {}", sock.display());
         std::thread::sleep(Duration::from_millis(5));
     }
 }
