@@ -221,4 +221,12 @@ pub trait Driver: Send {
 
     /// Another interface is being destroyed: forget it.
     fn ifdetach(&mut self, _ifs: &mut IfState, _gone: &mut IfState) {}
+
+    /// One of this driver's threads called [`crate::kernel::KernelHook::sync`]:
+    /// bring `ifs` up to date with what the threads saw (link state, a
+    /// control device closed) and return requests for the kernel to run on
+    /// this interface, as ifconfig would (e.g. clear IFF_UP).
+    fn sync(&mut self, _ifs: &mut IfState) -> Vec<crate::ioctl::Request> {
+        Vec::new()
+    }
 }

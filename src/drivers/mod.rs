@@ -1,10 +1,17 @@
 //! The drivers, one module each, and the classes they register.
 
+pub mod kthread;
 pub mod lo;
+pub mod tap;
+pub mod virt;
 
 use crate::cloner::Cloners;
 
 /// Every interface class, in the order `ifconfig -C` lists them.
 pub fn cloners() -> Cloners {
-    Cloners::new(vec![Box::new(lo::LoClone)])
+    Cloners::new(vec![
+        Box::new(lo::LoClone),
+        Box::<tap::TapClone>::default(),
+        Box::<virt::VirtClone>::default(),
+    ])
 }
