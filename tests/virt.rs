@@ -161,7 +161,10 @@ fn virt_to_netns_and_back() {
     }
     let host = host_name("a");
     let _guard = LinkGuard(host.clone());
-    let k = Kernel::new(KernelEnv::default());
+    let k = Kernel::new(KernelEnv {
+        no_auto_linklocal: true,
+        ..KernelEnv::default()
+    });
     let mut k = &k;
     k.ioctl(Request::IfCreate {
         name: "virt0".into(),
@@ -266,7 +269,10 @@ fn host_tap_deleted_underneath() {
     }
     let host = host_name("d");
     let _guard = LinkGuard(host.clone());
-    let k = Kernel::new(KernelEnv::default());
+    let k = Kernel::new(KernelEnv {
+        no_auto_linklocal: true,
+        ..KernelEnv::default()
+    });
     let mut k = &k;
     k.ioctl(Request::IfCreate {
         name: "virt3".into(),
