@@ -225,4 +225,12 @@ pub trait Driver: Send {
     /// This interface is being destroyed (after `destroy` agreed): let go
     /// of the interfaces it holds, as a bridge releases its members.
     fn release(&mut self, _ifs: &mut IfState, _others: &mut dyn IfLookup) {}
+
+    /// One of this driver's threads called [`crate::kernel::KernelHook::sync`]:
+    /// bring `ifs` up to date with what the threads saw (link state, a
+    /// control device closed) and return requests for the kernel to run on
+    /// this interface, as ifconfig would (e.g. clear IFF_UP).
+    fn sync(&mut self, _ifs: &mut IfState) -> Vec<crate::ioctl::Request> {
+        Vec::new()
+    }
 }

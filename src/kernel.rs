@@ -9,7 +9,9 @@ use crate::ioctl::{
 };
 use crate::port::{FrameReceiver, Port};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// Longest interface description (IFDESCRSIZE less the NUL).
 pub const MAX_DESCR: usize = 63;
@@ -55,10 +57,88 @@ impl IfLookup for IfTable {
     }
 }
 
-pub struct Kernel {
+/// The kernel proper. [`Kernel`] owns it and derefs to it; the
+/// [`KernelHook`] thread shares it.
+pub struct KernelInner {
     env: KernelEnv,
     cloners: Cloners,
     table: Mutex<IfTable>,
+}
+
+pub struct Kernel {
+    inner: Arc<KernelInner>,
+    hook: KernelHook,
+    hook_thread: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Kernel {
+    type Target = KernelInner;
+    fn deref(&self) -> &KernelInner {
+        &self.inner
+    }
+}
+
+/// What a driver thread asks of the kernel.
+enum KernelEvent {
+    /// Call `Driver::sync` of the interface with this index.
+    Sync(u32),
+    /// Create the lowest unused unit of a class (a cloning device's open).
+    CreateLowest {
+        class: &'static str,
+        reply: SyncSender<Result<String, Errno>>,
+    },
+    Quit,
+}
+
+/// How driver threads make the kernel act on an interface (tap's last
+/// close, virt's host TAP vanishing). They only send; the kernel's hook
+/// thread takes the table lock, so a driver thread never waits for it and
+/// a request holding the lock may join driver threads without deadlock.
+#[derive(Clone)]
+pub struct KernelHook(Sender<KernelEvent>);
+
+impl KernelHook {
+    /// A hook nobody listens to (for drivers made outside a kernel).
+    pub fn detached() -> KernelHook {
+        KernelHook(channel().0)
+    }
+
+    /// Ask the kernel to call `Driver::sync` of interface `index` soon.
+    pub fn sync(&self, index: u32) {
+        let _ = self.0.send(KernelEvent::Sync(index));
+    }
+
+    /// Create the lowest unused `classN` and return its name. Blocks until
+    /// the kernel answers; never call it from a request (it would wait for
+    /// the table lock that request holds).
+    pub fn create_lowest(&self, class: &'static str) -> Result<String, Errno> {
+        let (reply, answer) = sync_channel(1);
+        self.0
+            .send(KernelEvent::CreateLowest { class, reply })
+            .map_err(|_| Errno::ENXIO)?;
+        answer.recv().unwrap_or(Err(Errno::ENXIO))
+    }
+}
+
+fn hook_thread(k: Arc<KernelInner>, events: Receiver<KernelEvent>) {
+    for ev in events {
+        match ev {
+            KernelEvent::Quit => return,
+            KernelEvent::Sync(index) => k.sync(index),
+            KernelEvent::CreateLowest { class, reply } => {
+                let _ = reply.send(k.create_lowest(class));
+            }
+        }
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        let _ = self.hook.0.send(KernelEvent::Quit);
+        if let Some(t) = self.hook_thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The classful netmask NetBSD still applies when none is given.
@@ -77,19 +157,36 @@ impl Kernel {
     }
 
     pub fn with_cloners(env: KernelEnv, cloners: Cloners) -> Kernel {
-        let k = Kernel {
+        let inner = Arc::new(KernelInner {
             env,
             cloners,
             table: Mutex::new(IfTable {
                 ifs: Vec::new(),
                 next_index: 1,
             }),
+        });
+        let (tx, rx) = channel();
+        let hook = KernelHook(tx);
+        let k2 = inner.clone();
+        let hook_thread = std::thread::Builder::new()
+            .name("ifnet-hook".into())
+            .spawn(move || hook_thread(k2, rx))
+            .ok();
+        for class in inner.cloners.classes() {
+            class.attach(&inner.env, &hook);
+        }
+        let k = Kernel {
+            inner,
+            hook,
+            hook_thread,
         };
         k.ioctl(Request::IfCreate { name: "lo0".into() })
             .expect("lo0 attaches");
         k
     }
+}
 
+impl KernelInner {
     pub fn env(&self) -> &KernelEnv {
         &self.env
     }
@@ -126,6 +223,9 @@ impl Kernel {
                 crate::log::warn(&format!("shutdown: destroy {name}: {e}"));
             }
         }
+        for class in self.cloners.classes() {
+            class.detach();
+        }
     }
 
     /// Answer one request.
@@ -142,7 +242,36 @@ impl Kernel {
             return self.echo(dst, scope.as_deref(), ident, seq, len, timeout_ms);
         }
         let mut t = self.table.lock().unwrap();
-        let t = &mut *t;
+        self.ioctl_locked(&mut t, req)
+    }
+
+    /// A driver thread asked to be looked at: let the driver update its
+    /// state and run what it asks for, all under one lock.
+    fn sync(&self, index: u32) {
+        let mut t = self.table.lock().unwrap();
+        let Some(i) = t.ifs.iter_mut().find(|i| i.state.index == index) else {
+            return;
+        };
+        for req in i.driver.sync(&mut i.state) {
+            if let Err(e) = self.ioctl_locked(&mut t, req.clone()) {
+                crate::log::warn(&format!("{req:?}: {e}"));
+            }
+        }
+    }
+
+    fn create_lowest(&self, class: &str) -> Result<String, Errno> {
+        let mut t = self.table.lock().unwrap();
+        let unit = (0..u32::MAX)
+            .find(|u| t.position(&format!("{class}{u}")).is_none())
+            .ok_or(Errno::ENOSPC)?;
+        let name = format!("{class}{unit}");
+        self.create(&mut t, &name)?;
+        Ok(name)
+    }
+
+    /// Run a request with the table locked, then start, reconfigure or stop
+    /// the IP presence of the interface it changed.
+    fn ioctl_locked(&self, t: &mut IfTable, req: Request) -> Response {
         let inet_changes = match &req {
             Request::SetIfFlags { name, .. }
             | Request::AifAddr { name, .. }
@@ -278,13 +407,14 @@ impl Kernel {
             }
             Request::SetIfCap { name, enabled } => {
                 let s = &mut t.get(&name)?.state;
-                let Some((caps, _)) = s.capabilities else {
-                    return Err(Errno::ENOTTY);
-                };
+                // As ifioctl_common: no capabilities is capabilities 0.
+                let caps = s.capabilities.map_or(0, |c| c.0);
                 if enabled & !caps != 0 {
                     return Err(Errno::EINVAL);
                 }
-                s.capabilities = Some((caps, enabled));
+                if s.capabilities.is_some() {
+                    s.capabilities = Some((caps, enabled));
+                }
                 Ok(Reply::Ok)
             }
             Request::GetIfData { name } => {
@@ -316,6 +446,7 @@ impl Kernel {
         }
         let (class, unit) = self.cloners.lookup(name)?;
         let mut state = IfState::new(name, unit, t.next_index, IfType::Ethernet);
+        state.in6_attached = self.env.no_auto_linklocal;
         let driver = class.create(&self.env, &mut state)?;
         state.port.set_flags(state.flags);
         state.port.set_mac(state.lladdr());

@@ -5,11 +5,13 @@
 //! - [`cloner`]: interface classes and name parsing.
 //! - [`drivers`]: one module per interface class.
 //! - [`port`]: the data-plane face of an interface.
+//! - [`ifconfig`]: the ifconfig(8) tool as a library.
 
 pub mod brconfig;
 pub mod client;
 pub mod cloner;
 pub mod drivers;
+pub mod ifconfig;
 pub mod ifnet;
 pub mod inet;
 pub mod ioctl;

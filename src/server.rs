@@ -79,17 +79,21 @@ impl Server {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err("cannot remove stale socket", path, e)),
         }
+        // The kernel first: once the control socket answers, the drivers'
+        // sockets (tap) are there too.
+        let env = KernelEnv {
+            run_dir: path.parent().map(Path::to_path_buf),
+            ..KernelEnv::default()
+        };
+        let kernel = Arc::new(Kernel::new(env));
         let listener = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .map_err(|e| err("cannot chmod", path, e))?;
-        let env = KernelEnv {
-            run_dir: path.parent().map(Path::to_path_buf),
-        };
         Ok(Server {
             path: path.to_path_buf(),
             listener,
             _lock: lock,
-            kernel: Arc::new(Kernel::new(env)),
+            kernel,
         })
     }
 

@@ -233,3 +233,76 @@ fn unprivileged_user_runs_own_daemon() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn tools_start_the_daemon_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("auto.sock");
+    // No daemon, and autostart refused: a clear error.
+    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+        .env_clear()
+        .env("IFNET_SERVER", format!("unix://{}", sock.display()))
+        .env("IFNET_NO_AUTOSTART", "1")
+        .arg("lo0"));
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!(
+            "ifconfig: cannot reach ifnetd at {}: No such file or directory\n",
+            sock.display()
+        )
+    );
+    assert_eq!(rc, 1);
+    // From a clean environment, the first command starts one and is answered.
+    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+        .env_clear()
+        .env("IFNET_SERVER", format!("unix://{}", sock.display()))
+        .arg("lo0"));
+    assert_eq!((err.as_str(), rc), ("", 0));
+    assert_eq!(
+        out,
+        "lo0: flags=0x8049<UP,LOOPBACK,RUNNING,MULTICAST> mtu 33624\n\
+         \tinet 127.0.0.1/8 flags 0x0\n\
+         \tinet6 ::1/128 flags 0x20<NODAD>\n\
+         \tinet6 fe80::1%lo0/64 flags 0x0 scopeid 0x1\n"
+    );
+    // The same daemon serves the next command: what it created is there.
+    let env = [("IFNET_SERVER", sock.to_str().unwrap())];
+    let (_, _, rc) = run(std::process::Command::new(IFCONFIG).envs(env).args([
+        "lo1",
+        "create",
+        "inet",
+        "10.1.0.1/24",
+    ]));
+    assert_eq!(rc, 0);
+    let (out, _, _) = run(std::process::Command::new(IFCONFIG).envs(env).arg("-l"));
+    assert_eq!(out, "lo0 lo1\n");
+    let (_, _, rc) = run(std::process::Command::new(IFNETD)
+        .arg("--stop")
+        .arg("-s")
+        .arg(&sock));
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn many_clients_at_once() {
+    let d = Daemon::start();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let sock = d.sock.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(&sock).unwrap();
+                for i in 0..100 {
+                    let name = format!("lo{}", 1 + t * 100 + i);
+                    c.ioctl(Request::IfCreate { name: name.clone() }).unwrap();
+                    c.ioctl(Request::IfDestroy { name }).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = Client::connect(&d.sock).unwrap();
+    assert_eq!(names(&mut c), ["lo0"]);
+}

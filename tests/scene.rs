@@ -45,10 +45,16 @@ fn two_daemons_on_one_bus_ping_each_other() {
     let (out, err, rc) = ifping(&a, &["-c", "2", "-i", "0.2", "10.0.0.2"]);
     assert_eq!(rc, 0, "{out}{err}");
     assert!(out.starts_with("PING 10.0.0.2 (10.0.0.2): 56 data bytes\n64 bytes from 10.0.0.2: icmp_seq=0 ttl=64 time="), "{out}");
-    assert!(out.contains("2 packets transmitted, 2 packets received, 0.0% packet loss"), "{out}");
+    assert!(
+        out.contains("2 packets transmitted, 2 packets received, 0.0% packet loss"),
+        "{out}"
+    );
     let (out, err, rc) = ifping(&b, &["-c", "2", "-i", "0.2", "fc00::1"]);
     assert_eq!(rc, 0, "{out}{err}");
-    assert!(out.contains("bytes from fc00::1, icmp_seq=0 hlim=64"), "{out}");
+    assert!(
+        out.contains("bytes from fc00::1, icmp_seq=0 hlim=64"),
+        "{out}"
+    );
     let (out, _, rc) = ifping(&b, &["-c", "1", "-i", "0.2", "-W", "1", "10.0.0.9"]);
     assert_eq!(rc, 2, "no reply: exit 2\n{out}");
 
@@ -58,13 +64,27 @@ fn two_daemons_on_one_bus_ping_each_other() {
         bus.display()
     ));
     for want in [
-        format!("{mac_a} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.1 tell 10.0.0.1"),
-        format!("{mac_b} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.2 tell 10.0.0.2"),
-        format!("{mac_a} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.2 tell 10.0.0.1"),
-        format!("{mac_b} > {mac_a}, ethertype ARP (0x0806), length 42: Reply 10.0.0.2 is-at {mac_b}"),
-        format!("{mac_a} > {mac_b}, ethertype IPv4 (0x0800), length 98: 10.0.0.1 > 10.0.0.2: ICMP echo request"),
-        format!("{mac_b} > {mac_a}, ethertype IPv4 (0x0800), length 98: 10.0.0.2 > 10.0.0.1: ICMP echo reply"),
-        format!("{mac_b} > {mac_a}, ethertype IPv6 (0x86dd), length 118: fc00::2 > fc00::1: ICMP6, echo request"),
+        format!(
+            "{mac_a} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.1 tell 10.0.0.1"
+        ),
+        format!(
+            "{mac_b} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.2 tell 10.0.0.2"
+        ),
+        format!(
+            "{mac_a} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 10.0.0.2 tell 10.0.0.1"
+        ),
+        format!(
+            "{mac_b} > {mac_a}, ethertype ARP (0x0806), length 42: Reply 10.0.0.2 is-at {mac_b}"
+        ),
+        format!(
+            "{mac_a} > {mac_b}, ethertype IPv4 (0x0800), length 98: 10.0.0.1 > 10.0.0.2: ICMP echo request"
+        ),
+        format!(
+            "{mac_b} > {mac_a}, ethertype IPv4 (0x0800), length 98: 10.0.0.2 > 10.0.0.1: ICMP echo reply"
+        ),
+        format!(
+            "{mac_b} > {mac_a}, ethertype IPv6 (0x86dd), length 118: fc00::2 > fc00::1: ICMP6, echo request"
+        ),
     ] {
         assert!(dump.contains(&want), "missing «{want}» in\n{dump}");
     }
@@ -95,7 +115,9 @@ fn virt_in_ns(d: &Daemon, virt: &str, ns: &Netns, host_addr: &str) -> String {
     d.ok(&[virt, "linkstr", &tap]);
     d.ok(&[virt, "up"]);
     sh(&format!("ip link set {tap} netns {}", ns.0));
-    ns.exec(&format!("ip addr add {host_addr} dev {tap} && ip link set {tap} up"));
+    ns.exec(&format!(
+        "ip addr add {host_addr} dev {tap} && ip link set {tap} up"
+    ));
     tap
 }
 
@@ -131,7 +153,10 @@ fn namespaces_talk_across_two_daemons_and_a_bus() {
     let bus = bus.to_str().unwrap();
     let (ns1, ns2) = (Netns::new(), Netns::new());
     let (a, b) = (Daemon::start(), Daemon::start());
-    for (d, virt, ns, addr) in [(&a, "virt0", &ns1, "10.0.2.1/24"), (&b, "virt1", &ns2, "10.0.2.2/24")] {
+    for (d, virt, ns, addr) in [
+        (&a, "virt0", &ns1, "10.0.2.1/24"),
+        (&b, "virt1", &ns2, "10.0.2.2/24"),
+    ] {
         d.ok(&["shmif0", "create"]);
         d.ok(&["shmif0", "linkstr", bus]);
         virt_in_ns(d, virt, ns, addr);
@@ -157,7 +182,12 @@ fn namespaces_talk_across_two_daemons_and_a_bus() {
     assert_eq!(sent.trim(), got.trim(), "8 MiB arrived intact");
 
     // The traffic is on the bus.
-    let dump = sh(&format!("{SHMIFDUMP} -p - {bus} 2>/dev/null | tcpdump -n -r - 2>/dev/null"));
-    assert!(dump.contains("10.0.2.1 > 10.0.2.2: ICMP echo request"), "{dump}");
+    let dump = sh(&format!(
+        "{SHMIFDUMP} -p - {bus} 2>/dev/null | tcpdump -n -r - 2>/dev/null"
+    ));
+    assert!(
+        dump.contains("10.0.2.1 > 10.0.2.2: ICMP echo request"),
+        "{dump}"
+    );
     assert!(dump.contains("10.0.2.2.5001"), "TCP on the bus:\n{dump}");
 }

@@ -1,4 +1,18 @@
+//! ifconfig: configure the network interfaces of an ifnetd virtual kernel.
+
+use ifnet::client::Lazy;
+
 fn main() {
-    eprintln!("ifconfig: not implemented yet");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut ctl = Lazy::new("ifconfig");
+    let code = ifnet::ifconfig::main_with(
+        &args,
+        &mut ctl,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr(),
+    );
+    std::process::exit(code);
 }

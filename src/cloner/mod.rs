@@ -14,6 +14,10 @@ pub struct KernelEnv {
     /// Directory of the control socket, where drivers put their own
     /// sockets (the tap control devices). `None` in-process.
     pub run_dir: Option<PathBuf>,
+    /// Do not give interfaces an IPv6 link-local address when they come
+    /// up (NetBSD's sysctl net.inet6.ip6.auto_linklocal=0), so that an
+    /// interface without addresses sends nothing of its own.
+    pub no_auto_linklocal: bool,
 }
 
 /// A class of interfaces that can be created by name (`lo`, `shmif`, …).
@@ -22,6 +26,14 @@ pub trait IfClone: Send + Sync {
 
     /// Make interface `ifs.unit`: fill in flags, MTU, MAC… and return its driver.
     fn create(&self, env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno>;
+
+    /// The kernel starts. A class that serves something of its own (tap's
+    /// cloning socket) starts it here; `hook` is how its threads, and
+    /// those of its interfaces, ask the kernel to act.
+    fn attach(&self, _env: &KernelEnv, _hook: &crate::kernel::KernelHook) {}
+
+    /// The kernel shuts down: stop what `attach` started.
+    fn detach(&self) {}
 }
 
 /// The registered classes, in registration order (`ifconfig -C`).
@@ -32,6 +44,10 @@ pub struct Cloners {
 impl Cloners {
     pub fn new(classes: Vec<Box<dyn IfClone>>) -> Cloners {
         Cloners { classes }
+    }
+
+    pub fn classes(&self) -> impl Iterator<Item = &dyn IfClone> {
+        self.classes.iter().map(|c| c.as_ref())
     }
 
     pub fn names(&self) -> Vec<String> {

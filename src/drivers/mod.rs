@@ -1,7 +1,10 @@
 //! The drivers, one module each, and the classes they register.
 
 pub mod bridge;
+pub mod kthread;
 pub mod lo;
+pub mod tap;
+pub mod virt;
 
 use crate::cloner::Cloners;
 
@@ -10,5 +13,7 @@ pub fn cloners() -> Cloners {
     Cloners::new(vec![
         Box::new(bridge::BridgeClone::default()),
         Box::new(lo::LoClone),
+        Box::<tap::TapClone>::default(),
+        Box::<virt::VirtClone>::default(),
     ])
 }

@@ -445,6 +445,6 @@ pub trait Ioctl {
 
 impl Ioctl for &crate::Kernel {
     fn ioctl(&mut self, req: Request) -> Response {
-        crate::Kernel::ioctl(self, req)
+        crate::kernel::KernelInner::ioctl(self, req)
     }
 }

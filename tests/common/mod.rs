@@ -140,7 +140,11 @@ pub fn sh(cmd: &str) -> String {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}{}x{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A network namespace, deleted when dropped (also when the test fails).
@@ -156,7 +160,11 @@ impl Netns {
 
     /// A shell command run inside the namespace.
     pub fn exec(&self, cmd: &str) -> String {
-        sh(&format!("ip netns exec {} sh -c '{}'", self.0, cmd.replace('\'', "'\\''")))
+        sh(&format!(
+            "ip netns exec {} sh -c '{}'",
+            self.0,
+            cmd.replace('\'', "'\\''")
+        ))
     }
 }
 

@@ -1,0 +1,345 @@
+//! tap(4): an Ethernet interface with a control device for one program.
+//!
+//! The control device of `tapN` is the Unix stream socket `tapN` beside the
+//! daemon's control socket (in-process, without a run directory: in a
+//! private temporary directory; `linkstr:` shows the path either way).
+//! Framing is QEMU's `-netdev stream` (see [`framing`]). Connecting to the
+//! cloning socket `tap` creates the lowest unused `tapN` and attaches the
+//! client to it (daemon only: the socket lives in the run directory).
+//!
+//! Choices, after FreeBSD's tap(4):
+//! - Opening the control device marks the interface up (as FreeBSD with
+//!   `net.link.tap.up_on_open=1`), so a VM's link works without ifconfig.
+//! - On the last close the interface goes down and its addresses are
+//!   deleted, unless IFF_LINK0 is set; queued frames are thrown away.
+//! - With no client, frames the interface transmits are dropped and
+//!   counted as output errors.
+//! - Media "Ethernet autoselect", active and link up while a client is
+//!   attached.
+//! - MAC: NetBSD's tap scheme, f2:0b:a4 and three random bytes.
+//! - Information requests: TAPGIFNAME has no equivalent (a client of the
+//!   cloning socket cannot learn which tapN it got, short of asking
+//!   ifconfig for the interface whose media is active); TAPGIFINFO is the
+//!   interface's status; FIONREAD/FIONBIO are the client's own socket's.
+//!
+//! The thread of one interface and the kernel meet through
+//! [`crate::kernel::KernelHook`]: the thread records what happened in
+//! `Softc::events` and asks for a sync; [`Driver::sync`] turns it into
+//! requests the kernel runs (IFF_UP set or cleared).
+
+mod cdev;
+pub mod framing;
+
+use crate::cloner::{IfClone, KernelEnv};
+use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
+use crate::ifnet::{Driver, IfState};
+use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
+use crate::kernel::KernelHook;
+use cdev::{EV_CLOSED, EV_OPENED, Softc, TapTx};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::AcqRel;
+use std::sync::{Arc, Mutex, Weak};
+
+/// Largest MTU: a frame (MTU + 14) must fit the framing's largest record.
+pub const TAP_MAXMTU: u32 = (framing::TAP_MAXFRAME - 14) as u32;
+const MEDIA: &str = "Ethernet autoselect";
+/// Name of the cloning socket.
+pub const TAP_CLONE: &str = "tap";
+
+/// NetBSD's tap scheme: f2:0b:a4 and three random bytes.
+pub fn tap_mac() -> Mac {
+    let r = random_bytes::<3>();
+    [0xf2, 0x0b, 0xa4, r[0], r[1], r[2]]
+}
+
+/// Where the control sockets go.
+enum SockDir {
+    Run(PathBuf),
+    /// Ours, removed with the class.
+    Temp(PathBuf),
+}
+
+impl SockDir {
+    fn path(&self) -> &Path {
+        match self {
+            SockDir::Run(p) | SockDir::Temp(p) => p,
+        }
+    }
+}
+
+impl Drop for SockDir {
+    fn drop(&mut self) {
+        if let SockDir::Temp(p) = self {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+type Units = Arc<Mutex<HashMap<u32, Weak<Softc>>>>;
+
+#[derive(Default)]
+pub struct TapClone {
+    hook: Mutex<Option<KernelHook>>,
+    dir: Mutex<Option<Arc<SockDir>>>,
+    /// The interfaces, for the cloning socket to hand clients to.
+    units: Units,
+    cloner: Mutex<Option<(KThread, PathBuf)>>,
+}
+
+/// Bind a control socket, replacing a stale one (the daemon's lock file
+/// says no other daemon serves this directory).
+fn bind(path: &Path) -> Result<UnixListener, Errno> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path).map_err(|e| {
+        crate::log::warn(&format!("cannot bind {}: {e}", path.display()));
+        Errno::from(e)
+    })?;
+    // As the control socket's default: the daemon's user (and root) only.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+impl TapClone {
+    fn sock_dir(&self, env: &KernelEnv) -> Result<Arc<SockDir>, Errno> {
+        let mut dir = self.dir.lock().unwrap();
+        if let Some(d) = dir.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(match &env.run_dir {
+            Some(p) => SockDir::Run(p.clone()),
+            None => {
+                let tmpl = std::env::temp_dir().join("ifnet-tap.XXXXXX");
+                SockDir::Temp(nix::unistd::mkdtemp(&tmpl)?)
+            }
+        });
+        *dir = Some(d.clone());
+        Ok(d)
+    }
+}
+
+impl IfClone for TapClone {
+    fn name(&self) -> &'static str {
+        "tap"
+    }
+
+    /// Serve the cloning socket `tap` in the run directory.
+    fn attach(&self, env: &KernelEnv, hook: &KernelHook) {
+        *self.hook.lock().unwrap() = Some(hook.clone());
+        let Some(run) = &env.run_dir else { return };
+        let path = run.join(TAP_CLONE);
+        let Ok(listener) = bind(&path) else { return };
+        let (hook, units) = (hook.clone(), self.units.clone());
+        let Ok(wakeup) = Wakeup::new().map(Arc::new) else {
+            return;
+        };
+        let w = wakeup.clone();
+        match KThread::spawn("tap-clone".into(), wakeup, move || {
+            clone_loop(listener, w, hook, units)
+        }) {
+            Ok(t) => *self.cloner.lock().unwrap() = Some((t, path)),
+            Err(e) => crate::log::warn(&format!("tap: cloning socket: {e}")),
+        }
+    }
+
+    fn detach(&self) {
+        if let Some((mut t, path)) = self.cloner.lock().unwrap().take() {
+            t.stop();
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn create(&self, env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
+        ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
+        ifs.mtu = 1500;
+        ifs.set_lladdr(tap_mac());
+        ifs.link_state = LinkState::Down;
+        let hook = self
+            .hook
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(KernelHook::detached);
+        let dir = self.sock_dir(env)?;
+        let path = dir.path().join(&ifs.name);
+        let listener = bind(&path)?;
+        let sc = Arc::new(Softc::new(&ifs.name, ifs.port.clone(), hook, ifs.mtu)?);
+        let sc2 = sc.clone();
+        let thread = KThread::spawn(format!("{}-cdev", ifs.name), sc.wakeup.clone(), move || {
+            cdev::run(sc2, listener)
+        })
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })?;
+        ifs.port.set_transmit(Some(Arc::new(TapTx(sc.clone()))));
+        self.units
+            .lock()
+            .unwrap()
+            .insert(ifs.unit, Arc::downgrade(&sc));
+        Ok(Box::new(Tap {
+            unit: ifs.unit,
+            sc,
+            thread: Some(thread),
+            path,
+            _dir: dir,
+            units: self.units.clone(),
+        }))
+    }
+}
+
+impl Drop for TapClone {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+/// Accept on the cloning socket: make the lowest unused tapN and hand it
+/// the client. (A client connecting to the new tapN's own socket in
+/// between would win it; this one would then be closed as a second open.)
+fn clone_loop(listener: UnixListener, wakeup: Arc<Wakeup>, hook: KernelHook, units: Units) {
+    while !wakeup.stopping() {
+        let mut fds = [
+            PollFd::new(wakeup.fd(), PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Err(e) = poll(&mut fds, PollTimeout::NONE)
+            && e != nix::errno::Errno::EINTR
+        {
+            return;
+        }
+        wakeup.clear();
+        while let Ok((conn, _)) = listener.accept() {
+            let name = match hook.create_lowest(TAP_CLONE) {
+                Ok(n) => n,
+                Err(e) => {
+                    crate::log::warn(&format!("tap: cloning: {e}"));
+                    continue;
+                }
+            };
+            let unit = crate::cloner::split_name(&name).map(|(_, u)| u);
+            let sc = unit.and_then(|u| units.lock().unwrap().get(&u).and_then(Weak::upgrade));
+            if let Some(sc) = sc {
+                crate::log::info(&format!("tap: cloned {name}"));
+                sc.hand_over(conn);
+            }
+        }
+    }
+}
+
+pub struct Tap {
+    unit: u32,
+    sc: Arc<Softc>,
+    thread: Option<KThread>,
+    path: PathBuf,
+    /// Keeps a private socket directory until its last interface goes.
+    _dir: Arc<SockDir>,
+    units: Units,
+}
+
+impl Tap {
+    fn close(&mut self) {
+        if let Some(mut t) = self.thread.take() {
+            t.stop();
+            self.sc.port.set_transmit(None);
+            let _ = std::fs::remove_file(&self.path);
+            self.units.lock().unwrap().remove(&self.unit);
+        }
+    }
+}
+
+impl Driver for Tap {
+    fn stop(&mut self, ifs: &mut IfState) {
+        self.sc.flush();
+        ifs.set_flags(ifs.flags & !iff::RUNNING);
+    }
+
+    fn linkstr(&self) -> Option<String> {
+        Some(self.path.display().to_string())
+    }
+
+    fn media(&self, _ifs: &IfState) -> Option<IfMedia> {
+        Some(IfMedia {
+            current: MEDIA.into(),
+            active: Some(self.sc.attached()),
+            supported: vec![MEDIA.into()],
+        })
+    }
+
+    fn set_media(&mut self, _ifs: &mut IfState, media: &str) -> Result<(), Errno> {
+        match media {
+            "autoselect" | "auto" | MEDIA => Ok(()),
+            _ => Err(Errno::ENXIO),
+        }
+    }
+
+    fn set_mtu(&mut self, _ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {
+        if !(68..=TAP_MAXMTU).contains(&mtu) {
+            return Err(Errno::EINVAL);
+        }
+        self.sc.mtu.store(mtu, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn destroy(&mut self, _ifs: &mut IfState) -> Result<(), Errno> {
+        self.close();
+        Ok(())
+    }
+
+    /// The control device was opened or closed.
+    fn sync(&mut self, ifs: &mut IfState) -> Vec<Request> {
+        let ev = self.sc.events.swap(0, AcqRel);
+        let attached = self.sc.attached();
+        ifs.link_state = if attached {
+            LinkState::Up
+        } else {
+            LinkState::Down
+        };
+        let mut reqs = Vec::new();
+        let mut flags = ifs.flags;
+        if ev & EV_CLOSED != 0 && flags & iff::LINK0 == 0 {
+            // if_purgeaddrs; the link-local address comes back on next up.
+            ifs.inet.clear();
+            ifs.inet6.clear();
+            ifs.in6_attached = false;
+            if flags & iff::UP != 0 {
+                flags &= !iff::UP;
+                reqs.push(Request::SetIfFlags {
+                    name: ifs.name.clone(),
+                    flags,
+                });
+            }
+        }
+        if ev & EV_OPENED != 0 && attached && flags & iff::UP == 0 {
+            flags |= iff::UP;
+            reqs.push(Request::SetIfFlags {
+                name: ifs.name.clone(),
+                flags,
+            });
+        }
+        reqs
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_scheme() {
+        let m = tap_mac();
+        assert_eq!(m[..3], [0xf2, 0x0b, 0xa4]);
+    }
+}

@@ -1,0 +1,262 @@
+//! virt(4): an Ethernet interface whose other end is a Linux TAP device.
+//!
+//! `virtN` attaches to the host TAP `tapN`, or to the one `linkstr` names
+//! (set while down). The host TAP is opened on the first `up` (NetBSD's
+//! virtif_init) and kept until destroy or a linkstr change, so the host's
+//! configuration of it survives `down`/`up`. A missing TAP is created
+//! (needs CAP_NET_ADMIN) and, not being persistent, disappears when we
+//! close it; an existing persistent one is attached without privileges and
+//! left in place. While virt is down the receive thread is stopped and the
+//! host TAP has no carrier.
+//!
+//! Media: "Ethernet autoselect" only. Status is active while virt is
+//! running and the host TAP exists and, when visible in the daemon's
+//! network namespace, is up with carrier (IFF_UP|IFF_RUNNING). A TAP moved
+//! to another namespace cannot be looked at and counts as active.
+
+mod io;
+pub mod tun;
+
+use crate::cloner::{IfClone, KernelEnv};
+use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
+use crate::ifnet::{Driver, IfState};
+use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
+use crate::kernel::KernelHook;
+use crate::port::Port;
+use std::sync::{Arc, Mutex};
+use tun::HostTap;
+
+/// Largest MTU: a jumbo frame must fit the 9018-byte receive buffer.
+pub const VIRT_MAXMTU: u32 = 9000;
+const MEDIA: &str = "Ethernet autoselect";
+
+#[derive(Default)]
+pub struct VirtClone {
+    hook: Mutex<Option<KernelHook>>,
+}
+
+/// NetBSD's scheme: b2:0a:RR:0b:0e:NN, RR random, NN the unit.
+pub fn virt_mac(unit: u32) -> Mac {
+    let [r] = random_bytes::<1>();
+    [0xb2, 0x0a, r, 0x0b, 0x0e, (unit & 0xff) as u8]
+}
+
+impl IfClone for VirtClone {
+    fn name(&self) -> &'static str {
+        "virt"
+    }
+
+    fn attach(&self, _env: &KernelEnv, hook: &KernelHook) {
+        *self.hook.lock().unwrap() = Some(hook.clone());
+    }
+
+    fn create(&self, _env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
+        ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
+        ifs.mtu = 1500;
+        ifs.set_lladdr(virt_mac(ifs.unit));
+        ifs.link_state = LinkState::Down;
+        let hook = self
+            .hook
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(KernelHook::detached);
+        Ok(Box::new(Virt {
+            name: ifs.name.clone(),
+            linkstr: format!("tap{}", ifs.unit),
+            default_linkstr: format!("tap{}", ifs.unit),
+            host: None,
+            rx: None,
+            port: ifs.port.clone(),
+            hook,
+        }))
+    }
+}
+
+pub struct Virt {
+    name: String,
+    /// The host TAP's name.
+    linkstr: String,
+    default_linkstr: String,
+    /// Open from the first `up` until destroy or a linkstr change.
+    host: Option<Arc<HostTap>>,
+    /// Running while the interface is up.
+    rx: Option<KThread>,
+    port: Arc<Port>,
+    hook: KernelHook,
+}
+
+impl Virt {
+    fn attach_host(&mut self) -> Result<Arc<HostTap>, Errno> {
+        if let Some(h) = &self.host {
+            if h.alive() {
+                return Ok(h.clone());
+            }
+            // Deleted underneath us: let go and look for it again.
+            self.detach_host();
+        }
+        let h = Arc::new(HostTap::open(&self.name, &self.linkstr)?);
+        self.port
+            .set_transmit(Some(Arc::new(io::VirtTx(h.clone()))));
+        self.host = Some(h.clone());
+        Ok(h)
+    }
+
+    /// Close the host TAP, which removes it if we created it.
+    fn detach_host(&mut self) {
+        self.stop_rx();
+        // The port's transmitter holds the last other reference; once it is
+        // replaced no transmit is in flight.
+        self.port.set_transmit(None);
+        if let Some(h) = self.host.take()
+            && h.created()
+        {
+            crate::log::info(&format!("{}: removing host TAP {}", self.name, h.name()));
+        }
+    }
+
+    fn stop_rx(&mut self) {
+        if let Some(mut t) = self.rx.take() {
+            t.stop();
+        }
+    }
+
+    fn link_active(&self, ifs: &IfState) -> bool {
+        let Some(h) = &self.host else { return false };
+        if ifs.flags & iff::RUNNING == 0 || !h.alive() {
+            return false;
+        }
+        let want = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+        h.host_status()
+            .is_none_or(|(flags, _)| flags & want == want)
+    }
+}
+
+impl Driver for Virt {
+    fn init(&mut self, ifs: &mut IfState) -> Result<(), Errno> {
+        let host = self.attach_host()?;
+        if let Some((_, host_mtu)) = host.host_status()
+            && host_mtu < ifs.mtu
+            // Both ends of a link want the same MTU; raising the host's
+            // needs root, and a smaller host MTU only drops big frames.
+            && let Err(e) = host.set_host_mtu(ifs.mtu)
+        {
+            crate::log::warn(&format!(
+                "{}: host TAP {} has MTU {host_mtu} < {}: {e}",
+                self.name,
+                host.name(),
+                ifs.mtu
+            ));
+        }
+        self.stop_rx();
+        let wakeup = Arc::new(Wakeup::new()?);
+        let (port, hook, w) = (self.port.clone(), self.hook.clone(), wakeup.clone());
+        let h = host.clone();
+        self.rx = Some(KThread::spawn(
+            format!("{}-rx", self.name),
+            wakeup,
+            move || io::rx_loop(h, port, w, hook),
+        )?);
+        host.set_carrier(true);
+        ifs.set_flags(ifs.flags | iff::RUNNING);
+        ifs.link_state = LinkState::Up;
+        Ok(())
+    }
+
+    fn stop(&mut self, ifs: &mut IfState) {
+        self.stop_rx();
+        if let Some(h) = &self.host {
+            h.set_carrier(false);
+        }
+        ifs.set_flags(ifs.flags & !iff::RUNNING);
+        ifs.link_state = LinkState::Down;
+    }
+
+    fn set_linkstr(&mut self, ifs: &mut IfState, linkstr: Option<&str>) -> Result<(), Errno> {
+        if ifs.flags & iff::UP != 0 {
+            return Err(Errno::EBUSY);
+        }
+        let name = linkstr.unwrap_or(&self.default_linkstr).to_string();
+        if !tun::valid_host_name(&name) {
+            return Err(Errno::EINVAL);
+        }
+        if name != self.linkstr {
+            self.detach_host();
+            self.linkstr = name;
+        }
+        Ok(())
+    }
+
+    fn linkstr(&self) -> Option<String> {
+        Some(self.linkstr.clone())
+    }
+
+    fn media(&self, ifs: &IfState) -> Option<IfMedia> {
+        Some(IfMedia {
+            current: MEDIA.into(),
+            active: Some(self.link_active(ifs)),
+            supported: vec![MEDIA.into()],
+        })
+    }
+
+    fn set_media(&mut self, _ifs: &mut IfState, media: &str) -> Result<(), Errno> {
+        match media {
+            "autoselect" | "auto" | MEDIA => Ok(()),
+            _ => Err(Errno::ENXIO),
+        }
+    }
+
+    fn set_mtu(&mut self, _ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {
+        if !(68..=VIRT_MAXMTU).contains(&mtu) {
+            return Err(Errno::EINVAL);
+        }
+        // Attached: the host TAP must carry it too.
+        if let Some(h) = &self.host
+            && let Some((_, host_mtu)) = h.host_status()
+            && host_mtu < mtu
+        {
+            h.set_host_mtu(mtu)?;
+        }
+        Ok(())
+    }
+
+    /// As NetBSD's virt: refused while up.
+    fn destroy(&mut self, ifs: &mut IfState) -> Result<(), Errno> {
+        if ifs.flags & iff::UP != 0 {
+            return Err(Errno::EBUSY);
+        }
+        self.detach_host();
+        Ok(())
+    }
+
+    /// The receive thread saw the host TAP go away.
+    fn sync(&mut self, ifs: &mut IfState) -> Vec<Request> {
+        ifs.link_state = if self.link_active(ifs) {
+            LinkState::Up
+        } else {
+            LinkState::Down
+        };
+        Vec::new()
+    }
+}
+
+impl Drop for Virt {
+    fn drop(&mut self) {
+        self.detach_host();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_scheme() {
+        let m = virt_mac(0x1_05);
+        assert_eq!(
+            [m[0], m[1], m[3], m[4], m[5]],
+            [0xb2, 0x0a, 0x0b, 0x0e, 0x05]
+        );
+        assert!(!crate::port::is_multicast(&m));
+    }
+}

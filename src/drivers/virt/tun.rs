@@ -1,0 +1,254 @@
+//! The Linux side of virt: a host TAP device through /dev/net/tun, opened
+//! `IFF_TAP | IFF_NO_PI` (one Ethernet frame per read and per write), as
+//! NetBSD's libvirtif does on Linux hosts.
+//!
+//! Offload seam: with `IFF_VNET_HDR` (and TUNSETOFFLOAD/TUNSETVNETHDRSZ)
+//! every read and write carries a `struct virtio_net_hdr` before the frame,
+//! and GSO super-frames of up to 64 KiB pass. Only [`HostTap::recv`],
+//! [`HostTap::send`] and the receive buffer size would change: they would
+//! readv/writev `[hdr, frame]` and hand the header to the port beside the
+//! frame. Nothing else in the driver looks at the bytes.
+
+use crate::ioctl::Errno;
+use crate::log;
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+use std::ffi::c_int;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const TUN_PATH: &str = "/dev/net/tun";
+
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_PERSIST: libc::c_short = 0x0800;
+
+nix::ioctl_write_ptr_bad!(
+    tunsetiff,
+    nix::request_code_write!(b'T', 202, std::mem::size_of::<c_int>()),
+    libc::ifreq
+);
+nix::ioctl_read_bad!(
+    tungetiff,
+    nix::request_code_read!(b'T', 210, std::mem::size_of::<libc::c_uint>()),
+    libc::ifreq
+);
+nix::ioctl_write_ptr!(tunsetcarrier, b'T', 226, c_int);
+nix::ioctl_read_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
+nix::ioctl_read_bad!(siocgifmtu, libc::SIOCGIFMTU, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocsifmtu, libc::SIOCSIFMTU, libc::ifreq);
+
+/// A frame of the largest MTU virt takes (ETHERMTU_JUMBO) with a VLAN tag:
+/// the 9018-byte buffer NetBSD's libvirtif reads into.
+pub const VIRTIF_RXBUF: usize = 9018;
+
+/// Longest host interface name (IFNAMSIZ less the NUL).
+pub const HOST_IFNAMSIZ: usize = 15;
+
+/// Whether `name` can name a Linux network device.
+pub fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= HOST_IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+}
+
+fn ifreq(name: &str) -> libc::ifreq {
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(HOST_IFNAMSIZ))
+    {
+        *d = s as libc::c_char;
+    }
+    ifr
+}
+
+/// An open host TAP. Closing it removes the device if we created it (it is
+/// not persistent); a persistent device made by someone else stays.
+pub struct HostTap {
+    fd: OwnedFd,
+    name: String,
+    created: bool,
+    /// The device went away underneath us (`ip link del`).
+    dead: AtomicBool,
+}
+
+impl HostTap {
+    /// Attach to host TAP `name`, creating it when missing. `ifname` is
+    /// only for messages.
+    pub fn open(ifname: &str, name: &str) -> Result<HostTap, Errno> {
+        let fd = open(
+            TUN_PATH,
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            let why = match e {
+                nix::errno::Errno::ENOENT | nix::errno::Errno::ENODEV => {
+                    "missing (is the tun module loaded?)".to_string()
+                }
+                nix::errno::Errno::EACCES | nix::errno::Errno::EPERM => {
+                    "permission denied (needs root or access to it)".to_string()
+                }
+                e => e.desc().to_string(),
+            };
+            log::warn(&format!("{ifname}: cannot open {TUN_PATH}: {why}"));
+            match e {
+                nix::errno::Errno::ENOENT | nix::errno::Errno::ENODEV => Errno::ENXIO,
+                e => e.into(),
+            }
+        })?;
+        let mut ifr = ifreq(name);
+        ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI;
+        // SAFETY: fd is /dev/net/tun and ifr a valid ifreq.
+        unsafe { tunsetiff(fd.as_raw_fd(), &ifr) }.map_err(|e| {
+            let why = match e {
+                nix::errno::Errno::EPERM => {
+                    "not permitted (creating a TAP needs CAP_NET_ADMIN; an existing one must \
+                     belong to this user)"
+                }
+                nix::errno::Errno::EBUSY => "in use by another program",
+                nix::errno::Errno::EINVAL => "exists and is not a TAP",
+                _ => "",
+            };
+            log::warn(&format!(
+                "{ifname}: cannot attach host TAP {name}: {} {why}",
+                e.desc()
+            ));
+            Errno::from(e)
+        })?;
+        // A persistent device existed before us: TUNSETIFF never makes one.
+        // SAFETY: as above; TUNGETIFF fills ifr.
+        unsafe { tungetiff(fd.as_raw_fd(), &mut ifr) }?;
+        let created = unsafe { ifr.ifr_ifru.ifru_flags } & IFF_PERSIST == 0;
+        log::info(&format!(
+            "{ifname}: {} host TAP {name}",
+            if created { "created" } else { "attached to" }
+        ));
+        Ok(HostTap {
+            fd,
+            name: name.to_string(),
+            created,
+            dead: AtomicBool::new(false),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// We made the device, so closing removes it.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    pub fn set_dead(&self) {
+        self.dead.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the device still exists: TUNGETIFF fails once it was deleted.
+    pub fn alive(&self) -> bool {
+        if self.is_dead() {
+            return false;
+        }
+        let mut ifr = ifreq("");
+        // SAFETY: fd is an attached tun descriptor; ifr a valid ifreq.
+        if unsafe { tungetiff(self.fd.as_raw_fd(), &mut ifr) }.is_err() {
+            self.set_dead();
+            return false;
+        }
+        true
+    }
+
+    /// Tell the host whether we are there (TUNSETCARRIER, Linux 5.0+).
+    pub fn set_carrier(&self, on: bool) {
+        let v: c_int = on.into();
+        // SAFETY: the argument is read as an int through the pointer.
+        let _ = unsafe { tunsetcarrier(self.fd.as_raw_fd(), &v) };
+    }
+
+    /// Read one frame; `EAGAIN` when there is none.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        nix::unistd::read(&self.fd, buf).map_err(Errno::from)
+    }
+
+    /// Write one frame. Never blocks: the descriptor is non-blocking and a
+    /// tun write hands the frame straight to the host stack.
+    pub fn send(&self, frame: &[u8]) -> Result<(), Errno> {
+        match nix::unistd::write(&self.fd, frame) {
+            Ok(_) => Ok(()),
+            Err(nix::errno::Errno::EBADFD) => {
+                self.set_dead();
+                Err(Errno::ENXIO)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The device's flags and MTU as the daemon's network namespace sees
+    /// them; `None` when it is not visible there (deleted, or moved to
+    /// another namespace).
+    pub fn host_status(&self) -> Option<(u32, u32)> {
+        let s = inet_socket().ok()?;
+        let mut ifr = ifreq(&self.name);
+        // SAFETY: s is a socket, ifr names the device.
+        unsafe { siocgifflags(s.as_raw_fd(), &mut ifr) }.ok()?;
+        let flags = unsafe { ifr.ifr_ifru.ifru_flags } as u16 as u32;
+        unsafe { siocgifmtu(s.as_raw_fd(), &mut ifr) }.ok()?;
+        let mtu = unsafe { ifr.ifr_ifru.ifru_mtu } as u32;
+        Some((flags, mtu))
+    }
+
+    /// Set the host device's MTU (root).
+    pub fn set_host_mtu(&self, mtu: u32) -> Result<(), Errno> {
+        let s = inet_socket()?;
+        let mut ifr = ifreq(&self.name);
+        ifr.ifr_ifru.ifru_mtu = mtu as c_int;
+        // SAFETY: s is a socket, ifr a valid request.
+        unsafe { siocsifmtu(s.as_raw_fd(), &ifr) }?;
+        Ok(())
+    }
+}
+
+impl AsFd for HostTap {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn inet_socket() -> Result<OwnedFd, Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    Ok(socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        assert!(valid_host_name("tap0"));
+        assert!(valid_host_name("tun0"));
+        assert!(valid_host_name("a23456789012345"));
+        assert!(!valid_host_name("a234567890123456"));
+        assert!(!valid_host_name(""));
+        assert!(!valid_host_name("a/b"));
+        assert!(!valid_host_name("a b"));
+        assert!(!valid_host_name(".."));
+    }
+}

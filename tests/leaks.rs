@@ -1,0 +1,114 @@
+//! Interfaces leave no threads or descriptors behind: create, use, destroy
+//! (or drop the kernel), and count. The only test in this binary, so that
+//! nothing else runs beside it.
+
+mod common;
+
+use ifnet::Kernel;
+use ifnet::cloner::KernelEnv;
+use ifnet::ioctl::{Reply, Request, iff};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+fn count(dir: &str) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+fn settle(what: &str, want: (usize, usize)) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = (count("/proc/self/task"), count("/proc/self/fd"));
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: (threads, fds) {now:?}, expected {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Wait until `name` exists and is up.
+fn wait_up(k: &Kernel, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match k.ioctl(Request::GetIfFlags { name: name.into() }) {
+            Ok(Reply::Flags(f)) if f & iff::UP != 0 => return,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{name} did not come up");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn no_threads_or_fds_left() {
+    let tun = nix::unistd::geteuid().is_root() && std::path::Path::new("/dev/net/tun").exists();
+    assert!(
+        tun || !common::in_ci(),
+        "CI=true: needs root and /dev/net/tun"
+    );
+    let host = format!("ifnt{}l", std::process::id());
+    let base = (count("/proc/self/task"), count("/proc/self/fd"));
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let k = Kernel::new(KernelEnv {
+            run_dir: Some(dir.path().to_path_buf()),
+            ..KernelEnv::default()
+        });
+        for i in 0..3 {
+            k.ioctl(Request::IfCreate {
+                name: format!("tap{i}"),
+            })
+            .unwrap();
+        }
+        let c = UnixStream::connect(dir.path().join("tap1")).unwrap();
+        let cl = UnixStream::connect(dir.path().join("tap")).unwrap();
+        wait_up(&k, "tap1");
+        wait_up(&k, "tap3");
+        if tun {
+            k.ioctl(Request::IfCreate {
+                name: "virt0".into(),
+            })
+            .unwrap();
+            let req = Request::SetLinkStr {
+                name: "virt0".into(),
+                linkstr: Some(host.clone()),
+            };
+            k.ioctl(req).unwrap();
+            k.ioctl(Request::SetIfFlags {
+                name: "virt0".into(),
+                flags: iff::UP,
+            })
+            .unwrap();
+            // The host TAP is down: dropped with EIO, counted.
+            assert!(k.send("virt0", &[0xff; 60]).is_err());
+        }
+        k.send("tap1", &[0xff; 60]).unwrap();
+        if round == 0 {
+            // Orderly: shutdown destroys everything.
+            k.shutdown();
+        } else if tun {
+            // virt is destroyed (down first); the rest goes with the kernel.
+            k.ioctl(Request::SetIfFlags {
+                name: "virt0".into(),
+                flags: 0,
+            })
+            .unwrap();
+            k.ioctl(Request::IfDestroy {
+                name: "virt0".into(),
+            })
+            .unwrap();
+        }
+        drop((c, cl));
+        drop(k);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "sockets left"
+        );
+        assert!(!std::path::Path::new("/sys/class/net").join(&host).exists());
+        settle(&format!("round {round}"), base);
+    }
+}

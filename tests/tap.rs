@@ -1,0 +1,530 @@
+//! tap's control device: framing both ways, exclusive open, the cloning
+//! socket, drop-when-no-client, last-close-down, bad lengths, a client that
+//! never reads, and QEMU as a client.
+
+mod common;
+
+use common::*;
+use ifnet::Kernel;
+use ifnet::client::Client;
+use ifnet::cloner::KernelEnv;
+use ifnet::ioctl::{Errno, IfStatus, InAliasReq, Ioctl, LinkState, Reply, Request, iff};
+use ifnet::port::FrameReceiver;
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn status(k: &mut impl Ioctl, name: &str) -> IfStatus {
+    match k.ioctl(Request::GetIfConf {
+        name: Some(name.into()),
+    }) {
+        Ok(Reply::IfConf(mut v)) => v.remove(0),
+        r => panic!("{name}: {r:?}"),
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A kernel with a run directory, as the daemon has.
+struct Env {
+    _dir: tempfile::TempDir,
+    run: PathBuf,
+    k: Kernel,
+}
+
+impl Env {
+    /// Frame-exact tests: no link-local address, so the interface sends
+    /// no DAD probes of its own.
+    fn new() -> Env {
+        Env::with(true)
+    }
+
+    fn with(no_auto_linklocal: bool) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().to_path_buf();
+        let k = Kernel::new(KernelEnv {
+            run_dir: Some(run.clone()),
+            no_auto_linklocal,
+        });
+        Env { _dir: dir, run, k }
+    }
+
+    fn k(&self) -> &Kernel {
+        &self.k
+    }
+
+    fn create(&self, name: &str) {
+        self.k
+            .ioctl(Request::IfCreate { name: name.into() })
+            .unwrap();
+    }
+
+    fn status(&self, name: &str) -> IfStatus {
+        status(&mut self.k(), name)
+    }
+
+    fn set_flags(&self, name: &str, set: u32, clear: u32) {
+        let flags = (self.status(name).flags | set) & !clear;
+        self.k
+            .ioctl(Request::SetIfFlags {
+                name: name.into(),
+                flags,
+            })
+            .unwrap();
+    }
+
+    /// Connect to tapN's control device and wait until it is attached and
+    /// (up on open) up.
+    fn open(&self, name: &str) -> UnixStream {
+        let path = self.status(name).linkstr.unwrap();
+        assert_eq!(Path::new(&path), self.run.join(name));
+        let c = UnixStream::connect(&path).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        wait_for("attach and up", || {
+            let s = self.status(name);
+            s.media.unwrap().active == Some(true) && s.flags & iff::UP != 0
+        });
+        c
+    }
+}
+
+/// A broadcast frame of `len` bytes.
+fn frame(len: usize, fill: u8) -> Vec<u8> {
+    let mut f = vec![fill; len];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    if len >= 14 {
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    }
+    f
+}
+
+fn write_frame(c: &mut UnixStream, f: &[u8]) {
+    c.write_all(&(f.len() as u32).to_be_bytes()).unwrap();
+    c.write_all(f).unwrap();
+}
+
+fn read_frame(c: &mut UnixStream) -> Vec<u8> {
+    let mut h = [0u8; 4];
+    c.read_exact(&mut h).unwrap();
+    let mut f = vec![0; u32::from_be_bytes(h) as usize];
+    c.read_exact(&mut f).unwrap();
+    f
+}
+
+fn recv(rx: &FrameReceiver) -> Vec<u8> {
+    rx.recv_timeout(Duration::from_secs(5)).expect("a frame")
+}
+
+/// The peer closed: read returns EOF.
+fn assert_closed(c: &mut UnixStream) {
+    let mut b = [0u8; 1];
+    assert_eq!(c.read(&mut b).unwrap(), 0, "expected EOF");
+}
+
+#[test]
+fn frames_both_ways_and_up_on_open() {
+    let e = Env::new();
+    e.create("tap0");
+    let s = e.status("tap0");
+    assert_eq!(s.flags, 0x8802);
+    assert_eq!(s.mtu, 1500);
+    assert_eq!(s.lladdr.unwrap()[..3], [0xf2, 0x0b, 0xa4]);
+    assert_eq!(s.media.as_ref().unwrap().active, Some(false));
+    let rx = e.k().listen("tap0").unwrap();
+
+    let mut c = e.open("tap0");
+    wait_for("up on open", || e.status("tap0").flags == 0x8843);
+    assert_eq!(e.status("tap0").link_state, LinkState::Up);
+
+    // Client → interface, several frames in one write.
+    let mut burst = Vec::new();
+    for (len, fill) in [(60, 1u8), (1514, 2), (14, 3)] {
+        burst.extend_from_slice(&(len as u32).to_be_bytes());
+        burst.extend_from_slice(&frame(len, fill));
+    }
+    c.write_all(&burst).unwrap();
+    assert_eq!(recv(&rx), frame(60, 1));
+    assert_eq!(recv(&rx), frame(1514, 2));
+    assert_eq!(recv(&rx), frame(14, 3));
+
+    // Interface → client.
+    e.k().send("tap0", &frame(100, 4)).unwrap();
+    e.k().send("tap0", &frame(1514, 5)).unwrap();
+    assert_eq!(read_frame(&mut c), frame(100, 4));
+    assert_eq!(read_frame(&mut c), frame(1514, 5));
+    let d = e.status("tap0").data;
+    assert_eq!((d.ipackets, d.opackets, d.ierrors, d.oerrors), (3, 2, 0, 0));
+    assert_eq!(d.ibytes, 60 + 1514 + 14);
+}
+
+#[test]
+fn exclusive_open() {
+    let e = Env::new();
+    e.create("tap0");
+    let mut c = e.open("tap0");
+    let mut second = UnixStream::connect(e.run.join("tap0")).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_closed(&mut second);
+    // The first client still has it.
+    wait_for("up", || e.status("tap0").flags & iff::UP != 0);
+    e.k().send("tap0", &frame(60, 9)).unwrap();
+    assert_eq!(read_frame(&mut c), frame(60, 9));
+    // Once it is gone, the next one gets it.
+    drop(c);
+    wait_for("detach", || {
+        e.status("tap0").media.unwrap().active == Some(false)
+    });
+    let _c = e.open("tap0");
+}
+
+#[test]
+fn drop_when_no_client() {
+    let e = Env::new();
+    e.create("tap1");
+    e.set_flags("tap1", iff::UP, 0);
+    assert_eq!(e.status("tap1").flags, 0x8843);
+    assert_eq!(e.k().send("tap1", &frame(60, 1)), Err(Errno::EHOSTDOWN));
+    assert_eq!(e.k().send("tap1", &frame(60, 1)), Err(Errno::EHOSTDOWN));
+    let d = e.status("tap1").data;
+    assert_eq!((d.opackets, d.oerrors), (0, 2));
+    // Nothing queued while closed reaches a later client.
+    let mut c = e.open("tap1");
+    e.k().send("tap1", &frame(61, 2)).unwrap();
+    assert_eq!(read_frame(&mut c), frame(61, 2));
+}
+
+fn add_inet(e: &Env, name: &str, a: [u8; 4]) {
+    let req = InAliasReq {
+        addr: Ipv4Addr::from(a),
+        mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+        broadcast: None,
+        dst: None,
+        flags: 0,
+    };
+    e.k()
+        .ioctl(Request::AifAddr {
+            name: name.into(),
+            req,
+        })
+        .unwrap();
+}
+
+#[test]
+fn last_close_down_unless_link0() {
+    let e = Env::with(false);
+    e.create("tap0");
+    let c = e.open("tap0");
+    wait_for("up", || e.status("tap0").flags & iff::UP != 0);
+    add_inet(&e, "tap0", [10, 0, 0, 1]);
+    assert!(
+        !e.status("tap0").inet6.is_empty(),
+        "link-local attached on up"
+    );
+    drop(c);
+    wait_for("down", || e.status("tap0").flags & iff::UP == 0);
+    let s = e.status("tap0");
+    assert_eq!(s.flags, 0x8802);
+    assert!(s.inet.is_empty() && s.inet6.is_empty(), "{s:?}");
+    assert_eq!(s.link_state, LinkState::Down);
+    // The next open brings it up again, with a fresh link-local address.
+    let c = e.open("tap0");
+    wait_for("up", || e.status("tap0").flags & iff::UP != 0);
+    assert_eq!(e.status("tap0").inet6.len(), 1);
+    drop(c);
+    wait_for("down", || e.status("tap0").flags & iff::UP == 0);
+
+    // link0: the interface stays up with its addresses.
+    e.create("tap1");
+    e.set_flags("tap1", iff::LINK0, 0);
+    let c = e.open("tap1");
+    wait_for("up", || e.status("tap1").flags & iff::UP != 0);
+    add_inet(&e, "tap1", [10, 0, 1, 1]);
+    drop(c);
+    wait_for("detach", || e.status("tap1").link_state == LinkState::Down);
+    let s = e.status("tap1");
+    assert_eq!(s.media.unwrap().active, Some(false));
+    assert_eq!(s.flags, 0x8802 | iff::LINK0 | iff::UP | iff::RUNNING);
+    assert_eq!(s.inet.len(), 1);
+    assert_eq!(s.link_state, LinkState::Down);
+}
+
+#[test]
+fn cloning_socket() {
+    let e = Env::new();
+    e.create("tap1");
+    let clone = e.run.join("tap");
+    let mut a = UnixStream::connect(&clone).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    wait_for("tap0", || {
+        e.k()
+            .ioctl(Request::GetIfFlags {
+                name: "tap0".into(),
+            })
+            .is_ok_and(|f| f == Reply::Flags(0x8843))
+    });
+    let mut b = UnixStream::connect(&clone).unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    wait_for("tap2", || {
+        e.k()
+            .ioctl(Request::GetIfFlags {
+                name: "tap2".into(),
+            })
+            .is_ok_and(|f| f == Reply::Flags(0x8843))
+    });
+    assert_eq!(e.status("tap1").media.unwrap().active, Some(false));
+    e.k().send("tap0", &frame(60, 0xa)).unwrap();
+    e.k().send("tap2", &frame(60, 0xb)).unwrap();
+    assert_eq!(read_frame(&mut a), frame(60, 0xa));
+    assert_eq!(read_frame(&mut b), frame(60, 0xb));
+    // Its own socket is exclusive too.
+    let mut third = UnixStream::connect(e.run.join("tap0")).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_closed(&mut third);
+}
+
+#[test]
+fn bad_lengths_and_sizes() {
+    let e = Env::new();
+    e.create("tap0");
+    let rx = e.k().listen("tap0").unwrap();
+    let mut c = e.open("tap0");
+    wait_for("up", || e.status("tap0").flags & iff::UP != 0);
+    // Zero, runt and oversized frames: dropped and counted, the stream goes on.
+    write_frame(&mut c, &[]);
+    write_frame(&mut c, &frame(13, 1));
+    write_frame(&mut c, &frame(1515, 2));
+    write_frame(&mut c, &frame(60, 3));
+    assert_eq!(recv(&rx), frame(60, 3));
+    let d = e.status("tap0").data;
+    assert_eq!((d.ierrors, d.ipackets), (3, 1));
+    // A bigger MTU lets the big one through.
+    e.k()
+        .ioctl(Request::SetIfMtu {
+            name: "tap0".into(),
+            mtu: 9000,
+        })
+        .unwrap();
+    write_frame(&mut c, &frame(9014, 4));
+    assert_eq!(recv(&rx), frame(9014, 4));
+    assert_eq!(
+        e.k().ioctl(Request::SetIfMtu {
+            name: "tap0".into(),
+            mtu: 65522
+        }),
+        Err(Errno::EINVAL)
+    );
+    // A claimed 2 GiB frame: counted, and the client is disconnected.
+    c.write_all(&0x8000_0000u32.to_be_bytes()).unwrap();
+    assert_closed(&mut c);
+    wait_for("down", || e.status("tap0").flags & iff::UP == 0);
+    assert_eq!(e.status("tap0").data.ierrors, 4);
+
+    // A partial frame, then disconnect.
+    let mut c = e.open("tap0");
+    c.write_all(&100u32.to_be_bytes()).unwrap();
+    c.write_all(&[0; 50]).unwrap();
+    drop(c);
+    wait_for("down", || e.status("tap0").flags & iff::UP == 0);
+    assert_eq!(e.status("tap0").data.ierrors, 5);
+    // A partial header, then disconnect.
+    let mut c = e.open("tap0");
+    c.write_all(&[0, 0]).unwrap();
+    drop(c);
+    wait_for("down", || e.status("tap0").flags & iff::UP == 0);
+    assert_eq!(e.status("tap0").data.ierrors, 6);
+}
+
+/// A client that never reads does not slow the sender: its queue fills,
+/// then frames are dropped and counted.
+#[test]
+fn stalled_client_never_blocks_output() {
+    let e = Env::new();
+    e.create("tap0");
+    let c = e.open("tap0");
+    wait_for("up", || e.status("tap0").flags & iff::UP != 0);
+    let f = frame(1514, 7);
+    let start = Instant::now();
+    let (mut ok, mut dropped) = (0u64, 0u64);
+    for _ in 0..5000 {
+        match e.k().send("tap0", &f) {
+            Ok(()) => ok += 1,
+            Err(err) => {
+                assert_eq!(err, Errno(libc::ENOBUFS));
+                dropped += 1;
+            }
+        }
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(dropped > 0 && ok > 0, "ok {ok} dropped {dropped}");
+    let d = e.status("tap0").data;
+    assert_eq!((d.opackets, d.oerrors), (ok, dropped));
+    drop(c);
+}
+
+/// In-process without a run directory the control sockets live in a
+/// private temporary directory, removed with the kernel.
+#[test]
+fn in_process_private_dir() {
+    let k = Kernel::new(KernelEnv::default());
+    k.ioctl(Request::IfCreate {
+        name: "tap3".into(),
+    })
+    .unwrap();
+    let path = PathBuf::from(status(&mut &k, "tap3").linkstr.unwrap());
+    assert!(path.ends_with("tap3"));
+    let dir = path.parent().unwrap().to_path_buf();
+    let c = UnixStream::connect(&path).unwrap();
+    wait_for("up", || status(&mut &k, "tap3").flags & iff::UP != 0);
+    drop(c);
+    drop(k);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn destroy_closes_the_client_and_removes_the_socket() {
+    let e = Env::new();
+    e.create("tap0");
+    let mut c = e.open("tap0");
+    e.k()
+        .ioctl(Request::IfDestroy {
+            name: "tap0".into(),
+        })
+        .unwrap();
+    assert_closed(&mut c);
+    assert!(!e.run.join("tap0").exists());
+}
+
+/// The daemon serves tap sockets beside its control socket and removes
+/// them when it stops.
+#[test]
+fn daemon_sockets() {
+    let d = Daemon::start();
+    let dir = d.sock.parent().unwrap().to_path_buf();
+    assert!(dir.join("tap").exists(), "cloning socket");
+    let mut a = UnixStream::connect(dir.join("tap")).unwrap();
+    let mut c = Client::connect(&d.sock).unwrap();
+    wait_for("tap0", || {
+        c.ioctl(Request::GetIfFlags {
+            name: "tap0".into(),
+        })
+        .is_ok_and(|f| f == Reply::Flags(0x8843))
+    });
+    let rx_frame = frame(60, 0x11);
+    write_frame(&mut a, &rx_frame);
+    wait_for("input", || status(&mut c, "tap0").data.ipackets == 1);
+    c.ioctl(Request::Shutdown).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Whatever the interface sent (its DAD probes) and then EOF.
+    let mut rest = Vec::new();
+    a.read_to_end(&mut rest).expect("EOF, not a timeout");
+    wait_for("sockets removed", || {
+        !dir.join("tap").exists() && !dir.join("tap0").exists()
+    });
+}
+
+fn qemu() -> Option<&'static str> {
+    ["qemu-system-x86_64", "qemu-system-i386"]
+        .into_iter()
+        .find(|q| {
+            std::process::Command::new(q)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// QEMU plugs a NIC into tap0 with `-netdev stream`. No guest is booted
+/// on purpose; the monitor's `announce_self` makes QEMU itself send RARP
+/// frames from the NIC's MAC, which must arrive on tap0. When QEMU quits,
+/// the last close brings tap0 down.
+#[test]
+fn qemu_stream_client() {
+    let Some(qemu) = qemu() else {
+        assert!(!in_ci(), "CI=true: qemu-system-x86_64 is needed");
+        eprintln!("skipped: no qemu-system-x86_64");
+        return;
+    };
+    const NIC: [u8; 6] = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
+    let e = Env::new();
+    e.create("tap0");
+    let rx = e.k().listen("tap0").unwrap();
+    let path = e.run.join("tap0");
+    let mut child = std::process::Command::new(qemu)
+        .args([
+            "-nodefaults",
+            "-nographic",
+            "-display",
+            "none",
+            "-serial",
+            "none",
+        ])
+        .args(["-machine", "accel=tcg", "-monitor", "stdio"])
+        .arg("-netdev")
+        .arg(format!(
+            "stream,id=n0,server=off,addr.type=unix,addr.path={}",
+            path.display()
+        ))
+        .args(["-device", "e1000,netdev=n0,mac=52:54:00:ab:cd:ef"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let mut monitor = child.stdin.take().unwrap();
+    let mut child = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e.status("tap0").media.unwrap().active != Some(true) {
+        if let Ok(Some(st)) = child.0.try_wait() {
+            let mut log = String::new();
+            let _ = { stderr }.read_to_string(&mut log);
+            panic!("qemu exited ({st}): {log}");
+        }
+        assert!(Instant::now() < deadline, "qemu did not attach");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_for("up on open", || e.status("tap0").flags == 0x8843);
+    monitor.write_all(b"announce_self\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let f = rx
+            .recv_timeout(left)
+            .expect("a RARP announcement from QEMU");
+        if f[12..14] == [0x80, 0x35] {
+            assert_eq!(f[..6], [0xff; 6]);
+            assert_eq!(f[6..12], NIC);
+            break;
+        }
+    }
+    // And QEMU takes what we send it.
+    e.k().send("tap0", &frame(60, 1)).unwrap();
+    assert_eq!(e.status("tap0").data.ierrors, 0);
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    wait_for("last close", || e.status("tap0").flags == 0x8802);
+}
