@@ -65,9 +65,6 @@ impl IfClone for TestEther {
         ifs.kind = IfType::Ethernet;
         ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
         ifs.set_lladdr(mac_of(ifs.unit));
-        // No automatic IPv6 link-local: the wires carry only the test's
-        // frames, so where each one lands and every counter is exact.
-        ifs.in6_attached = true;
         let (tx, rx) = sync_channel(self.queue);
         ifs.port.set_transmit(Some(Arc::new(Wire(tx))));
         self.wires.lock().unwrap().insert(ifs.name.clone(), rx);
@@ -132,8 +129,14 @@ impl Net {
                 queue,
             }),
         ]);
+        // No automatic IPv6 link-local: the wires carry only the test's
+        // frames, so where each one lands and every counter is exact.
+        let env = KernelEnv {
+            no_auto_linklocal: true,
+            ..KernelEnv::default()
+        };
         Net {
-            k: Kernel::with_cloners(KernelEnv::default(), cloners),
+            k: Kernel::with_cloners(env, cloners),
             clock,
             wires,
         }
