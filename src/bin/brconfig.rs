@@ -1,4 +1,18 @@
+//! brconfig: configure the bridges of an ifnetd virtual kernel.
+
+use ifnet::client::Lazy;
+
 fn main() {
-    eprintln!("brconfig: not implemented yet");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut ctl = Lazy::new("brconfig");
+    let code = ifnet::brconfig::main_with(
+        &args,
+        &mut ctl,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr(),
+    );
+    std::process::exit(code);
 }
