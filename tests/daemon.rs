@@ -216,6 +216,14 @@ fn unprivileged_user_runs_own_daemon() {
         .gid(gid)
         .spawn()
         .unwrap();
+    // Killed if an assertion below fails, so it cannot hold the test's output.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+    }
+    let _guard = KillOnDrop(child.id());
     wait_for_socket(&sock);
     let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
         .args(["lo1", "create", "inet", "10.9.0.1/24"])
