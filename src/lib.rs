@@ -12,6 +12,7 @@ pub mod ifnet;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;
+pub mod pcap;
 pub mod port;
 
 pub use kernel::Kernel;

@@ -1,6 +1,7 @@
 //! The drivers, one module each, and the classes they register.
 
 pub mod lo;
+pub mod shmif;
 
 use crate::cloner::Cloners;
 

@@ -1,0 +1,749 @@
+//! The shmif bus: NetBSD's shared-memory Ethernet segment, one format for
+//! the driver and for `shmifdump`.
+//!
+//! A bus is a file: a 32-byte header followed by a ring of frames, each a
+//! frame header and an Ethernet frame, split at byte granularity across the
+//! end of the ring. Every integer is in host byte order. Peers serialise on
+//! a spin lock in the header and wake each other with a real write to the
+//! file (`inotify` does not see stores into a mapping).
+//!
+//! - [`BusHeaderRepr`] and [`FrameHeaderRepr`]: what the header bytes mean.
+//! - [`Ring`]: ring memory, either a snapshot (`&[u8]`) or the live mapping.
+//! - [`ring_read`], [`next_pkt_off`]…: the ring arithmetic, exactly as
+//!   NetBSD does it so that we agree on every offset.
+//! - [`Bus`]: a mapped bus file: lock, send, wakeup.
+//! - [`BusReader`]: one receiver's position, with generation check and lap
+//!   recovery.
+//!
+//! Nothing here trusts the file: every offset and length read from it is
+//! bounded before use, so a corrupt bus yields errors, never an
+//! out-of-bounds access or an endless loop.
+
+use crate::ioctl::Errno;
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// `shm_magic`.
+pub const MAGIC: u32 = 0xca11_d054;
+/// The bus version we write (and the only one `shmifdump` calls "program").
+pub const VERSION: u32 = 3;
+/// Size of a bus file we create or attach to.
+pub const BUS_SIZE: usize = 1 << 20;
+/// Size of the bus header.
+pub const HEADER_LEN: usize = 32;
+/// Ring size of a standard bus (`BUSMEM_DATASIZE`).
+pub const DATASIZE: u32 = (BUS_SIZE - HEADER_LEN) as u32;
+/// Shortest frame a reader accepts (an Ethernet header).
+pub const MIN_FRAME: usize = 14;
+/// Longest frame on the bus: MTU 1500 plus the Ethernet header, no FCS.
+pub const MAX_FRAME: usize = 1514;
+
+/// Byte offsets of the header fields.
+pub mod field {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 4;
+    pub const GEN: usize = 8;
+    pub const FIRST: usize = 16;
+    pub const LAST: usize = 20;
+    pub const LOCK: usize = 24;
+}
+
+/// How long a lock may be held without any progress of `gen`/`last` before
+/// it is taken to belong to a dead peer and stolen. A frame copy takes
+/// microseconds; a second is far beyond any live holder.
+pub const STALE_LOCK: Duration = Duration::from_secs(1);
+
+/// Failed lock attempts between naps, as NetBSD counts them.
+const LOCK_SPINS: u32 = 1001;
+
+fn u32_at(b: &[u8], off: usize, swap: bool) -> u32 {
+    let v = u32::from_ne_bytes(b[off..off + 4].try_into().unwrap());
+    if swap { v.swap_bytes() } else { v }
+}
+
+fn u64_at(b: &[u8], off: usize, swap: bool) -> u64 {
+    let v = u64::from_ne_bytes(b[off..off + 8].try_into().unwrap());
+    if swap { v.swap_bytes() } else { v }
+}
+
+/// The bus header, decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BusHeaderRepr {
+    pub magic: u32,
+    pub version: u32,
+    pub generation: u64,
+    pub first: u32,
+    pub last: u32,
+    pub lock: u32,
+}
+
+impl BusHeaderRepr {
+    /// Decode the first 32 bytes of a bus image; `swap` for a bus written
+    /// on a host of the other byte order.
+    pub fn parse(b: &[u8; HEADER_LEN], swap: bool) -> BusHeaderRepr {
+        BusHeaderRepr {
+            magic: u32_at(b, field::MAGIC, swap),
+            version: u32_at(b, field::VERSION, swap),
+            generation: u64_at(b, field::GEN, swap),
+            first: u32_at(b, field::FIRST, swap),
+            last: u32_at(b, field::LAST, swap),
+            lock: u32_at(b, field::LOCK, swap),
+        }
+    }
+}
+
+/// Size of a frame header of bus version `version`.
+pub fn frame_header_len(version: u32) -> u32 {
+    if version == 2 { 12 } else { 24 }
+}
+
+/// The frame header (`struct shmif_pkthdr`), decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameHeaderRepr {
+    pub len: u32,
+    pub sec: u32,
+    pub usec: u32,
+    /// Sender id; 0 on version 2 buses, which have none.
+    pub sender: u64,
+}
+
+impl FrameHeaderRepr {
+    /// Decode a header of `fmt`'s size from `b`.
+    pub fn parse(b: &[u8], fmt: Format) -> FrameHeaderRepr {
+        FrameHeaderRepr {
+            len: u32_at(b, 0, fmt.swap),
+            sec: u32_at(b, 4, fmt.swap),
+            usec: u32_at(b, 8, fmt.swap),
+            sender: if fmt.hdr_len >= 24 { u64_at(b, 16, fmt.swap) } else { 0 },
+        }
+    }
+
+    /// Encode as a version 3 header (native byte order, zero padding).
+    pub fn emit(&self) -> [u8; 24] {
+        let mut b = [0u8; 24];
+        b[0..4].copy_from_slice(&self.len.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.sec.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.usec.to_ne_bytes());
+        b[16..24].copy_from_slice(&self.sender.to_ne_bytes());
+        b
+    }
+}
+
+/// How to read frame headers on a bus: their size and byte order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format {
+    pub hdr_len: u32,
+    pub swap: bool,
+}
+
+impl Format {
+    /// Version 3, native order: what we write.
+    pub const V3: Format = Format { hdr_len: 24, swap: false };
+}
+
+/// Ring memory. Offsets and lengths passed in are already within the ring;
+/// implementations still refuse (zero-fill) anything outside it.
+pub trait Ring {
+    /// The ring size (`DATASIZE` of this bus).
+    fn size(&self) -> u32;
+    /// Copy `dst.len()` bytes from ring offset `off`, no wrapping.
+    fn copy_out(&self, off: u32, dst: &mut [u8]);
+}
+
+impl Ring for [u8] {
+    fn size(&self) -> u32 {
+        self.len().min(u32::MAX as usize) as u32
+    }
+
+    fn copy_out(&self, off: u32, dst: &mut [u8]) {
+        match self.get(off as usize..off as usize + dst.len()) {
+            Some(src) => dst.copy_from_slice(src),
+            None => dst.fill(0),
+        }
+    }
+}
+
+/// `advance`: `off + n` around the ring. Exact for every offset a sane bus
+/// holds; the modulo keeps wild values from a corrupt bus inside the ring.
+pub fn advance(size: u32, off: u32, n: u64) -> u32 {
+    ((u64::from(off) + n) % u64::from(size.max(1))) as u32
+}
+
+/// How a transfer of `n` bytes at `off` falls on the ring: the bytes before
+/// the end, the remainder from offset 0, the offset after it, and whether it
+/// reached the end of the ring (a *wrap*).
+fn span(size: u32, off: u32, n: u32) -> (u32, u32, u32, bool) {
+    let off = off.min(size);
+    let n = n.min(size);
+    let chunk = n.min(size - off);
+    let rest = n - chunk;
+    let wrap = off + chunk == size;
+    let next = if rest > 0 { rest } else { (off + chunk) % size.max(1) };
+    (chunk, rest, next, wrap)
+}
+
+/// Read `dst.len()` bytes at ring offset `off` (`shmif_busread`): returns
+/// the offset after them and whether the read reached the end of the ring.
+pub fn ring_read<R: Ring + ?Sized>(ring: &R, off: u32, dst: &mut [u8]) -> (u32, bool) {
+    let size = ring.size();
+    let n = dst.len().min(size as usize) as u32;
+    let (chunk, rest, next, wrap) = span(size, off, n);
+    let off = off.min(size);
+    ring.copy_out(off, &mut dst[..chunk as usize]);
+    if rest > 0 {
+        ring.copy_out(0, &mut dst[chunk as usize..(chunk + rest) as usize]);
+    }
+    (next, wrap)
+}
+
+/// Step over `n` bytes at `off` as [`ring_read`] would, without copying.
+pub fn ring_skip(size: u32, off: u32, n: u32) -> (u32, bool) {
+    let (_, _, next, wrap) = span(size, off, n);
+    (next, wrap)
+}
+
+/// Read the frame header at `off`.
+pub fn read_header<R: Ring + ?Sized>(ring: &R, fmt: Format, off: u32) -> (FrameHeaderRepr, u32, bool) {
+    let mut b = [0u8; 24];
+    let (next, wrap) = ring_read(ring, off, &mut b[..fmt.hdr_len as usize]);
+    (FrameHeaderRepr::parse(&b, fmt), next, wrap)
+}
+
+/// `nextpktoff`: the offset of the frame header after the one at `off`.
+pub fn next_pkt_off<R: Ring + ?Sized>(ring: &R, fmt: Format, off: u32) -> u32 {
+    let (h, _, _) = read_header(ring, fmt, off);
+    advance(ring.size(), off, u64::from(fmt.hdr_len) + u64::from(h.len))
+}
+
+/// A bus file mapped shared: the live bus.
+pub struct Bus {
+    path: PathBuf,
+    file: File,
+    map: MmapRaw,
+    size: u32,
+}
+
+// The mapping is only touched through atomics and raw copies.
+unsafe impl Send for Bus {}
+unsafe impl Sync for Bus {}
+
+/// The live ring of a mapped bus. Other processes write it concurrently,
+/// so it is only ever copied from and to, never borrowed as a slice.
+struct SharedRing<'a>(&'a Bus);
+
+impl Ring for SharedRing<'_> {
+    fn size(&self) -> u32 {
+        self.0.size
+    }
+
+    fn copy_out(&self, off: u32, dst: &mut [u8]) {
+        if off as usize + dst.len() > self.0.size as usize {
+            dst.fill(0);
+            return;
+        }
+        // SAFETY: bounds checked above; the mapping lives as long as the Bus.
+        unsafe {
+            let src = self.0.map.as_mut_ptr().add(HEADER_LEN + off as usize);
+            std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len());
+        }
+    }
+}
+
+impl SharedRing<'_> {
+    fn copy_in(&self, off: u32, src: &[u8]) {
+        if off as usize + src.len() > self.0.size as usize {
+            return;
+        }
+        // SAFETY: as in copy_out.
+        unsafe {
+            let dst = self.0.map.as_mut_ptr().add(HEADER_LEN + off as usize);
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+        }
+    }
+}
+
+/// Proof that this process holds the bus lock; released on drop.
+pub struct BusGuard<'a> {
+    bus: &'a Bus,
+}
+
+impl Drop for BusGuard<'_> {
+    fn drop(&mut self) {
+        self.bus.word(field::LOCK).swap(0, Ordering::Release);
+    }
+}
+
+/// Why a bus file cannot be attached.
+fn not_a_bus() -> Errno {
+    Errno::ENOEXEC
+}
+
+impl Bus {
+    /// Attach to the bus file at `path` as shmif(4) does: create it if
+    /// absent, size it to 1 MiB and initialise a fresh one. Unlike NetBSD, a
+    /// non-empty file that is not a bus is refused with ENOEXEC before
+    /// anything is written to it.
+    pub fn attach(path: &Path) -> Result<Bus, Errno> {
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).mode(0o644).open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(not_a_bus());
+        }
+        let len = meta.len();
+        if len != 0 {
+            // A bus has our magic; a 1 MiB file of zeros at the start is a
+            // bus another peer just created and has not initialised yet.
+            let mut m = [0u8; 4];
+            let n = file.read_at(&mut m, 0)?;
+            let magic = u32::from_ne_bytes(m);
+            let fresh = n == 4 && magic == 0 && len == BUS_SIZE as u64;
+            if n < 4 || (magic != MAGIC && !fresh) {
+                return Err(not_a_bus());
+            }
+        }
+        if len != BUS_SIZE as u64 {
+            file.set_len(BUS_SIZE as u64)?;
+        }
+        let bus = Bus::map(path, file, BUS_SIZE)?;
+        {
+            let _g = bus.lock();
+            match bus.word(field::MAGIC).load(Ordering::Relaxed) {
+                0 => {
+                    bus.word(field::MAGIC).store(MAGIC, Ordering::Relaxed);
+                    bus.word(field::FIRST).store(bus.size, Ordering::Relaxed);
+                }
+                MAGIC => {}
+                _ => return Err(not_a_bus()),
+            }
+        }
+        Ok(bus)
+    }
+
+    /// Open an existing bus of any size to follow it (shmifdump -f): it is
+    /// never created, resized or initialised.
+    pub fn open_existing(path: &Path) -> Result<Bus, Errno> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = file.metadata()?.len();
+        if len > u32::MAX as u64 {
+            return Err(Errno::EFBIG);
+        }
+        if len <= HEADER_LEN as u64 + 2 * (MAX_FRAME as u64 + 24) {
+            return Err(not_a_bus());
+        }
+        let bus = Bus::map(path, file, len as usize)?;
+        if bus.word(field::MAGIC).load(Ordering::Relaxed) != MAGIC {
+            return Err(not_a_bus());
+        }
+        Ok(bus)
+    }
+
+    fn map(path: &Path, file: File, len: usize) -> Result<Bus, Errno> {
+        let map = MmapOptions::new().len(len).map_raw(&file)?;
+        Ok(Bus { path: path.to_path_buf(), file, map, size: (len - HEADER_LEN) as u32 })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Ring size of this bus.
+    pub fn ring_size(&self) -> u32 {
+        self.size
+    }
+
+    fn word(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: header offsets are 4-aligned in a page-aligned mapping
+        // that lives as long as self.
+        unsafe { &*(self.map.as_mut_ptr().add(off) as *const AtomicU32) }
+    }
+
+    fn gen_word(&self) -> &AtomicU64 {
+        // SAFETY: offset 8 is 8-aligned.
+        unsafe { &*(self.map.as_mut_ptr().add(field::GEN) as *const AtomicU64) }
+    }
+
+    fn ring(&self) -> SharedRing<'_> {
+        SharedRing(self)
+    }
+
+    /// The header as it is now (without the lock: a snapshot that may be
+    /// torn; take the lock for a consistent one).
+    pub fn header(&self) -> BusHeaderRepr {
+        BusHeaderRepr {
+            magic: self.word(field::MAGIC).load(Ordering::Relaxed),
+            version: self.word(field::VERSION).load(Ordering::Relaxed),
+            generation: self.gen_word().load(Ordering::Relaxed),
+            first: self.word(field::FIRST).load(Ordering::Relaxed),
+            last: self.word(field::LAST).load(Ordering::Relaxed),
+            lock: self.word(field::LOCK).load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the file still has the size we mapped: a bus truncated under
+    /// us must not be touched (the mapping would fault).
+    pub fn intact(&self) -> bool {
+        self.file.metadata().is_ok_and(|m| m.len() >= self.size as u64 + HEADER_LEN as u64)
+    }
+
+    fn try_lock(&self, from: u32) -> bool {
+        self.word(field::LOCK)
+            .compare_exchange(from, if from == 0 { 1 } else { from.wrapping_add(1).max(1) },
+                Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Take the bus lock: compare-and-swap 0→1, a nap of 1 ms after every
+    /// 1001 failures, as NetBSD does. A lock held for [`STALE_LOCK`] while
+    /// `gen` and `last` did not move belongs to a peer that died holding it:
+    /// it is stolen by bumping the lock word (1→2…), so that of several
+    /// waiters exactly one wins, and NetBSD peers, which only ever swap
+    /// 0→1, keep waiting until we release it.
+    pub fn lock(&self) -> BusGuard<'_> {
+        if self.try_lock(0) {
+            return BusGuard { bus: self };
+        }
+        let mut tries = 0u32;
+        let mut since = Instant::now();
+        let mut seen = (self.gen_word().load(Ordering::Relaxed), self.word(field::LAST).load(Ordering::Relaxed), self.word(field::LOCK).load(Ordering::Relaxed));
+        loop {
+            if self.try_lock(0) {
+                return BusGuard { bus: self };
+            }
+            tries += 1;
+            if tries < 64 {
+                std::hint::spin_loop();
+                continue;
+            }
+            if tries < LOCK_SPINS {
+                std::thread::yield_now();
+                continue;
+            }
+            tries = 0;
+            std::thread::sleep(Duration::from_millis(1));
+            let now = (self.gen_word().load(Ordering::Relaxed), self.word(field::LAST).load(Ordering::Relaxed), self.word(field::LOCK).load(Ordering::Relaxed));
+            if now != seen || now.2 == 0 {
+                seen = now;
+                since = Instant::now();
+            } else if since.elapsed() >= STALE_LOCK && self.try_lock(now.2) {
+                crate::log::warn(&format!(
+                    "shmif: {}: lock held {:?} with no progress, peer presumed dead: stolen",
+                    self.path.display(),
+                    since.elapsed()
+                ));
+                let g = BusGuard { bus: self };
+                self.repair(&g);
+                return g;
+            }
+        }
+    }
+
+    /// After stealing the lock: a writer killed between moving `last` and
+    /// writing the header there leaves stray bytes as the newest header.
+    /// Make it an empty frame so that every peer steps over it the same way.
+    fn repair(&self, _g: &BusGuard<'_>) {
+        let last = self.word(field::LAST).load(Ordering::Relaxed);
+        if last > self.size {
+            return;
+        }
+        let (h, _, _) = read_header(&self.ring(), Format::V3, last);
+        if h.len as usize > MAX_FRAME {
+            let mut first = self.word(field::FIRST).load(Ordering::Relaxed);
+            let zero = FrameHeaderRepr::default().emit();
+            self.bus_write(&mut first, last, &zero);
+        }
+    }
+
+    /// `advancefirst`: before bytes [off, off+n) are overwritten, move
+    /// `first` past every frame they touch. Bounded so that a corrupt ring
+    /// (a cycle of headers) cannot hold us here.
+    fn advance_first(&self, first: &mut u32, off: u32, n: u32) {
+        let ring = self.ring();
+        let hdr = Format::V3.hdr_len;
+        let mut steps = self.size / hdr + 1;
+        while u64::from(off) <= u64::from(*first) + u64::from(hdr)
+            && u64::from(off) + u64::from(n) > u64::from(*first)
+        {
+            *first = next_pkt_off(&ring, Format::V3, *first);
+            self.word(field::FIRST).store(*first, Ordering::Relaxed);
+            steps -= 1;
+            if steps == 0 {
+                break;
+            }
+        }
+    }
+
+    /// `shmif_buswrite`: write `src` at `off`, keeping `first` on an intact
+    /// frame. Returns the offset after it and whether it reached the end.
+    fn bus_write(&self, first: &mut u32, off: u32, src: &[u8]) -> (u32, bool) {
+        let (chunk, rest, next, filled) = span(self.size, off, src.len() as u32);
+        let off = off.min(self.size);
+        self.advance_first(first, off, chunk + u32::from(filled));
+        self.ring().copy_in(off, &src[..chunk as usize]);
+        if rest > 0 {
+            self.advance_first(first, 0, rest);
+            self.ring().copy_in(0, &src[chunk as usize..(chunk + rest) as usize]);
+        }
+        (next, filled)
+    }
+
+    /// Put one frame on the bus (lock held by `g`). `frame` must be
+    /// 14..=1514 bytes: the caller checks, NetBSD peers crash on longer ones.
+    pub fn write_frame(&self, _g: &BusGuard<'_>, frame: &[u8], sender: u64, (sec, usec): (u32, u32)) {
+        debug_assert!((MIN_FRAME..=MAX_FRAME).contains(&frame.len()));
+        let frame = &frame[..frame.len().min(MAX_FRAME)];
+        let ring = self.ring();
+        let last = next_pkt_off(&ring, Format::V3, self.word(field::LAST).load(Ordering::Relaxed));
+        self.word(field::LAST).store(last, Ordering::Relaxed);
+        let hdr = FrameHeaderRepr { len: frame.len() as u32, sec, usec, sender }.emit();
+        let mut first = self.word(field::FIRST).load(Ordering::Relaxed);
+        let (data, w1) = self.bus_write(&mut first, last, &hdr);
+        let (_, w2) = self.bus_write(&mut first, data, frame);
+        if w1 || w2 {
+            self.gen_word().fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Lock, write one frame, unlock. Wake the readers with [`Bus::wakeup`]
+    /// after a batch.
+    pub fn send(&self, frame: &[u8], sender: u64) -> Result<(), Errno> {
+        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
+            return Err(if frame.len() > MAX_FRAME { Errno::EMSGSIZE } else { Errno::EINVAL });
+        }
+        let ts = timestamp();
+        let g = self.lock();
+        self.write_frame(&g, frame, sender, ts);
+        Ok(())
+    }
+
+    /// The wakeup write: the version word, through the file, so that every
+    /// reader's inotify watch fires. It is also what sets the version.
+    pub fn wakeup(&self) -> Result<(), Errno> {
+        self.file.write_at(&VERSION.to_ne_bytes(), field::VERSION as u64)?;
+        Ok(())
+    }
+
+    /// Copy the whole bus (header and ring) under the lock, a consistent
+    /// image for dumping, and return a reader placed right after it. The
+    /// lock word in the image is the one seen before we took it.
+    pub fn snapshot_reader(&self, out: &mut Vec<u8>) -> BusReader {
+        out.resize(HEADER_LEN + self.size as usize, 0);
+        let lock = self.word(field::LOCK).load(Ordering::Relaxed);
+        let g = self.lock();
+        let h = self.header();
+        out[0..4].copy_from_slice(&h.magic.to_ne_bytes());
+        out[4..8].copy_from_slice(&h.version.to_ne_bytes());
+        out[8..16].copy_from_slice(&h.generation.to_ne_bytes());
+        out[16..20].copy_from_slice(&h.first.to_ne_bytes());
+        out[20..24].copy_from_slice(&h.last.to_ne_bytes());
+        out[24..28].copy_from_slice(&lock.to_ne_bytes());
+        out[28..32].fill(0);
+        self.ring().copy_out(0, &mut out[HEADER_LEN..]);
+        BusReader::after(self, &g)
+    }
+}
+
+/// The sender's clock for frame headers: wall time, so that captures show
+/// real times (NetBSD kernels write their uptime here).
+pub fn timestamp() -> (u32, u32) {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() as u32, d.subsec_micros())
+}
+
+/// A random 64-bit id, from the kernel's generator.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let mut got = 0;
+    while got < 8 {
+        // SAFETY: writes at most the remaining bytes of b.
+        let n = unsafe { libc::getrandom(b[got..].as_mut_ptr().cast(), 8 - got, 0) };
+        if n <= 0 {
+            // No entropy source: fall back to something unlikely to collide.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64;
+            return t ^ (u64::from(std::process::id()) << 32);
+        }
+        got += n as usize;
+    }
+    u64::from_ne_bytes(b)
+}
+
+/// What one receive step found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// Nothing new on the bus.
+    Empty,
+    /// A frame, copied into the caller's buffer (`hdr.len` bytes); `off` is
+    /// the ring offset of its first byte.
+    Frame { hdr: FrameHeaderRepr, off: u32 },
+    /// A frame the filter refused (not copied), or an empty one.
+    Skipped,
+    /// A frame shorter than an Ethernet header: dropped.
+    Runt,
+    /// A frame header with an impossible length: the reader resynchronised
+    /// on the newest frame, dropping whatever was between.
+    Garbage,
+    /// The header holds offsets outside the ring: nothing can be read
+    /// until a writer repairs it.
+    Corrupt,
+}
+
+/// One receiver's position on a bus (`sc_nextpacket`, `sc_devgen`), and
+/// what it lost to being lapped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BusReader {
+    pub nextpacket: u32,
+    pub devgen: u64,
+    /// Times the writers overtook this reader. Each time it moved on to the
+    /// oldest intact frame; the frames in between are lost, by design.
+    pub laps: u64,
+    /// Bytes of ring the writers wrote past this reader (an estimate of
+    /// what the laps cost: headers and frames).
+    pub lost_bytes: u64,
+}
+
+impl BusReader {
+    /// Start at the newest frame on the bus, which will be read (again):
+    /// what shmif does on attach and on every up.
+    pub fn at_newest(bus: &Bus) -> BusReader {
+        let _g = bus.lock();
+        let h = bus.header();
+        BusReader { nextpacket: h.last, devgen: h.generation, ..BusReader::default() }
+    }
+
+    /// Start after the newest frame: only frames written from now on.
+    pub fn at_end(bus: &Bus) -> BusReader {
+        let g = bus.lock();
+        let r = BusReader::after(bus, &g);
+        drop(g);
+        r
+    }
+
+    fn after(bus: &Bus, _g: &BusGuard<'_>) -> BusReader {
+        let h = bus.header();
+        let last = h.last.min(bus.size);
+        BusReader {
+            nextpacket: next_pkt_off(&bus.ring(), Format::V3, last),
+            devgen: h.generation,
+            ..BusReader::default()
+        }
+    }
+
+    /// Whether this reader's position is still intact (`stillvalid_p`).
+    fn still_valid(&self, h: &BusHeaderRepr, lastoff: u32, size: u32) -> bool {
+        let gendiff = h.generation.wrapping_sub(self.devgen);
+        if gendiff > 1 {
+            return false;
+        }
+        let mut lastoff = u64::from(lastoff);
+        let mut dev = u64::from(self.nextpacket);
+        if h.first as u64 >= lastoff {
+            lastoff += u64::from(size);
+            if gendiff == 0 {
+                dev += u64::from(size);
+            }
+        } else if gendiff != 0 {
+            return false;
+        }
+        u64::from(h.first) <= dev && dev <= lastoff
+    }
+
+    /// Take the next frame off the bus into `buf` (at least 1514 bytes).
+    /// `want` sees the header first; refusing it skips the payload copy.
+    pub fn recv(&mut self, bus: &Bus, buf: &mut [u8], want: impl FnOnce(&FrameHeaderRepr) -> bool) -> Recv {
+        let size = bus.size;
+        let ring = bus.ring();
+        let g = bus.lock();
+        let h = bus.header();
+        if h.first > size || h.last > size {
+            return Recv::Corrupt;
+        }
+        let lastoff = next_pkt_off(&ring, Format::V3, h.last);
+        if h.generation == self.devgen && lastoff == self.nextpacket {
+            return Recv::Empty;
+        }
+        if self.nextpacket > size || !self.still_valid(&h, lastoff, size) {
+            let abs = |g: u64, off: u32| u128::from(g) * u128::from(size) + u128::from(off);
+            let from = abs(self.devgen, self.nextpacket.min(size));
+            self.nextpacket = h.first;
+            self.devgen = if h.first > h.last { h.generation.wrapping_sub(1) } else { h.generation };
+            let lost = abs(self.devgen, h.first).saturating_sub(from);
+            self.laps += 1;
+            self.lost_bytes = self.lost_bytes.saturating_add(lost.min(u128::from(u64::MAX)) as u64);
+        }
+        let (fh, data, w1) = read_header(&ring, Format::V3, self.nextpacket);
+        let len = fh.len as usize;
+        if len > MAX_FRAME || len > buf.len() {
+            let (laps, lost_bytes) = (self.laps, self.lost_bytes);
+            *self = BusReader { laps, lost_bytes, ..BusReader::after(bus, &g) };
+            return Recv::Garbage;
+        }
+        let copy = len >= MIN_FRAME && want(&fh);
+        let (next, w2) = if copy {
+            ring_read(&ring, data, &mut buf[..len])
+        } else {
+            ring_skip(size, data, fh.len)
+        };
+        drop(g);
+        self.nextpacket = next;
+        if w1 || w2 {
+            self.devgen = self.devgen.wrapping_add(1);
+        }
+        if copy {
+            Recv::Frame { hdr: fh, off: data }
+        } else if len > 0 && len < MIN_FRAME {
+            Recv::Runt
+        } else {
+            Recv::Skipped
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_rules() {
+        // Exactly to the end: a wrap, next offset 0.
+        assert_eq!(span(100, 90, 10), (10, 0, 0, true));
+        // Across the end.
+        assert_eq!(span(100, 95, 10), (5, 5, 5, true));
+        // At the end: nothing before it, all from 0.
+        assert_eq!(span(100, 100, 10), (0, 10, 10, true));
+        assert_eq!(span(100, 10, 10), (10, 0, 20, false));
+        assert_eq!(advance(100, 95, 10), 5);
+        assert_eq!(advance(100, 100, 0), 0);
+    }
+
+    #[test]
+    fn ring_read_wraps() {
+        let ring: Vec<u8> = (0..100u8).collect();
+        let mut b = [0u8; 10];
+        assert_eq!(ring_read(&ring[..], 95, &mut b), (5, true));
+        assert_eq!(b, [95, 96, 97, 98, 99, 0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn header_round_trip() {
+        let h = FrameHeaderRepr { len: 60, sec: 1, usec: 2, sender: 0x1122_3344_5566_7788 };
+        let b = h.emit();
+        assert_eq!(FrameHeaderRepr::parse(&b, Format::V3), h);
+        let mut s = b;
+        for f in [0..4, 4..8, 8..12] {
+            s[f].reverse();
+        }
+        s[16..24].reverse();
+        assert_eq!(FrameHeaderRepr::parse(&s, Format { hdr_len: 24, swap: true }), h);
+    }
+}

@@ -1,0 +1,4 @@
+//! shmif(4): Ethernet over a shared-memory bus file.
+
+pub mod bus;
+pub mod dump;
