@@ -7,5 +7,5 @@ use crate::cloner::Cloners;
 
 /// Every interface class, in the order `ifconfig -C` lists them.
 pub fn cloners() -> Cloners {
-    Cloners::new(vec![Box::new(lo::LoClone)])
+    Cloners::new(vec![Box::new(lo::LoClone), Box::new(shmif::ShmifClone)])
 }
