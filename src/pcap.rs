@@ -62,7 +62,14 @@ pub struct PcapWriter<W: Write> {
 impl<W: Write> PcapWriter<W> {
     /// Start a capture of Ethernet frames up to `snaplen` bytes.
     pub fn new(mut w: W, nano: bool, snaplen: u32) -> io::Result<PcapWriter<W>> {
-        w.write_all(&PcapHeaderRepr { nano, snaplen, linktype: LINKTYPE_ETHERNET }.emit())?;
+        w.write_all(
+            &PcapHeaderRepr {
+                nano,
+                snaplen,
+                linktype: LINKTYPE_ETHERNET,
+            }
+            .emit(),
+        )?;
         Ok(PcapWriter { w, nano })
     }
 
@@ -70,8 +77,17 @@ impl<W: Write> PcapWriter<W> {
     /// stamped `sec` + `usec`.
     pub fn record(&mut self, sec: u32, usec: u32, parts: &[&[u8]]) -> io::Result<()> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let frac = if self.nano { usec.wrapping_mul(1000) } else { usec };
-        let r = PcapRecordRepr { sec, frac, caplen: len as u32, len: len as u32 };
+        let frac = if self.nano {
+            usec.wrapping_mul(1000)
+        } else {
+            usec
+        };
+        let r = PcapRecordRepr {
+            sec,
+            frac,
+            caplen: len as u32,
+            len: len as u32,
+        };
         self.w.write_all(&r.emit())?;
         for p in parts {
             self.w.write_all(p)?;
@@ -107,6 +123,9 @@ mod tests {
         let mut n = PcapWriter::new(Vec::new(), true, 1518).unwrap();
         n.record(1, 2, &[&[0; 14]]).unwrap();
         assert_eq!(&n.get_mut()[0..4], &MAGIC_NSEC.to_ne_bytes());
-        assert_eq!(u32::from_ne_bytes(n.get_mut()[28..32].try_into().unwrap()), 2000);
+        assert_eq!(
+            u32::from_ne_bytes(n.get_mut()[28..32].try_into().unwrap()),
+            2000
+        );
     }
 }

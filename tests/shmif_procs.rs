@@ -14,12 +14,22 @@ use std::time::{Duration, Instant};
 
 fn attach(k: &Kernel, name: &str, bus: &str) {
     k.ioctl(Request::IfCreate { name: name.into() }).unwrap();
-    k.ioctl(Request::SetLinkStr { name: name.into(), linkstr: Some(bus.into()) }).unwrap();
-    k.ioctl(Request::SetIfFlags { name: name.into(), flags: iff::UP }).unwrap();
+    k.ioctl(Request::SetLinkStr {
+        name: name.into(),
+        linkstr: Some(bus.into()),
+    })
+    .unwrap();
+    k.ioctl(Request::SetIfFlags {
+        name: name.into(),
+        flags: iff::UP,
+    })
+    .unwrap();
 }
 
 fn status(k: &Kernel, name: &str) -> IfStatus {
-    match k.ioctl(Request::GetIfConf { name: Some(name.into()) }) {
+    match k.ioctl(Request::GetIfConf {
+        name: Some(name.into()),
+    }) {
         Ok(Reply::IfConf(mut v)) => v.remove(0),
         r => panic!("{r:?}"),
     }
@@ -44,13 +54,16 @@ fn role_peer() {
     let go = hear();
     let macs: Vec<[u8; 6]> = go.split_whitespace().skip(1).map(parse_mac).collect();
     let n = macs.len();
-    k.send("shmif0", &frame(BCAST, me, idx, b'B', 0, 60)).unwrap();
+    k.send("shmif0", &frame(BCAST, me, idx, b'B', 0, 60))
+        .unwrap();
     for (j, m) in macs.iter().enumerate() {
         if j != idx as usize {
-            k.send("shmif0", &frame(*m, me, idx, b'U', j as u32, 100 + j)).unwrap();
+            k.send("shmif0", &frame(*m, me, idx, b'U', j as u32, 100 + j))
+                .unwrap();
         }
     }
-    k.send("shmif0", &frame(STRANGER, me, idx, b'S', 0, 60)).unwrap();
+    k.send("shmif0", &frame(STRANGER, me, idx, b'S', 0, 60))
+        .unwrap();
     let expect = 2 * (n - 1);
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -83,8 +96,16 @@ fn peers_exchange_frames() {
         .map(|i| spawn_role("role_peer", &[("BUS", bus.clone()), ("IDX", i.to_string())]))
         .collect();
     let mut lines: Vec<Lines> = kids.iter_mut().map(Lines::new).collect();
-    let macs: Vec<String> =
-        lines.iter_mut().map(|l| l.next().unwrap().strip_prefix("ready ").unwrap().to_string()).collect();
+    let macs: Vec<String> = lines
+        .iter_mut()
+        .map(|l| {
+            l.next()
+                .unwrap()
+                .strip_prefix("ready ")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     let go = format!("go {}\n", macs.join(" "));
     for k in &mut kids {
         k.stdin.as_mut().unwrap().write_all(go.as_bytes()).unwrap();
@@ -114,7 +135,11 @@ fn peers_exchange_frames() {
         // Broadcasts from every other peer, unicasts to this one only,
         // never its own frames nor the stranger's.
         assert_eq!(rx, want, "peer {i}");
-        assert_eq!(counts, format!("{} {}", 2 * (n - 1), n + 1), "peer {i} ipackets opackets");
+        assert_eq!(
+            counts,
+            format!("{} {}", 2 * (n - 1), n + 1),
+            "peer {i} ipackets opackets"
+        );
     }
     for mut k in kids {
         assert!(k.wait().unwrap().success());
@@ -137,7 +162,8 @@ fn role_writer() {
     tell("ready");
     hear();
     for seq in 0..n {
-        port.output(&frame(BCAST, me, id, b'H', seq, size_of(seq, id))).unwrap();
+        port.output(&frame(BCAST, me, id, b'H', seq, size_of(seq, id)))
+            .unwrap();
     }
     tell(&format!("sent {n}"));
 }
@@ -161,7 +187,11 @@ fn writers_hammer_one_bus() {
         .map(|i| {
             spawn_role(
                 "role_writer",
-                &[("BUS", bus_s.clone()), ("ID", i.to_string()), ("N", n.to_string())],
+                &[
+                    ("BUS", bus_s.clone()),
+                    ("ID", i.to_string()),
+                    ("N", n.to_string()),
+                ],
             )
         })
         .collect();
@@ -210,7 +240,10 @@ fn writers_hammer_one_bus() {
     }
     let sent = u64::from(n) * u64::from(writers);
     let total: u64 = got.iter().sum();
-    eprintln!("hammer: got {total}/{sent}, laps {}, lost {} bytes", reader.laps, reader.lost_bytes);
+    eprintln!(
+        "hammer: got {total}/{sent}, laps {}, lost {} bytes",
+        reader.laps, reader.lost_bytes
+    );
     // Every writer's last frame arrived; what is missing was lost to laps.
     assert!(next.iter().all(|&s| s == n), "{next:?}");
     if reader.laps == 0 {
@@ -230,7 +263,10 @@ fn writers_hammer_one_bus() {
             assert!(c.ipackets < sent);
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "kernel reader stuck at {c:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "kernel reader stuck at {c:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -256,7 +292,10 @@ fn lock_of_a_dead_peer_is_stolen() {
     let path = dir.path().join("bus");
     let bus = Bus::attach(&path).unwrap();
     let mut reader = BusReader::at_end(&bus);
-    let mut kid = spawn_role("role_locker", &[("BUS", path.to_str().unwrap().to_string())]);
+    let mut kid = spawn_role(
+        "role_locker",
+        &[("BUS", path.to_str().unwrap().to_string())],
+    );
     assert_eq!(Lines::new(&mut kid).next().as_deref(), Some("locked"));
     assert_eq!(bus.header().lock, 1);
     kid.kill().unwrap(); // SIGKILL between lock and unlock
@@ -265,7 +304,10 @@ fn lock_of_a_dead_peer_is_stolen() {
     let f = frame(BCAST, [2; 6], 9, b'L', 1, 60);
     bus.send(&f, 5).unwrap();
     let waited = t.elapsed();
-    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
     // Released the NetBSD way: the word is 0 again, and the bus works.
     assert_eq!(bus.header().lock, 0);
     let mut buf = vec![0u8; 1514];

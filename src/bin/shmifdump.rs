@@ -35,8 +35,14 @@ fn die(msg: &dyn std::fmt::Display) -> ! {
 
 /// getopt-style: `-hf`, `-p FILE`, `-pFILE`, `-c N`, `--nano`, `--`.
 fn parse_args(args: Vec<String>) -> Opts {
-    let mut o =
-        Opts { header_only: false, follow: false, nano: false, count: None, pcap: None, bus: String::new() };
+    let mut o = Opts {
+        header_only: false,
+        follow: false,
+        nano: false,
+        count: None,
+        pcap: None,
+        bus: String::new(),
+    };
     let mut operands = Vec::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -95,16 +101,28 @@ fn run(o: &Opts) -> Result<(), DumpError> {
     let stderr = std::io::stderr();
     // With the capture on stdout, the text goes to stderr.
     let (text, text_name, pcap): (Box<dyn Write>, &str, _) = match o.pcap.as_deref() {
-        None => (Box::new(BufWriter::with_capacity(1 << 16, stdout)), "stdout", None),
+        None => (
+            Box::new(BufWriter::with_capacity(1 << 16, stdout)),
+            "stdout",
+            None,
+        ),
         Some("-") => {
             let w: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 20, stdout));
-            (Box::new(BufWriter::new(stderr)), "stderr", Some((w, "stdout", o.nano)))
+            (
+                Box::new(BufWriter::new(stderr)),
+                "stderr",
+                Some((w, "stdout", o.nano)),
+            )
         }
         Some(path) => {
-            let f = std::fs::File::create(path)
-                .map_err(|e| DumpError::Write(path.to_string(), e))?;
+            let f =
+                std::fs::File::create(path).map_err(|e| DumpError::Write(path.to_string(), e))?;
             let w: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 20, f));
-            (Box::new(BufWriter::with_capacity(1 << 16, stdout)), "stdout", Some((w, path, o.nano)))
+            (
+                Box::new(BufWriter::with_capacity(1 << 16, stdout)),
+                "stdout",
+                Some((w, path, o.nano)),
+            )
         }
     };
     let mut out = Dumper::new(text, text_name, pcap)?;

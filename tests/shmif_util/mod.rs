@@ -9,7 +9,9 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 pub const TAG: &str = "@@";
 
 pub fn fnv(b: &[u8]) -> u32 {
-    b.iter().fold(0x811c_9dc5u32, |h, &x| (h ^ u32::from(x)).wrapping_mul(0x0100_0193))
+    b.iter().fold(0x811c_9dc5u32, |h, &x| {
+        (h ^ u32::from(x)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// A frame to `dst` from `src`: writer id, kind, seq, filler, checksum.
@@ -40,7 +42,11 @@ pub fn parse(f: &[u8]) -> (u8, u8, u32) {
     assert!(n >= 24, "runt frame of {n} bytes");
     let c = u32::from_le_bytes(f[n - 4..].try_into().unwrap());
     assert_eq!(c, fnv(&f[..n - 4]), "damaged frame");
-    (f[14], f[15], u32::from_le_bytes(f[16..20].try_into().unwrap()))
+    (
+        f[14],
+        f[15],
+        u32::from_le_bytes(f[16..20].try_into().unwrap()),
+    )
 }
 
 /// Frame size for `seq`: varied, so that frames fall across the ring end.
@@ -49,11 +55,17 @@ pub fn size_of(seq: u32, writer: u8) -> usize {
 }
 
 pub fn mac_hex(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub fn parse_mac(s: &str) -> [u8; 6] {
-    let v: Vec<u8> = s.split(':').map(|x| u8::from_str_radix(x, 16).unwrap()).collect();
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
     v.try_into().unwrap()
 }
 

@@ -118,7 +118,11 @@ impl FrameHeaderRepr {
             len: u32_at(b, 0, fmt.swap),
             sec: u32_at(b, 4, fmt.swap),
             usec: u32_at(b, 8, fmt.swap),
-            sender: if fmt.hdr_len >= 24 { u64_at(b, 16, fmt.swap) } else { 0 },
+            sender: if fmt.hdr_len >= 24 {
+                u64_at(b, 16, fmt.swap)
+            } else {
+                0
+            },
         }
     }
 
@@ -142,7 +146,10 @@ pub struct Format {
 
 impl Format {
     /// Version 3, native order: what we write.
-    pub const V3: Format = Format { hdr_len: 24, swap: false };
+    pub const V3: Format = Format {
+        hdr_len: 24,
+        swap: false,
+    };
 }
 
 /// Ring memory. Offsets and lengths passed in are already within the ring;
@@ -182,7 +189,11 @@ fn span(size: u32, off: u32, n: u32) -> (u32, u32, u32, bool) {
     let chunk = n.min(size - off);
     let rest = n - chunk;
     let wrap = off + chunk == size;
-    let next = if rest > 0 { rest } else { (off + chunk) % size.max(1) };
+    let next = if rest > 0 {
+        rest
+    } else {
+        (off + chunk) % size.max(1)
+    };
     (chunk, rest, next, wrap)
 }
 
@@ -207,7 +218,11 @@ pub fn ring_skip(size: u32, off: u32, n: u32) -> (u32, bool) {
 }
 
 /// Read the frame header at `off`.
-pub fn read_header<R: Ring + ?Sized>(ring: &R, fmt: Format, off: u32) -> (FrameHeaderRepr, u32, bool) {
+pub fn read_header<R: Ring + ?Sized>(
+    ring: &R,
+    fmt: Format,
+    off: u32,
+) -> (FrameHeaderRepr, u32, bool) {
     let mut b = [0u8; 24];
     let (next, wrap) = ring_read(ring, off, &mut b[..fmt.hdr_len as usize]);
     (FrameHeaderRepr::parse(&b, fmt), next, wrap)
@@ -288,8 +303,12 @@ impl Bus {
     /// non-empty file that is not a bus is refused with ENOEXEC before
     /// anything is written to it.
     pub fn attach(path: &Path) -> Result<Bus, Errno> {
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).mode(0o644).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o644)
+            .open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(not_a_bus());
@@ -344,7 +363,12 @@ impl Bus {
 
     fn map(path: &Path, file: File, len: usize) -> Result<Bus, Errno> {
         let map = MmapOptions::new().len(len).map_raw(&file)?;
-        Ok(Bus { path: path.to_path_buf(), file, map, size: (len - HEADER_LEN) as u32 })
+        Ok(Bus {
+            path: path.to_path_buf(),
+            file,
+            map,
+            size: (len - HEADER_LEN) as u32,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -391,13 +415,23 @@ impl Bus {
     /// Whether the file still has the size we mapped: a bus truncated under
     /// us must not be touched (the mapping would fault).
     pub fn intact(&self) -> bool {
-        self.file.metadata().is_ok_and(|m| m.len() >= self.size as u64 + HEADER_LEN as u64)
+        self.file
+            .metadata()
+            .is_ok_and(|m| m.len() >= self.size as u64 + HEADER_LEN as u64)
     }
 
     fn try_lock(&self, from: u32) -> bool {
         self.word(field::LOCK)
-            .compare_exchange(from, if from == 0 { 1 } else { from.wrapping_add(1).max(1) },
-                Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                from,
+                if from == 0 {
+                    1
+                } else {
+                    from.wrapping_add(1).max(1)
+                },
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .is_ok()
     }
 
@@ -413,7 +447,11 @@ impl Bus {
         }
         let mut tries = 0u32;
         let mut since = Instant::now();
-        let mut seen = (self.gen_word().load(Ordering::Relaxed), self.word(field::LAST).load(Ordering::Relaxed), self.word(field::LOCK).load(Ordering::Relaxed));
+        let mut seen = (
+            self.gen_word().load(Ordering::Relaxed),
+            self.word(field::LAST).load(Ordering::Relaxed),
+            self.word(field::LOCK).load(Ordering::Relaxed),
+        );
         loop {
             if self.try_lock(0) {
                 return BusGuard { bus: self };
@@ -429,7 +467,11 @@ impl Bus {
             }
             tries = 0;
             std::thread::sleep(Duration::from_millis(1));
-            let now = (self.gen_word().load(Ordering::Relaxed), self.word(field::LAST).load(Ordering::Relaxed), self.word(field::LOCK).load(Ordering::Relaxed));
+            let now = (
+                self.gen_word().load(Ordering::Relaxed),
+                self.word(field::LAST).load(Ordering::Relaxed),
+                self.word(field::LOCK).load(Ordering::Relaxed),
+            );
             if now != seen || now.2 == 0 {
                 seen = now;
                 since = Instant::now();
@@ -490,20 +532,37 @@ impl Bus {
         self.ring().copy_in(off, &src[..chunk as usize]);
         if rest > 0 {
             self.advance_first(first, 0, rest);
-            self.ring().copy_in(0, &src[chunk as usize..(chunk + rest) as usize]);
+            self.ring()
+                .copy_in(0, &src[chunk as usize..(chunk + rest) as usize]);
         }
         (next, filled)
     }
 
     /// Put one frame on the bus (lock held by `g`). `frame` must be
     /// 14..=1514 bytes: the caller checks, NetBSD peers crash on longer ones.
-    pub fn write_frame(&self, _g: &BusGuard<'_>, frame: &[u8], sender: u64, (sec, usec): (u32, u32)) {
+    pub fn write_frame(
+        &self,
+        _g: &BusGuard<'_>,
+        frame: &[u8],
+        sender: u64,
+        (sec, usec): (u32, u32),
+    ) {
         debug_assert!((MIN_FRAME..=MAX_FRAME).contains(&frame.len()));
         let frame = &frame[..frame.len().min(MAX_FRAME)];
         let ring = self.ring();
-        let last = next_pkt_off(&ring, Format::V3, self.word(field::LAST).load(Ordering::Relaxed));
+        let last = next_pkt_off(
+            &ring,
+            Format::V3,
+            self.word(field::LAST).load(Ordering::Relaxed),
+        );
         self.word(field::LAST).store(last, Ordering::Relaxed);
-        let hdr = FrameHeaderRepr { len: frame.len() as u32, sec, usec, sender }.emit();
+        let hdr = FrameHeaderRepr {
+            len: frame.len() as u32,
+            sec,
+            usec,
+            sender,
+        }
+        .emit();
         let mut first = self.word(field::FIRST).load(Ordering::Relaxed);
         let (data, w1) = self.bus_write(&mut first, last, &hdr);
         let (_, w2) = self.bus_write(&mut first, data, frame);
@@ -516,7 +575,11 @@ impl Bus {
     /// after a batch.
     pub fn send(&self, frame: &[u8], sender: u64) -> Result<(), Errno> {
         if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
-            return Err(if frame.len() > MAX_FRAME { Errno::EMSGSIZE } else { Errno::EINVAL });
+            return Err(if frame.len() > MAX_FRAME {
+                Errno::EMSGSIZE
+            } else {
+                Errno::EINVAL
+            });
         }
         let ts = timestamp();
         let g = self.lock();
@@ -527,7 +590,8 @@ impl Bus {
     /// The wakeup write: the version word, through the file, so that every
     /// reader's inotify watch fires. It is also what sets the version.
     pub fn wakeup(&self) -> Result<(), Errno> {
-        self.file.write_at(&VERSION.to_ne_bytes(), field::VERSION as u64)?;
+        self.file
+            .write_at(&VERSION.to_ne_bytes(), field::VERSION as u64)?;
         Ok(())
     }
 
@@ -554,7 +618,9 @@ impl Bus {
 /// The sender's clock for frame headers: wall time, so that captures show
 /// real times (NetBSD kernels write their uptime here).
 pub fn timestamp() -> (u32, u32) {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs() as u32, d.subsec_micros())
 }
 
@@ -618,7 +684,11 @@ impl BusReader {
     pub fn at_newest(bus: &Bus) -> BusReader {
         let _g = bus.lock();
         let h = bus.header();
-        BusReader { nextpacket: h.last, devgen: h.generation, ..BusReader::default() }
+        BusReader {
+            nextpacket: h.last,
+            devgen: h.generation,
+            ..BusReader::default()
+        }
     }
 
     /// Start after the newest frame: only frames written from now on.
@@ -660,7 +730,12 @@ impl BusReader {
 
     /// Take the next frame off the bus into `buf` (at least 1514 bytes).
     /// `want` sees the header first; refusing it skips the payload copy.
-    pub fn recv(&mut self, bus: &Bus, buf: &mut [u8], want: impl FnOnce(&FrameHeaderRepr) -> bool) -> Recv {
+    pub fn recv(
+        &mut self,
+        bus: &Bus,
+        buf: &mut [u8],
+        want: impl FnOnce(&FrameHeaderRepr) -> bool,
+    ) -> Recv {
         let size = bus.size;
         let ring = bus.ring();
         let g = bus.lock();
@@ -676,16 +751,26 @@ impl BusReader {
             let abs = |g: u64, off: u32| u128::from(g) * u128::from(size) + u128::from(off);
             let from = abs(self.devgen, self.nextpacket.min(size));
             self.nextpacket = h.first;
-            self.devgen = if h.first > h.last { h.generation.wrapping_sub(1) } else { h.generation };
+            self.devgen = if h.first > h.last {
+                h.generation.wrapping_sub(1)
+            } else {
+                h.generation
+            };
             let lost = abs(self.devgen, h.first).saturating_sub(from);
             self.laps += 1;
-            self.lost_bytes = self.lost_bytes.saturating_add(lost.min(u128::from(u64::MAX)) as u64);
+            self.lost_bytes = self
+                .lost_bytes
+                .saturating_add(lost.min(u128::from(u64::MAX)) as u64);
         }
         let (fh, data, w1) = read_header(&ring, Format::V3, self.nextpacket);
         let len = fh.len as usize;
         if len > MAX_FRAME || len > buf.len() {
             let (laps, lost_bytes) = (self.laps, self.lost_bytes);
-            *self = BusReader { laps, lost_bytes, ..BusReader::after(bus, &g) };
+            *self = BusReader {
+                laps,
+                lost_bytes,
+                ..BusReader::after(bus, &g)
+            };
             return Recv::Garbage;
         }
         let copy = len >= MIN_FRAME && want(&fh);
@@ -736,7 +821,12 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let h = FrameHeaderRepr { len: 60, sec: 1, usec: 2, sender: 0x1122_3344_5566_7788 };
+        let h = FrameHeaderRepr {
+            len: 60,
+            sec: 1,
+            usec: 2,
+            sender: 0x1122_3344_5566_7788,
+        };
         let b = h.emit();
         assert_eq!(FrameHeaderRepr::parse(&b, Format::V3), h);
         let mut s = b;
@@ -744,7 +834,16 @@ mod tests {
             s[f].reverse();
         }
         s[16..24].reverse();
-        assert_eq!(FrameHeaderRepr::parse(&s, Format { hdr_len: 24, swap: true }), h);
+        assert_eq!(
+            FrameHeaderRepr::parse(
+                &s,
+                Format {
+                    hdr_len: 24,
+                    swap: true
+                }
+            ),
+            h
+        );
     }
 
     /// A frame of `len` bytes carrying `seq` and a checksum of itself.
@@ -776,7 +875,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::attach(&dir.path().join("bus")).unwrap();
         let h = bus.header();
-        assert_eq!((h.magic, h.version, h.generation, h.first, h.last), (MAGIC, 0, 0, DATASIZE, 0));
+        assert_eq!(
+            (h.magic, h.version, h.generation, h.first, h.last),
+            (MAGIC, 0, 0, DATASIZE, 0)
+        );
         bus.send(&test_frame(0, 60), 7).unwrap();
         bus.wakeup().unwrap();
         let h = bus.header();
@@ -861,7 +963,10 @@ mod tests {
         bus.send(&test_frame(2, 100), 43).unwrap();
         let mut buf = vec![0u8; MAX_FRAME];
         assert_eq!(r.recv(&bus, &mut buf, |h| h.sender != 42), Recv::Skipped);
-        assert!(matches!(r.recv(&bus, &mut buf, |h| h.sender != 42), Recv::Frame { .. }));
+        assert!(matches!(
+            r.recv(&bus, &mut buf, |h| h.sender != 42),
+            Recv::Frame { .. }
+        ));
         assert_eq!(seq_of(&buf[..100]), 2);
         assert_eq!(r.recv(&bus, &mut buf, |_| true), Recv::Empty);
     }

@@ -33,7 +33,11 @@ pub enum DumpError {
 
 /// C's `%#x`: `0` for zero, else `0x…`.
 fn alt_hex(v: u32) -> String {
-    if v == 0 { "0".into() } else { format!("{v:#x}") }
+    if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    }
 }
 
 impl fmt::Display for DumpError {
@@ -44,7 +48,12 @@ impl fmt::Display for DumpError {
                 write!(f, "{p} not a shmif bus: truncated to {n} bytes")
             }
             DumpError::BadMagic(p, m) => {
-                write!(f, "{p} not a shmif bus: bad magic {} != {}", alt_hex(*m), alt_hex(MAGIC))
+                write!(
+                    f,
+                    "{p} not a shmif bus: bad magic {} != {}",
+                    alt_hex(*m),
+                    alt_hex(MAGIC)
+                )
             }
             DumpError::Version(v) => write!(f, "Unhandled bus version {v}, program {VERSION}"),
             DumpError::Corrupt(p, why) => write!(f, "{p}: corrupt bus: {why}"),
@@ -89,7 +98,10 @@ pub fn parse_image(path: &str, img: &[u8]) -> Result<(BusHeaderRepr, Format), Du
     if h.version != 2 && h.version != 3 {
         return Err(DumpError::Version(h.version));
     }
-    let fmt = Format { hdr_len: frame_header_len(h.version), swap };
+    let fmt = Format {
+        hdr_len: frame_header_len(h.version),
+        swap,
+    };
     // A ring must hold at least a header and the longest frame twice over
     // (NetBSD's reads are bounded by half a ring).
     let ring = (img.len() - HEADER_LEN) as u64;
@@ -125,7 +137,13 @@ impl<'a> Dumper<'a> {
                 name.to_string(),
             )),
         };
-        Ok(Dumper { text, text_name: text_name.into(), pcap, printed: 0, limit: None })
+        Ok(Dumper {
+            text,
+            text_name: text_name.into(),
+            pcap,
+            printed: 0,
+            limit: None,
+        })
     }
 
     pub fn done(&self) -> bool {
@@ -141,7 +159,14 @@ impl<'a> Dumper<'a> {
     }
 
     /// One frame: its line and its capture record (payload in pieces).
-    pub fn frame(&mut self, off: u32, len: u32, sec: u32, usec: u32, parts: &[&[u8]]) -> Result<(), DumpError> {
+    pub fn frame(
+        &mut self,
+        off: u32,
+        len: u32,
+        sec: u32,
+        usec: u32,
+        parts: &[&[u8]],
+    ) -> Result<(), DumpError> {
         let r = writeln!(
             self.text,
             "packet {}, offset 0x{:04x}, length 0x{:04x}, ts {}/{:06}",
@@ -149,7 +174,8 @@ impl<'a> Dumper<'a> {
         );
         r.map_err(|e| self.text_err(e))?;
         if let Some((p, name)) = &mut self.pcap {
-            p.record(sec, usec, parts).map_err(|e| DumpError::Write(name.clone(), e))?;
+            p.record(sec, usec, parts)
+                .map_err(|e| DumpError::Write(name.clone(), e))?;
         }
         self.printed += 1;
         Ok(())
@@ -160,7 +186,9 @@ impl<'a> Dumper<'a> {
     }
 
     pub fn flush(&mut self) -> Result<(), DumpError> {
-        self.text.flush().map_err(|e| DumpError::Write(self.text_name.clone(), e))?;
+        self.text
+            .flush()
+            .map_err(|e| DumpError::Write(self.text_name.clone(), e))?;
         if let Some((p, name)) = &mut self.pcap {
             p.flush().map_err(|e| DumpError::Write(name.clone(), e))?;
         }
@@ -170,7 +198,12 @@ impl<'a> Dumper<'a> {
 
 /// shmif_dumpbus on an image of a whole bus file: the header line, and
 /// unless `header_only` every frame from `first` to `last`.
-pub fn dump_image(path: &str, img: &[u8], header_only: bool, out: &mut Dumper) -> Result<(), DumpError> {
+pub fn dump_image(
+    path: &str,
+    img: &[u8],
+    header_only: bool,
+    out: &mut Dumper,
+) -> Result<(), DumpError> {
     let (h, fmt) = parse_image(path, img)?;
     out.line(&header_line(&h))?;
     if header_only {
@@ -183,7 +216,13 @@ pub fn dump_image(path: &str, img: &[u8], header_only: bool, out: &mut Dumper) -
 /// position is at most `last`, or the ring has not been wrapped yet when
 /// `last` is behind `first`. Bounded: it ends after the frame at `last`
 /// and never covers more than two rings, whatever the image holds.
-fn walk(path: &str, ring: &[u8], h: &BusHeaderRepr, fmt: Format, out: &mut Dumper) -> Result<(), DumpError> {
+fn walk(
+    path: &str,
+    ring: &[u8],
+    h: &BusHeaderRepr,
+    fmt: Format,
+    out: &mut Dumper,
+) -> Result<(), DumpError> {
     let size = ring.size();
     let corrupt = |why: String| DumpError::Corrupt(path.into(), why);
     if h.first > size || h.last >= size {
@@ -202,7 +241,10 @@ fn walk(path: &str, ring: &[u8], h: &BusHeaderRepr, fmt: Format, out: &mut Dumpe
             bonus = false;
         }
         if u64::from(fh.len) + u64::from(fmt.hdr_len) >= u64::from(size / 2) {
-            return Err(corrupt(format!("frame at 0x{at:04x} has length 0x{:04x}", fh.len)));
+            return Err(corrupt(format!(
+                "frame at 0x{at:04x} has length 0x{:04x}",
+                fh.len
+            )));
         }
         walked += u64::from(fmt.hdr_len) + u64::from(fh.len);
         if walked > 2 * u64::from(size) {
@@ -280,7 +322,10 @@ pub fn follow(
     let mut laps = reader.laps;
     while !out.done() && !stop.load(Ordering::Relaxed) {
         if !bus.intact() {
-            return Err(DumpError::Truncated(name, bus.file().metadata().map_or(0, |m| m.len())));
+            return Err(DumpError::Truncated(
+                name,
+                bus.file().metadata().map_or(0, |m| m.len()),
+            ));
         }
         match reader.recv(&bus, &mut buf, |_| true) {
             Recv::Frame { hdr, off } => {
@@ -298,7 +343,10 @@ pub fn follow(
         }
     }
     out.flush()?;
-    Ok(FollowStats { laps: reader.laps, lost_bytes: reader.lost_bytes })
+    Ok(FollowStats {
+        laps: reader.laps,
+        lost_bytes: reader.lost_bytes,
+    })
 }
 
 /// An inotify watch for IN_MODIFY on a bus file, the way peers are woken.
@@ -336,7 +384,8 @@ impl Watch {
     pub fn wait(&self, timeout: Duration) {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let mut fds = [PollFd::new(self.ino.as_fd(), PollFlags::POLLIN)];
-        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32)
+            .unwrap_or(PollTimeout::MAX);
         let _ = poll(&mut fds, ms);
         self.drain();
     }
@@ -351,7 +400,13 @@ mod tests {
         assert_eq!(alt_hex(0), "0");
         assert_eq!(alt_hex(MAGIC), "0xca11d054");
         let e = DumpError::BadMagic("b".into(), 0);
-        assert_eq!(e.to_string(), "b not a shmif bus: bad magic 0 != 0xca11d054");
-        assert_eq!(DumpError::Version(0).to_string(), "Unhandled bus version 0, program 3");
+        assert_eq!(
+            e.to_string(),
+            "b not a shmif bus: bad magic 0 != 0xca11d054"
+        );
+        assert_eq!(
+            DumpError::Version(0).to_string(),
+            "Unhandled bus version 0, program 3"
+        );
     }
 }

@@ -137,8 +137,15 @@ impl Driver for Shmif {
             sender: self.sender,
             link_up: self.link_up.clone(),
         })));
-        self.attached = Some(Attached { bus, linkstr: path.to_string() });
-        let state = if self.media_none { LinkState::Down } else { LinkState::Up };
+        self.attached = Some(Attached {
+            bus,
+            linkstr: path.to_string(),
+        });
+        let state = if self.media_none {
+            LinkState::Down
+        } else {
+            LinkState::Up
+        };
         self.set_link(ifs, state);
         Ok(())
     }
@@ -149,7 +156,12 @@ impl Driver for Shmif {
 
     fn media(&self, ifs: &IfState) -> Option<IfMedia> {
         Some(IfMedia {
-            current: if self.media_none { MEDIA_NONE } else { MEDIA_AUTO }.to_string(),
+            current: if self.media_none {
+                MEDIA_NONE
+            } else {
+                MEDIA_AUTO
+            }
+            .to_string(),
             active: Some(ifs.link_state == LinkState::Up),
             supported: vec![MEDIA_AUTO.to_string(), MEDIA_NONE.to_string()],
         })
@@ -232,7 +244,10 @@ impl Waker {
                 }
             })
             .map_err(Errno::from)?;
-        Ok(Waker { shared, thread: Some(thread) })
+        Ok(Waker {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     fn kick(&self) {
@@ -307,7 +322,11 @@ fn rx_loop(
     while !stop.load(Relaxed) {
         // A bus shrunk under us would fault the mapping: do not touch it.
         if !bus.intact() {
-            warn_limited(&format!("{}: bus {} truncated, not reading it", port.name, bus.path().display()));
+            warn_limited(&format!(
+                "{}: bus {} truncated, not reading it",
+                port.name,
+                bus.path().display()
+            ));
             watch.wait(RX_POLL);
             continue;
         }
@@ -337,11 +356,19 @@ fn rx_loop(
                 }
                 Recv::Garbage => {
                     port.counters.ierrors.fetch_add(1, Relaxed);
-                    warn_limited(&format!("{}: garbage frame on bus {}, skipped", port.name, bus.path().display()));
+                    warn_limited(&format!(
+                        "{}: garbage frame on bus {}, skipped",
+                        port.name,
+                        bus.path().display()
+                    ));
                 }
                 Recv::Corrupt => {
                     port.counters.ierrors.fetch_add(1, Relaxed);
-                    warn_limited(&format!("{}: bus {} header corrupt", port.name, bus.path().display()));
+                    warn_limited(&format!(
+                        "{}: bus {} header corrupt",
+                        port.name,
+                        bus.path().display()
+                    ));
                     break;
                 }
                 Recv::Empty => break,
@@ -361,22 +388,33 @@ mod tests {
     use crate::ioctl::{IfStatus, Reply, Request};
 
     fn status(k: &Kernel, name: &str) -> IfStatus {
-        match k.ioctl(Request::GetIfConf { name: Some(name.into()) }) {
+        match k.ioctl(Request::GetIfConf {
+            name: Some(name.into()),
+        }) {
             Ok(Reply::IfConf(mut v)) => v.remove(0),
             r => panic!("{r:?}"),
         }
     }
 
     fn linkstr(k: &Kernel, name: &str, l: Option<&str>) -> Result<Reply, Errno> {
-        k.ioctl(Request::SetLinkStr { name: name.into(), linkstr: l.map(String::from) })
+        k.ioctl(Request::SetLinkStr {
+            name: name.into(),
+            linkstr: l.map(String::from),
+        })
     }
 
     fn flags(k: &Kernel, name: &str, f: u32) -> Result<Reply, Errno> {
-        k.ioctl(Request::SetIfFlags { name: name.into(), flags: f })
+        k.ioctl(Request::SetIfFlags {
+            name: name.into(),
+            flags: f,
+        })
     }
 
     fn media(k: &Kernel, name: &str, m: &str) -> Result<Reply, Errno> {
-        k.ioctl(Request::SetIfMedia { name: name.into(), media: m.into() })
+        k.ioctl(Request::SetIfMedia {
+            name: name.into(),
+            media: m.into(),
+        })
     }
 
     #[test]
@@ -385,7 +423,10 @@ mod tests {
         let path = dir.path().join("bus");
         let p = path.to_str().unwrap();
         let k = Kernel::new(KernelEnv::default());
-        k.ioctl(Request::IfCreate { name: "shmif0".into() }).unwrap();
+        k.ioctl(Request::IfCreate {
+            name: "shmif0".into(),
+        })
+        .unwrap();
         let s = status(&k, "shmif0");
         assert_eq!(s.flags, 0x8802);
         assert_eq!(s.mtu, 1500);
@@ -394,7 +435,10 @@ mod tests {
         assert_eq!(s.linkstr, None);
         assert_eq!(flags(&k, "shmif0", iff::UP), Err(Errno::ENXIO));
         linkstr(&k, "shmif0", Some(p)).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), bus::BUS_SIZE as u64);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            bus::BUS_SIZE as u64
+        );
         let s = status(&k, "shmif0");
         assert_eq!(s.linkstr.as_deref(), Some(p));
         assert_eq!(s.link_state, LinkState::Up);
@@ -422,7 +466,10 @@ mod tests {
         linkstr(&k, "shmif0", Some(p)).unwrap();
         flags(&k, "shmif0", iff::UP).unwrap();
         // Destroy while up.
-        k.ioctl(Request::IfDestroy { name: "shmif0".into() }).unwrap();
+        k.ioctl(Request::IfDestroy {
+            name: "shmif0".into(),
+        })
+        .unwrap();
         assert!(k.port("shmif0").is_none());
     }
 
@@ -432,7 +479,10 @@ mod tests {
         let path = dir.path().join("precious");
         std::fs::write(&path, b"my thesis, chapter 1").unwrap();
         let k = Kernel::new(KernelEnv::default());
-        k.ioctl(Request::IfCreate { name: "shmif0".into() }).unwrap();
+        k.ioctl(Request::IfCreate {
+            name: "shmif0".into(),
+        })
+        .unwrap();
         assert_eq!(linkstr(&k, "shmif0", path.to_str()), Err(Errno::ENOEXEC));
         assert_eq!(std::fs::read(&path).unwrap(), b"my thesis, chapter 1");
         assert_eq!(Errno::ENOEXEC.to_string(), "Exec format error");
@@ -461,7 +511,10 @@ mod tests {
         let mut rxs = Vec::new();
         let mut macs = Vec::new();
         for k in &ks {
-            k.ioctl(Request::IfCreate { name: "shmif0".into() }).unwrap();
+            k.ioctl(Request::IfCreate {
+                name: "shmif0".into(),
+            })
+            .unwrap();
             linkstr(k, "shmif0", p.to_str()).unwrap();
             flags(k, "shmif0", iff::UP).unwrap();
             rxs.push(k.listen("shmif0").unwrap());
@@ -470,7 +523,9 @@ mod tests {
         let bcast = [0xff; 6];
         ks[0].send("shmif0", &frame(bcast, macs[0], 1)).unwrap();
         ks[0].send("shmif0", &frame(macs[1], macs[0], 2)).unwrap();
-        ks[0].send("shmif0", &frame([0xb2, 0xa0, 9, 9, 9, 9], macs[0], 3)).unwrap();
+        ks[0]
+            .send("shmif0", &frame([0xb2, 0xa0, 9, 9, 9, 9], macs[0], 3))
+            .unwrap();
         ks[1].send("shmif0", &frame(macs[0], macs[1], 4)).unwrap();
         let t = Duration::from_secs(5);
         assert_eq!(rxs[1].recv_timeout(t).unwrap()[14], 1);
@@ -485,8 +540,13 @@ mod tests {
         assert_eq!(s1.data.opackets, 1);
         // Promiscuous: the stranger's frame arrives too.
         flags(&ks[1], "shmif0", iff::UP | iff::PROMISC).ok();
-        ks[1].port("shmif0").unwrap().set_flags(iff::UP | iff::RUNNING | iff::PROMISC);
-        ks[0].send("shmif0", &frame([0xb2, 0xa0, 9, 9, 9, 9], macs[0], 5)).unwrap();
+        ks[1]
+            .port("shmif0")
+            .unwrap()
+            .set_flags(iff::UP | iff::RUNNING | iff::PROMISC);
+        ks[0]
+            .send("shmif0", &frame([0xb2, 0xa0, 9, 9, 9, 9], macs[0], 5))
+            .unwrap();
         assert_eq!(rxs[1].recv_timeout(t).unwrap()[14], 5);
     }
 }
