@@ -307,6 +307,7 @@ impl Bus {
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o644)
             .open(path)?;
         let meta = file.metadata()?;
@@ -914,10 +915,10 @@ mod tests {
                 }
             }
             // The slow reader takes one frame now and then.
-            if seq % 50 == 0 {
-                if let Recv::Frame { hdr, .. } = slow.recv(&bus, &mut buf, |_| true) {
-                    slow_got.push(seq_of(&buf[..hdr.len as usize]));
-                }
+            if seq % 50 == 0
+                && let Recv::Frame { hdr, .. } = slow.recv(&bus, &mut buf, |_| true)
+            {
+                slow_got.push(seq_of(&buf[..hdr.len as usize]));
             }
         }
         assert_eq!(next_fast, total);

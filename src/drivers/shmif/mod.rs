@@ -251,10 +251,10 @@ impl Waker {
     }
 
     fn kick(&self) {
-        if !self.shared.pending.swap(true, SeqCst) {
-            if let Some(t) = &self.thread {
-                t.thread().unpark();
-            }
+        if !self.shared.pending.swap(true, SeqCst)
+            && let Some(t) = &self.thread
+        {
+            t.thread().unpark();
         }
     }
 }
