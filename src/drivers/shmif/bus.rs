@@ -588,6 +588,21 @@ impl Bus {
         Ok(())
     }
 
+    /// Put several frames on the bus under one hold of the lock (peers wait
+    /// a few microseconds longer, the lock changes hands far less often).
+    /// All frames must be 14..=1514 bytes, else nothing is sent.
+    pub fn send_batch(&self, frames: &[&[u8]], sender: u64) -> Result<(), Errno> {
+        if let Some(f) = frames.iter().find(|f| !(MIN_FRAME..=MAX_FRAME).contains(&f.len())) {
+            return Err(if f.len() > MAX_FRAME { Errno::EMSGSIZE } else { Errno::EINVAL });
+        }
+        let ts = timestamp();
+        let g = self.lock();
+        for f in frames {
+            self.write_frame(&g, f, sender, ts);
+        }
+        Ok(())
+    }
+
     /// The wakeup write: the version word, through the file, so that every
     /// reader's inotify watch fires. It is also what sets the version.
     pub fn wakeup(&self) -> Result<(), Errno> {
@@ -729,26 +744,14 @@ impl BusReader {
         u64::from(h.first) <= dev && dev <= lastoff
     }
 
-    /// Take the next frame off the bus into `buf` (at least 1514 bytes).
-    /// `want` sees the header first; refusing it skips the payload copy.
-    pub fn recv(
-        &mut self,
-        bus: &Bus,
-        buf: &mut [u8],
-        want: impl FnOnce(&FrameHeaderRepr) -> bool,
-    ) -> Recv {
+    /// With the lock held and the header `h` read: find the next frame,
+    /// recovering from a lap. Does not move past it (see `passed`).
+    fn next_locked(&mut self, bus: &Bus, g: &BusGuard<'_>, h: &BusHeaderRepr, lastoff: u32) -> Step {
         let size = bus.size;
-        let ring = bus.ring();
-        let g = bus.lock();
-        let h = bus.header();
-        if h.first > size || h.last > size {
-            return Recv::Corrupt;
-        }
-        let lastoff = next_pkt_off(&ring, Format::V3, h.last);
         if h.generation == self.devgen && lastoff == self.nextpacket {
-            return Recv::Empty;
+            return Step::Empty;
         }
-        if self.nextpacket > size || !self.still_valid(&h, lastoff, size) {
+        if self.nextpacket > size || !self.still_valid(h, lastoff, size) {
             let abs = |g: u64, off: u32| u128::from(g) * u128::from(size) + u128::from(off);
             let from = abs(self.devgen, self.nextpacket.min(size));
             self.nextpacket = h.first;
@@ -763,35 +766,166 @@ impl BusReader {
                 .lost_bytes
                 .saturating_add(lost.min(u128::from(u64::MAX)) as u64);
         }
-        let (fh, data, w1) = read_header(&ring, Format::V3, self.nextpacket);
-        let len = fh.len as usize;
-        if len > MAX_FRAME || len > buf.len() {
+        let (hdr, data, wrap) = read_header(&bus.ring(), Format::V3, self.nextpacket);
+        if hdr.len as usize > MAX_FRAME {
+            // Nothing after an impossible length can be trusted: go on
+            // from the newest frame, as every peer's writer will.
             let (laps, lost_bytes) = (self.laps, self.lost_bytes);
             *self = BusReader {
                 laps,
                 lost_bytes,
-                ..BusReader::after(bus, &g)
+                ..BusReader::after(bus, g)
             };
-            return Recv::Garbage;
+            return Step::Garbage;
         }
-        let copy = len >= MIN_FRAME && want(&fh);
-        let (next, w2) = if copy {
-            ring_read(&ring, data, &mut buf[..len])
-        } else {
-            ring_skip(size, data, fh.len)
-        };
-        drop(g);
+        Step::Frame { hdr, data, wrap }
+    }
+
+    /// Move past the frame just read: `next` and whether the header or
+    /// the payload reached the end of the ring.
+    fn passed(&mut self, next: u32, wrap: bool) {
         self.nextpacket = next;
-        if w1 || w2 {
+        if wrap {
             self.devgen = self.devgen.wrapping_add(1);
         }
+    }
+
+    /// Lock and read the header, or say why the bus cannot be read.
+    fn begin<'b>(&self, bus: &'b Bus) -> Result<(BusGuard<'b>, BusHeaderRepr, u32), Recv> {
+        let g = bus.lock();
+        let h = bus.header();
+        if h.first > bus.size || h.last > bus.size {
+            return Err(Recv::Corrupt);
+        }
+        let lastoff = next_pkt_off(&bus.ring(), Format::V3, h.last);
+        Ok((g, h, lastoff))
+    }
+
+    /// Take the next frame off the bus into `buf` (at least 1514 bytes).
+    /// `want` sees the header first; refusing it skips the payload copy.
+    pub fn recv(
+        &mut self,
+        bus: &Bus,
+        buf: &mut [u8],
+        want: impl FnOnce(&FrameHeaderRepr) -> bool,
+    ) -> Recv {
+        let (g, h, lastoff) = match self.begin(bus) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let (hdr, data, w1) = match self.next_locked(bus, &g, &h, lastoff) {
+            Step::Empty => return Recv::Empty,
+            Step::Garbage => return Recv::Garbage,
+            Step::Frame { hdr, data, wrap } => (hdr, data, wrap),
+        };
+        let len = hdr.len as usize;
+        let copy = len >= MIN_FRAME && len <= buf.len() && want(&hdr);
+        let (next, w2) = if copy {
+            ring_read(&bus.ring(), data, &mut buf[..len])
+        } else {
+            ring_skip(bus.size, data, hdr.len)
+        };
+        drop(g);
+        self.passed(next, w1 || w2);
         if copy {
-            Recv::Frame { hdr: fh, off: data }
+            Recv::Frame { hdr, off: data }
         } else if len > 0 && len < MIN_FRAME {
             Recv::Runt
         } else {
             Recv::Skipped
         }
+    }
+
+    /// Take every new frame (up to `batch`'s limits) under one hold of the
+    /// lock: fewer lock handoffs with the writers, one copy per frame.
+    /// Returns what ended the batch: `Empty` when the ring was drained,
+    /// `Corrupt` or `Garbage` as [`BusReader::recv`] does, `Skipped` when
+    /// the batch filled up (call again).
+    pub fn recv_batch(
+        &mut self,
+        bus: &Bus,
+        batch: &mut Batch,
+        mut want: impl FnMut(&FrameHeaderRepr) -> bool,
+    ) -> Recv {
+        batch.clear();
+        let (g, h, lastoff) = match self.begin(bus) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        while batch.frames.len() < batch.max_frames && batch.used + MAX_FRAME <= batch.data.len() {
+            let (hdr, data, w1) = match self.next_locked(bus, &g, &h, lastoff) {
+                Step::Empty => return Recv::Empty,
+                Step::Garbage => return Recv::Garbage,
+                Step::Frame { hdr, data, wrap } => (hdr, data, wrap),
+            };
+            let len = hdr.len as usize;
+            let (next, w2) = if len >= MIN_FRAME && want(&hdr) {
+                let at = batch.used;
+                let r = ring_read(&bus.ring(), data, &mut batch.data[at..at + len]);
+                batch.frames.push(BatchFrame { hdr, off: data, at });
+                batch.used += len;
+                r
+            } else {
+                if len > 0 && len < MIN_FRAME {
+                    batch.runts += 1;
+                }
+                ring_skip(bus.size, data, hdr.len)
+            };
+            self.passed(next, w1 || w2);
+        }
+        Recv::Skipped
+    }
+}
+
+enum Step {
+    Empty,
+    Garbage,
+    Frame { hdr: FrameHeaderRepr, data: u32, wrap: bool },
+}
+
+/// One frame of a [`Batch`].
+#[derive(Clone, Copy, Debug)]
+pub struct BatchFrame {
+    pub hdr: FrameHeaderRepr,
+    /// Ring offset of the frame's first byte.
+    pub off: u32,
+    /// Where it is in the batch's data.
+    pub at: usize,
+}
+
+/// Frames copied out of the ring in one lock hold; reused, so that reading
+/// allocates nothing once it is made.
+pub struct Batch {
+    data: Vec<u8>,
+    used: usize,
+    pub frames: Vec<BatchFrame>,
+    max_frames: usize,
+    /// Frames under 14 bytes stepped over in this batch.
+    pub runts: u32,
+}
+
+impl Batch {
+    /// Room for `max_frames` frames of up to 1514 bytes.
+    pub fn new(max_frames: usize) -> Batch {
+        let max_frames = max_frames.max(1);
+        Batch {
+            data: vec![0; max_frames * MAX_FRAME],
+            used: 0,
+            frames: Vec::with_capacity(max_frames),
+            max_frames,
+            runts: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.used = 0;
+        self.frames.clear();
+        self.runts = 0;
+    }
+
+    /// The bytes of frame `f`.
+    pub fn frame(&self, f: &BatchFrame) -> &[u8] {
+        &self.data[f.at..f.at + f.hdr.len as usize]
     }
 }
 

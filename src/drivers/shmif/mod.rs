@@ -15,7 +15,7 @@ use crate::cloner::{IfClone, KernelEnv};
 use crate::ifnet::{Driver, IfState, IfType};
 use crate::ioctl::{Errno, IfMedia, LinkState, iff};
 use crate::port::{Port, Transmit, is_multicast};
-use bus::{Bus, BusReader, MAX_FRAME, Recv};
+use bus::{Batch, Bus, BusReader, Recv};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,9 @@ const MEDIA_NONE: &str = "Ethernet none";
 /// How long the receive thread sleeps without an inotify event before it
 /// looks at the ring anyway.
 const RX_POLL: Duration = Duration::from_millis(100);
+
+/// Frames the receive thread copies out per hold of the bus lock.
+const RX_BATCH: usize = 32;
 
 pub struct ShmifClone;
 
@@ -317,7 +320,7 @@ fn rx_loop(
     mut reader: BusReader,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut buf = vec![0u8; MAX_FRAME];
+    let mut batch = Batch::new(RX_BATCH);
     let mut laps = reader.laps;
     while !stop.load(Relaxed) {
         // A bus shrunk under us would fault the mapping: do not touch it.
@@ -331,29 +334,28 @@ fn rx_loop(
             continue;
         }
         loop {
-            let r = reader.recv(bus, &mut buf, |h| h.sender != sender);
+            let r = reader.recv_batch(bus, &mut batch, |h| h.sender != sender);
             if reader.laps != laps {
                 port.counters.iqdrops.fetch_add(reader.laps - laps, Relaxed);
                 laps = reader.laps;
                 crate::log::debug(&format!("{}: lapped on the bus, frames lost", port.name));
             }
-            match r {
-                Recv::Frame { hdr, .. } => {
-                    let frame = &buf[..hdr.len as usize];
-                    // shmif's filter: link down drops everything; then our
-                    // MAC, group addresses, or promiscuous mode.
-                    if link_up.load(Relaxed)
-                        && (port.is_own_mac(frame)
-                            || is_multicast(frame)
-                            || port.flags() & iff::PROMISC != 0)
-                    {
+            if batch.runts > 0 {
+                port.counters.ierrors.fetch_add(u64::from(batch.runts), Relaxed);
+            }
+            // shmif's filter: link down drops everything; then our MAC,
+            // group addresses, or promiscuous mode.
+            if link_up.load(Relaxed) {
+                let promisc = port.flags() & iff::PROMISC != 0;
+                for f in &batch.frames {
+                    let frame = batch.frame(f);
+                    if promisc || is_multicast(frame) || port.is_own_mac(frame) {
                         port.input(frame);
                     }
                 }
+            }
+            match r {
                 Recv::Skipped => {}
-                Recv::Runt => {
-                    port.counters.ierrors.fetch_add(1, Relaxed);
-                }
                 Recv::Garbage => {
                     port.counters.ierrors.fetch_add(1, Relaxed);
                     warn_limited(&format!(
@@ -371,7 +373,7 @@ fn rx_loop(
                     ));
                     break;
                 }
-                Recv::Empty => break,
+                _ => break,
             }
             if stop.load(Relaxed) {
                 return;
