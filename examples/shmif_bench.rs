@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: plain clock_gettime into a local.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -68,7 +71,11 @@ fn fork_kid(f: impl FnOnce(&mut dyn FnMut()) -> String) -> Kid {
         pid => {
             drop(ready_w);
             drop(res_w);
-            Kid { pid, ready: ready_r, result: res_r }
+            Kid {
+                pid,
+                ready: ready_r,
+                result: res_r,
+            }
         }
     }
 }
@@ -136,7 +143,16 @@ fn bus_reader(path: &Path, count: u32, ready: &mut dyn FnMut()) -> String {
     format!("{got} {last_ns} {}", r.laps)
 }
 
-fn run_bus(dir: &Path, size: usize, readers: usize, count: u32, wbatch: usize) -> Row {
+/// One writer process (this one) and `readers` reader processes on a bus.
+/// `wbatch` frames per lock hold; `rate` paces the writer (frames/s).
+fn run_bus(
+    dir: &Path,
+    size: usize,
+    readers: usize,
+    count: u32,
+    wbatch: usize,
+    rate: Option<f64>,
+) -> Row {
     let path = dir.join(format!("bench-{}.bus", std::process::id()));
     let _ = std::fs::remove_file(&path);
     drop(Bus::attach(&path).unwrap());
@@ -165,6 +181,12 @@ fn run_bus(dir: &Path, size: usize, readers: usize, count: u32, wbatch: usize) -
             bus.send_batch(&refs, 1).unwrap();
         }
         seq += n as u32;
+        if let Some(r) = rate {
+            let due = start + (f64::from(seq) / r * 1e9) as u64;
+            while now_ns() < due {
+                std::hint::spin_loop();
+            }
+        }
         // One wakeup write per batch of frames, as a NetBSD sender does.
         if seq % 64 < n as u32 {
             bus.wakeup().unwrap();
@@ -186,8 +208,13 @@ fn run_bus(dir: &Path, size: usize, readers: usize, count: u32, wbatch: usize) -
     let secs = (end - start) as f64 / 1e9;
     Row {
         what: format!(
-            "shmif bus, 1 writer{}, {readers} reader{}",
-            if wbatch > 1 { format!(" (batch {wbatch})") } else { String::new() },
+            "shmif bus, 1 writer{}{}, {readers} reader{}",
+            if wbatch > 1 {
+                format!(" batch {wbatch}")
+            } else {
+                String::new()
+            },
+            rate.map_or(String::new(), |r| format!(" paced {:.2}M/s", r / 1e6)),
             if readers > 1 { "s" } else { "" }
         ),
         size,
@@ -195,7 +222,7 @@ fn run_bus(dir: &Path, size: usize, readers: usize, count: u32, wbatch: usize) -
         fps: f64::from(count) / secs,
         loss: worst,
         note: format!(
-            "writer alone {:.2} Mpps; {laps} laps",
+            "writer {:.2} Mpps; {laps} laps",
             f64::from(count) / (wrote_ns as f64 / 1e9) / 1e6
         ),
     }
@@ -203,14 +230,25 @@ fn run_bus(dir: &Path, size: usize, readers: usize, count: u32, wbatch: usize) -
 
 /// The driver path: Kernel::send on shmif0 in one process, the receive
 /// thread of shmif0 in another (counted by ipackets).
-fn run_driver(dir: &Path, size: usize, count: u32) -> Row {
+fn run_driver(dir: &Path, size: usize, count: u32, rate: Option<f64>) -> Row {
     let path = dir.join(format!("bench-drv-{}.bus", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let ps = path.to_str().unwrap().to_string();
     let up = |k: &Kernel| {
-        k.ioctl(Request::IfCreate { name: "shmif0".into() }).unwrap();
-        k.ioctl(Request::SetLinkStr { name: "shmif0".into(), linkstr: Some(ps.clone()) }).unwrap();
-        k.ioctl(Request::SetIfFlags { name: "shmif0".into(), flags: iff::UP }).unwrap();
+        k.ioctl(Request::IfCreate {
+            name: "shmif0".into(),
+        })
+        .unwrap();
+        k.ioctl(Request::SetLinkStr {
+            name: "shmif0".into(),
+            linkstr: Some(ps.clone()),
+        })
+        .unwrap();
+        k.ioctl(Request::SetIfFlags {
+            name: "shmif0".into(),
+            flags: iff::UP,
+        })
+        .unwrap();
     };
     let mut kid = fork_kid(|ready| {
         let k = Kernel::new(KernelEnv::default());
@@ -247,6 +285,12 @@ fn run_driver(dir: &Path, size: usize, count: u32) -> Row {
     for seq in 0..count {
         f[14..18].copy_from_slice(&seq.to_le_bytes());
         port.output(&f).unwrap();
+        if let Some(r) = rate {
+            let due = start + (f64::from(seq + 1) / r * 1e9) as u64;
+            while now_ns() < due {
+                std::hint::spin_loop();
+            }
+        }
     }
     let wrote_ns = now_ns() - start;
     let r = kid.result();
@@ -255,7 +299,10 @@ fn run_driver(dir: &Path, size: usize, count: u32) -> Row {
     let _ = std::fs::remove_file(&path);
     let end = v[1].max(start + wrote_ns);
     Row {
-        what: "shmif driver, Kernel::send -> rx thread".into(),
+        what: format!(
+            "shmif driver, port.output -> rx thread{}",
+            rate.map_or(String::new(), |r| format!(" paced {:.2}M/s", r / 1e6))
+        ),
         size,
         sent: u64::from(count),
         fps: f64::from(count) / ((end - start) as f64 / 1e9),
@@ -379,21 +426,33 @@ fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into()));
     let mut rows = Vec::new();
     for (size, count) in [(64usize, 3_000_000u32), (1514, 1_000_000)] {
-        rows.push(run_bus(&dir, size, 1, count, 1));
-        rows.push(run_bus(&dir, size, 1, count, 32));
-        rows.push(run_bus(&dir, size, 3, count, 1));
-        rows.push(run_bus(&dir, size, 3, count, 32));
-        rows.push(run_driver(&dir, size, count));
-        rows.push(run_socketpair(size, count));
+        let sock = run_socketpair(size, count);
+        // The targets: 1.5 Mpps at 64 bytes, 10 Gbit/s at 1514, and twice
+        // the socket pair; paced rows show the loss when readers keep up.
+        let target = if size == 64 {
+            1.5e6
+        } else {
+            10e9 / (1514.0 * 8.0)
+        };
+        let twice = 2.0 * sock.fps;
+        rows.push(run_bus(&dir, size, 1, count, 1, None));
+        rows.push(run_bus(&dir, size, 1, count, 32, None));
+        rows.push(run_bus(&dir, size, 1, count, 1, Some(target)));
+        rows.push(run_bus(&dir, size, 1, count, 1, Some(twice)));
+        rows.push(run_bus(&dir, size, 3, count, 1, None));
+        rows.push(run_bus(&dir, size, 3, count, 1, Some(target)));
+        rows.push(run_driver(&dir, size, count, None));
+        rows.push(run_driver(&dir, size, count, Some(target)));
+        rows.push(sock);
         rows.push(run_memcpy(size, count));
     }
     println!(
-        "{:<42} {:>5} {:>9} {:>8} {:>8} {:>7}  note",
+        "{:<50} {:>5} {:>9} {:>8} {:>8} {:>7}  note",
         "path", "bytes", "frames", "Mpps", "Gbit/s", "loss%"
     );
     for r in &rows {
         println!(
-            "{:<42} {:>5} {:>9} {:>8.3} {:>8.2} {:>7.3}  {}",
+            "{:<50} {:>5} {:>9} {:>8.3} {:>8.2} {:>7.3}  {}",
             r.what,
             r.size,
             r.sent,
