@@ -2,7 +2,7 @@
 //! its text lines and pcap output, and following a live bus.
 
 use super::bus::{
-    BUS_SIZE, Bus, BusHeaderRepr, BusReader, Format, HEADER_LEN, MAGIC, Recv, Ring, VERSION,
+    BUS_SIZE, Batch, Bus, BusHeaderRepr, BusReader, Format, HEADER_LEN, MAGIC, Recv, Ring, VERSION,
     frame_header_len, read_header, ring_skip,
 };
 use crate::pcap::PcapWriter;
@@ -318,7 +318,7 @@ pub fn follow(
         dump_image(&name, &img, false, out)?;
     }
     out.flush()?;
-    let mut buf = vec![0u8; 2048];
+    let mut batch = Batch::new(32);
     let mut laps = reader.laps;
     while !out.done() && !stop.load(Ordering::Relaxed) {
         if !bus.intact() {
@@ -327,19 +327,21 @@ pub fn follow(
                 bus.file().metadata().map_or(0, |m| m.len()),
             ));
         }
-        match reader.recv(&bus, &mut buf, |_| true) {
-            Recv::Frame { hdr, off } => {
-                if reader.laps != laps {
-                    laps = reader.laps;
-                    on_lap(&reader);
-                }
-                out.frame(off, hdr.len, hdr.sec, hdr.usec, &[&buf[..hdr.len as usize]])?;
+        let r = reader.recv_batch(&bus, &mut batch, |_| true);
+        if reader.laps != laps {
+            laps = reader.laps;
+            on_lap(&reader);
+        }
+        for f in &batch.frames {
+            if out.done() {
+                break;
             }
-            Recv::Skipped | Recv::Runt | Recv::Garbage => {}
-            Recv::Empty | Recv::Corrupt => {
-                out.flush()?;
-                watch.wait(Duration::from_millis(100));
-            }
+            let h = f.hdr;
+            out.frame(f.off, h.len, h.sec, h.usec, &[batch.frame(f)])?;
+        }
+        if matches!(r, Recv::Empty | Recv::Corrupt) {
+            out.flush()?;
+            watch.wait(Duration::from_millis(100));
         }
     }
     out.flush()?;
