@@ -244,9 +244,12 @@ fn writers_hammer_one_bus() {
         "hammer: got {total}/{sent}, laps {}, lost {} bytes",
         reader.laps, reader.lost_bytes
     );
-    // Every writer's last frame arrived; what is missing was lost to laps.
-    assert!(next.iter().all(|&s| s == n), "{next:?}");
+    // What is missing was lost to laps (a writer that finished early can
+    // have its last frames lapped by the others); the newest frame on the
+    // bus, some writer's last, always arrives.
+    assert!(next.contains(&n), "{next:?}");
     if reader.laps == 0 {
+        assert!(next.iter().all(|&s| s == n), "{next:?}");
         assert_eq!(total, sent);
     } else {
         assert!(total < sent && reader.lost_bytes > 0);
