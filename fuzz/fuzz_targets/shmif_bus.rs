@@ -48,5 +48,6 @@ fuzz_target!(|data: &[u8]| {
     // Restore a sane header for the next input.
     f.write_at(&0xca11_d054u32.to_ne_bytes(), 0).unwrap();
     f.write_at(&[0u8; 16], 8).unwrap();
-    f.write_at(&((BUS_SIZE - 32) as u32).to_ne_bytes(), 16).unwrap();
+    f.write_at(&((BUS_SIZE - 32) as u32).to_ne_bytes(), 16)
+        .unwrap();
 });

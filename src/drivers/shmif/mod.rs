@@ -6,7 +6,22 @@
 //! - this module: the interface class and driver. Sending takes the bus
 //!   lock and copies the frame into the ring; a waker thread does the
 //!   wakeup write, coalescing back-to-back frames into one. Receiving is a
-//!   thread per interface that is up, woken by inotify.
+//!   thread per interface that is up, woken by inotify, copying up to 32
+//!   frames per hold of the lock into a reused batch (no allocation per
+//!   frame) and handing each to `Port::input`.
+//!
+//! Where we differ from NetBSD, on purpose:
+//! - `linkstr` on a non-empty file that is not a bus (wrong magic, either
+//!   byte order, or too short) fails with ENOEXEC and leaves the file as it
+//!   was; NetBSD resizes it to 1 MiB first. An empty file, or a 1 MiB file
+//!   whose magic is still 0 (a peer is creating it), becomes a bus.
+//! - A bus lock held for a second while `gen` and `last` stay still is
+//!   taken from its (presumed dead) holder, logged; see [`bus::Bus::lock`].
+//! - Frame time stamps are wall-clock time, so captures show real times;
+//!   NetBSD kernels write their uptime.
+//! - Each time the receive thread is lapped, `iqdrops` grows by one (the
+//!   number of frames lost is not knowable from the ring).
+//! - A bus file shrunk while attached is not read (checked at each wakeup).
 
 pub mod bus;
 pub mod dump;
@@ -341,7 +356,9 @@ fn rx_loop(
                 crate::log::debug(&format!("{}: lapped on the bus, frames lost", port.name));
             }
             if batch.runts > 0 {
-                port.counters.ierrors.fetch_add(u64::from(batch.runts), Relaxed);
+                port.counters
+                    .ierrors
+                    .fetch_add(u64::from(batch.runts), Relaxed);
             }
             // shmif's filter: link down drops everything; then our MAC,
             // group addresses, or promiscuous mode.
