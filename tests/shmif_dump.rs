@@ -492,3 +492,38 @@ fn follow_stops_on_sigint_with_a_complete_capture() {
     assert_eq!(recs.len(), 10);
     let _ = std::io::stderr().flush();
 }
+
+#[test]
+fn follow_reports_a_bus_truncated_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bus");
+    let bus = Bus::attach(&path).unwrap();
+    bus.send(&frame([0xff; 6], [2; 6], 1, b'T', 0, 60), 1)
+        .unwrap();
+    bus.wakeup().unwrap();
+    drop(bus);
+    let mut dump = Command::new(EXE)
+        .args(["-f", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = dump.stdout.take().unwrap();
+    let mut b = [0u8; 10];
+    out.read_exact(&mut b).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Truncation raises IN_MODIFY: shmifdump wakes and finds the file short.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let o = dump.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = text(&o.stderr);
+    assert!(
+        e.ends_with("not a shmif bus: truncated to 100 bytes\n"),
+        "{e}"
+    );
+}

@@ -205,6 +205,7 @@ fn writers_hammer_one_bus() {
     let mut buf = vec![0u8; 1514];
     let mut next = vec![0u32; writers as usize];
     let mut got = vec![0u64; writers as usize];
+    let mut seen = vec![vec![false; n as usize]; writers as usize];
     let mut done = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut idle_after_done = 0;
@@ -218,6 +219,7 @@ fn writers_hammer_one_bus() {
                 assert!(seq >= next[w], "writer {w}: seq {seq} after {}", next[w]);
                 next[w] = seq + 1;
                 got[w] += 1;
+                seen[w][seq as usize] = true;
             }
             Recv::Empty => {
                 if done == writers as usize {
@@ -253,6 +255,19 @@ fn writers_hammer_one_bus() {
         assert_eq!(total, sent);
     } else {
         assert!(total < sent && reader.lost_bytes > 0);
+        // The reported loss matches what really went missing (headers
+        // included), give or take the frames in flight at each lap.
+        let missing: u64 = (0..writers)
+            .flat_map(|w| (0..n).map(move |s| (w, s)))
+            .filter(|&(w, s)| !seen[w as usize][s as usize])
+            .map(|(w, s)| size_of(s, w) as u64 + 24)
+            .sum();
+        let ratio = reader.lost_bytes as f64 / missing as f64;
+        assert!(
+            (0.8..1.25).contains(&ratio),
+            "reported {} bytes lost, really {missing}",
+            reader.lost_bytes
+        );
     }
     // The kernel reader: received plus lapped-over adds up the same way.
     let port = k.port("shmif0").unwrap();

@@ -339,7 +339,7 @@ pub fn follow(
             let h = f.hdr;
             out.frame(f.off, h.len, h.sec, h.usec, &[batch.frame(f)])?;
         }
-        if matches!(r, Recv::Empty | Recv::Corrupt) {
+        if matches!(r, Recv::Empty | Recv::Corrupt | Recv::Garbage) {
             out.flush()?;
             watch.wait(Duration::from_millis(100));
         }
