@@ -107,7 +107,7 @@ fn run(o: &Opts) -> Result<(), DumpError> {
             None,
         ),
         Some("-") => {
-            let w: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 20, stdout));
+            let w: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, stdout));
             (
                 Box::new(BufWriter::new(stderr)),
                 "stderr",
@@ -117,7 +117,7 @@ fn run(o: &Opts) -> Result<(), DumpError> {
         Some(path) => {
             let f =
                 std::fs::File::create(path).map_err(|e| DumpError::Write(path.to_string(), e))?;
-            let w: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 20, f));
+            let w: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 16, f));
             (
                 Box::new(BufWriter::with_capacity(1 << 16, stdout)),
                 "stdout",

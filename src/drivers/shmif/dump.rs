@@ -85,8 +85,18 @@ pub fn header_line(h: &BusHeaderRepr) -> String {
 /// Check a bus image: its header (byte order detected from the magic) and
 /// the frame format of its version.
 pub fn parse_image(path: &str, img: &[u8]) -> Result<(BusHeaderRepr, Format), DumpError> {
-    let Some(hb) = img.get(..HEADER_LEN) else {
-        return Err(DumpError::Truncated(path.into(), img.len() as u64));
+    parse_header(path, img, img.len() as u64)
+}
+
+/// [`parse_image`] from the start of a bus file (`b`, at least its header)
+/// and its length.
+pub fn parse_header(
+    path: &str,
+    b: &[u8],
+    file_len: u64,
+) -> Result<(BusHeaderRepr, Format), DumpError> {
+    let Some(hb) = b.get(..HEADER_LEN) else {
+        return Err(DumpError::Truncated(path.into(), file_len));
     };
     let hb: &[u8; HEADER_LEN] = hb.try_into().unwrap();
     let native = BusHeaderRepr::parse(hb, false);
@@ -104,9 +114,9 @@ pub fn parse_image(path: &str, img: &[u8]) -> Result<(BusHeaderRepr, Format), Du
     };
     // A ring must hold at least a header and the longest frame twice over
     // (NetBSD's reads are bounded by half a ring).
-    let ring = (img.len() - HEADER_LEN) as u64;
+    let ring = file_len - HEADER_LEN as u64;
     if ring < 2 * (u64::from(fmt.hdr_len) + 1514) || ring > u64::from(u32::MAX) {
-        return Err(DumpError::Truncated(path.into(), img.len() as u64));
+        return Err(DumpError::Truncated(path.into(), file_len));
     }
     Ok((h, fmt))
 }
@@ -272,7 +282,20 @@ fn walk(
 /// fault us) and dump it.
 pub fn dump_file(path: &Path, header_only: bool, out: &mut Dumper) -> Result<(), DumpError> {
     let name = path.display().to_string();
-    let img = std::fs::read(path).map_err(|e| DumpError::Open(name.clone(), e))?;
+    let err = |e| DumpError::Open(name.clone(), e);
+    if header_only {
+        // The header is all it takes.
+        use std::io::Read;
+        let f = std::fs::File::open(path).map_err(err)?;
+        let len = f.metadata().map_err(err)?.len();
+        let mut hb = Vec::with_capacity(HEADER_LEN);
+        f.take(HEADER_LEN as u64)
+            .read_to_end(&mut hb)
+            .map_err(err)?;
+        let (h, _) = parse_header(&name, &hb, len)?;
+        return out.line(&header_line(&h));
+    }
+    let img = std::fs::read(path).map_err(err)?;
     dump_image(&name, &img, header_only, out)
 }
 
