@@ -127,5 +127,11 @@ pub fn testdata() -> std::path::PathBuf {
     let base = std::env::var_os("IFNET_SHARED")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    base.join("testdata/netbsd-shmif_dumpbus")
+    let dir = base.join("testdata/netbsd-shmif_dumpbus");
+    assert!(
+        dir.join("shmbus").exists(),
+        "NetBSD's test data is not at {} (set IFNET_SHARED to the shared/ directory)",
+        dir.display()
+    );
+    dir
 }
