@@ -44,6 +44,11 @@ const MEDIA_NONE: &str = "Ethernet none";
 /// looks at the ring anyway.
 const RX_POLL: Duration = Duration::from_millis(100);
 
+/// After a wakeup write, the waker lets this pass before the next one, so
+/// that a busy sender announces many frames per write (instead of burning
+/// a CPU on back-to-back writes). A lone frame is announced at once.
+const WAKE_COALESCE: Duration = Duration::from_micros(50);
+
 /// Frames the receive thread copies out per hold of the bus lock.
 const RX_BATCH: usize = 32;
 
@@ -253,6 +258,10 @@ impl Waker {
                     // in the ring before the write that announces it.
                     if s.pending.swap(false, SeqCst) {
                         let _ = bus.wakeup();
+                        // Under load, let frames gather before the next
+                        // write rather than spend a CPU on wakeups: the
+                        // ring holds far longer than this.
+                        std::thread::sleep(WAKE_COALESCE);
                         continue;
                     }
                     if s.stop.load(SeqCst) {
