@@ -82,6 +82,81 @@ pub fn header_line(h: &BusHeaderRepr) -> String {
     )
 }
 
+/// A text line built without the formatting machinery (a full bus of
+/// small frames is mostly lines).
+struct LineBuf {
+    b: [u8; 128],
+    n: usize,
+}
+
+impl Default for LineBuf {
+    fn default() -> LineBuf {
+        LineBuf { b: [0; 128], n: 0 }
+    }
+}
+
+impl LineBuf {
+    fn push(&mut self, s: &[u8]) {
+        self.b[self.n..self.n + s.len()].copy_from_slice(s);
+        self.n += s.len();
+    }
+
+    /// `%0*d` of C (and Rust's `{:0w$}`): the sign counts in the width.
+    fn dec(&mut self, v: i32, width: usize) {
+        let mut digits = [0u8; 10];
+        let mut m = v.unsigned_abs();
+        let mut k = 0;
+        loop {
+            digits[k] = b'0' + (m % 10) as u8;
+            m /= 10;
+            k += 1;
+            if m == 0 {
+                break;
+            }
+        }
+        let sign = usize::from(v < 0);
+        if v < 0 {
+            self.push(b"-");
+        }
+        for _ in k + sign..width {
+            self.push(b"0");
+        }
+        for i in (0..k).rev() {
+            self.push(&[digits[i]]);
+        }
+    }
+
+    /// `%0*x`.
+    fn hex(&mut self, v: u32, width: usize) {
+        let k = (8 - v.leading_zeros() as usize / 4).max(1);
+        for _ in k..width {
+            self.push(b"0");
+        }
+        for i in (0..k).rev() {
+            self.push(&[b"0123456789abcdef"[(v >> (4 * i) & 15) as usize]]);
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.b[..self.n]
+    }
+}
+
+/// `packet %d, offset 0x%04x, length 0x%04x, ts %d/%06d\n`.
+fn frame_line(l: &mut LineBuf, n: i32, off: u32, len: u32, sec: i32, usec: i32) {
+    l.push(b"packet ");
+    l.dec(n, 0);
+    l.push(b", offset 0x");
+    l.hex(off, 4);
+    l.push(b", length 0x");
+    l.hex(len, 4);
+    l.push(b", ts ");
+    l.dec(sec, 0);
+    l.push(b"/");
+    l.dec(usec, 6);
+    l.push(b"\n");
+}
+
 /// Check a bus image: its header (byte order detected from the magic) and
 /// the frame format of its version.
 pub fn parse_image(path: &str, img: &[u8]) -> Result<(BusHeaderRepr, Format), DumpError> {
@@ -177,12 +252,18 @@ impl<'a> Dumper<'a> {
         usec: u32,
         parts: &[&[u8]],
     ) -> Result<(), DumpError> {
-        let r = writeln!(
-            self.text,
-            "packet {}, offset 0x{:04x}, length 0x{:04x}, ts {}/{:06}",
-            self.printed as i32, off, len, sec as i32, usec as i32
+        let mut line = LineBuf::default();
+        frame_line(
+            &mut line,
+            self.printed as i32,
+            off,
+            len,
+            sec as i32,
+            usec as i32,
         );
-        r.map_err(|e| self.text_err(e))?;
+        self.text
+            .write_all(line.as_bytes())
+            .map_err(|e| self.text_err(e))?;
         if let Some((p, name)) = &mut self.pcap {
             p.record(sec, usec, parts)
                 .map_err(|e| DumpError::Write(name.clone(), e))?;
@@ -419,6 +500,23 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_lines_as_printf() {
+        let cases = [
+            (0, 0x5fc8, 0x62, 124, 280004),
+            (149, 0, 0, 0, 0),
+            (i32::MAX, u32::MAX, 0x12345, i32::MIN, -5),
+            (-1, 0xabc, 0xfffff, -7, 1_000_000),
+        ];
+        for (n, off, len, sec, usec) in cases {
+            let mut l = LineBuf::default();
+            frame_line(&mut l, n, off, len, sec, usec);
+            let want =
+                format!("packet {n}, offset 0x{off:04x}, length 0x{len:04x}, ts {sec}/{usec:06}\n");
+            assert_eq!(std::str::from_utf8(l.as_bytes()).unwrap(), want);
+        }
+    }
 
     #[test]
     fn magic_words() {
