@@ -36,6 +36,12 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], writer: u8, kind: u8, seq: u32, len: us
     f
 }
 
+/// A test frame (our ethertype), not something a kernel sent on its own
+/// (IPv6 neighbour discovery when an interface comes up, say).
+pub fn ours(f: &[u8]) -> bool {
+    f.len() >= 24 && f[12..14] == [0x88, 0xb5]
+}
+
 /// (writer, kind, seq) of an intact frame; panics on a damaged one.
 pub fn parse(f: &[u8]) -> (u8, u8, u32) {
     let n = f.len();

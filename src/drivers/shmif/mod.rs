@@ -523,6 +523,20 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), img);
     }
 
+    /// The next test frame (ethertype 0x88b5), passing over what a kernel
+    /// sends of its own accord (neighbour discovery on up).
+    fn next_ours(
+        rx: &crate::port::FrameReceiver,
+        t: Duration,
+    ) -> Result<Vec<u8>, std::sync::mpsc::RecvTimeoutError> {
+        loop {
+            let f = rx.recv_timeout(t)?;
+            if f[12..14] == [0x88, 0xb5] {
+                return Ok(f);
+            }
+        }
+    }
+
     fn frame(dst: [u8; 6], src: [u8; 6], tag: u8) -> Vec<u8> {
         let mut f = vec![0u8; 60];
         f[0..6].copy_from_slice(&dst);
@@ -557,16 +571,16 @@ mod tests {
             .unwrap();
         ks[1].send("shmif0", &frame(macs[0], macs[1], 4)).unwrap();
         let t = Duration::from_secs(5);
-        assert_eq!(rxs[1].recv_timeout(t).unwrap()[14], 1);
-        assert_eq!(rxs[1].recv_timeout(t).unwrap()[14], 2);
-        assert_eq!(rxs[0].recv_timeout(t).unwrap()[14], 4);
-        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(next_ours(&rxs[1], t).unwrap()[14], 1);
+        assert_eq!(next_ours(&rxs[1], t).unwrap()[14], 2);
+        assert_eq!(next_ours(&rxs[0], t).unwrap()[14], 4);
         // Nobody got its own frames, nor the unicast to a stranger.
-        assert!(rxs[0].try_recv().is_err());
-        assert!(rxs[1].try_recv().is_err());
+        let quiet = Duration::from_millis(200);
+        assert!(next_ours(&rxs[0], quiet).is_err());
+        assert!(next_ours(&rxs[1], quiet).is_err());
         let s1 = status(&ks[1], "shmif0");
-        assert_eq!(s1.data.ipackets, 2);
-        assert_eq!(s1.data.opackets, 1);
+        assert!(s1.data.ipackets >= 2);
+        assert!(s1.data.opackets >= 1);
         // Promiscuous: the stranger's frame arrives too.
         flags(&ks[1], "shmif0", iff::UP | iff::PROMISC).ok();
         ks[1]
@@ -576,7 +590,7 @@ mod tests {
         ks[0]
             .send("shmif0", &frame([0xb2, 0xa0, 9, 9, 9, 9], macs[0], 5))
             .unwrap();
-        assert_eq!(rxs[1].recv_timeout(t).unwrap()[14], 5);
+        assert_eq!(next_ours(&rxs[1], t).unwrap()[14], 5);
     }
 
     #[test]
@@ -597,7 +611,7 @@ mod tests {
         let mac0 = status(&ks[0], "shmif0").lladdr.unwrap();
         ks[0].send("shmif0", &frame([0xff; 6], mac0, 1)).unwrap();
         let t = Duration::from_secs(5);
-        assert_eq!(rx.recv_timeout(t).unwrap()[14], 1);
+        assert_eq!(next_ours(&rx, t).unwrap()[14], 1);
         let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
         // Wild offsets in the header, then a header with an impossible
         // length where the next frame goes.
@@ -615,11 +629,11 @@ mod tests {
         for tag in 2..40u8 {
             ks[0].send("shmif0", &frame([0xff; 6], mac0, tag)).unwrap();
             std::thread::sleep(Duration::from_millis(5));
-            while let Ok(f) = rx.try_recv() {
+            while let Ok(f) = next_ours(&rx, Duration::ZERO) {
                 got.push(f[14]);
             }
         }
-        while let Ok(f) = rx.recv_timeout(Duration::from_millis(500)) {
+        while let Ok(f) = next_ours(&rx, Duration::from_millis(500)) {
             got.push(f[14]);
         }
         assert!(got.contains(&39), "{got:?}");
