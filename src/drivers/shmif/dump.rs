@@ -103,38 +103,36 @@ impl LineBuf {
 
     /// `%0*d` of C (and Rust's `{:0w$}`): the sign counts in the width.
     fn dec(&mut self, v: i32, width: usize) {
-        let mut digits = [0u8; 10];
+        let mut digits = [b'0'; 10];
         let mut m = v.unsigned_abs();
-        let mut k = 0;
+        let mut k = 10;
         loop {
+            k -= 1;
             digits[k] = b'0' + (m % 10) as u8;
             m /= 10;
-            k += 1;
             if m == 0 {
                 break;
             }
         }
-        let sign = usize::from(v < 0);
+        let len = 10 - k;
         if v < 0 {
             self.push(b"-");
         }
-        for _ in k + sign..width {
-            self.push(b"0");
-        }
-        for i in (0..k).rev() {
-            self.push(&[digits[i]]);
-        }
+        let pad = width.saturating_sub(len + usize::from(v < 0)).min(10);
+        self.push(&[b'0'; 10][..pad]);
+        self.push(&digits[k..]);
     }
 
     /// `%0*x`.
     fn hex(&mut self, v: u32, width: usize) {
-        let k = (8 - v.leading_zeros() as usize / 4).max(1);
-        for _ in k..width {
-            self.push(b"0");
+        let len = (8 - v.leading_zeros() as usize / 4).max(1);
+        let mut digits = [b'0'; 8];
+        for (i, d) in digits[8 - len..].iter_mut().rev().enumerate() {
+            *d = b"0123456789abcdef"[(v >> (4 * i) & 15) as usize];
         }
-        for i in (0..k).rev() {
-            self.push(&[b"0123456789abcdef"[(v >> (4 * i) & 15) as usize]]);
-        }
+        let pad = width.saturating_sub(len).min(8);
+        self.push(&[b'0'; 8][..pad]);
+        self.push(&digits[8 - len..]);
     }
 
     fn as_bytes(&self) -> &[u8] {
