@@ -17,6 +17,7 @@ pub mod inet;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;
+pub mod pcap;
 pub mod ping;
 pub mod port;
 pub mod server;

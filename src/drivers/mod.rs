@@ -3,6 +3,7 @@
 pub mod bridge;
 pub mod kthread;
 pub mod lo;
+pub mod shmif;
 pub mod tap;
 pub mod virt;
 
@@ -13,6 +14,7 @@ pub fn cloners() -> Cloners {
     Cloners::new(vec![
         Box::new(bridge::BridgeClone::default()),
         Box::new(lo::LoClone),
+        Box::new(shmif::ShmifClone),
         Box::<tap::TapClone>::default(),
         Box::<virt::VirtClone>::default(),
     ])
