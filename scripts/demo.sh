@@ -56,13 +56,13 @@ ip -n "$NS1" addr add 10.9.0.1/24 dev "$TAP0"; ip -n "$NS1" link set "$TAP0" up
 ip -n "$NS2" addr add 10.9.0.2/24 dev "$TAP1"; ip -n "$NS2" link set "$TAP1" up
 run ip netns exec "$NS1" ping -c 3 -i 0.2 10.9.0.2
 
+say "The bus, read back by tcpdump"
+run sh -c "shmifdump -p - $W/bus0 2>/dev/null | tcpdump -n -r - 2>/dev/null | grep ICMP | head -6"
+
 say "TCP through both daemons and the bus (iperf3, 3 s)"
 ip netns exec "$NS2" iperf3 -s -1 -D -B 10.9.0.2
 sleep 0.5
 ip netns exec "$NS1" iperf3 -c 10.9.0.2 -t 3 | tail -4
-
-say "The bus, read back by tcpdump"
-run sh -c "shmifdump -p - $W/bus0 2>/dev/null | tcpdump -n -r - 2>/dev/null | grep ICMP | head -6"
 
 say "The bridges learned where each host is"
 IFNET_SERVER=$A run brconfig bridge0
