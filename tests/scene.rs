@@ -200,3 +200,31 @@ fn namespaces_talk_across_two_daemons_and_a_bus() {
     ));
     assert!(dump.contains("10.0.2.2.5001"), "TCP on the bus:\n{dump}");
 }
+
+/// Replacing, aliasing and deleting addresses changes what answers.
+#[test]
+fn address_changes_change_what_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    let a = bus_host(&bus, "10.0.3.1/24", "fc00:3::1");
+    let b = bus_host(&bus, "10.0.3.2/24", "fc00:3::2");
+    let answers = |ip: &str| ifping(&a, &["-c", "1", "-W", "1", ip]).2 == 0;
+    assert!(answers("10.0.3.2"));
+    // Without alias the first inet address is replaced.
+    b.ok(&["shmif0", "inet", "10.0.3.3/24"]);
+    b.ok(&["-w", "5"]);
+    assert!(!answers("10.0.3.2"), "the replaced address is gone");
+    assert!(answers("10.0.3.3"));
+    b.ok(&["shmif0", "inet", "10.0.3.4/24", "alias"]);
+    b.ok(&["-w", "5"]);
+    assert!(answers("10.0.3.4") && answers("10.0.3.3"));
+    b.ok(&["shmif0", "inet", "10.0.3.4", "-alias"]);
+    assert!(!answers("10.0.3.4"), "deleted at once");
+    b.ok(&["shmif0", "inet6", "fc00:3::2", "delete"]);
+    assert!(!answers("fc00:3::2"));
+    assert!(
+        answers("10.0.3.3"),
+        "the rest still answers: {}",
+        b.ifconfig(&["shmif0"]).0
+    );
+}

@@ -109,6 +109,33 @@ pub fn defend_advert(mac: Mac, target: Ipv6Addr) -> Vec<u8> {
     icmpv6(mac, ipv6_multicast_mac(all_nodes), target, all_nodes, na)
 }
 
+/// `from_ip is-at from_mac`, addressed to us: fed to smoltcp to put a
+/// known neighbour back into its cache.
+pub fn arp_reply(from_mac: Mac, from_ip: Ipv4Addr, to_mac: Mac, to_ip: Ipv4Addr) -> Vec<u8> {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: EthernetAddress(from_mac),
+        source_protocol_addr: from_ip,
+        target_hardware_addr: EthernetAddress(to_mac),
+        target_protocol_addr: to_ip,
+    };
+    let mut buf = vec![0u8; ETH_HDR + arp.buffer_len()];
+    ethernet(&mut buf, from_mac, to_mac, EthernetProtocol::Arp);
+    arp.emit(&mut ArpPacket::new_unchecked(&mut buf[ETH_HDR..]));
+    buf
+}
+
+/// The IPv6 counterpart of [`arp_reply`]: an overriding advertisement of
+/// `from_ip` at `from_mac`, addressed to us.
+pub fn neighbor_advert(from_mac: Mac, from_ip: Ipv6Addr, to_mac: Mac, to_ip: Ipv6Addr) -> Vec<u8> {
+    let na = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+        flags: NdiscNeighborFlags::OVERRIDE | NdiscNeighborFlags::SOLICITED,
+        target_addr: from_ip,
+        lladdr: Some(RawHardwareAddress::from_bytes(&from_mac)),
+    });
+    icmpv6(from_mac, to_mac, from_ip, to_ip, na)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

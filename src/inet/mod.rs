@@ -7,6 +7,7 @@
 
 mod frames;
 
+use frames::{arp_reply, neighbor_advert};
 pub use frames::{dad_solicit, defend_advert, gratuitous_arp};
 
 use crate::ioctl::{Errno, Mac, in_iff, in6_iff};
@@ -37,6 +38,8 @@ const RX_QUEUE: usize = 1024;
 const ECHO_RATE: f64 = 20_000.0;
 /// smoltcp holds this many addresses per interface (its build feature).
 const MAX_ADDRS: usize = 8;
+/// Neighbours remembered to refill smoltcp's cache (as its build feature).
+const MAX_NEIGHBORS: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dad {
@@ -106,6 +109,10 @@ struct Shared {
     /// Bumped when `addrs` or `mac` change, so the thread re-reads them.
     generation: AtomicU64,
     pending: Mutex<HashMap<(u16, u16), Pending>>,
+    /// Who was seen where: smoltcp forgets its neighbour cache whenever
+    /// the address list changes, and would drop the replies it owes while
+    /// it resolves again; these refill it.
+    neighbors: Mutex<HashMap<IpAddr, Mac>>,
     echo_bucket: Mutex<(f64, Instant)>,
 }
 
@@ -125,6 +132,7 @@ impl Host {
             addrs: Mutex::new(Vec::new()),
             generation: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            neighbors: Mutex::new(HashMap::new()),
             echo_bucket: Mutex::new((ECHO_RATE, Instant::now())),
         });
         let s = shared.clone();
@@ -352,7 +360,7 @@ fn run(s: Arc<Shared>) {
             if iface.hardware_addr() != HardwareAddress::Ethernet(EthernetAddress(mac)) {
                 iface.set_hardware_addr(HardwareAddress::Ethernet(EthernetAddress(mac)));
             }
-            sync_addrs(&s, &mut iface);
+            sync_addrs(&s, &mut iface, &mut dev.rx);
         }
         let mut out = Vec::new();
         for frame in batch.drain(..) {
@@ -363,7 +371,7 @@ fn run(s: Arc<Shared>) {
             }
         }
         if run_dad(&s, &mut out) {
-            sync_addrs(&s, &mut iface);
+            sync_addrs(&s, &mut iface, &mut dev.rx);
         }
         for f in &out {
             let _ = s.port.output(f);
@@ -426,8 +434,9 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
-/// Give smoltcp the addresses that passed DAD.
-fn sync_addrs(s: &Shared, iface: &mut Interface) {
+/// Give smoltcp the addresses that passed DAD, and refill the neighbour
+/// cache it flushes when they change.
+fn sync_addrs(s: &Shared, iface: &mut Interface, rx: &mut VecDeque<Vec<u8>>) {
     let addrs = s.addrs.lock().unwrap();
     let ok: Vec<IpCidr> = addrs
         .iter()
@@ -440,12 +449,41 @@ fn sync_addrs(s: &Shared, iface: &mut Interface) {
             s.port.name
         ));
     }
+    let ok: Vec<IpCidr> = ok.into_iter().take(MAX_ADDRS).collect();
+    if iface.ip_addrs() == ok.as_slice() {
+        return;
+    }
     iface.update_ip_addrs(|v| {
         v.clear();
-        for c in ok.into_iter().take(MAX_ADDRS) {
-            let _ = v.push(c);
+        for c in &ok {
+            let _ = v.push(*c);
         }
     });
+    let mac = *s.mac.lock().unwrap();
+    for (&ip, &nmac) in s.neighbors.lock().unwrap().iter() {
+        let ours = ok.iter().find(|c| c.contains_addr(&IpAddress::from(ip)));
+        match (ip, ours.map(|c| c.address())) {
+            (IpAddr::V4(n), Some(IpAddress::Ipv4(me))) => {
+                rx.push_front(arp_reply(nmac, n, mac, me))
+            }
+            (IpAddr::V6(n), Some(IpAddress::Ipv6(me))) => {
+                rx.push_front(neighbor_advert(nmac, n, mac, me))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Remember that `ip` is at `mac` (a unicast neighbour, not one of ours).
+fn learn(s: &Shared, ip: IpAddr, mac: [u8; 6]) {
+    if mac[0] & 1 != 0 || ip.is_unspecified() || ip.is_multicast() || dad_state(s, ip).is_some() {
+        return;
+    }
+    let mut n = s.neighbors.lock().unwrap();
+    if n.len() >= MAX_NEIGHBORS && !n.contains_key(&ip) {
+        n.clear(); // crude, bounded: the busy ones come back at once
+    }
+    n.insert(ip, mac);
 }
 
 /// Send the due DAD probes; true when an address changed state.
@@ -543,8 +581,8 @@ fn sniff(s: &Shared, frame: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
     }
     match eth.ethertype() {
         EthernetProtocol::Arp => sniff_arp(s, eth.payload(), mac, out),
-        EthernetProtocol::Ipv4 => sniff_ipv4(s, eth.payload()),
-        EthernetProtocol::Ipv6 => sniff_ipv6(s, eth.payload(), mac, out),
+        EthernetProtocol::Ipv4 => sniff_ipv4(s, eth.payload(), eth.src_addr().0),
+        EthernetProtocol::Ipv6 => sniff_ipv6(s, eth.payload(), mac, eth.src_addr().0, out),
         _ => false,
     }
 }
@@ -578,6 +616,7 @@ fn sniff_arp(s: &Shared, payload: &[u8], mac: Mac, out: &mut Vec<Vec<u8>>) -> bo
         }
         return false;
     }
+    learn(s, IpAddr::V4(spa), sha.0);
     // An RFC 5227 probe (sender 0.0.0.0) for an address we hold or probe.
     if spa == Ipv4Addr::UNSPECIFIED {
         match dad_state(s, IpAddr::V4(tpa)) {
@@ -617,13 +656,14 @@ fn complete_echo(s: &Shared, ident: u16, seq: u16, from: IpAddr, bytes: usize, t
     }
 }
 
-fn sniff_ipv4(s: &Shared, payload: &[u8]) -> bool {
+fn sniff_ipv4(s: &Shared, payload: &[u8], src_mac: Mac) -> bool {
     let Ok(ip) = Ipv4Packet::new_checked(payload) else {
         return false;
     };
     if !ip.verify_checksum() {
         return false;
     }
+    learn(s, IpAddr::V4(ip.src_addr()), src_mac);
     if ip.next_header() != IpProtocol::Icmp {
         return true;
     }
@@ -648,10 +688,11 @@ fn sniff_ipv4(s: &Shared, payload: &[u8]) -> bool {
     }
 }
 
-fn sniff_ipv6(s: &Shared, payload: &[u8], mac: Mac, out: &mut Vec<Vec<u8>>) -> bool {
+fn sniff_ipv6(s: &Shared, payload: &[u8], mac: Mac, src: Mac, out: &mut Vec<Vec<u8>>) -> bool {
     let Ok(ip) = Ipv6Packet::new_checked(payload) else {
         return false;
     };
+    learn(s, IpAddr::V6(ip.src_addr()), src);
     if ip.next_header() != IpProtocol::Icmpv6 {
         return true;
     }
@@ -681,7 +722,7 @@ fn sniff_ipv6(s: &Shared, payload: &[u8], mac: Mac, out: &mut Vec<Vec<u8>>) -> b
             ) else {
                 return false;
             };
-            let src = eth_src(payload);
+
             match nd {
                 NdiscRepr::NeighborSolicit { target_addr, .. } => {
                     let state = dad_state(s, IpAddr::V6(target_addr));
@@ -713,11 +754,6 @@ fn sniff_ipv6(s: &Shared, payload: &[u8], mac: Mac, out: &mut Vec<Vec<u8>>) -> b
         }
         _ => true,
     }
-}
-
-/// The sender MAC is not in the IPv6 payload; DAD logs only need a hint.
-fn eth_src(_payload: &[u8]) -> [u8; 6] {
-    [0; 6]
 }
 
 fn send_echo(
