@@ -15,9 +15,8 @@ cleanup() {
 }
 trap cleanup EXIT
 now() { date +%s.%N; }
-secs() { echo "$2 - $1" | bc -l | xargs printf '%.3f'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-pid_of() { fuser "$1" 2>/dev/null | awk '{print $1}'; }
 
 export IFNET_SERVER=unix://$W/big.sock
 "$B/ifnetd" -s "$W/big.sock"
@@ -51,7 +50,7 @@ done
 wait
 t1=$(now)
 left=$("$B/ifconfig" -l)
-echo "8 clients x 1252 commands at once (10016):      $(secs "$t0" "$t1") s, $(echo "10016 / ($t1 - $t0)" | bc) commands/s; left: $left"
+echo "8 clients x 1252 commands at once (10016):      $(secs "$t0" "$t1") s, $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", 10016 / (b - a) }') commands/s; left: $left"
 echo "daemon RSS after:                              $(rss_kb "$daemon") kB"
 "$B/ifnetd" --stop -s "$W/big.sock"
 
