@@ -18,7 +18,18 @@ def udp(p, r):
     e = json.load(open(os.path.join(raw, f"udp-{p}-{r}.json")))["end"]
     rx, tx = e["sum_received"], e["sum_sent"]
     got = rx["packets"] - rx["lost_packets"]
+    sent = tx["packets"] or 1
+    try:  # counters before and after: tx_dropped rx_dropped RcvbufErrors
+        c = [list(map(int, l.split())) for l in open(os.path.join(raw, f"udp-{p}-{r}.cnt"))]
+        txd, rxd, rcvbuf = (b - a for a, b in zip(c[0], c[1]))
+    except (OSError, ValueError, IndexError):
+        txd = rxd = rcvbuf = float("nan")
     return {
+        "fwd": (tx["packets"] - txd) / tx["seconds"] / 1e3,
+        "txd": 100.0 * txd / sent,
+        "rxd": 100.0 * rxd / sent,
+        "rcvbuf": 100.0 * rcvbuf / sent,
+        "mid": 100.0 * (rx["lost_packets"] - txd - rxd - rcvbuf) / sent,
         "rx": got / rx["seconds"] / 1e3,
         "tx": tx["packets"] / tx["seconds"] / 1e3,
         "loss": 100.0 * rx["lost_packets"] / rx["packets"] if rx["packets"] else 100.0,
@@ -43,6 +54,11 @@ for p in PATHS:
         "udp_all": [x["rx"] for x in u],
         "udp_tx": med(x["tx"] for x in u),
         "udp_loss": med(x["loss"] for x in u),
+        "udp_fwd": med(x["fwd"] for x in u),
+        "udp_txd": med(x["txd"] for x in u),
+        "udp_mid": med(x["mid"] for x in u),
+        "udp_rxd": med(x["rxd"] for x in u),
+        "udp_rcvbuf": med(x["rcvbuf"] for x in u),
         "rtt_min": med(x[0] for x in pg),
         "rtt_avg": med(x[1] for x in pg),
         "rtt_all": [x[1] for x in pg],
@@ -53,11 +69,17 @@ rows = [
     ("TCP throughput (Gbit/s)", "tcp", "{:.3f}"),
     ("UDP-64 received (kpps)", "udp_rx", "{:.1f}"),
     ("UDP-64 sent (kpps)", "udp_tx", "{:.1f}"),
+    ("UDP-64 into switch (kpps)", "udp_fwd", "{:.1f}"),
     ("UDP-64 loss (%)", "udp_loss", "{:.1f}"),
+    ("  of sent: ns1 dev tx_drop %", "udp_txd", "{:.1f}"),
+    ("  in the switch, other %", "udp_mid", "{:.1f}"),
+    ("  ns2 dev rx_drop %", "udp_rxd", "{:.1f}"),
+    ("  ns2 UDP RcvbufErrors %", "udp_rcvbuf", "{:.1f}"),
     ("ping RTT min (us)", "rtt_min", "{:.0f}"),
     ("ping RTT avg (us)", "rtt_avg", "{:.0f}"),
     ("ping RTT max (us)", "rtt_max", "{:.0f}"),
 ]
+RATIOS = {"tcp", "udp_rx", "udp_tx", "udp_fwd", "rtt_min", "rtt_avg", "rtt_max"}
 i, k, v = res["ifnet"], res["kernel"], res["vde"]
 out = [
     f"# ifnet bridge benchmark, {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, "
@@ -68,10 +90,19 @@ out = [
     f"#   median of {reps} runs, paths taken in turn within each run",
     f"{'metric':<26} {'ifnet':>9} {'kernel':>9} {'vde':>9} {'ifnet/vde':>10} {'ifnet/kern':>10}",
 ]
+def show(fmt):
+    """A formatter that prints a rounded-away negative zero as 0."""
+    def f(x):
+        t = fmt.format(x)
+        return t[1:] if t.startswith("-") and float(t) == 0 else t
+    return f
+
+
 for name, key, fmt in rows:
-    ratio = lambda a, b: f"{a / b:.2f}" if b else "-"
+    fmt = show(fmt)
+    ratio = lambda a, b: f"{a / b:.2f}" if b and key in RATIOS else "-"
     out.append(
-        f"{name:<26} {fmt.format(i[key]):>9} {fmt.format(k[key]):>9} {fmt.format(v[key]):>9}"
+        f"{name:<26} {fmt(i[key]):>9} {fmt(k[key]):>9} {fmt(v[key]):>9}"
         f" {ratio(i[key], v[key]):>10} {ratio(i[key], k[key]):>10}"
     )
 out.append("runs: " + "; ".join(
@@ -91,4 +122,11 @@ out += [
     f"UDP-64 >= 1.3x VDE: {i['udp_rx'] / v['udp_rx']:.2f}x {verdict(i['udp_rx'] >= 1.3 * v['udp_rx'])}; "
     f"RTT <= VDE: {i['rtt_avg']:.0f} vs {v['rtt_avg']:.0f} us {verdict(i['rtt_avg'] <= v['rtt_avg'])}",
 ]
+for f in ("virt0.txt", "virt1.txt"):  # ifnet's own counters after the run
+    try:
+        lines = open(os.path.join(raw, f)).read().splitlines()
+    except OSError:
+        continue
+    name = lines[0].split(":")[0] if lines else f
+    out += [f"ifnetd {name} {l.strip()}" for l in lines if l.strip().startswith(("input:", "output:"))]
 sys.stdout.write("\n".join(out) + "\n")

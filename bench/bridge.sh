@@ -71,6 +71,16 @@ ip link set "$TAP_V1" netns "$NS_V1"; ip link set "$TAP_V2" netns "$NS_V2"
 addr "$NS_V1" "$TAP_V1" 10.77.0.1; addr "$NS_V2" "$TAP_V2" 10.77.0.2
 
 PATHS="ifnet kernel vde"
+dev1() { case $1 in ifnet) echo "$TAP_I0";; kernel) echo e1;; vde) echo "$TAP_V1";; esac; }
+dev2() { case $1 in ifnet) echo "$TAP_I1";; kernel) echo e2;; vde) echo "$TAP_V2";; esac; }
+# Where UDP datagrams are lost: the sender's device (tx_dropped), the
+# receiver's device (rx_dropped), the receiver's socket (UDP RcvbufErrors).
+counters() {
+    local p=$1 a b
+    a=$(ip netns exec "$(ns1 $p)" cat /sys/class/net/"$(dev1 $p)"/statistics/tx_dropped)
+    b=$(ip netns exec "$(ns2 $p)" cat /sys/class/net/"$(dev2 $p)"/statistics/rx_dropped)
+    echo "$a $b $(ip netns exec "$(ns2 $p)" awk '/^Udp:/ { if (h) { print $6 } else { h = 1 } }' /proc/net/snmp)"
+}
 ns1() { case $1 in ifnet) echo "$NS_I1";; kernel) echo "$NS_K1";; vde) echo "$NS_V1";; esac; }
 ns2() { case $1 in ifnet) echo "$NS_I2";; kernel) echo "$NS_K2";; vde) echo "$NS_V2";; esac; }
 
@@ -91,11 +101,13 @@ for r in $(seq "$REPS"); do
         ip netns exec "$(ns1 $p)" ping -c "$PINGS" -i 0.02 -q 10.77.0.2 > "$R/ping-$p-$r.txt"
         ip netns exec "$(ns1 $p)" iperf3 -c 10.77.0.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
         sleep 0.5
+        counters $p > "$R/udp-$p-$r.cnt"
         ip netns exec "$(ns1 $p)" iperf3 -c 10.77.0.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udp-$p-$r.json"
+        counters $p >> "$R/udp-$p-$r.cnt"
         sleep 0.5
     done
 done
-IFNET_SERVER=$IFNET_SERVER brconfig bridge0 > "$R/brconfig.txt" 2>&1 || true
+brconfig bridge0 > "$R/brconfig.txt" 2>&1 || true
 ifconfig -v virt0 > "$R/virt0.txt" 2>&1 || true
 ifconfig -v virt1 > "$R/virt1.txt" 2>&1 || true
 
