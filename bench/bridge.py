@@ -14,6 +14,20 @@ def tcp(p, r):
     return e["sum_received"]["bits_per_second"] / 1e9
 
 
+def cpu(kind, p, r):
+    """The switch process's CPU use during a run, in % of one core."""
+    if p == "kernel":
+        return float("nan")
+    ticks = int(open(os.path.join(raw, f"{kind}-{p}-{r}.cpu")).read())
+    hz = int(open(os.path.join(raw, "clk_tck")).read())
+    return 100.0 * ticks / hz / float(secs)
+
+
+def retrans(p, r):
+    e = json.load(open(os.path.join(raw, f"tcp-{p}-{r}.json")))["end"]
+    return e["sum_sent"].get("retransmits", 0)
+
+
 def udp(p, r):
     e = json.load(open(os.path.join(raw, f"udp-{p}-{r}.json")))["end"]
     rx, tx = e["sum_received"], e["sum_sent"]
@@ -49,6 +63,9 @@ for p in PATHS:
     pg = [ping(p, r) for r in range(1, reps + 1)]
     res[p] = {
         "tcp": med(tcp(p, r) for r in range(1, reps + 1)),
+        "tcp_rtx": med(retrans(p, r) for r in range(1, reps + 1)),
+        "tcp_cpu": med(cpu("tcp", p, r) for r in range(1, reps + 1)),
+        "udp_cpu": med(cpu("udp", p, r) for r in range(1, reps + 1)),
         "tcp_all": [tcp(p, r) for r in range(1, reps + 1)],
         "udp_rx": med(x["rx"] for x in u),
         "udp_all": [x["rx"] for x in u],
@@ -67,12 +84,15 @@ for p in PATHS:
 
 rows = [
     ("TCP throughput (Gbit/s)", "tcp", "{:.3f}"),
+    ("TCP retransmits", "tcp_rtx", "{:.0f}"),
+    ("TCP: switch CPU (% core)", "tcp_cpu", "{:.0f}"),
     ("UDP-64 received (kpps)", "udp_rx", "{:.1f}"),
     ("UDP-64 sent (kpps)", "udp_tx", "{:.1f}"),
     ("UDP-64 into switch (kpps)", "udp_fwd", "{:.1f}"),
+    ("UDP: switch CPU (% core)", "udp_cpu", "{:.0f}"),
     ("UDP-64 loss (%)", "udp_loss", "{:.1f}"),
     ("  of sent: ns1 dev tx_drop %", "udp_txd", "{:.1f}"),
-    ("  in the switch, other %", "udp_mid", "{:.1f}"),
+    ("  residual (in switch) %", "udp_mid", "{:.1f}"),
     ("  ns2 dev rx_drop %", "udp_rxd", "{:.1f}"),
     ("  ns2 UDP RcvbufErrors %", "udp_rcvbuf", "{:.1f}"),
     ("ping RTT min (us)", "rtt_min", "{:.0f}"),
@@ -93,6 +113,8 @@ out = [
 def show(fmt):
     """A formatter that prints a rounded-away negative zero as 0."""
     def f(x):
+        if x != x:  # NaN: not applicable
+            return "-"
         t = fmt.format(x)
         return t[1:] if t.startswith("-") and float(t) == 0 else t
     return f

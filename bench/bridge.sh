@@ -94,15 +94,28 @@ for p in $PATHS; do
         || { echo "bridge bench: $p path does not ping" >&2; exit 1; }
 done
 
+# The switch's CPU time (user+system, all threads) around each iperf3 run.
+IFNETD_PID=$(ss -xlpn | awk -v s="$W/ifnetd.sock" '$5 == s' | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
+VDE_PID=$(cat "$W/vde.pid")
+cpu() { # path: CPU ticks used so far by its switch process (none: kernel)
+    local pid
+    case $1 in ifnet) pid=$IFNETD_PID;; vde) pid=$VDE_PID;; *) echo 0; return;; esac
+    awk '{ print $14 + $15 }' "/proc/$pid/stat"
+}
 R=$W/raw; mkdir -p "$R"
+getconf CLK_TCK > "$R/clk_tck"
 for r in $(seq "$REPS"); do
     for p in $PATHS; do
         echo "rep $r/$REPS: $p" >&2
         ip netns exec "$(ns1 $p)" ping -c "$PINGS" -i 0.02 -q 10.77.0.2 > "$R/ping-$p-$r.txt"
+        c0=$(cpu $p)
         ip netns exec "$(ns1 $p)" iperf3 -c 10.77.0.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
+        echo "$(( $(cpu $p) - c0 ))" > "$R/tcp-$p-$r.cpu"
         sleep 0.5
         counters $p > "$R/udp-$p-$r.cnt"
+        c0=$(cpu $p)
         ip netns exec "$(ns1 $p)" iperf3 -c 10.77.0.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udp-$p-$r.json"
+        echo "$(( $(cpu $p) - c0 ))" > "$R/udp-$p-$r.cpu"
         counters $p >> "$R/udp-$p-$r.cnt"
         sleep 0.5
     done
