@@ -23,6 +23,15 @@ def cpu(kind, p, r):
     return 100.0 * ticks / hz / float(secs)
 
 
+def tcp_txd(p, r):
+    """Frames dropped by the sender's device (ns1) during the TCP run."""
+    try:
+        c = [list(map(int, l.split())) for l in open(os.path.join(raw, f"tcp-{p}-{r}.cnt"))]
+        return c[1][0] - c[0][0]
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def retrans(p, r):
     e = json.load(open(os.path.join(raw, f"tcp-{p}-{r}.json")))["end"]
     return e["sum_sent"].get("retransmits", 0)
@@ -66,6 +75,7 @@ for p in PATHS:
         "tcp_rtx": med(retrans(p, r) for r in range(1, reps + 1)),
         "tcp_cpu": med(cpu("tcp", p, r) for r in range(1, reps + 1)),
         "udp_cpu": med(cpu("udp", p, r) for r in range(1, reps + 1)),
+        "tcp_txd": med(tcp_txd(p, r) for r in range(1, reps + 1)),
         "tcp_all": [tcp(p, r) for r in range(1, reps + 1)],
         "udp_rx": med(x["rx"] for x in u),
         "udp_all": [x["rx"] for x in u],
@@ -85,6 +95,7 @@ for p in PATHS:
 rows = [
     ("TCP throughput (Gbit/s)", "tcp", "{:.3f}"),
     ("TCP retransmits", "tcp_rtx", "{:.0f}"),
+    ("TCP: ns1 dev tx_drop", "tcp_txd", "{:.0f}"),
     ("TCP: switch CPU (% core)", "tcp_cpu", "{:.0f}"),
     ("UDP-64 received (kpps)", "udp_rx", "{:.1f}"),
     ("UDP-64 sent (kpps)", "udp_tx", "{:.1f}"),

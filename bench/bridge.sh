@@ -73,7 +73,7 @@ addr "$NS_V1" "$TAP_V1" 10.77.0.1; addr "$NS_V2" "$TAP_V2" 10.77.0.2
 PATHS="ifnet kernel vde"
 dev1() { case $1 in ifnet) echo "$TAP_I0";; kernel) echo e1;; vde) echo "$TAP_V1";; esac; }
 dev2() { case $1 in ifnet) echo "$TAP_I1";; kernel) echo e2;; vde) echo "$TAP_V2";; esac; }
-# Where UDP datagrams are lost: the sender's device (tx_dropped), the
+# Where frames are lost: the sender's device (tx_dropped), the
 # receiver's device (rx_dropped), the receiver's socket (UDP RcvbufErrors).
 counters() {
     local p=$1 a b
@@ -108,9 +108,11 @@ for r in $(seq "$REPS"); do
     for p in $PATHS; do
         echo "rep $r/$REPS: $p" >&2
         ip netns exec "$(ns1 $p)" ping -c "$PINGS" -i 0.02 -q 10.77.0.2 > "$R/ping-$p-$r.txt"
+        counters $p > "$R/tcp-$p-$r.cnt"
         c0=$(cpu $p)
         ip netns exec "$(ns1 $p)" iperf3 -c 10.77.0.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
         echo "$(( $(cpu $p) - c0 ))" > "$R/tcp-$p-$r.cpu"
+        counters $p >> "$R/tcp-$p-$r.cnt"
         sleep 0.5
         counters $p > "$R/udp-$p-$r.cnt"
         c0=$(cpu $p)
