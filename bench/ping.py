@@ -70,12 +70,19 @@ out.append(
     f"replies/s ratio daemon/Linux: ping -f {rate['fd1'] / rate['fk1']:.2f}, ping -f -l 32 {rate['fd32'] / rate['fk32']:.2f}"
 )
 allowed = 20000 * (flood + 1)  # 20,000/s plus the one-second burst
-peak = max(rate["fd1"], rate["fd32"])
+verdicts = []
+for key, label in [("fd1", "ping -f"), ("fd32", "ping -f -l 32")]:
+    rs = runs(key)
+    drops = sum(x["drops"] or 0 for x in rs)
+    best = max(x["got"] for x in rs)
+    hit = drops > 0 or best >= 0.95 * allowed
+    verdicts.append(
+        f"{label}: {'REACHED' if hit else 'not reached'} "
+        f"(best {best} replies of at most {allowed:.0f}; virt0 queue drops (echo limit or stack queue full) in {reps} runs: {drops})"
+    )
 out.append(
-    "daemon echo limit (20,000 replies/s, burst of one second, i.e. at most "
-    f"{allowed:.0f} replies in {flood:g} s = {allowed / flood:.0f}/s): "
-    + ("REACHED" if peak * flood >= 0.95 * allowed or any(
-        (x["drops"] or 0) > 0 for k in ("fd1", "fd32") for x in runs(k)) else "not reached")
-    + f" (best daemon rate {peak:.0f}/s)"
+    "daemon echo limit, 20,000 replies/s with a burst of one second "
+    f"(at most {allowed:.0f} replies in {flood:g} s = {allowed / flood:.0f}/s):"
 )
+out += ["  " + v for v in verdicts]
 sys.stdout.write("\n".join(out) + "\n")
