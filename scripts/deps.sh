@@ -11,6 +11,7 @@ have mandoc   || need+=(mandoc)
 have iperf3   || need+=(iperf3)
 have python3  || need+=(python3)
 have qemu-system-x86_64 || need+=(qemu-system-x86)
+have vde_switch || need+=(vde-switch)
 if [ "${#need[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
