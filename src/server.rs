@@ -181,6 +181,7 @@ fn peer_allowed(conn: &UnixStream, uid: u32, gid: u32, mode: u32) -> bool {
 /// Answer one client's requests until it goes away. Garbage ends only this
 /// client's connection.
 fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
+    let peer = getsockopt(&conn, PeerCredentials).ok();
     loop {
         let req = match wire::read_request(&mut conn) {
             Ok(r) => r,
@@ -194,7 +195,13 @@ fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
         };
         log::debug(&format!("{req:?}"));
         let shutdown = req == Request::Shutdown;
-        let resp = kernel.ioctl(req);
+        let resp = match (&req, peer) {
+            // A path the client named is opened with the client's rights.
+            (Request::SetLinkStr { .. }, Some(cred)) => {
+                as_client(cred.uid(), cred.gid(), || kernel.ioctl(req))
+            }
+            _ => kernel.ioctl(req),
+        };
         if wire::write_response(&mut conn, &resp).is_err() {
             return;
         }
@@ -203,4 +210,31 @@ fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
             return;
         }
     }
+}
+
+/// Run `f` with this thread's filesystem uid and gid set to the client's,
+/// so that files opened for it (a shmif bus named by `linkstr`) are opened
+/// with no more rights than the client has: a client that may not write
+/// /etc/passwd cannot make the daemon map it. Linux's fsuid is per thread;
+/// capabilities other than the filesystem ones (CAP_NET_ADMIN for TAPs)
+/// are kept.
+fn as_client<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> T {
+    let (my_uid, my_gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if uid == my_uid && gid == my_gid {
+        return f();
+    }
+    // SAFETY: plain syscalls on this thread's credentials; restored below.
+    unsafe {
+        libc::setfsgid(gid);
+        libc::setfsuid(uid);
+    }
+    let r = f();
+    unsafe {
+        libc::setfsuid(my_uid);
+        libc::setfsgid(my_gid);
+    }
+    r
 }

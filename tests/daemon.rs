@@ -314,3 +314,59 @@ fn many_clients_at_once() {
     let mut c = Client::connect(&d.sock).unwrap();
     assert_eq!(names(&mut c), ["lo0"]);
 }
+
+/// `linkstr` opens the bus with the client's rights, not the daemon's:
+/// a client that may not write /etc/passwd cannot make root's daemon map
+/// it, nor create a bus where it may not create files.
+#[test]
+fn linkstr_opens_with_the_clients_rights() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("open.sock");
+    let mut child = std::process::Command::new(IFNETD)
+        .args(["-f", "-m", "0666", "-s"])
+        .arg(&sock)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&sock);
+    let as_nobody = |args: &[&str]| {
+        run(std::process::Command::new(IFCONFIG)
+            .args(args)
+            .env("IFNET_SERVER", &sock)
+            .env("IFNET_NO_AUTOSTART", "1")
+            .uid(uid)
+            .gid(gid))
+    };
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    assert_eq!(as_nobody(&["shmif0", "create"]).2, 0);
+    let (out, err, rc) = as_nobody(&["shmif0", "linkstr", "/etc/passwd"]);
+    assert_eq!(
+        (out.as_str(), err.as_str(), rc),
+        ("", "ifconfig: SIOCSLINKSTR: Permission denied\n", 1)
+    );
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd, "untouched");
+    // Not in a directory only root may write to.
+    let root_only = dir.path().join("bus");
+    let (_, err, rc) = as_nobody(&["shmif0", "linkstr", root_only.to_str().unwrap()]);
+    assert_eq!(
+        (err.as_str(), rc),
+        ("ifconfig: SIOCSLINKSTR: Permission denied\n", 1)
+    );
+    assert!(!root_only.exists());
+    // Where nobody may create files, the bus is nobody's.
+    let theirs = dir.path().join("nobody");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(uid), Some(gid)).unwrap();
+    let bus = theirs.join("bus");
+    assert_eq!(
+        as_nobody(&["shmif0", "linkstr", bus.to_str().unwrap()]),
+        (String::new(), String::new(), 0)
+    );
+    assert_eq!(std::fs::metadata(&bus).unwrap().uid(), uid);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}
