@@ -1,6 +1,7 @@
 //! The drivers, one module each, and the classes they register.
 
 pub mod bridge;
+pub mod ether;
 pub mod kthread;
 pub mod lo;
 pub mod shmif;

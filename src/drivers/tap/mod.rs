@@ -31,6 +31,7 @@ mod cdev;
 pub mod framing;
 
 use crate::cloner::{IfClone, KernelEnv};
+use crate::drivers::ether;
 use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
@@ -47,7 +48,6 @@ use std::sync::{Arc, Mutex, Weak};
 
 /// Largest MTU: a frame (MTU + 14) must fit the framing's largest record.
 pub const TAP_MAXMTU: u32 = (framing::TAP_MAXFRAME - 14) as u32;
-const MEDIA: &str = "Ethernet autoselect";
 /// Name of the cloning socket.
 pub const TAP_CLONE: &str = "tap";
 
@@ -265,18 +265,11 @@ impl Driver for Tap {
     }
 
     fn media(&self, _ifs: &IfState) -> Option<IfMedia> {
-        Some(IfMedia {
-            current: MEDIA.into(),
-            active: Some(self.sc.attached()),
-            supported: vec![MEDIA.into()],
-        })
+        Some(ether::autoselect_media(self.sc.attached()))
     }
 
     fn set_media(&mut self, _ifs: &mut IfState, media: &str) -> Result<(), Errno> {
-        match media {
-            "autoselect" | "auto" | MEDIA => Ok(()),
-            _ => Err(Errno::ENXIO),
-        }
+        ether::set_autoselect_media(media)
     }
 
     fn set_mtu(&mut self, _ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {

@@ -18,6 +18,7 @@ mod io;
 pub mod tun;
 
 use crate::cloner::{IfClone, KernelEnv};
+use crate::drivers::ether;
 use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
@@ -28,7 +29,6 @@ use tun::HostTap;
 
 /// Largest MTU: a jumbo frame must fit the 9018-byte receive buffer.
 pub const VIRT_MAXMTU: u32 = 9000;
-const MEDIA: &str = "Ethernet autoselect";
 
 #[derive(Default)]
 pub struct VirtClone {
@@ -192,18 +192,11 @@ impl Driver for Virt {
     }
 
     fn media(&self, ifs: &IfState) -> Option<IfMedia> {
-        Some(IfMedia {
-            current: MEDIA.into(),
-            active: Some(self.link_active(ifs)),
-            supported: vec![MEDIA.into()],
-        })
+        Some(ether::autoselect_media(self.link_active(ifs)))
     }
 
     fn set_media(&mut self, _ifs: &mut IfState, media: &str) -> Result<(), Errno> {
-        match media {
-            "autoselect" | "auto" | MEDIA => Ok(()),
-            _ => Err(Errno::ENXIO),
-        }
+        ether::set_autoselect_media(media)
     }
 
     fn set_mtu(&mut self, _ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {
