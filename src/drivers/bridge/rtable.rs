@@ -56,6 +56,10 @@ pub struct Rtable {
     pub timeout: u32,
     seq: u64,
     next_sweep: u64,
+    /// When `age` last ran. Expiry has one-second resolution, so a second
+    /// run within the same second finds nothing: a full cache under a
+    /// flood of new addresses scans once a second, not once a frame.
+    aged_at: Option<u64>,
 }
 
 impl Default for Rtable {
@@ -66,6 +70,7 @@ impl Default for Rtable {
             timeout: BRIDGE_RTABLE_TIMEOUT,
             seq: 0,
             next_sweep: 0,
+            aged_at: None,
         }
     }
 }
@@ -111,6 +116,15 @@ impl Rtable {
     /// Drop expired dynamic entries (`bridge_rtage`).
     pub fn age(&mut self, now: u64) {
         self.nodes.retain(|_, n| !n.expired(now));
+        self.aged_at = Some(now);
+    }
+
+    /// Make room in a full cache by aging, at most once a second.
+    fn full(&mut self, now: u64) -> bool {
+        if self.nodes.len() >= self.max as usize && self.aged_at != Some(now) {
+            self.age(now);
+        }
+        self.nodes.len() >= self.max as usize
     }
 
     /// Learn `src` on member `ifindex` (`bridge_rtupdate`, dynamic): a
@@ -125,11 +139,8 @@ impl Rtable {
             }
             return;
         }
-        if self.nodes.len() >= self.max as usize {
-            self.age(now);
-            if self.nodes.len() >= self.max as usize {
-                return;
-            }
+        if self.full(now) {
+            return;
         }
         self.insert(*src, ifindex, expire, 0);
     }
@@ -142,11 +153,8 @@ impl Rtable {
             n.expire = 0;
             return Ok(());
         }
-        if self.nodes.len() >= self.max as usize {
-            self.age(now);
-            if self.nodes.len() >= self.max as usize {
-                return Err(Errno::ENOSPC);
-            }
+        if self.full(now) {
+            return Err(Errno::ENOSPC);
         }
         self.insert(*mac, ifindex, 0, IFBAF_STATIC);
         Ok(())
