@@ -79,4 +79,36 @@ done
 echo "ifping from each of the 31 to host 1:          $ok/31 answered"
 dup=$(for n in $(seq 1 32); do IFNET_SERVER=unix://$W/h$n.sock "$B/ifconfig" shmif0; done | grep -c DUPLICATED || true)
 echo "addresses flagged DUPLICATED:                  $dup"
+for n in $(seq 1 32); do "$B/ifnetd" --stop -s "$W/h$n.sock"; done
+
+# A bridge with 32 members: shmif0..31 in one daemon, each on its own bus
+# where one other daemon is a host; the hosts ping each other across it.
+t0=$(now)
+export IFNET_SERVER=unix://$W/br.sock
+"$B/ifconfig" bridge0 create
+for n in $(seq 0 31); do
+    "$B/ifconfig" "shmif$n" create
+    "$B/ifconfig" "shmif$n" linkstr "$W/bus$n"
+    "$B/ifconfig" "shmif$n" up
+    "$B/brconfig" bridge0 add "shmif$n"
+done
+"$B/brconfig" bridge0 up
+for n in $(seq 0 31); do
+    s=unix://$W/m$n.sock
+    IFNET_SERVER=$s "$B/ifconfig" shmif0 create
+    IFNET_SERVER=$s "$B/ifconfig" shmif0 linkstr "$W/bus$n"
+    IFNET_SERVER=$s "$B/ifconfig" shmif0 inet "10.88.0.$((n + 1))/24" up
+done
+for n in $(seq 0 31); do IFNET_SERVER=unix://$W/m$n.sock "$B/ifconfig" -w 10; done
+t1=$(now)
+echo "bridge with 32 members (32 buses, 32 hosts) up: $(secs "$t0" "$t1") s"
+ok=0
+t0=$(now)
+for n in $(seq 2 32); do
+    IFNET_SERVER=unix://$W/m0.sock "$B/ifping" -c 1 -W 2 "10.88.0.$n" >/dev/null && ok=$((ok + 1))
+done
+t1=$(now)
+echo "ifping across the bridge, host 1 to the 31 others: $ok/31 answered in $(secs "$t0" "$t1") s"
+echo "bridge0 address cache entries:                 $("$B/brconfig" bridge0 addr | wc -l)"
+echo "bridge daemon RSS:                             $(rss_kb "$(pgrep -f "ifnetd -s $W/br.sock" | head -1)") kB"
 } | tee "$OUT"

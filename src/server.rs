@@ -30,6 +30,9 @@ pub enum Stop {
 
 pub struct Server {
     pub path: PathBuf,
+    /// (device, inode) of the socket we bound: only that file is ours to
+    /// remove on the way out, not one a later daemon bound at the same path.
+    socket_id: (u64, u64),
     listener: UnixListener,
     _lock: Flock<File>,
     kernel: Arc<Kernel>,
@@ -91,6 +94,7 @@ impl Server {
             .map_err(|e| err("cannot chmod", path, e))?;
         Ok(Server {
             path: path.to_path_buf(),
+            socket_id: file_id(path).unwrap_or_default(),
             listener,
             _lock: lock,
             kernel,
@@ -141,8 +145,34 @@ impl Server {
     /// Destroy every interface and remove the socket.
     pub fn shutdown(self) {
         self.kernel.shutdown();
-        let _ = fs::remove_file(&self.path);
+        if file_id(&self.path) == Some(self.socket_id) {
+            let _ = fs::remove_file(&self.path);
+        }
         log::info("stopped");
+    }
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Wait until no daemon holds the lock of `path` (it has exited), for at
+/// most `timeout`. True once it is free.
+pub fn wait_stopped(path: &Path, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let free = match File::open(lock_path(path)) {
+            Err(_) => true,
+            Ok(f) => Flock::lock(f, FlockArg::LockSharedNonblock).is_ok(),
+        };
+        if free {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

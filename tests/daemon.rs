@@ -370,3 +370,29 @@ fn linkstr_opens_with_the_clients_rights() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+/// `ifnetd --stop` returns once the daemon is gone, so a new daemon can
+/// take the socket at once, and the old one never removes the new socket.
+#[test]
+fn stop_waits_and_a_successor_keeps_its_socket() {
+    let mut d = Daemon::start();
+    for n in 0..16 {
+        let bus = d.dir.path().join(format!("bus{n}"));
+        d.ok(&[&format!("shmif{n}"), "create"]);
+        d.ok(&[&format!("shmif{n}"), "linkstr", bus.to_str().unwrap()]);
+        d.ok(&[&format!("shmif{n}"), "up"]);
+    }
+    let mut old = d.child.take().unwrap();
+    let (out, err, rc) = run(std::process::Command::new(IFNETD)
+        .arg("--stop")
+        .arg("-s")
+        .arg(&d.sock));
+    assert_eq!((out.as_str(), err.as_str(), rc), ("", "", 0));
+    assert!(old.try_wait().unwrap().is_some() || old.wait().unwrap().success());
+    assert!(!d.sock.exists());
+    d.spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.sock.exists(), "the successor's socket is still there");
+    let (out, _, rc) = d.ifconfig(&["-l"]);
+    assert_eq!((out.as_str(), rc), ("lo0\n", 0));
+}

@@ -4,7 +4,7 @@ use clap::Parser;
 use ifnet::client::{Client, server_path};
 use ifnet::ioctl::{Ioctl, Request};
 use ifnet::log;
-use ifnet::server::{Server, Stop};
+use ifnet::server::{Server, Stop, wait_stopped};
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{ForkResult, fork, setsid};
 use std::fs::OpenOptions;
@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::exit;
+use std::time::Duration;
 
 /// The ifnet virtual network kernel: owns a namespace of virtual interfaces
 /// and serves ifconfig(8) and brconfig(8) on a Unix socket.
@@ -60,8 +61,11 @@ fn main() {
     if args.stop {
         let mut c =
             Client::connect(&path).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+        // Return once it has gone: its interfaces destroyed, its socket
+        // removed, its lock released.
         match c.ioctl(Request::Shutdown) {
-            Ok(_) => exit(0),
+            Ok(_) if wait_stopped(&path, Duration::from_secs(30)) => exit(0),
+            Ok(_) => die(format!("{}: still stopping after 30 s", path.display())),
             Err(e) => die(e),
         }
     }

@@ -40,6 +40,9 @@ const ECHO_RATE: f64 = 20_000.0;
 const MAX_ADDRS: usize = 8;
 /// Neighbours remembered to refill smoltcp's cache (as its build feature).
 const MAX_NEIGHBORS: usize = 64;
+/// How often a neighbour that keeps talking is put back into smoltcp's
+/// cache, whose entries live 60 s.
+const REPRIME: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dad {
@@ -112,7 +115,9 @@ struct Shared {
     /// Who was seen where: smoltcp forgets its neighbour cache whenever
     /// the address list changes, and would drop the replies it owes while
     /// it resolves again; these refill it.
-    neighbors: Mutex<HashMap<IpAddr, Mac>>,
+    neighbors: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
+    /// Neighbours learned from the frame being sniffed, new or moved.
+    fresh: Mutex<Vec<(IpAddr, Mac)>>,
     echo_bucket: Mutex<(f64, Instant)>,
 }
 
@@ -133,6 +138,7 @@ impl Host {
             generation: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             neighbors: Mutex::new(HashMap::new()),
+            fresh: Mutex::new(Vec::new()),
             echo_bucket: Mutex::new((ECHO_RATE, Instant::now())),
         });
         let s = shared.clone();
@@ -364,7 +370,15 @@ fn run(s: Arc<Shared>) {
         }
         let mut out = Vec::new();
         for frame in batch.drain(..) {
-            if sniff(&s, &frame, &mut out) {
+            let pass = sniff(&s, &frame, &mut out);
+            // A neighbour seen for the first time (or moved) goes into
+            // smoltcp's cache before its frame, so that the reply smoltcp
+            // owes it is not dropped while it would resolve the address.
+            let mac = *s.mac.lock().unwrap();
+            for (ip, nmac) in s.fresh.lock().unwrap().drain(..) {
+                dev.rx.extend(primer(&iface, mac, ip, nmac));
+            }
+            if pass {
                 dev.rx.push_back(frame);
             } else {
                 dev.done.push(frame);
@@ -460,17 +474,24 @@ fn sync_addrs(s: &Shared, iface: &mut Interface, rx: &mut VecDeque<Vec<u8>>) {
         }
     });
     let mac = *s.mac.lock().unwrap();
-    for (&ip, &nmac) in s.neighbors.lock().unwrap().iter() {
-        let ours = ok.iter().find(|c| c.contains_addr(&IpAddress::from(ip)));
-        match (ip, ours.map(|c| c.address())) {
-            (IpAddr::V4(n), Some(IpAddress::Ipv4(me))) => {
-                rx.push_front(arp_reply(nmac, n, mac, me))
-            }
-            (IpAddr::V6(n), Some(IpAddress::Ipv6(me))) => {
-                rx.push_front(neighbor_advert(nmac, n, mac, me))
-            }
-            _ => {}
+    for (&ip, &(nmac, _)) in s.neighbors.lock().unwrap().iter() {
+        if let Some(f) = primer(iface, mac, ip, nmac) {
+            rx.push_front(f);
         }
+    }
+}
+
+/// A frame that tells smoltcp `ip` is at `nmac`: an ARP reply or a
+/// neighbour advertisement to one of our addresses on the same link.
+fn primer(iface: &Interface, mac: Mac, ip: IpAddr, nmac: Mac) -> Option<Vec<u8>> {
+    let ours = iface
+        .ip_addrs()
+        .iter()
+        .find(|c| c.contains_addr(&IpAddress::from(ip)))?;
+    match (ip, ours.address()) {
+        (IpAddr::V4(n), IpAddress::Ipv4(me)) => Some(arp_reply(nmac, n, mac, me)),
+        (IpAddr::V6(n), IpAddress::Ipv6(me)) => Some(neighbor_advert(nmac, n, mac, me)),
+        _ => None,
     }
 }
 
@@ -483,7 +504,14 @@ fn learn(s: &Shared, ip: IpAddr, mac: [u8; 6]) {
     if n.len() >= MAX_NEIGHBORS && !n.contains_key(&ip) {
         n.clear(); // crude, bounded: the busy ones come back at once
     }
-    n.insert(ip, mac);
+    // New, moved, or primed long enough ago that smoltcp's own entry
+    // (60 s) may have expired.
+    let now = Instant::now();
+    let stale = |&(m, at): &(Mac, Instant)| m != mac || now.duration_since(at) >= REPRIME;
+    if n.get(&ip).is_none_or(stale) {
+        n.insert(ip, (mac, now));
+        s.fresh.lock().unwrap().push((ip, mac));
+    }
 }
 
 /// Send the due DAD probes; true when an address changed state.
