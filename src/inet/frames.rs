@@ -109,6 +109,32 @@ pub fn defend_advert(mac: Mac, target: Ipv6Addr) -> Vec<u8> {
     icmpv6(mac, ipv6_multicast_mac(all_nodes), target, all_nodes, na)
 }
 
+/// `who-has target tell ip`, to broadcast.
+pub fn arp_request(mac: Mac, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(mac),
+        source_protocol_addr: ip,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    };
+    let mut buf = vec![0u8; ETH_HDR + arp.buffer_len()];
+    ethernet(&mut buf, mac, [0xff; 6], EthernetProtocol::Arp);
+    arp.emit(&mut ArpPacket::new_unchecked(&mut buf[ETH_HDR..]));
+    buf
+}
+
+/// A neighbour solicitation for `target` from `src`, with our link-layer
+/// address, to the target's solicited-node group.
+pub fn neighbor_solicit(mac: Mac, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let group = solicited_node(target);
+    let ns = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr: target,
+        lladdr: Some(RawHardwareAddress::from_bytes(&mac)),
+    });
+    icmpv6(mac, ipv6_multicast_mac(group), src, group, ns)
+}
+
 /// `from_ip is-at from_mac`, addressed to us: fed to smoltcp to put a
 /// known neighbour back into its cache.
 pub fn arp_reply(from_mac: Mac, from_ip: Ipv4Addr, to_mac: Mac, to_ip: Ipv4Addr) -> Vec<u8> {

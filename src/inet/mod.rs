@@ -7,7 +7,7 @@
 
 mod frames;
 
-use frames::{arp_reply, neighbor_advert};
+use frames::{arp_reply, arp_request, neighbor_advert, neighbor_solicit};
 pub use frames::{dad_solicit, defend_advert, gratuitous_arp};
 
 use crate::ioctl::{Errno, Mac, in_iff, in6_iff};
@@ -38,8 +38,9 @@ const RX_QUEUE: usize = 1024;
 const ECHO_RATE: f64 = 20_000.0;
 /// smoltcp holds this many addresses per interface (its build feature).
 const MAX_ADDRS: usize = 8;
-/// Neighbours remembered to refill smoltcp's cache (as its build feature).
-const MAX_NEIGHBORS: usize = 64;
+/// Neighbours remembered to refill smoltcp's cache (as its build feature:
+/// a busy segment, 32 hosts with v4 and v6, fits several times over).
+const MAX_NEIGHBORS: usize = 256;
 /// How often a neighbour that keeps talking is put back into smoltcp's
 /// cache, whose entries live 60 s.
 const REPRIME: Duration = Duration::from_secs(20);
@@ -397,15 +398,24 @@ fn run(s: Arc<Shared>) {
                     ident,
                     seq,
                     len,
-                } => send_echo(
-                    &mut iface,
-                    &mut sockets,
-                    &mut echo_sockets,
-                    dst,
-                    ident,
-                    seq,
-                    len,
-                ),
+                } => {
+                    // smoltcp paces all its address resolution together
+                    // (one query a second); resolve this destination now.
+                    if !s.neighbors.lock().unwrap().contains_key(&dst)
+                        && let Some(q) = solicit(&iface, *s.mac.lock().unwrap(), dst)
+                    {
+                        let _ = s.port.output(&q);
+                    }
+                    send_echo(
+                        &mut iface,
+                        &mut sockets,
+                        &mut echo_sockets,
+                        dst,
+                        ident,
+                        seq,
+                        len,
+                    );
+                }
             }
         }
         let now = smol_now(epoch);
@@ -495,14 +505,31 @@ fn primer(iface: &Interface, mac: Mac, ip: IpAddr, nmac: Mac) -> Option<Vec<u8>>
     }
 }
 
+/// An ARP request or neighbour solicitation for `dst` from our address on
+/// its link.
+fn solicit(iface: &Interface, mac: Mac, dst: IpAddr) -> Option<Vec<u8>> {
+    let ours = iface
+        .ip_addrs()
+        .iter()
+        .find(|c| c.contains_addr(&IpAddress::from(dst)))?;
+    match (dst, ours.address()) {
+        (IpAddr::V4(d), IpAddress::Ipv4(me)) => Some(arp_request(mac, me, d)),
+        (IpAddr::V6(d), IpAddress::Ipv6(me)) => Some(neighbor_solicit(mac, me, d)),
+        _ => None,
+    }
+}
+
 /// Remember that `ip` is at `mac` (a unicast neighbour, not one of ours).
 fn learn(s: &Shared, ip: IpAddr, mac: [u8; 6]) {
     if mac[0] & 1 != 0 || ip.is_unspecified() || ip.is_multicast() || dad_state(s, ip).is_some() {
         return;
     }
     let mut n = s.neighbors.lock().unwrap();
-    if n.len() >= MAX_NEIGHBORS && !n.contains_key(&ip) {
-        n.clear(); // crude, bounded: the busy ones come back at once
+    if n.len() >= MAX_NEIGHBORS
+        && !n.contains_key(&ip)
+        && let Some(oldest) = n.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k)
+    {
+        n.remove(&oldest);
     }
     // New, moved, or primed long enough ago that smoltcp's own entry
     // (60 s) may have expired.
@@ -644,7 +671,11 @@ fn sniff_arp(s: &Shared, payload: &[u8], mac: Mac, out: &mut Vec<Vec<u8>>) -> bo
         }
         return false;
     }
-    learn(s, IpAddr::V4(spa), sha.0);
+    // Like NetBSD (and Linux), learn only from ARP aimed at us, not from
+    // other hosts' announcements and queries.
+    if dad_state(s, IpAddr::V4(tpa)) == Some(Dad::Ok) {
+        learn(s, IpAddr::V4(spa), sha.0);
+    }
     // An RFC 5227 probe (sender 0.0.0.0) for an address we hold or probe.
     if spa == Ipv4Addr::UNSPECIFIED {
         match dad_state(s, IpAddr::V4(tpa)) {
