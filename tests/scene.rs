@@ -109,19 +109,6 @@ fn duplicate_address_on_the_bus() {
     });
 }
 
-/// A daemon with `virt0` attached to a fresh host TAP that lives in `ns`.
-fn virt_in_ns(d: &Daemon, virt: &str, ns: &Netns, host_addr: &str) -> String {
-    let tap = unique("ift");
-    d.ok(&[virt, "create"]);
-    d.ok(&[virt, "linkstr", &tap]);
-    d.ok(&[virt, "up"]);
-    sh(&format!("ip link set {tap} netns {}", ns.0));
-    ns.exec(&format!(
-        "ip addr add {host_addr} dev {tap} && ip link set {tap} up"
-    ));
-    tap
-}
-
 #[test]
 fn namespace_pings_the_daemon_through_virt() {
     if !can_netadmin() {
@@ -149,7 +136,6 @@ fn namespaces_talk_across_two_daemons_and_a_bus() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let sum = dir.path().join("sum");
     let bus = dir.path().join("bus0");
     let bus = bus.to_str().unwrap();
     let (ns1, ns2) = (Netns::new(), Netns::new());
@@ -182,17 +168,7 @@ fn namespaces_talk_across_two_daemons_and_a_bus() {
     );
 
     // A TCP transfer with a checksum at both ends.
-    ns2.exec(&format!(
-        "python3 -c 'import socket,hashlib\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"10.0.2.2\",5001));s.listen(1);s.settimeout(30)\nc,_=s.accept();c.settimeout(30);h=hashlib.sha256()\nwhile True:\n  b=c.recv(65536)\n  if not b: break\n  h.update(b)\nopen(\"{0}.tmp\",\"w\").write(h.hexdigest())\nimport os;os.rename(\"{0}.tmp\",\"{0}\")' >/dev/null 2>&1 &",
-        sum.display()
-    ));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let sent = ns1.exec(
-        "python3 -c 'import socket,hashlib,os\nd=os.urandom(8<<20);s=socket.create_connection((\"10.0.2.2\",5001),timeout=20);s.sendall(d);s.close();print(hashlib.sha256(d).hexdigest())'",
-    );
-    wait_until(20, "the receiver's checksum", || sum.exists());
-    let got = std::fs::read_to_string(&sum).unwrap();
-    assert_eq!(sent.trim(), got.trim(), "8 MiB arrived intact");
+    tcp_transfer_intact(&ns1, &ns2, "10.0.2.2", 5001, 8, dir.path());
 
     // The TCP segments are the newest frames on the bus.
     let dump = sh(&format!(

@@ -189,3 +189,42 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `virt` in daemon `d`, attached to a fresh host TAP that is moved into
+/// `ns` and given `host_addr`. Returns the TAP's name.
+pub fn virt_in_ns(d: &Daemon, virt: &str, ns: &Netns, host_addr: &str) -> String {
+    let tap = unique("ift");
+    d.ok(&[virt, "create"]);
+    d.ok(&[virt, "linkstr", &tap]);
+    d.ok(&[virt, "up"]);
+    sh(&format!("ip link set {tap} netns {}", ns.0));
+    ns.exec(&format!(
+        "ip addr add {host_addr} dev {tap} && ip link set {tap} up"
+    ));
+    tap
+}
+
+/// Send `mib` MiB of random bytes over TCP from namespace `from` to a
+/// server at `addr:port` in `to`, and assert that the SHA-256 the server
+/// computed equals the sender's. `scratch` is a directory for the result.
+pub fn tcp_transfer_intact(
+    from: &Netns,
+    to: &Netns,
+    addr: &str,
+    port: u16,
+    mib: u32,
+    scratch: &Path,
+) {
+    let sum = scratch.join(format!("sum{port}"));
+    to.exec(&format!(
+        "python3 -c 'import socket,hashlib\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"{addr}\",{port}));s.listen(1);s.settimeout(30)\nc,_=s.accept();c.settimeout(30);h=hashlib.sha256()\nwhile True:\n  b=c.recv(65536)\n  if not b: break\n  h.update(b)\nopen(\"{0}.tmp\",\"w\").write(h.hexdigest())\nimport os;os.rename(\"{0}.tmp\",\"{0}\")' >/dev/null 2>&1 &",
+        sum.display()
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = from.exec(&format!(
+        "python3 -c 'import socket,hashlib,os\nd=os.urandom({mib}<<20);s=socket.create_connection((\"{addr}\",{port}),timeout=20);s.sendall(d);s.close();print(hashlib.sha256(d).hexdigest())'"
+    ));
+    wait_until(30, "the receiver's checksum", || sum.exists());
+    let got = std::fs::read_to_string(&sum).unwrap();
+    assert_eq!(sent.trim(), got.trim(), "{mib} MiB arrived intact");
+}
