@@ -4,53 +4,16 @@
 //! deleted; the bridge host's members answer for their own addresses
 //! from either side (`bridge_member_ipv4`).
 
+mod common;
+
+use common::cable::{Cables, Plug, plug};
 use ifnet::Kernel;
-use ifnet::cloner::{Cloners, IfClone, KernelEnv};
+use ifnet::cloner::{Cloners, KernelEnv};
 use ifnet::drivers::bridge::BridgeClone;
 use ifnet::drivers::lo::LoClone;
-use ifnet::ifnet::{Driver, IfState, IfType};
 use ifnet::ioctl::{Errno, InAliasReq, Reply, Request, iff};
-use ifnet::port::{Port, Transmit};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-type Plug = Arc<Mutex<Weak<Port>>>;
-
-/// One end of a cable: what it transmits, the other end receives.
-struct End(Plug);
-
-impl Transmit for End {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
-        if let Some(p) = self.0.lock().unwrap().upgrade() {
-            p.input(frame);
-        }
-        Ok(())
-    }
-}
-
-/// `eth<unit>`: an Ethernet whose unit `n` is cabled to `peers[n]`.
-struct Cables {
-    peers: Vec<Plug>,
-    host: u8,
-}
-
-struct CableIf;
-impl Driver for CableIf {}
-
-impl IfClone for Cables {
-    fn name(&self) -> &'static str {
-        "eth"
-    }
-    fn create(&self, _: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
-        let peer = self.peers.get(ifs.unit as usize).ok_or(Errno::ENXIO)?;
-        ifs.kind = IfType::Ethernet;
-        ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
-        ifs.set_lladdr([0x02, 0, 0, 0, self.host, ifs.unit as u8]);
-        ifs.port.set_transmit(Some(Arc::new(End(peer.clone()))));
-        Ok(Box::new(CableIf))
-    }
-}
 
 fn kernel(host: u8, peers: Vec<Plug>) -> Kernel {
     let n = peers.len();
@@ -72,10 +35,6 @@ fn kernel(host: u8, peers: Vec<Plug>) -> Kernel {
         .unwrap();
     }
     k
-}
-
-fn plug(p: &Plug, k: &Kernel, name: &str) {
-    *p.lock().unwrap() = Arc::downgrade(&k.port(name).unwrap());
 }
 
 fn add4(k: &Kernel, name: &str, a: [u8; 4]) {

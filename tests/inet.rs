@@ -3,82 +3,39 @@
 //! — a shmif bus between two ifnetd processes, virt to a Linux namespace —
 //! in tests/scene.rs.)
 
+mod common;
+
+use common::cable::{Cables, Plug, plug};
 use ifnet::Kernel;
-use ifnet::cloner::{Cloners, IfClone, KernelEnv};
-use ifnet::ifnet::{Driver, IfState, IfType};
-use ifnet::ioctl::{Errno, In6AliasReq, InAliasReq, Reply, Request, iff};
-use ifnet::port::{Port, Transmit};
+use ifnet::cloner::{Cloners, KernelEnv};
+use ifnet::ioctl::{Errno, In6AliasReq, InAliasReq, Reply, Request};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-/// One end of a cable: what it transmits, the other end receives.
-struct End(Arc<Mutex<Weak<Port>>>);
-
-impl Transmit for End {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
-        if let Some(p) = self.0.lock().unwrap().upgrade() {
-            p.input(frame);
-        }
-        Ok(())
-    }
-}
-
-struct Cable {
-    /// Where each end's frames go, by unit.
-    peer: Arc<Mutex<Weak<Port>>>,
-    mac: u8,
-}
-
-struct CableIf;
-impl Driver for CableIf {}
-
-impl IfClone for Cable {
-    fn name(&self) -> &'static str {
-        "eth"
-    }
-    fn create(&self, _: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
-        ifs.kind = IfType::Ethernet;
-        ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
-        ifs.set_lladdr([0x02, 0, 0, 0, 0, self.mac]);
-        ifs.port
-            .set_transmit(Some(Arc::new(End(self.peer.clone()))));
-        Ok(Box::new(CableIf))
-    }
-}
-
-/// Two kernels whose `eth0`s are plugged into each other.
+/// Two kernels whose `eth0`s are plugged into each other; a's MAC is
+/// 02:00:00:00:01:00, b's 02:00:00:00:02:00.
 fn cabled() -> (Kernel, Kernel) {
-    let to_b = Arc::new(Mutex::new(Weak::new()));
-    let to_a = Arc::new(Mutex::new(Weak::new()));
-    let a = Kernel::with_cloners(
-        KernelEnv::default(),
-        Cloners::new(vec![
-            Box::new(ifnet::drivers::lo::LoClone),
-            Box::new(Cable {
-                peer: to_b.clone(),
-                mac: 1,
-            }),
-        ]),
-    );
-    let b = Kernel::with_cloners(
-        KernelEnv::default(),
-        Cloners::new(vec![
-            Box::new(ifnet::drivers::lo::LoClone),
-            Box::new(Cable {
-                peer: to_a.clone(),
-                mac: 2,
-            }),
-        ]),
-    );
-    for k in [&a, &b] {
+    let (to_b, to_a) = (Plug::default(), Plug::default());
+    let kernel = |host, peer: &Plug| {
+        let k = Kernel::with_cloners(
+            KernelEnv::default(),
+            Cloners::new(vec![
+                Box::new(ifnet::drivers::lo::LoClone),
+                Box::new(Cables {
+                    peers: vec![peer.clone()],
+                    host,
+                }),
+            ]),
+        );
         k.ioctl(Request::IfCreate {
             name: "eth0".into(),
         })
         .unwrap();
-    }
-    *to_b.lock().unwrap() = Arc::downgrade(&b.port("eth0").unwrap());
-    *to_a.lock().unwrap() = Arc::downgrade(&a.port("eth0").unwrap());
+        k
+    };
+    let (a, b) = (kernel(1, &to_b), kernel(2, &to_a));
+    plug(&to_b, &b, "eth0");
+    plug(&to_a, &a, "eth0");
     (a, b)
 }
 
@@ -203,7 +160,8 @@ fn link_local_needs_scope() {
     let (a, b) = cabled();
     add6(&a, "fc00::1");
     add6(&b, "fc00::2");
-    let ll: Ipv6Addr = "fe80::ff:fe00:2".parse().unwrap(); // b's EUI-64 from 02:00:00:00:00:02
+    // b's modified EUI-64 from 02:00:00:00:02:00.
+    let ll: Ipv6Addr = "fe80::ff:fe00:200".parse().unwrap();
     wait_flags(&b, IpAddr::V6(ll), 0);
     wait_flags(&a, "fc00::1".parse().unwrap(), 0);
     let req = |scope: Option<&str>| Request::Echo {

@@ -2,6 +2,8 @@
 //! own temporary directory, and the real tool binaries run against it.
 #![allow(dead_code)]
 
+pub mod cable;
+
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
