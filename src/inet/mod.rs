@@ -370,12 +370,12 @@ fn run(s: Arc<Shared>) {
             sync_addrs(&s, &mut iface, &mut dev.rx);
         }
         let mut out = Vec::new();
+        let mac = *s.mac.lock().unwrap();
         for frame in batch.drain(..) {
             let pass = sniff(&s, &frame, &mut out);
             // A neighbour seen for the first time (or moved) goes into
             // smoltcp's cache before its frame, so that the reply smoltcp
             // owes it is not dropped while it would resolve the address.
-            let mac = *s.mac.lock().unwrap();
             for (ip, nmac) in s.fresh.lock().unwrap().drain(..) {
                 dev.rx.extend(primer(&iface, mac, ip, nmac));
             }
