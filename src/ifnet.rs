@@ -197,6 +197,9 @@ pub trait Driver: Send {
     }
 
     /// Check (and apply to the medium) a new MTU; the kernel stores it.
+    /// The enabled capabilities changed (SIOCSIFCAP); `ifs` has them.
+    fn capabilities_changed(&mut self, _ifs: &mut IfState) {}
+
     fn set_mtu(&mut self, ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {
         match ifs.kind {
             IfType::Ethernet | IfType::Bridge if !(68..=1500).contains(&mtu) => Err(Errno::EINVAL),

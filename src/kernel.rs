@@ -406,7 +406,8 @@ impl KernelInner {
                 i.driver.set_media(&mut i.state, &media).map(|_| Reply::Ok)
             }
             Request::SetIfCap { name, enabled } => {
-                let s = &mut t.get(&name)?.state;
+                let i = t.get(&name)?;
+                let s = &mut i.state;
                 // As ifioctl_common: no capabilities is capabilities 0.
                 let caps = s.capabilities.map_or(0, |c| c.0);
                 if enabled & !caps != 0 {
@@ -414,6 +415,7 @@ impl KernelInner {
                 }
                 if s.capabilities.is_some() {
                     s.capabilities = Some((caps, enabled));
+                    i.driver.capabilities_changed(s);
                 }
                 Ok(Reply::Ok)
             }

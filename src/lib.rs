@@ -5,6 +5,7 @@
 //! - [`cloner`]: interface classes and name parsing.
 //! - [`drivers`]: one module per interface class.
 //! - [`port`]: the data-plane face of an interface.
+//! - [`offload`]: checksum/segmentation work frames carry, done in software when needed.
 //! - [`ifconfig`]: the ifconfig(8) tool as a library.
 
 pub mod brconfig;
@@ -17,6 +18,7 @@ pub mod inet;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;
+pub mod offload;
 pub mod pcap;
 pub mod ping;
 pub mod port;

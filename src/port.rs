@@ -3,6 +3,7 @@
 //! I/O threads; the control plane updates it without stopping them.
 
 use crate::ioctl::{Errno, IfData, Mac, iff};
+use crate::offload::{self, Offload};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
@@ -44,11 +45,29 @@ counters!(
 /// medium that cannot take the frame now returns an error and it is dropped.
 pub trait Transmit: Send + Sync {
     fn transmit(&self, frame: &[u8]) -> Result<(), Errno>;
+
+    /// Whether the medium takes `off`'s work along with the frame (a
+    /// host TAP with offloads on); if not, it is done before `transmit`.
+    fn takes_offload(&self, _off: &Offload) -> bool {
+        false
+    }
+
+    /// Send a frame with offload work left; only called when
+    /// `takes_offload` said yes.
+    fn transmit_offload(&self, frame: &[u8], _off: &Offload) -> Result<(), Errno> {
+        self.transmit(frame)
+    }
 }
 
 /// Where a port hands the frames it receives when it is a bridge member.
 pub trait Upper: Send + Sync {
     fn input(&self, from: &Arc<Port>, frame: &[u8]);
+
+    /// Forward a frame with offload work left, if it can go on unchanged;
+    /// `false` and the port does the work and calls `input` per frame.
+    fn input_offload(&self, _from: &Arc<Port>, _frame: &[u8], _off: &Offload) -> bool {
+        false
+    }
 
     /// The host sends a frame out of member `from` (`bridge_output`):
     /// by default it goes on that member's own medium.
@@ -166,6 +185,21 @@ impl Port {
     /// Put a frame on this interface's own medium (`if_transmit`), past
     /// any bridge. Counts it; an error means it was dropped.
     pub fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+        self.transmit_offload(frame, &Offload::NONE)
+    }
+
+    /// Whether `transmit_offload` passes `off`'s work on to the medium.
+    pub fn takes_offload(&self, off: &Offload) -> bool {
+        self.tx
+            .read()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|tx| tx.takes_offload(off))
+    }
+
+    /// `transmit` for a frame with offload work left: the medium takes it
+    /// along, or it is done here first. Counted as the frames it stands for.
+    pub fn transmit_offload(&self, frame: &[u8], off: &Offload) -> Result<(), Errno> {
         if !self.is_running() {
             self.counters.oerrors.fetch_add(1, Relaxed);
             return Err(Errno::ENETDOWN);
@@ -175,20 +209,50 @@ impl Port {
             self.counters.oerrors.fetch_add(1, Relaxed);
             return Err(Errno::ENXIO);
         };
-        match tx.transmit(frame) {
-            Ok(()) => {
-                self.counters.opackets.fetch_add(1, Relaxed);
-                self.counters.obytes.fetch_add(frame.len() as u64, Relaxed);
-                if frame.first().is_some_and(|b| b & 1 != 0) {
-                    self.counters.omcasts.fetch_add(1, Relaxed);
-                }
-                Ok(())
+        if off.is_none() || tx.takes_offload(off) {
+            let r = if off.is_none() {
+                tx.transmit(frame)
+            } else {
+                tx.transmit_offload(frame, off)
+            };
+            let (packets, bytes) = off.wire_size(frame);
+            return self.count_output(frame, packets, bytes, r);
+        }
+        let mut r = Ok(());
+        let done = offload::resolve(frame, off, |f| {
+            let sent = tx.transmit(f);
+            if let Err(e) = self.count_output(f, 1, f.len() as u64, sent) {
+                r = Err(e);
             }
-            Err(e) => {
-                self.counters.oerrors.fetch_add(1, Relaxed);
-                Err(e)
+        });
+        if done.is_err() {
+            self.counters.oerrors.fetch_add(1, Relaxed);
+            return Err(Errno::EINVAL);
+        }
+        r
+    }
+
+    fn count_output(
+        &self,
+        frame: &[u8],
+        packets: u64,
+        bytes: u64,
+        r: Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let c = &self.counters;
+        match r {
+            Ok(()) => {
+                c.opackets.fetch_add(packets, Relaxed);
+                c.obytes.fetch_add(bytes, Relaxed);
+                if is_multicast(frame) {
+                    c.omcasts.fetch_add(packets, Relaxed);
+                }
+            }
+            Err(_) => {
+                c.oerrors.fetch_add(packets, Relaxed);
             }
         }
+        r
     }
 
     /// A frame arrived from the medium (`ether_input`): count it and pass it
@@ -198,17 +262,44 @@ impl Port {
             self.counters.ierrors.fetch_add(1, Relaxed);
             return;
         }
-        self.counters.ipackets.fetch_add(1, Relaxed);
-        self.counters.ibytes.fetch_add(frame.len() as u64, Relaxed);
-        if is_multicast(frame) {
-            self.counters.imcasts.fetch_add(1, Relaxed);
-        }
+        self.count_input(frame, 1, frame.len() as u64);
         if let Some(upper) = self.upper.read().unwrap().as_ref() {
             upper.input(self, frame);
             return;
         }
         if is_multicast(frame) || self.is_own_mac(frame) || self.flags() & iff::PROMISC != 0 {
             self.deliver_local(frame);
+        }
+    }
+
+    /// `input` for a frame with offload work left (from a host TAP): a
+    /// bridge may forward it as it is; anywhere else the work is done
+    /// first. A frame whose offload header does not fit it is an input
+    /// error.
+    pub fn input_offload(self: &Arc<Self>, frame: &[u8], off: &Offload) {
+        if off.is_none() {
+            return self.input(frame);
+        }
+        let upper = self.upper.read().unwrap().clone();
+        if frame.len() >= 14
+            && let Some(upper) = upper
+            && upper.input_offload(self, frame, off)
+        {
+            let (packets, bytes) = off.wire_size(frame);
+            self.count_input(frame, packets, bytes);
+            return;
+        }
+        if offload::resolve(frame, off, |f| self.input(f)).is_err() {
+            self.counters.ierrors.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn count_input(&self, frame: &[u8], packets: u64, bytes: u64) {
+        let c = &self.counters;
+        c.ipackets.fetch_add(packets, Relaxed);
+        c.ibytes.fetch_add(bytes, Relaxed);
+        if is_multicast(frame) {
+            c.imcasts.fetch_add(packets, Relaxed);
         }
     }
 

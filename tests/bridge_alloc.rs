@@ -156,3 +156,55 @@ fn forwarding_rate() {
         dt / n
     );
 }
+
+/// A TCP super-frame (IPv4, 4000 payload bytes) as a host TAP with
+/// offloads hands it over, and its offload header.
+fn super_frame(dst: [u8; 6], src: [u8; 6]) -> (Vec<u8>, ifnet::offload::Offload) {
+    let mut f = [dst, src].concat();
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&4040u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    f.extend_from_slice(&ip);
+    let mut tcp = [0u8; 20];
+    tcp[12] = 0x50;
+    tcp[13] = 0x18;
+    f.extend_from_slice(&tcp);
+    f.resize(f.len() + 4000, 0x5a);
+    let off = ifnet::offload::Offload {
+        flags: 1,
+        gso_type: 1,
+        hdr_len: 54,
+        gso_size: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    (f, off)
+}
+
+#[test]
+fn segmenting_in_the_bridge_does_not_allocate() {
+    let k = kernel(2);
+    let (p0, p1) = (k.port("sink0").unwrap(), k.port("sink1").unwrap());
+    let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+    p0.input(&frame([0xff; 6], a));
+    p1.input(&frame(a, b));
+    let (sf, off) = super_frame(b, a);
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..1000 {
+        p0.input_offload(&sf, &off);
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(ALLOCS.load(Relaxed), 0);
+    match k.ioctl(Request::GetIfData {
+        name: "sink1".into(),
+    }) {
+        // Three segments per super-frame, and the first broadcast.
+        Ok(ifnet::ioctl::Reply::Data(d)) => assert_eq!(d.opackets, 3001),
+        r => panic!("{r:?}"),
+    }
+}

@@ -5,6 +5,7 @@
 use super::rtable::Rtable;
 use super::{Clock, IFBIF_DISCOVER, IFBIF_LEARNING, IFBIF_PROTECTED, IFBIF_STP};
 use crate::ioctl::{Errno, Mac};
+use crate::offload::Offload;
 use crate::port::{Port, Upper, is_multicast};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
@@ -48,21 +49,28 @@ impl Softc {
     /// is not running is skipped; one that cannot take the frame drops it
     /// (counted in its `oerrors` and ours).
     fn enqueue(&self, dst: &BridgeIf, frame: &[u8]) -> Result<(), Errno> {
+        self.enqueue_offload(dst, frame, &Offload::NONE)
+    }
+
+    /// `enqueue` for a frame with offload work left, counted as the frames
+    /// it stands for.
+    fn enqueue_offload(&self, dst: &BridgeIf, frame: &[u8], off: &Offload) -> Result<(), Errno> {
         if !dst.port.is_running() {
             return Ok(());
         }
         let c = &self.port.counters;
-        let r = dst.port.transmit(frame);
+        let r = dst.port.transmit_offload(frame, off);
+        let (packets, bytes) = off.wire_size(frame);
         match r {
             Ok(()) => {
-                c.opackets.fetch_add(1, Relaxed);
-                c.obytes.fetch_add(frame.len() as u64, Relaxed);
+                c.opackets.fetch_add(packets, Relaxed);
+                c.obytes.fetch_add(bytes, Relaxed);
                 if is_multicast(frame) {
-                    c.omcasts.fetch_add(1, Relaxed);
+                    c.omcasts.fetch_add(packets, Relaxed);
                 }
             }
             Err(_) => {
-                c.oerrors.fetch_add(1, Relaxed);
+                c.oerrors.fetch_add(packets, Relaxed);
             }
         }
         r
@@ -196,6 +204,40 @@ impl Upper for Softc {
                 let _ = self.enqueue(m, frame);
             }
             None => self.flood(&members, bif, frame),
+        }
+    }
+
+    /// The fast path for offloaded frames (TCP super-frames between host
+    /// TAPs): a known unicast destination on another member whose medium
+    /// takes the offload gets the frame as it is. Anything else — the
+    /// host's own addresses, floods, members without offloads — is left to
+    /// `input`, one finished frame at a time.
+    fn input_offload(&self, from: &Arc<Port>, frame: &[u8], off: &Offload) -> bool {
+        let (dst, src) = (&frame[..6], &frame[6..12]);
+        if !self.port.is_running() || is_multicast(dst) {
+            return false;
+        }
+        let members = self.members();
+        let Some(bif) = members.iter().find(|m| Arc::ptr_eq(&m.port, from)) else {
+            return false;
+        };
+        if members.iter().any(|m| is_own(m, dst) || is_own(m, src)) {
+            return false;
+        }
+        match self.learn_lookup(&members, bif, src, dst, self.now()) {
+            Some(m)
+                if !Arc::ptr_eq(&m.port, from)
+                    && !protected_pair(bif, m)
+                    && m.port.takes_offload(off) =>
+            {
+                let (packets, bytes) = off.wire_size(frame);
+                let c = &self.port.counters;
+                c.ipackets.fetch_add(packets, Relaxed);
+                c.ibytes.fetch_add(bytes, Relaxed);
+                let _ = self.enqueue_offload(m, frame, off);
+                true
+            }
+            _ => false,
         }
     }
 

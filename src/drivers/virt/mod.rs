@@ -21,14 +21,44 @@ use crate::cloner::{IfClone, KernelEnv};
 use crate::drivers::ether;
 use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
 use crate::ifnet::{Driver, IfState};
-use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
+use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, ifcap, iff};
 use crate::kernel::KernelHook;
 use crate::port::Port;
 use std::sync::{Arc, Mutex};
 use tun::HostTap;
 
-/// Largest MTU: a jumbo frame must fit the 9018-byte receive buffer.
+/// Largest MTU: a VLAN-tagged jumbo frame is 9018 bytes.
 pub const VIRT_MAXMTU: u32 = 9000;
+
+const CSUM_CAPS: u32 = ifcap::TCP4CSUM_RX
+    | ifcap::TCP4CSUM_TX
+    | ifcap::UDP4CSUM_RX
+    | ifcap::UDP4CSUM_TX
+    | ifcap::TCP6CSUM_RX
+    | ifcap::TCP6CSUM_TX
+    | ifcap::UDP6CSUM_RX
+    | ifcap::UDP6CSUM_TX;
+
+/// What the host TAP can do for us: TCP/UDP checksums and TCP
+/// segmentation, on by default.
+pub const VIRT_CAPS: u32 = CSUM_CAPS | ifcap::TSO4 | ifcap::TSO6;
+
+/// The host TAP offloads (TUNSETOFFLOAD) that enabled capabilities ask
+/// for. Linux's checksum offload is one switch for every protocol, so it
+/// is on only while every checksum capability is; segmentation needs it.
+fn tun_offloads(enabled: u32) -> u32 {
+    if enabled & CSUM_CAPS != CSUM_CAPS {
+        return 0;
+    }
+    let mut f = tun::TUN_F_CSUM;
+    if enabled & ifcap::TSO4 != 0 {
+        f |= tun::TUN_F_TSO4;
+    }
+    if enabled & ifcap::TSO6 != 0 {
+        f |= tun::TUN_F_TSO6;
+    }
+    f
+}
 
 #[derive(Default)]
 pub struct VirtClone {
@@ -55,6 +85,7 @@ impl IfClone for VirtClone {
         ifs.mtu = 1500;
         ifs.set_lladdr(virt_mac(ifs.unit));
         ifs.link_state = LinkState::Down;
+        ifs.capabilities = Some((VIRT_CAPS, VIRT_CAPS));
         let hook = self
             .hook
             .lock()
@@ -66,9 +97,11 @@ impl IfClone for VirtClone {
             linkstr: format!("tap{}", ifs.unit),
             default_linkstr: format!("tap{}", ifs.unit),
             host: None,
+            io: None,
             rx: None,
             port: ifs.port.clone(),
             hook,
+            caps: VIRT_CAPS,
         }))
     }
 }
@@ -80,10 +113,14 @@ pub struct Virt {
     default_linkstr: String,
     /// Open from the first `up` until destroy or a linkstr change.
     host: Option<Arc<HostTap>>,
+    /// The host TAP as the data plane sees it; with `host`.
+    io: Option<Arc<io::VirtIo>>,
     /// Running while the interface is up.
     rx: Option<KThread>,
     port: Arc<Port>,
     hook: KernelHook,
+    /// Enabled capabilities (IFCAP_*).
+    caps: u32,
 }
 
 impl Virt {
@@ -96,10 +133,25 @@ impl Virt {
             self.detach_host();
         }
         let h = Arc::new(HostTap::open(&self.name, &self.linkstr)?);
+        self.apply_offloads(&h);
+        let vio = io::VirtIo::new(h.clone(), &self.port);
         self.port
-            .set_transmit(Some(Arc::new(io::VirtTx(h.clone()))));
+            .set_transmit(Some(Arc::new(io::VirtTx(vio.clone()))));
+        self.io = Some(vio);
         self.host = Some(h.clone());
         Ok(h)
+    }
+
+    /// Ask the host TAP for the offloads the enabled capabilities name;
+    /// a host that cannot do them leaves all the work to the host stack.
+    fn apply_offloads(&self, h: &HostTap) {
+        if let Err(e) = h.set_offloads(tun_offloads(self.caps)) {
+            crate::log::warn(&format!(
+                "{}: host TAP {}: no offloads: {e}",
+                self.name,
+                h.name()
+            ));
+        }
     }
 
     /// Close the host TAP, which removes it if we created it.
@@ -108,6 +160,7 @@ impl Virt {
         // The port's transmitter holds the last other reference; once it is
         // replaced no transmit is in flight.
         self.port.set_transmit(None);
+        self.io = None;
         if let Some(h) = self.host.take()
             && h.created()
         {
@@ -151,11 +204,11 @@ impl Driver for Virt {
         self.stop_rx();
         let wakeup = Arc::new(Wakeup::new()?);
         let (port, hook, w) = (self.port.clone(), self.hook.clone(), wakeup.clone());
-        let h = host.clone();
+        let vio = self.io.clone().ok_or(Errno::ENXIO)?;
         self.rx = Some(KThread::spawn(
             format!("{}-rx", self.name),
             wakeup,
-            move || io::rx_loop(h, port, w, hook),
+            move || io::rx_loop(vio, port, w, hook),
         )?);
         host.set_carrier(true);
         ifs.set_flags(ifs.flags | iff::RUNNING);
@@ -189,6 +242,13 @@ impl Driver for Virt {
 
     fn linkstr(&self) -> Option<String> {
         Some(self.linkstr.clone())
+    }
+
+    fn capabilities_changed(&mut self, ifs: &mut IfState) {
+        self.caps = ifs.capabilities.map_or(0, |c| c.1);
+        if let Some(h) = &self.host {
+            self.apply_offloads(h);
+        }
     }
 
     fn media(&self, ifs: &IfState) -> Option<IfMedia> {

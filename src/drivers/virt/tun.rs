@@ -1,27 +1,31 @@
 //! The Linux side of virt: a host TAP device through /dev/net/tun, opened
-//! `IFF_TAP | IFF_NO_PI` (one Ethernet frame per read and per write), as
-//! NetBSD's libvirtif does on Linux hosts.
-//!
-//! Offload seam: with `IFF_VNET_HDR` (and TUNSETOFFLOAD/TUNSETVNETHDRSZ)
-//! every read and write carries a `struct virtio_net_hdr` before the frame,
-//! and GSO super-frames of up to 64 KiB pass. Only [`HostTap::recv`],
-//! [`HostTap::send`] and the receive buffer size would change: they would
-//! readv/writev `[hdr, frame]` and hand the header to the port beside the
-//! frame. Nothing else in the driver looks at the bytes.
+//! `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`: one Ethernet frame per read and
+//! per write, each behind a `struct virtio_net_hdr` that carries the
+//! offload work left on it (see `crate::offload`). With offloads on
+//! (TUNSETOFFLOAD) the host hands us TCP super-frames of up to 64 KiB with
+//! partial checksums, and takes them from us the same way.
 
 use crate::ioctl::Errno;
 use crate::log;
+use crate::offload::{Offload, VNET_HDR_LEN};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use std::ffi::c_int;
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 const TUN_PATH: &str = "/dev/net/tun";
 
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_PERSIST: libc::c_short = 0x0800;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+
+/// TUNSETOFFLOAD flags: what the host may leave to us.
+pub const TUN_F_CSUM: u32 = 0x01;
+pub const TUN_F_TSO4: u32 = 0x02;
+pub const TUN_F_TSO6: u32 = 0x04;
 
 nix::ioctl_write_ptr_bad!(
     tunsetiff,
@@ -34,13 +38,17 @@ nix::ioctl_read_bad!(
     libc::ifreq
 );
 nix::ioctl_write_ptr!(tunsetcarrier, b'T', 226, c_int);
+nix::ioctl_write_int_bad!(
+    tunsetoffload,
+    nix::request_code_write!(b'T', 208, std::mem::size_of::<libc::c_uint>())
+);
 nix::ioctl_read_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
 nix::ioctl_read_bad!(siocgifmtu, libc::SIOCGIFMTU, libc::ifreq);
 nix::ioctl_write_ptr_bad!(siocsifmtu, libc::SIOCSIFMTU, libc::ifreq);
 
-/// A frame of the largest MTU virt takes (ETHERMTU_JUMBO) with a VLAN tag:
-/// the 9018-byte buffer NetBSD's libvirtif reads into.
-pub const VIRTIF_RXBUF: usize = 9018;
+/// A read: the offload header and the largest frame, a 64 KiB TCP
+/// super-frame (NetBSD's libvirtif reads 9018 bytes, a VLAN-tagged jumbo).
+pub const VIRTIF_RXBUF: usize = VNET_HDR_LEN + 65536 + 64;
 
 /// Longest host interface name (IFNAMSIZ less the NUL).
 pub const HOST_IFNAMSIZ: usize = 15;
@@ -77,6 +85,8 @@ pub struct HostTap {
     created: bool,
     /// The device went away underneath us (`ip link del`).
     dead: AtomicBool,
+    /// The TUN_F_* offloads in force.
+    offloads: AtomicU32,
 }
 
 impl HostTap {
@@ -105,7 +115,7 @@ impl HostTap {
             }
         })?;
         let mut ifr = ifreq(name);
-        ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI;
+        ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
         // SAFETY: fd is /dev/net/tun and ifr a valid ifreq.
         unsafe { tunsetiff(fd.as_raw_fd(), &ifr) }.map_err(|e| {
             let why = match e {
@@ -136,6 +146,7 @@ impl HostTap {
             name: name.to_string(),
             created,
             dead: AtomicBool::new(false),
+            offloads: AtomicU32::new(0),
         })
     }
 
@@ -177,15 +188,48 @@ impl HostTap {
         let _ = unsafe { tunsetcarrier(self.fd.as_raw_fd(), &v) };
     }
 
-    /// Read one frame; `EAGAIN` when there is none.
-    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Errno> {
-        nix::unistd::read(&self.fd, buf).map_err(Errno::from)
+    /// Let the host leave the TUN_F_* work in `flags` to us (and take it
+    /// from us): TCP segmentation needs checksum offload too.
+    pub fn set_offloads(&self, flags: u32) -> Result<(), Errno> {
+        // SAFETY: TUNSETOFFLOAD takes the flags by value.
+        unsafe { tunsetoffload(self.fd.as_raw_fd(), flags as c_int) }?;
+        self.offloads.store(flags, Ordering::Relaxed);
+        Ok(())
     }
 
-    /// Write one frame. Never blocks: the descriptor is non-blocking and a
-    /// tun write hands the frame straight to the host stack.
+    /// Whether a frame with `off`'s work left may be written as it is.
+    pub fn takes(&self, off: &Offload) -> bool {
+        let on = self.offloads.load(Ordering::Relaxed);
+        let need = (if off.needs_csum() { TUN_F_CSUM } else { 0 })
+            | match (off.is_gso(), off.is_tcpv6()) {
+                (false, _) => 0,
+                (true, false) => TUN_F_TSO4,
+                (true, true) => TUN_F_TSO6,
+            };
+        on & need == need
+    }
+
+    /// Read one frame and the work left on it; `EAGAIN` when there is none.
+    pub fn recv<'a>(&self, buf: &'a mut [u8]) -> Result<(Offload, &'a [u8]), Errno> {
+        let n = nix::unistd::read(&self.fd, buf)?;
+        if n < VNET_HDR_LEN {
+            return Err(Errno::EINVAL);
+        }
+        let (hdr, frame) = buf[..n].split_at(VNET_HDR_LEN);
+        Ok((Offload::from_bytes(hdr.try_into().unwrap()), frame))
+    }
+
+    /// Write one finished frame.
     pub fn send(&self, frame: &[u8]) -> Result<(), Errno> {
-        match nix::unistd::write(&self.fd, frame) {
+        self.send_offload(frame, &Offload::NONE)
+    }
+
+    /// Write one frame with `off`'s work left to the host. Never blocks:
+    /// the descriptor is non-blocking and a tun write hands the frame
+    /// straight to the host stack.
+    pub fn send_offload(&self, frame: &[u8], off: &Offload) -> Result<(), Errno> {
+        let hdr = off.to_bytes();
+        match nix::sys::uio::writev(&self.fd, &[IoSlice::new(&hdr), IoSlice::new(frame)]) {
             Ok(_) => Ok(()),
             Err(nix::errno::Errno::EBADFD) => {
                 self.set_dead();
