@@ -86,6 +86,7 @@ impl Server {
         // sockets (tap) are there too.
         let env = KernelEnv {
             run_dir: path.parent().map(Path::to_path_buf),
+            socket_mode: Some(mode),
             ..KernelEnv::default()
         };
         let kernel = Arc::new(Kernel::new(env));

@@ -53,6 +53,7 @@ impl Env {
         let k = Kernel::new(KernelEnv {
             run_dir: Some(run.clone()),
             no_auto_linklocal,
+            ..KernelEnv::default()
         });
         Env { _dir: dir, run, k }
     }
@@ -527,4 +528,42 @@ fn qemu_stream_client() {
     let _ = child.0.kill();
     let _ = child.0.wait();
     wait_for("last close", || e.status("tap0").flags == 0x8802);
+}
+
+/// The tap sockets take the control socket's mode (`ifnetd -m`): whoever
+/// may configure the daemon may open its taps, and no one else.
+#[test]
+fn tap_sockets_take_the_daemons_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let d = Daemon::start();
+    d.ok(&["tap0", "create"]);
+    let rundir = d.sock.parent().unwrap();
+    assert_eq!(
+        (mode(&rundir.join("tap0")), mode(&rundir.join("tap"))),
+        (0o600, 0o600)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ifnetd.sock");
+    let mut child = std::process::Command::new(IFNETD)
+        .args(["-f", "-m", "0660", "-s"])
+        .arg(&sock)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&sock);
+    let (_, err, rc) = run(std::process::Command::new(IFCONFIG)
+        .args(["tap3", "create"])
+        .env("IFNET_SERVER", &sock)
+        .env("IFNET_NO_AUTOSTART", "1"));
+    assert_eq!((err.as_str(), rc), ("", 0));
+    let got = (
+        mode(&sock),
+        mode(&dir.path().join("tap3")),
+        mode(&dir.path().join("tap")),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(got, (0o660, 0o660, 0o660));
 }

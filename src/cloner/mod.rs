@@ -18,6 +18,10 @@ pub struct KernelEnv {
     /// up (NetBSD's sysctl net.inet6.ip6.auto_linklocal=0), so that an
     /// interface without addresses sends nothing of its own.
     pub no_auto_linklocal: bool,
+    /// Permissions of the drivers' sockets: the control socket's (ifnetd
+    /// `-m`), so whoever may configure the daemon may also use its taps.
+    /// `None`: 0600.
+    pub socket_mode: Option<u32>,
 }
 
 /// A class of interfaces that can be created by name (`lo`, `shmif`, …).

@@ -93,7 +93,7 @@ pub struct TapClone {
 
 /// Bind a control socket, replacing a stale one (the daemon's lock file
 /// says no other daemon serves this directory).
-fn bind(path: &Path) -> Result<UnixListener, Errno> {
+fn bind(path: &Path, env: &KernelEnv) -> Result<UnixListener, Errno> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
         let _ = std::fs::remove_file(path);
     }
@@ -101,8 +101,9 @@ fn bind(path: &Path) -> Result<UnixListener, Errno> {
         crate::log::warn(&format!("cannot bind {}: {e}", path.display()));
         Errno::from(e)
     })?;
-    // As the control socket's default: the daemon's user (and root) only.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // As the control socket: by default the daemon's user (and root) only.
+    let mode = env.socket_mode.unwrap_or(0o600);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -135,7 +136,9 @@ impl IfClone for TapClone {
         *self.hook.lock().unwrap() = Some(hook.clone());
         let Some(run) = &env.run_dir else { return };
         let path = run.join(TAP_CLONE);
-        let Ok(listener) = bind(&path) else { return };
+        let Ok(listener) = bind(&path, env) else {
+            return;
+        };
         let (hook, units) = (hook.clone(), self.units.clone());
         let Ok(wakeup) = Wakeup::new().map(Arc::new) else {
             return;
@@ -169,7 +172,7 @@ impl IfClone for TapClone {
             .unwrap_or_else(KernelHook::detached);
         let dir = self.sock_dir(env)?;
         let path = dir.path().join(&ifs.name);
-        let listener = bind(&path)?;
+        let listener = bind(&path, env)?;
         let sc = Arc::new(Softc::new(&ifs.name, ifs.port.clone(), hook, ifs.mtu)?);
         let sc2 = sc.clone();
         let thread = KThread::spawn(format!("{}-cdev", ifs.name), sc.wakeup.clone(), move || {
