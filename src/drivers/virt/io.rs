@@ -61,6 +61,10 @@ impl VirtIo {
                 Err(_) => return true,
             }
         }
+        // A full batch: the host keeps us busy. Let the processes we feed
+        // run now — they often share our CPU, and frames written while
+        // they wait only overflow their socket queues.
+        std::thread::yield_now();
         false
     }
 }
