@@ -178,7 +178,9 @@ fn virt_to_netns_and_back() {
         [mac[0], mac[1], mac[3], mac[4], mac[5]],
         [0xb2, 0x0a, 0x0b, 0x0e, 0]
     );
-    assert!(!host_link_exists(&host));
+    // A test thread forking at that moment holds the TAP's descriptor
+    // until its exec closes it (O_CLOEXEC): removal may lag a moment.
+    wait_for("host TAP removed", || !host_link_exists(&host));
 
     linkstr(&mut k, "virt0", &host).unwrap();
     up(&mut k, "virt0").unwrap();
@@ -312,7 +314,9 @@ fn host_tap_deleted_underneath() {
         name: "virt3".into(),
     })
     .unwrap();
-    assert!(!host_link_exists(&host));
+    // A test thread forking at that moment holds the TAP's descriptor
+    // until its exec closes it (O_CLOEXEC): removal may lag a moment.
+    wait_for("host TAP removed", || !host_link_exists(&host));
 }
 
 /// An ifnetd in a private mount namespace, killed on drop. `setup` runs
