@@ -175,13 +175,14 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
     // async-signal-safe (mmap is a bare system call on Linux).
     unsafe {
         let kernel_fault = (*info).si_code > 0;
-        if kernel_fault {
+        // Past the end of a file: not a hardware memory error, say.
+        if (*info).si_code == libc::BUS_ADRERR {
             let addr = (*info).si_addr() as usize;
             if let Some(slot) = find(addr) {
                 let page = PAGE.load(Ordering::Relaxed);
                 let at = addr & !(page - 1);
-                // Only the faulting page: every page from here to the end
-                // of the file is gone, but one page is surely still ours.
+                // Only the faulting page, which is surely in the mapping;
+                // the next ones fault in their turn if they are gone too.
                 let p = libc::mmap(
                     at as *mut libc::c_void,
                     page,
