@@ -5,7 +5,7 @@
 //! serves a path; a socket file left by a killed daemon is replaced.
 
 use crate::cloner::KernelEnv;
-use crate::ioctl::{Errno, Request, wire};
+use crate::ioctl::{Errno, Request, Response, wire};
 use crate::{Kernel, log};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
@@ -199,20 +199,19 @@ fn socket_owner(path: &Path) -> (u32, u32, u32) {
 /// (The file mode already guards connect(); this also covers a socket
 /// whose mode was changed, or one passed to a process in another way.)
 fn peer_allowed(conn: &UnixStream, uid: u32, gid: u32, mode: u32) -> bool {
-    let Ok(cred) = getsockopt(conn, PeerCredentials) else {
+    let Some(p) = Peer::of(conn) else {
         return false;
     };
-    let peer_uid = cred.uid();
-    peer_uid == 0
-        || peer_uid == uid
-        || (cred.gid() == gid && mode & 0o020 != 0)
+    p.uid == 0
+        || p.uid == uid
+        || ((p.gid == gid || p.groups.contains(&gid)) && mode & 0o020 != 0)
         || mode & 0o002 != 0
 }
 
 /// Answer one client's requests until it goes away. Garbage ends only this
 /// client's connection.
 fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
-    let peer = getsockopt(&conn, PeerCredentials).ok();
+    let peer = Peer::of(&conn);
     loop {
         let req = match wire::read_request(&mut conn) {
             Ok(r) => r,
@@ -226,11 +225,9 @@ fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
         };
         log::debug(&format!("{req:?}"));
         let shutdown = req == Request::Shutdown;
-        let resp = match (&req, peer) {
+        let resp = match (&req, &peer) {
             // A path the client named is opened with the client's rights.
-            (Request::SetLinkStr { .. }, Some(cred)) => {
-                as_client(cred.uid(), cred.gid(), || kernel.ioctl(req))
-            }
+            (Request::SetLinkStr { .. }, Some(p)) => as_client(p, || kernel.ioctl(req)),
             _ => kernel.ioctl(req),
         };
         if wire::write_response(&mut conn, &resp).is_err() {
@@ -243,29 +240,135 @@ fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
     }
 }
 
-/// Run `f` with this thread's filesystem uid and gid set to the client's,
-/// so that files opened for it (a shmif bus named by `linkstr`) are opened
-/// with no more rights than the client has: a client that may not write
-/// /etc/passwd cannot make the daemon map it. Linux's fsuid is per thread;
-/// capabilities other than the filesystem ones (CAP_NET_ADMIN for TAPs)
-/// are kept.
-fn as_client<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> T {
-    let (my_uid, my_gid) = (
-        nix::unistd::geteuid().as_raw(),
-        nix::unistd::getegid().as_raw(),
-    );
-    if uid == my_uid && gid == my_gid {
+/// Who a client is, as the kernel saw it when it connected.
+struct Peer {
+    uid: u32,
+    gid: u32,
+    /// Supplementary groups (SO_PEERGROUPS); none if the kernel cannot
+    /// say, which only ever grants less.
+    groups: Vec<libc::gid_t>,
+}
+
+impl Peer {
+    fn of(conn: &UnixStream) -> Option<Peer> {
+        let cred = getsockopt(conn, PeerCredentials).ok()?;
+        Some(Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            groups: peer_groups(conn),
+        })
+    }
+}
+
+/// SO_PEERGROUPS (Linux 4.13): the client's groups at connect time, like
+/// SO_PEERCRED (no race with a pid reused, as /proc/PID would have).
+fn peer_groups(conn: &UnixStream) -> Vec<libc::gid_t> {
+    use std::os::fd::AsRawFd;
+    // asm-generic value; the libc crate does not export it.
+    const SO_PEERGROUPS: libc::c_int = 59;
+    const GID: usize = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * GID) as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `groups`.
+        let r = unsafe {
+            libc::getsockopt(
+                conn.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let want = len as usize / GID;
+        if r == 0 {
+            groups.truncate(want);
+            return groups;
+        }
+        // ERANGE: `len` is now the size needed (NGROUPS_MAX is 65536).
+        let erange = io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE);
+        if !erange || want <= groups.len() || want > 65536 {
+            return Vec::new();
+        }
+        groups.resize(want, 0);
+    }
+}
+
+/// This thread's supplementary groups.
+fn thread_groups() -> Vec<libc::gid_t> {
+    // SAFETY: a count query, then a fill of at most that many.
+    unsafe {
+        let n = libc::getgroups(0, std::ptr::null_mut());
+        let mut g = vec![0; n.max(0) as usize];
+        let n = libc::getgroups(g.len() as libc::c_int, g.as_mut_ptr());
+        g.truncate(n.max(0) as usize);
+        g
+    }
+}
+
+/// setgroups(2) for this thread only. The raw system call: glibc's wrapper
+/// applies it to every thread of the process, as POSIX wants, which would
+/// hand one client's groups to all the others.
+fn set_thread_groups(groups: &[libc::gid_t]) -> Result<(), Errno> {
+    // SAFETY: the kernel reads `groups.len()` gids from the slice.
+    let r = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().into())
+    }
+}
+
+/// The daemon's own filesystem identity, put back on drop (also if the
+/// request panics).
+struct Restore {
+    uid: u32,
+    gid: u32,
+    groups: Vec<libc::gid_t>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        // SAFETY: plain syscalls on this thread's credentials.
+        unsafe {
+            libc::setfsuid(self.uid);
+            libc::setfsgid(self.gid);
+        }
+        let _ = set_thread_groups(&self.groups);
+    }
+}
+
+/// Run `f` with this thread's filesystem uid and gid and its supplementary
+/// groups set to the client's, so that files opened for it (a shmif bus
+/// named by `linkstr`) are opened with no more rights than the client has:
+/// a client that may not write /etc/passwd cannot make the daemon map it,
+/// and a client in a bus file's group may use it. Linux's fsuid, fsgid
+/// and groups are per thread; capabilities other than the filesystem ones
+/// (CAP_NET_ADMIN for TAPs) are kept.
+fn as_client(peer: &Peer, f: impl FnOnce() -> Response) -> Response {
+    let me = Restore {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+        groups: thread_groups(),
+    };
+    if (peer.uid, peer.gid, &peer.groups) == (me.uid, me.gid, &me.groups) {
         return f();
     }
-    // SAFETY: plain syscalls on this thread's credentials; restored below.
+    // An unprivileged daemon cannot take on anyone's groups, and opens
+    // with its own rights as before; a root daemon that kept its own
+    // groups would lend them (root's group) to the client: refuse.
+    if let Err(e) = set_thread_groups(&peer.groups)
+        && me.uid == 0
+    {
+        return Err(e);
+    }
+    // SAFETY: plain syscalls on this thread's credentials; `me` restores
+    // them.
     unsafe {
-        libc::setfsgid(gid);
-        libc::setfsuid(uid);
+        libc::setfsgid(peer.gid);
+        libc::setfsuid(peer.uid);
     }
     let r = f();
-    unsafe {
-        libc::setfsuid(my_uid);
-        libc::setfsgid(my_gid);
-    }
+    drop(me);
     r
 }

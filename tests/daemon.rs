@@ -371,6 +371,113 @@ fn linkstr_opens_with_the_clients_rights() {
     assert!(child.wait().unwrap().success());
 }
 
+/// The client's supplementary groups count for `linkstr`, and the
+/// daemon's own (root's) never do: a bus file 0660 in some group opens for
+/// a client in that group, not for one outside it, and a root:root 0660
+/// file not at all.
+#[test]
+fn linkstr_uses_the_clients_groups() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    // A group no one is in, by number: nothing to create or clean up.
+    let grp = (4_000_000..)
+        .find(|&g| {
+            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(g)).is_ok_and(|g| g.is_none())
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("open.sock");
+    let mut daemon = std::process::Command::new(IFNETD);
+    daemon
+        .args(["-f", "-m", "0666", "-s"])
+        .arg(&sock)
+        .stderr(std::process::Stdio::null());
+    // In group root, as a daemon started through sudo or systemd is.
+    // SAFETY: only setgroups between fork and exec.
+    unsafe {
+        daemon.pre_exec(|| match libc::setgroups(1, &0) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        });
+    }
+    let child = daemon.spawn().unwrap();
+    wait_for_socket(&sock);
+    let path = dir.path().to_path_buf();
+    // Killed on drop, also when an assertion fails.
+    let _d = Daemon {
+        dir,
+        sock: sock.clone(),
+        child: Some(child),
+    };
+    let as_nobody_at = |sock: &std::path::Path, groups: Vec<libc::gid_t>, args: &[&str]| {
+        let mut c = std::process::Command::new(IFCONFIG);
+        c.args(args)
+            .env("IFNET_SERVER", sock)
+            .env("IFNET_NO_AUTOSTART", "1");
+        // SAFETY: only setgroups/setgid/setuid between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        run(&mut c)
+    };
+    let as_nobody = |groups, args: &[&str]| as_nobody_at(&sock, groups, args);
+    let bus_file = |name: &str, group: u32| {
+        let p = path.join(name);
+        std::fs::File::create(&p).unwrap();
+        std::os::unix::fs::chown(&p, Some(0), Some(group)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o660)).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (theirs, roots) = (bus_file("theirs", grp), bus_file("roots", 0));
+    let denied = (
+        String::new(),
+        "ifconfig: SIOCSLINKSTR: Permission denied\n".to_string(),
+        1,
+    );
+    assert_eq!(as_nobody(vec![], &["shmif0", "create"]).2, 0);
+    assert_eq!(as_nobody(vec![], &["shmif0", "linkstr", &theirs]), denied);
+    assert_eq!(as_nobody(vec![grp], &["shmif0", "linkstr", &roots]), denied);
+    assert_eq!(
+        as_nobody(vec![grp], &["shmif0", "linkstr", &theirs]),
+        (String::new(), String::new(), 0)
+    );
+    assert_eq!(std::fs::metadata(&theirs).unwrap().len(), 1 << 20);
+    // Other clients get their own groups again, not the last one's.
+    assert_eq!(as_nobody(vec![], &["shmif1", "create"]).2, 0);
+    assert_eq!(as_nobody(vec![], &["shmif1", "linkstr", &theirs]), denied);
+    // A socket of mode 0660 admits its group's members, also those for
+    // whom it is a supplementary group.
+    let mut d = Daemon {
+        dir: tempfile::tempdir_in(&path).unwrap(),
+        sock: path.join("group.sock"),
+        child: None,
+    };
+    d.child = Some(
+        std::process::Command::new(IFNETD)
+            .args(["-f", "-m", "0660", "-s"])
+            .arg(&d.sock)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_socket(&d.sock);
+    assert_eq!(
+        as_nobody_at(&d.sock, vec![0], &["-l"]),
+        ("lo0\n".into(), String::new(), 0)
+    );
+    assert_ne!(as_nobody_at(&d.sock, vec![], &["-l"]).2, 0);
+}
+
 /// `ifnetd --stop` returns once the daemon is gone, so a new daemon can
 /// take the socket at once, and the old one never removes the new socket.
 #[test]

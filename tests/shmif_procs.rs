@@ -1,6 +1,7 @@
 //! shmif between processes: plain processes using the library on one bus
 //! file exchange frames; writers hammer a bus; a peer dies holding the lock.
 
+mod common;
 mod shmif_util;
 
 use ifnet::Kernel;
@@ -343,4 +344,131 @@ fn lock_of_a_dead_peer_is_stolen() {
     let t = Instant::now();
     bus.send(&f, 5).unwrap();
     assert!(t.elapsed() < Duration::from_millis(100));
+}
+
+/// An ARP request for `ip` from `mac`/`from` (the daemon answers it, so
+/// frames flow both ways).
+fn arp_request(mac: [u8; 6], from: [u8; 4], ip: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&BCAST);
+    f[6..12].copy_from_slice(&mac);
+    f[12..22].copy_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f[22..28].copy_from_slice(&mac);
+    f[28..32].copy_from_slice(&from);
+    f[38..42].copy_from_slice(&ip);
+    f
+}
+
+/// A bus file truncated, to nothing or to a few bytes, while an ifnetd
+/// reads and writes it flat out: the daemon never dies of SIGBUS. It gives
+/// the bus up (link down, an error counted), keeps answering, and works on
+/// a new bus.
+#[test]
+fn daemon_survives_its_bus_truncated() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if is_child() {
+        return;
+    }
+    let mut d = common::Daemon::start();
+    let path = d.dir.path().join("bus");
+    let p = path.to_str().unwrap().to_string();
+    d.ok(&["shmif0", "create"]);
+    let (me, daemon_ip) = (STRANGER, [10, 0, 9, 1]);
+    let rounds = 40;
+    for round in 0..rounds {
+        d.ok(&["shmif0", "linkstr", &p]);
+        if round == 0 {
+            // (Kept across down and up.)
+            d.ok(&["shmif0", "inet", "10.0.9.1/24"]);
+        }
+        d.ok(&["shmif0", "up"]);
+        // A flood of ARP requests: the daemon's receive thread reads all
+        // the time and its transmitter answers.
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (stop, path) = (stop.clone(), path.clone());
+            std::thread::spawn(move || {
+                let Ok(bus) = Bus::attach(&path) else { return };
+                let req = arp_request(me, [10, 0, 9, 2], daemon_ip);
+                let mut n = 0u32;
+                // Until the bus is cut under us too (EIO).
+                while !stop.load(Ordering::Relaxed) && bus.send(&req, 7).is_ok() {
+                    n += 1;
+                    if n.is_multiple_of(16) && bus.wakeup().is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20 + round % 7));
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len([0, 100, 5000, 70_000][round as usize % 4])
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("round {round}: ifnetd died: {st}");
+            }
+            if d.ifconfig(&["-v", "shmif0"])
+                .0
+                .contains("\tlinkstate: down\n")
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the bus was not given up"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        let (out, err, rc) = d.ifconfig(&["-a"]);
+        assert_eq!((err.as_str(), rc), ("", 0), "round {round}");
+        assert!(out.contains(&format!("linkstr: {p}")), "{out}");
+        d.ok(&["shmif0", "down"]);
+        d.ok(&["shmif0", "-linkstr"]);
+    }
+    use ifnet::ioctl::Ioctl;
+    let mut c = ifnet::client::Client::connect(&d.sock).unwrap();
+    let Ok(Reply::IfConf(s)) = c.ioctl(Request::GetIfConf {
+        name: Some("shmif0".into()),
+    }) else {
+        panic!("no shmif0")
+    };
+    // One error per loss at least (input, output, or both).
+    assert!(
+        s[0].data.ierrors + s[0].data.oerrors >= rounds,
+        "{:?}",
+        s[0].data
+    );
+    // A fresh bus: frames flow both ways again.
+    let fresh = d.dir.path().join("fresh");
+    d.ok(&["shmif0", "linkstr", fresh.to_str().unwrap()]);
+    d.ok(&["shmif0", "up"]);
+    let bus = Bus::attach(&fresh).unwrap();
+    let mut reader = BusReader::at_end(&bus);
+    let mut buf = vec![0u8; 1514];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    'ask: loop {
+        assert!(Instant::now() < deadline, "no ARP reply on the fresh bus");
+        bus.send(&arp_request(me, [10, 0, 9, 2], daemon_ip), 7)
+            .unwrap();
+        bus.wakeup().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        loop {
+            match reader.recv(&bus, &mut buf, |h| h.sender != 7) {
+                Recv::Frame { hdr, .. } => {
+                    let f = &buf[..hdr.len as usize];
+                    if f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[0..6] == me {
+                        break 'ask;
+                    }
+                }
+                Recv::Empty => break,
+                _ => {}
+            }
+        }
+    }
+    assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none());
 }

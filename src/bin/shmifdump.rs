@@ -152,17 +152,6 @@ fn run(o: &Opts) -> Result<(), DumpError> {
     }
 }
 
-/// The followed bus shrank between our size check and a read of the
-/// mapping: say so and stop, rather than die of the signal.
-extern "C" fn on_sigbus(_: libc::c_int) {
-    const MSG: &[u8] = b"shmifdump: the bus file shrank while it was being read\n";
-    // SAFETY: write(2) and _exit(2) are async-signal-safe.
-    unsafe {
-        libc::write(2, MSG.as_ptr().cast(), MSG.len());
-        libc::_exit(1);
-    }
-}
-
 fn main() {
     let o = parse_args(std::env::args().skip(1).collect());
     if o.follow {
@@ -171,7 +160,6 @@ fn main() {
         unsafe {
             libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
             libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGBUS, on_sigbus as *const () as libc::sighandler_t);
         }
     }
     match run(&o) {

@@ -15,7 +15,7 @@ pub fn cloners() -> Cloners {
     Cloners::new(vec![
         Box::new(bridge::BridgeClone::default()),
         Box::new(lo::LoClone),
-        Box::new(shmif::ShmifClone),
+        Box::<shmif::ShmifClone>::default(),
         Box::<tap::TapClone>::default(),
         Box::<virt::VirtClone>::default(),
     ])

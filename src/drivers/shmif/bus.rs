@@ -17,8 +17,12 @@
 //!
 //! Nothing here trusts the file: every offset and length read from it is
 //! bounded before use, so a corrupt bus yields errors, never an
-//! out-of-bounds access or an endless loop.
+//! out-of-bounds access or an endless loop. A file cut short under the
+//! mapping reads as zeros from then on (see [`super::fault`]); every
+//! locked operation ends by checking for that, and reports the bus lost
+//! ([`Recv::Lost`], EIO from a send).
 
+use super::fault::Registration;
 use crate::ioctl::Errno;
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
@@ -238,6 +242,8 @@ pub fn next_pkt_off<R: Ring + ?Sized>(ring: &R, fmt: Format, off: u32) -> u32 {
 pub struct Bus {
     path: PathBuf,
     file: File,
+    // Declared before `map`: unregistered before it is unmapped.
+    reg: Registration,
     map: MmapRaw,
     size: u32,
 }
@@ -317,11 +323,14 @@ impl Bus {
         let len = meta.len();
         if len != 0 {
             // A bus has our magic; a 1 MiB file of zeros at the start is a
-            // bus another peer just created and has not initialised yet.
-            let mut m = [0u8; 4];
+            // bus another peer just created and has not initialised yet;
+            // 8 bytes of only a wakeup write are a bus truncated to nothing
+            // just before a peer's wakeup.
+            let mut m = [0u8; 8];
             let n = file.read_at(&mut m, 0)?;
-            let magic = u32::from_ne_bytes(m);
-            let fresh = n == 4 && magic == 0 && len == BUS_SIZE as u64;
+            let magic = u32::from_ne_bytes([m[0], m[1], m[2], m[3]]);
+            let woken = len == 8 && m[4..] == VERSION.to_ne_bytes();
+            let fresh = n >= 4 && magic == 0 && (len == BUS_SIZE as u64 || woken);
             if n < 4 || (magic != MAGIC && !fresh) {
                 return Err(not_a_bus());
             }
@@ -367,6 +376,7 @@ impl Bus {
         Ok(Bus {
             path: path.to_path_buf(),
             file,
+            reg: Registration::new(map.as_ptr(), len),
             map,
             size: (len - HEADER_LEN) as u32,
         })
@@ -413,12 +423,34 @@ impl Bus {
         }
     }
 
-    /// Whether the file still has the size we mapped: a bus truncated under
-    /// us must not be touched (the mapping would fault).
+    /// Whether the file still has the size we mapped. A bus found short
+    /// here is marked [`Bus::truncated`] too.
     pub fn intact(&self) -> bool {
-        self.file
-            .metadata()
-            .is_ok_and(|m| m.len() >= self.size as u64 + HEADER_LEN as u64)
+        let ok = !self.truncated()
+            && self
+                .file
+                .metadata()
+                .is_ok_and(|m| m.len() >= self.size as u64 + HEADER_LEN as u64);
+        if !ok {
+            self.reg.set_truncated();
+        }
+        ok
+    }
+
+    /// Whether the file was cut short under the mapping: what it reads is
+    /// zeros, not the bus, and what is written goes nowhere. For good.
+    pub fn truncated(&self) -> bool {
+        self.reg.truncated()
+    }
+
+    /// EIO when the bus was cut short (the error a read of the file past
+    /// its end gives through a mapping).
+    fn check(&self) -> Result<(), Errno> {
+        if self.truncated() {
+            Err(Errno::EIO)
+        } else {
+            Ok(())
+        }
     }
 
     fn try_lock(&self, from: u32) -> bool {
@@ -582,10 +614,12 @@ impl Bus {
                 Errno::EINVAL
             });
         }
+        self.check()?;
         let ts = timestamp();
         let g = self.lock();
         self.write_frame(&g, frame, sender, ts);
-        Ok(())
+        drop(g);
+        self.check()
     }
 
     /// Put several frames on the bus under one hold of the lock (peers wait
@@ -602,17 +636,22 @@ impl Bus {
                 Errno::EINVAL
             });
         }
+        self.check()?;
         let ts = timestamp();
         let g = self.lock();
         for f in frames {
             self.write_frame(&g, f, sender, ts);
         }
-        Ok(())
+        drop(g);
+        self.check()
     }
 
     /// The wakeup write: the version word, through the file, so that every
     /// reader's inotify watch fires. It is also what sets the version.
     pub fn wakeup(&self) -> Result<(), Errno> {
+        // A write to a file cut short would grow it again, leaving a
+        // file that is not a bus for the next peer.
+        self.check()?;
         self.file
             .write_at(&VERSION.to_ne_bytes(), field::VERSION as u64)?;
         Ok(())
@@ -685,6 +724,9 @@ pub enum Recv {
     /// The header holds offsets outside the ring: nothing can be read
     /// until a writer repairs it.
     Corrupt,
+    /// The bus file was cut short under the mapping ([`Bus::truncated`]):
+    /// nothing read from it is to be trusted, now or later.
+    Lost,
 }
 
 /// One receiver's position on a bus (`sc_nextpacket`, `sc_devgen`), and
@@ -866,6 +908,16 @@ impl BusReader {
         buf: &mut [u8],
         want: impl FnOnce(&FrameHeaderRepr) -> bool,
     ) -> Recv {
+        let r = self.recv_one(bus, buf, want);
+        if bus.truncated() { Recv::Lost } else { r }
+    }
+
+    fn recv_one(
+        &mut self,
+        bus: &Bus,
+        buf: &mut [u8],
+        want: impl FnOnce(&FrameHeaderRepr) -> bool,
+    ) -> Recv {
         let (g, h, lastoff) = match self.begin(bus) {
             Ok(x) => x,
             Err(r) => return r,
@@ -897,8 +949,22 @@ impl BusReader {
     /// lock: fewer lock handoffs with the writers, one copy per frame.
     /// Returns what ended the batch: `Empty` when the ring was drained,
     /// `Corrupt` or `Garbage` as [`BusReader::recv`] does, `Skipped` when
-    /// the batch filled up (call again).
+    /// the batch filled up (call again), `Lost` with an empty batch.
     pub fn recv_batch(
+        &mut self,
+        bus: &Bus,
+        batch: &mut Batch,
+        want: impl FnMut(&FrameHeaderRepr) -> bool,
+    ) -> Recv {
+        let r = self.fill_batch(bus, batch, want);
+        if bus.truncated() {
+            batch.clear();
+            return Recv::Lost;
+        }
+        r
+    }
+
+    fn fill_batch(
         &mut self,
         bus: &Bus,
         batch: &mut Batch,
@@ -1198,6 +1264,65 @@ mod tests {
         ));
         assert_eq!(seq_of(&buf[..100]), 2);
         assert_eq!(r.recv(&bus, &mut buf, |_| true), Recv::Empty);
+    }
+
+    #[test]
+    fn truncated_under_the_mapping() {
+        for cut in [0u64, 100, 8192, 500_000] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("bus");
+            let bus = Bus::attach(&path).unwrap();
+            let mut r = BusReader::at_end(&bus);
+            bus.send(&test_frame(0, 60), 1).unwrap();
+            assert!(!bus.truncated());
+            let f = OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(cut).unwrap();
+            // No size check first: reading the whole ring faults.
+            let mut img = Vec::new();
+            bus.snapshot_reader(&mut img);
+            assert!(bus.truncated(), "cut to {cut}");
+            assert!(img[cut.max(4096) as usize..].iter().all(|&b| b == 0));
+            assert_eq!(bus.send(&test_frame(1, 60), 1), Err(Errno::EIO));
+            let mut buf = vec![0u8; MAX_FRAME];
+            assert_eq!(r.recv(&bus, &mut buf, |_| true), Recv::Lost);
+            let mut batch = Batch::new(4);
+            assert_eq!(r.recv_batch(&bus, &mut batch, |_| true), Recv::Lost);
+            assert!(batch.frames.is_empty());
+            assert!(!bus.intact());
+        }
+    }
+
+    #[test]
+    fn other_sigbus_still_kills() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus");
+        // Installs the handler.
+        let _bus = Bus::attach(&path).unwrap();
+        let other = dir.path().join("other");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&other)
+            .unwrap();
+        f.set_len(8192).unwrap();
+        let map = MmapOptions::new().len(8192).map_raw(&f).unwrap();
+        f.set_len(0).unwrap();
+        // SAFETY: the child only reads the mapping and exits; the parent
+        // waits for it.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                std::ptr::read_volatile(map.as_ptr().add(4096));
+                libc::_exit(0);
+            }
+            let mut st = 0;
+            assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
+            assert!(libc::WIFSIGNALED(st), "status {st:#x}");
+            assert_eq!(libc::WTERMSIG(st), libc::SIGBUS);
+        }
     }
 
     use proptest::prelude::*;

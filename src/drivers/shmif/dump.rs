@@ -409,6 +409,12 @@ pub fn follow(
     let watch = Watch::new(&bus).map_err(|e| DumpError::Open(name.clone(), e))?;
     let mut img = Vec::with_capacity(BUS_SIZE);
     let mut reader = bus.snapshot_reader(&mut img);
+    let truncated = |bus: &Bus| {
+        DumpError::Truncated(name.clone(), bus.file().metadata().map_or(0, |m| m.len()))
+    };
+    if bus.truncated() {
+        return Err(truncated(&bus));
+    }
     if img[4..8] == [0; 4] {
         // Nobody has sent yet (only the wakeup write sets the version).
         let (h, _) = parse_image(&name, &img).or_else(|_| {
@@ -423,13 +429,11 @@ pub fn follow(
     let mut batch = Batch::new(32);
     let mut laps = reader.laps;
     while !out.done() && !stop.load(Ordering::Relaxed) {
-        if !bus.intact() {
-            return Err(DumpError::Truncated(
-                name,
-                bus.file().metadata().map_or(0, |m| m.len()),
-            ));
-        }
         let r = reader.recv_batch(&bus, &mut batch, |_| true);
+        // Found short, or cut short under the read (which then got zeros).
+        if r == Recv::Lost || !bus.intact() {
+            return Err(truncated(&bus));
+        }
         if reader.laps != laps {
             laps = reader.laps;
             on_lap(&reader);

@@ -13,22 +13,30 @@
 //! Where we differ from NetBSD, on purpose:
 //! - `linkstr` on a non-empty file that is not a bus (wrong magic, either
 //!   byte order, or too short) fails with ENOEXEC and leaves the file as it
-//!   was; NetBSD resizes it to 1 MiB first. An empty file, or a 1 MiB file
-//!   whose magic is still 0 (a peer is creating it), becomes a bus.
+//!   was; NetBSD resizes it to 1 MiB first. An empty file, a 1 MiB file
+//!   whose magic is still 0 (a peer is creating it), or 8 bytes holding
+//!   only a wakeup write (a bus truncated to nothing as a peer woke the
+//!   others), becomes a bus.
 //! - A bus lock held for a second while `gen` and `last` stay still is
 //!   taken from its (presumed dead) holder, logged; see [`bus::Bus::lock`].
 //! - Frame time stamps are wall-clock time, so captures show real times;
 //!   NetBSD kernels write their uptime.
 //! - Each time the receive thread is lapped, `iqdrops` grows by one (the
 //!   number of frames lost is not knowable from the ring).
-//! - A bus file shrunk while attached is not read (checked at each wakeup).
+//! - A bus file shrunk while attached is given up: found short at a
+//!   wakeup, or cut short under a read or write of the mapping (the SIGBUS
+//!   that raises is caught, see [`fault`]), it is logged once, counted as
+//!   an input or output error, its link goes down and the mapping is let
+//!   go of; `-linkstr` / `linkstr` attach another.
 
 pub mod bus;
 pub mod dump;
+mod fault;
 
 use crate::cloner::{IfClone, KernelEnv};
 use crate::ifnet::{Driver, IfState, IfType};
-use crate::ioctl::{Errno, IfMedia, LinkState, iff};
+use crate::ioctl::{Errno, IfMedia, LinkState, Request, iff};
+use crate::kernel::KernelHook;
 use crate::port::{Port, Transmit, is_multicast};
 use bus::{Batch, Bus, BusReader, Recv};
 use std::path::Path;
@@ -52,11 +60,18 @@ const WAKE_COALESCE: Duration = Duration::from_micros(50);
 /// Frames the receive thread copies out per hold of the bus lock.
 const RX_BATCH: usize = 32;
 
-pub struct ShmifClone;
+#[derive(Default)]
+pub struct ShmifClone {
+    hook: Mutex<Option<KernelHook>>,
+}
 
 impl IfClone for ShmifClone {
     fn name(&self) -> &'static str {
         "shmif"
+    }
+
+    fn attach(&self, _env: &KernelEnv, hook: &KernelHook) {
+        *self.hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook.clone());
     }
 
     fn create(&self, _env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
@@ -68,9 +83,16 @@ impl IfClone for ShmifClone {
         ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
         ifs.set_lladdr([0xb2, 0xa0, r[0], r[1], r[2], r[3]]);
         ifs.link_state = LinkState::Unknown;
+        let hook = self
+            .hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(KernelHook::detached);
         Ok(Box::new(Shmif {
             sender: id,
             port: ifs.port.clone(),
+            hook,
             link_up: Arc::new(AtomicBool::new(false)),
             media_none: false,
             attached: None,
@@ -80,13 +102,36 @@ impl IfClone for ShmifClone {
 }
 
 struct Attached {
-    bus: Arc<Bus>,
+    /// None once the bus was lost (its file cut short).
+    bus: Option<Arc<Bus>>,
+    loss: Arc<Loss>,
     linkstr: String,
+}
+
+/// How the data path of one attachment reports its bus lost: once, and to
+/// the kernel, which has `Driver::sync` let go of it.
+struct Loss {
+    hook: KernelHook,
+    reported: AtomicBool,
+}
+
+impl Loss {
+    fn report(&self, port: &Port, bus: &Bus) {
+        if !self.reported.swap(true, SeqCst) {
+            crate::log::warn(&format!(
+                "{}: bus file {} was truncated",
+                port.name,
+                bus.path().display()
+            ));
+            self.hook.sync(port.index);
+        }
+    }
 }
 
 struct Shmif {
     sender: u64,
     port: Arc<Port>,
+    hook: KernelHook,
     /// Link state is up: frames go out and come in.
     link_up: Arc<AtomicBool>,
     media_none: bool,
@@ -100,13 +145,23 @@ impl Shmif {
         self.link_up.store(state == LinkState::Up, SeqCst);
     }
 
+    /// The link state of an attached interface.
+    fn attached_link(&self) -> LinkState {
+        let lost = self.attached.as_ref().is_some_and(|a| a.bus.is_none());
+        if self.media_none || lost {
+            LinkState::Down
+        } else {
+            LinkState::Up
+        }
+    }
+
     fn stop_rx(&mut self) {
         if let Some(rx) = self.rx.take() {
             rx.stop.store(true, SeqCst);
             // The wakeup NetBSD writes when an interface stops; it also
             // wakes our own thread.
-            if let Some(a) = &self.attached {
-                let _ = a.bus.wakeup();
+            if let Some(bus) = self.attached.as_ref().and_then(|a| a.bus.as_ref()) {
+                let _ = bus.wakeup();
             }
             let _ = rx.handle.join();
         }
@@ -122,16 +177,21 @@ impl Shmif {
 
 impl Driver for Shmif {
     fn init(&mut self, ifs: &mut IfState) -> Result<(), Errno> {
-        let Some(a) = &self.attached else {
+        let Some((bus, loss)) = self
+            .attached
+            .as_ref()
+            .and_then(|a| Some((a.bus.clone()?, a.loss.clone())))
+        else {
             return Err(Errno::ENXIO);
         };
         if self.rx.is_none() {
-            self.rx = Some(RxThread::start(
-                a.bus.clone(),
-                self.port.clone(),
-                self.sender,
-                self.link_up.clone(),
-            )?);
+            self.rx = Some(RxThread::start(Rx {
+                bus,
+                port: self.port.clone(),
+                sender: self.sender,
+                link_up: self.link_up.clone(),
+                loss,
+            })?);
         }
         ifs.set_flags(ifs.flags | iff::RUNNING);
         Ok(())
@@ -150,26 +210,28 @@ impl Driver for Shmif {
             self.detach(ifs);
             return Ok(());
         };
-        if self.attached.is_some() {
+        if self.attached.as_ref().is_some_and(|a| a.bus.is_some()) {
             return Err(Errno::EBUSY);
         }
         let bus = Arc::new(Bus::attach(Path::new(path))?);
+        let loss = Arc::new(Loss {
+            hook: self.hook.clone(),
+            reported: AtomicBool::new(false),
+        });
         self.port.set_transmit(Some(Arc::new(ShmifTx {
             waker: Waker::start(bus.clone())?,
             bus: bus.clone(),
             sender: self.sender,
             link_up: self.link_up.clone(),
+            loss: loss.clone(),
+            port: self.port.clone(),
         })));
         self.attached = Some(Attached {
-            bus,
+            bus: Some(bus),
+            loss,
             linkstr: path.to_string(),
         });
-        let state = if self.media_none {
-            LinkState::Down
-        } else {
-            LinkState::Up
-        };
-        self.set_link(ifs, state);
+        self.set_link(ifs, self.attached_link());
         Ok(())
     }
 
@@ -200,7 +262,7 @@ impl Driver for Shmif {
             }
             "auto" | "autoselect" => {
                 self.media_none = false;
-                self.set_link(ifs, LinkState::Up);
+                self.set_link(ifs, self.attached_link());
             }
             _ => return Err(Errno::ENXIO),
         }
@@ -211,6 +273,27 @@ impl Driver for Shmif {
         self.detach(ifs);
         Ok(())
     }
+
+    /// The data path found the bus file cut short: stop using it (the
+    /// receive thread and transmitter go, and with them the mapping) and
+    /// take the link down. The linkstr stays on show until changed.
+    fn sync(&mut self, ifs: &mut IfState) -> Vec<Request> {
+        let lost = self
+            .attached
+            .as_ref()
+            .and_then(|a| a.bus.as_ref())
+            .is_some_and(|b| b.truncated());
+        if lost {
+            self.stop_rx();
+            self.port.set_transmit(None);
+            if let Some(a) = &mut self.attached {
+                a.bus = None;
+            }
+            ifs.set_flags(ifs.flags & !iff::RUNNING);
+            self.set_link(ifs, self.attached_link());
+        }
+        Vec::new()
+    }
 }
 
 /// The transmit side of an attached interface.
@@ -219,6 +302,8 @@ struct ShmifTx {
     sender: u64,
     link_up: Arc<AtomicBool>,
     waker: Waker,
+    loss: Arc<Loss>,
+    port: Arc<Port>,
 }
 
 impl Transmit for ShmifTx {
@@ -226,7 +311,14 @@ impl Transmit for ShmifTx {
         if !self.link_up.load(Relaxed) {
             return Err(Errno::ENETDOWN);
         }
-        self.bus.send(frame, self.sender)?;
+        match self.bus.send(frame, self.sender) {
+            // Counted as an output error by the port.
+            Err(e) if self.bus.truncated() => {
+                self.loss.report(&self.port, &self.bus);
+                return Err(e);
+            }
+            r => r?,
+        }
         self.waker.kick();
         Ok(())
     }
@@ -302,21 +394,26 @@ struct RxThread {
     handle: JoinHandle<()>,
 }
 
+/// What the receive thread works with.
+struct Rx {
+    bus: Arc<Bus>,
+    port: Arc<Port>,
+    /// Our sender id: our own frames are skipped.
+    sender: u64,
+    link_up: Arc<AtomicBool>,
+    loss: Arc<Loss>,
+}
+
 impl RxThread {
-    fn start(
-        bus: Arc<Bus>,
-        port: Arc<Port>,
-        sender: u64,
-        link_up: Arc<AtomicBool>,
-    ) -> Result<RxThread, Errno> {
-        let watch = dump::Watch::new(&bus)?;
+    fn start(rx: Rx) -> Result<RxThread, Errno> {
+        let watch = dump::Watch::new(&rx.bus)?;
         // Reset on every up: the newest frame on the bus is read again.
-        let reader = BusReader::at_newest(&bus);
+        let reader = BusReader::at_newest(&rx.bus);
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let handle = std::thread::Builder::new()
-            .name(format!("shmif-rx-{}", port.name))
-            .spawn(move || rx_loop(&bus, &port, sender, &link_up, &s, &watch, reader))
+            .name(format!("shmif-rx-{}", rx.port.name))
+            .spawn(move || rx_loop(&rx, &s, &watch, reader))
             .map_err(Errno::from)?;
         Ok(RxThread { stop, handle })
     }
@@ -334,26 +431,28 @@ fn warn_limited(msg: &str) {
 }
 
 /// Receive until stopped: drain the ring, then wait for a wakeup.
-fn rx_loop(
-    bus: &Bus,
-    port: &Arc<Port>,
-    sender: u64,
-    link_up: &AtomicBool,
-    stop: &AtomicBool,
-    watch: &dump::Watch,
-    mut reader: BusReader,
-) {
+fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &dump::Watch, mut reader: BusReader) {
     use std::sync::atomic::Ordering::Relaxed;
+    let Rx {
+        bus,
+        port,
+        sender,
+        link_up,
+        loss,
+    } = rx;
+    let sender = *sender;
     let mut batch = Batch::new(RX_BATCH);
     let mut laps = reader.laps;
-    while !stop.load(Relaxed) {
-        // A bus shrunk under us would fault the mapping: do not touch it.
+    let mut lost = false;
+    'wake: while !stop.load(Relaxed) {
+        // Found short here, or cut short under a read: never touch it
+        // again, and wait for the driver to stop us.
         if !bus.intact() {
-            warn_limited(&format!(
-                "{}: bus {} truncated, not reading it",
-                port.name,
-                bus.path().display()
-            ));
+            if !lost {
+                lost = true;
+                port.counters.ierrors.fetch_add(1, Relaxed);
+                loss.report(port, bus);
+            }
             watch.wait(RX_POLL);
             continue;
         }
@@ -382,6 +481,7 @@ fn rx_loop(
             }
             match r {
                 Recv::Skipped => {}
+                Recv::Lost => continue 'wake,
                 Recv::Garbage => {
                     port.counters.ierrors.fetch_add(1, Relaxed);
                     warn_limited(&format!(
