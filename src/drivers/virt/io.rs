@@ -1,35 +1,43 @@
-//! virt's data plane: the receive thread (host TAP → `Port::input`) and the
-//! transmitter (`Port::output` → host TAP).
+//! virt's data plane: the transmitter (`Port::output` → host TAP) and one
+//! I/O thread that reads every running virt's host TAP (→ `Port::input`).
 //!
-//! A write to a host TAP runs the host's stack at once, so an answer — a
-//! ping reply, a TCP ACK — is often queued on another virt's TAP by the
-//! time the write returns. The thread that wrote picks it up right away
-//! (`pick_up_answers`) instead of waking that virt's own thread, which
-//! halves the round trip and the wakeups: the single-loop behaviour of a
-//! user-space switch, kept with one thread per port. A per-port lock keeps
-//! each TAP read by one thread at a time, so frames stay in order.
+//! One thread for all, as a user-space switch's single loop: a write to a
+//! host TAP runs the host's stack at once, so an answer — a ping reply, a
+//! TCP ACK — is already queued on the other TAP when the write returns,
+//! and the same thread reads it on its next turn. With a thread per TAP
+//! that answer would first wake another sleeping thread, which costs a
+//! round trip a cross-CPU wakeup and doubles its best case. The price is
+//! that all virts of a daemon share one CPU for reading.
 
 use super::tun::{HostTap, VIRTIF_RXBUF};
-use crate::drivers::kthread::Wakeup;
+use crate::drivers::kthread::{KThread, Wakeup};
 use crate::ioctl::Errno;
 use crate::kernel::KernelHook;
 use crate::offload::Offload;
 use crate::port::{Port, Transmit};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use std::cell::RefCell;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, Weak};
+
+/// Frames read from one TAP before turning to the next.
+const RX_BATCH: usize = 64;
+/// The epoll key of the thread's wakeup descriptor.
+const WAKEUP_KEY: u64 = 0;
 
 /// One virt's host TAP as the data plane sees it.
 pub struct VirtIo {
     tap: Arc<HostTap>,
     port: Weak<Port>,
-    /// Held while reading the TAP and handing the frames on.
+    /// Held while frames are read and handed on: `stop_port` takes it to
+    /// know no read is under way.
     rx: Mutex<()>,
-    /// The interface is up: its frames may be read.
+    /// The interface is running: its frames may be read.
     receiving: AtomicBool,
+    /// Its key in the I/O thread's epoll set.
+    key: AtomicU64,
 }
 
 impl VirtIo {
@@ -39,16 +47,17 @@ impl VirtIo {
             port: Arc::downgrade(port),
             rx: Mutex::new(()),
             receiving: AtomicBool::new(false),
+            key: AtomicU64::new(WAKEUP_KEY),
         })
-    }
-
-    pub fn set_receiving(&self, on: bool) {
-        self.receiving.store(on, Relaxed);
     }
 
     /// Read up to a batch of frames and hand them on; `true` when the TAP
     /// failed (it is gone).
-    fn read_batch(&self, port: &Arc<Port>, buf: &mut [u8]) -> bool {
+    fn read_batch(&self, buf: &mut [u8]) -> bool {
+        let _reading = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(port) = self.port.upgrade().filter(|_| self.receiving.load(Relaxed)) else {
+            return false;
+        };
         for _ in 0..RX_BATCH {
             match self.tap.recv(buf) {
                 Ok((off, frame)) => port.input_offload(frame, &off),
@@ -71,27 +80,10 @@ impl VirtIo {
 
 pub struct VirtTx(pub Arc<VirtIo>);
 
-impl VirtTx {
-    /// A virt receive thread wrote to this TAP: remember to look for an
-    /// answer there.
-    fn note_written(&self) {
-        WRITTEN.with_borrow_mut(|w| {
-            if let Some(w) = w
-                && !w.iter().any(|v| Arc::ptr_eq(v, &self.0))
-                && w.len() < MAX_NOTED
-            {
-                w.push(self.0.clone());
-            }
-        });
-    }
-}
-
 impl Transmit for VirtTx {
     fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
         // As libvirtif: a frame the host cannot take is dropped (oerrors).
-        self.0.tap.send(frame)?;
-        self.note_written();
-        Ok(())
+        self.0.tap.send(frame)
     }
 
     fn takes_offload(&self, off: &Offload) -> bool {
@@ -99,96 +91,121 @@ impl Transmit for VirtTx {
     }
 
     fn transmit_offload(&self, frame: &[u8], off: &Offload) -> Result<(), Errno> {
-        self.0.tap.send_offload(frame, off)?;
-        self.note_written();
+        self.0.tap.send_offload(frame, off)
+    }
+}
+
+/// What the I/O thread shares with the control plane.
+struct Shared {
+    epoll: Epoll,
+    ports: Mutex<HashMap<u64, Arc<VirtIo>>>,
+    hook: KernelHook,
+}
+
+/// The daemon's virt I/O thread, started with the first running virt.
+pub struct IoThread {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<KThread>>,
+    next_key: AtomicU64,
+}
+
+impl IoThread {
+    pub fn new(hook: KernelHook) -> Result<IoThread, Errno> {
+        Ok(IoThread {
+            shared: Arc::new(Shared {
+                epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+                ports: Mutex::new(HashMap::new()),
+                hook,
+            }),
+            thread: Mutex::new(None),
+            next_key: AtomicU64::new(WAKEUP_KEY + 1),
+        })
+    }
+
+    /// Start reading `io`'s TAP. Frames the host queued while the
+    /// interface was down are stale: they are dropped first.
+    pub fn start_port(&self, io: &Arc<VirtIo>) -> Result<(), Errno> {
+        self.ensure_thread()?;
+        let mut buf = vec![0u8; VIRTIF_RXBUF];
+        while io.tap.recv(&mut buf).is_ok() {}
+        let key = self.next_key.fetch_add(1, Relaxed);
+        io.key.store(key, Relaxed);
+        io.receiving.store(true, Relaxed);
+        self.shared.ports.lock().unwrap().insert(key, io.clone());
+        if !io.tap.is_dead() {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, key);
+            self.shared.epoll.add(io.tap.as_fd(), ev)?;
+        }
+        Ok(())
+    }
+
+    /// Stop reading `io`'s TAP; no read of it is under way on return.
+    pub fn stop_port(&self, io: &VirtIo) {
+        io.receiving.store(false, Relaxed);
+        let _ = self.shared.epoll.delete(io.tap.as_fd());
+        self.shared
+            .ports
+            .lock()
+            .unwrap()
+            .remove(&io.key.load(Relaxed));
+        drop(io.rx.lock());
+    }
+
+    fn ensure_thread(&self) -> Result<(), Errno> {
+        let mut thread = self.thread.lock().unwrap();
+        if thread.is_some() {
+            return Ok(());
+        }
+        let wakeup = Arc::new(Wakeup::new()?);
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, WAKEUP_KEY);
+        self.shared.epoll.add(wakeup.fd(), ev)?;
+        let (shared, w) = (self.shared.clone(), wakeup.clone());
+        *thread = Some(KThread::spawn("virt-io".into(), wakeup, move || {
+            io_loop(&shared, &w)
+        })?);
         Ok(())
     }
 }
 
-/// Frames read per wakeup before looking at the wakeup fd again.
-const RX_BATCH: usize = 64;
-/// Rounds of picking up answers before going back to poll(2).
-const ANSWER_ROUNDS: usize = 4;
-/// TAPs remembered per round (a bridge floods to every member).
-const MAX_NOTED: usize = 32;
-
-thread_local! {
-    /// The TAPs this thread wrote to since it last looked for answers;
-    /// `None` on threads that are not virt receive threads.
-    static WRITTEN: RefCell<Option<Vec<Arc<VirtIo>>>> = const { RefCell::new(None) };
-}
-
-/// Read the answers the host queued on the TAPs this thread wrote to, in
-/// a few rounds (answers cause writes that cause answers). A TAP another
-/// thread is reading is left to it.
-fn pick_up_answers(buf: &mut [u8]) {
-    for _ in 0..ANSWER_ROUNDS {
-        let written = WRITTEN.with_borrow_mut(|w| w.as_mut().map(std::mem::take));
-        let Some(written) = written.filter(|w| !w.is_empty()) else {
-            return;
-        };
-        for io in written {
-            if !io.receiving.load(Relaxed) {
-                continue;
-            }
-            let Some(port) = io.port.upgrade() else {
-                continue;
-            };
-            if let Ok(_reading) = io.rx.try_lock() {
-                // A failing TAP is left for its own thread to report.
-                io.read_batch(&port, buf);
-            }
-        }
-    }
-    WRITTEN.with_borrow_mut(|w| w.as_mut().map(Vec::clear));
-}
-
-/// Read frames until stopped. When the host TAP disappears, count one
-/// input error, tell the kernel (link down) and wait to be stopped.
-pub fn rx_loop(io: Arc<VirtIo>, port: Arc<Port>, wakeup: Arc<Wakeup>, hook: KernelHook) {
-    let tap = io.tap.clone();
+/// Read every TAP that has frames, in turn, until stopped.
+fn io_loop(shared: &Shared, wakeup: &Wakeup) {
     let mut buf = vec![0u8; VIRTIF_RXBUF];
-    // Frames the host queued while we were down are stale: drop them.
-    while tap.recv(&mut buf).is_ok() {}
-    WRITTEN.set(Some(Vec::new()));
-    io.set_receiving(true);
-    let mut gone = tap.is_dead();
+    let mut events = [EpollEvent::empty(); 32];
     while !wakeup.stopping() {
-        let mut fds = [
-            PollFd::new(wakeup.fd(), PollFlags::POLLIN),
-            PollFd::new(tap.as_fd(), PollFlags::POLLIN),
-        ];
-        let nfds = if gone { 1 } else { 2 };
-        match poll(&mut fds[..nfds], PollTimeout::NONE) {
-            Ok(_) => {}
+        let n = match shared.epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-        let tap_ev = fds[1].revents().unwrap_or(PollFlags::empty());
-        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
-            wakeup.clear();
-            continue;
-        }
-        if gone {
-            continue;
-        }
-        let mut lost =
-            tap_ev.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL);
-        if !lost && tap_ev.contains(PollFlags::POLLIN) {
-            lost = {
-                let _reading = io.rx.lock().unwrap_or_else(|e| e.into_inner());
-                io.read_batch(&port, &mut buf[..])
-            };
-            pick_up_answers(&mut buf);
-        }
-        if lost {
-            gone = true;
-            tap.set_dead();
-            port.counters.ierrors.fetch_add(1, Relaxed);
-            crate::log::warn(&format!("{}: host TAP {} is gone", port.name, tap.name()));
-            hook.sync(port.index);
+            Err(_) => return,
+        };
+        for ev in &events[..n] {
+            if ev.data() == WAKEUP_KEY {
+                wakeup.clear();
+                continue;
+            }
+            let io = shared.ports.lock().unwrap().get(&ev.data()).cloned();
+            let Some(io) = io else { continue };
+            let failed = ev
+                .events()
+                .intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP);
+            if failed || io.read_batch(&mut buf) {
+                tap_gone(shared, &io);
+            }
         }
     }
-    io.set_receiving(false);
-    WRITTEN.set(None);
+}
+
+/// The host TAP disappeared: count one input error, stop watching it and
+/// tell the kernel (link down). The next `up` looks for it again.
+fn tap_gone(shared: &Shared, io: &VirtIo) {
+    let _ = shared.epoll.delete(io.tap.as_fd());
+    io.tap.set_dead();
+    if let Some(port) = io.port.upgrade() {
+        port.counters.ierrors.fetch_add(1, Relaxed);
+        crate::log::warn(&format!(
+            "{}: host TAP {} is gone",
+            port.name,
+            io.tap.name()
+        ));
+        shared.hook.sync(port.index);
+    }
 }

@@ -6,7 +6,7 @@
 //! configuration of it survives `down`/`up`. A missing TAP is created
 //! (needs CAP_NET_ADMIN) and, not being persistent, disappears when we
 //! close it; an existing persistent one is attached without privileges and
-//! left in place. While virt is down the receive thread is stopped and the
+//! left in place. While virt is down its host TAP is not read and the
 //! host TAP has no carrier.
 //!
 //! Media: "Ethernet autoselect" only. Status is active while virt is
@@ -19,7 +19,7 @@ pub mod tun;
 
 use crate::cloner::{IfClone, KernelEnv};
 use crate::drivers::ether;
-use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
+use crate::drivers::kthread::random_bytes;
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, ifcap, iff};
 use crate::kernel::KernelHook;
@@ -63,6 +63,8 @@ fn tun_offloads(enabled: u32) -> u32 {
 #[derive(Default)]
 pub struct VirtClone {
     hook: Mutex<Option<KernelHook>>,
+    /// Reads every virt's host TAP; made with the first virt.
+    io: Mutex<Option<Arc<io::IoThread>>>,
 }
 
 /// NetBSD's scheme: b2:0a:RR:0b:0e:NN, RR random, NN the unit.
@@ -86,21 +88,27 @@ impl IfClone for VirtClone {
         ifs.set_lladdr(virt_mac(ifs.unit));
         ifs.link_state = LinkState::Down;
         ifs.capabilities = Some((VIRT_CAPS, VIRT_CAPS));
-        let hook = self
-            .hook
-            .lock()
-            .unwrap()
-            .clone()
-            .unwrap_or_else(KernelHook::detached);
+        let io_thread = {
+            let mut t = self.io.lock().unwrap();
+            match &*t {
+                Some(t) => t.clone(),
+                None => {
+                    let hook = self.hook.lock().unwrap().clone();
+                    let new = Arc::new(io::IoThread::new(
+                        hook.unwrap_or_else(KernelHook::detached),
+                    )?);
+                    t.insert(new).clone()
+                }
+            }
+        };
         Ok(Box::new(Virt {
             name: ifs.name.clone(),
             linkstr: format!("tap{}", ifs.unit),
             default_linkstr: format!("tap{}", ifs.unit),
             host: None,
             io: None,
-            rx: None,
+            io_thread,
             port: ifs.port.clone(),
-            hook,
             caps: VIRT_CAPS,
         }))
     }
@@ -115,10 +123,9 @@ pub struct Virt {
     host: Option<Arc<HostTap>>,
     /// The host TAP as the data plane sees it; with `host`.
     io: Option<Arc<io::VirtIo>>,
-    /// Running while the interface is up.
-    rx: Option<KThread>,
+    /// Reads the host TAP while the interface is up.
+    io_thread: Arc<io::IoThread>,
     port: Arc<Port>,
-    hook: KernelHook,
     /// Enabled capabilities (IFCAP_*).
     caps: u32,
 }
@@ -169,8 +176,8 @@ impl Virt {
     }
 
     fn stop_rx(&mut self) {
-        if let Some(mut t) = self.rx.take() {
-            t.stop();
+        if let Some(io) = &self.io {
+            self.io_thread.stop_port(io);
         }
     }
 
@@ -202,14 +209,8 @@ impl Driver for Virt {
             ));
         }
         self.stop_rx();
-        let wakeup = Arc::new(Wakeup::new()?);
-        let (port, hook, w) = (self.port.clone(), self.hook.clone(), wakeup.clone());
         let vio = self.io.clone().ok_or(Errno::ENXIO)?;
-        self.rx = Some(KThread::spawn(
-            format!("{}-rx", self.name),
-            wakeup,
-            move || io::rx_loop(vio, port, w, hook),
-        )?);
+        self.io_thread.start_port(&vio)?;
         host.set_carrier(true);
         ifs.set_flags(ifs.flags | iff::RUNNING);
         ifs.link_state = LinkState::Up;
@@ -282,7 +283,7 @@ impl Driver for Virt {
         Ok(())
     }
 
-    /// The receive thread saw the host TAP go away.
+    /// The I/O thread saw the host TAP go away.
     fn sync(&mut self, ifs: &mut IfState) -> Vec<Request> {
         ifs.link_state = if self.link_active(ifs) {
             LinkState::Up
