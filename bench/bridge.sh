@@ -9,7 +9,7 @@
 # Measures iperf3 TCP, iperf3 UDP with 64-byte payloads (-b 0: as fast as
 # the sender can), and ping RTT, each path in turn, REPS times (median
 # reported). Writes bench/results/bridge.txt. Needs root. Cleans up.
-# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (100).
+# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bridge bench: run as root (network namespaces)" >&2; exit 1; }
@@ -17,7 +17,7 @@ bash scripts/deps.sh
 cargo build --release --quiet --bins
 PATH="$PWD/target/release:$PATH"
 command -v vde_switch >/dev/null || { echo "bridge bench: vde_switch missing (apt-get install vde-switch)" >&2; exit 1; }
-REPS=${REPS:-3} SECS=${SECS:-5} PINGS=${PINGS:-100}
+REPS=${REPS:-3} SECS=${SECS:-5} PINGS=${PINGS:-300}
 
 W=$(mktemp -d /tmp/ifnet-bridge.XXXXXX)
 P=ifb$$                                   # prefix of every name (<= 10 chars)
