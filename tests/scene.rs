@@ -127,6 +127,17 @@ fn namespace_pings_the_daemon_through_virt() {
     // And the other way, from inside the virtual kernel.
     let (out, err, rc) = ifping(&d, &["-c", "1", "10.0.1.2"]);
     assert_eq!(rc, 0, "{out}{err}");
+
+    // One thread reads every virt's host TAP: another virt whose host TAP
+    // is deleted underneath does not disturb this one.
+    let ns2 = Netns::new();
+    let tap2 = virt_in_ns(&d, "virt1", &ns2, "10.0.6.2/24");
+    ns2.exec(&format!("ip link del {tap2}"));
+    wait_until(5, "virt1's link down", || {
+        d.ifconfig(&["virt1"]).0.contains("status: no carrier")
+    });
+    let out = ns.exec("ping -c 2 -i 0.2 -W 2 10.0.1.1");
+    assert!(out.contains("2 received"), "{out}");
 }
 
 /// The README's scene: two daemons, each bridging a virt to a shared bus.
