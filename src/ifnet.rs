@@ -197,6 +197,12 @@ pub trait Driver: Send {
     }
 
     /// Check (and apply to the medium) a new MTU; the kernel stores it.
+    /// The process that holds the interface's control device (a tap's
+    /// client) and a number that grows with each open: TAPGIFNAME.
+    fn control_opener(&self) -> Option<(u32, u64)> {
+        None
+    }
+
     /// The enabled capabilities changed (SIOCSIFCAP); `ifs` has them.
     fn capabilities_changed(&mut self, _ifs: &mut IfState) {}
 

@@ -567,3 +567,36 @@ fn tap_sockets_take_the_daemons_mode() {
     let _ = child.wait();
     assert_eq!(got, (0o660, 0o660, 0o660));
 }
+
+/// TAPGIFNAME: a client of the cloning socket learns which tapN it got —
+/// the tap whose control device its process opened last. A daemon answers
+/// for the asking process only, whatever pid it names.
+#[test]
+fn gifname_names_the_clients_tap() {
+    use ifnet::drivers::tap::gifname;
+    let d = Daemon::start();
+    let mut c = Client::connect(&d.sock).unwrap();
+    let clone = d.sock.parent().unwrap().join("tap");
+    let first = UnixStream::connect(&clone).unwrap();
+    assert_eq!(gifname(&mut c).unwrap(), "tap0");
+    let second = UnixStream::connect(&clone).unwrap();
+    assert_eq!(gifname(&mut c).unwrap(), "tap1");
+    // Naming another process changes nothing: the daemon asks SO_PEERCRED.
+    assert_eq!(
+        c.ioctl(Request::TapGIfName { pid: 1 }),
+        Ok(Reply::IfName("tap1".into()))
+    );
+    drop(second);
+    wait_for("tap1 closed", || gifname(&mut c).is_ok_and(|n| n == "tap0"));
+    drop(first);
+    wait_for("tap0 closed", || gifname(&mut c) == Err(Errno::ENXIO));
+    // In-process, a pid holding nothing has no tap.
+    let e = Env::new();
+    e.create("tap0");
+    let _c = e.open("tap0");
+    assert_eq!(
+        e.k().ioctl(Request::TapGIfName { pid: 1 }),
+        Err(Errno::ENXIO)
+    );
+    assert_eq!(gifname(&mut e.k()), Ok("tap0".to_string()));
+}

@@ -412,6 +412,12 @@ pub enum Request {
     },
     /// Stop the daemon, destroying every interface.
     Shutdown,
+    /// TAPGIFNAME: the tap whose control device process `pid` opened last.
+    /// A daemon answers for the client's own pid (SO_PEERCRED), whatever
+    /// it sent.
+    TapGIfName {
+        pid: u32,
+    },
 }
 
 /// A successful answer.
@@ -433,6 +439,8 @@ pub enum Reply {
         ttl: u8,
         rtt_us: u64,
     },
+    /// An interface's name.
+    IfName(String),
 }
 
 pub type Response = Result<Reply, Errno>;

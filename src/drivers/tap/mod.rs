@@ -17,10 +17,10 @@
 //! - Media "Ethernet autoselect", active and link up while a client is
 //!   attached.
 //! - MAC: NetBSD's tap scheme, f2:0b:a4 and three random bytes.
-//! - Information requests: TAPGIFNAME has no equivalent (a client of the
-//!   cloning socket cannot learn which tapN it got, short of asking
-//!   ifconfig for the interface whose media is active); TAPGIFINFO is the
-//!   interface's status; FIONREAD/FIONBIO are the client's own socket's.
+//! - Information requests: TAPGIFNAME is a control request about the
+//!   asking process (see [`gifname`]): a socket has no ioctls of its own;
+//!   TAPGIFINFO is the interface's status; FIONREAD/FIONBIO are the
+//!   client's own socket's.
 //!
 //! The thread of one interface and the kernel meet through
 //! [`crate::kernel::KernelHook`]: the thread records what happened in
@@ -34,7 +34,7 @@ use crate::cloner::{IfClone, KernelEnv};
 use crate::drivers::ether;
 use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
 use crate::ifnet::{Driver, IfState};
-use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
+use crate::ioctl::{Errno, IfMedia, Ioctl, LinkState, Mac, Reply, Request, iff};
 use crate::kernel::KernelHook;
 use cdev::{EV_CLOSED, EV_OPENED, Softc, TapTx};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -50,6 +50,26 @@ use std::sync::{Arc, Mutex, Weak};
 pub const TAP_MAXMTU: u32 = (framing::TAP_MAXFRAME - 14) as u32;
 /// Name of the cloning socket.
 pub const TAP_CLONE: &str = "tap";
+
+/// TAPGIFNAME: the name of the tap whose control device this process
+/// opened last — how a client of the cloning socket `tap` learns which
+/// tapN it got. The daemon attaches a connection a moment after connect(2)
+/// returns, so an ENXIO is retried for up to a second.
+pub fn gifname(k: &mut impl Ioctl) -> Result<String, Errno> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match k.ioctl(Request::TapGIfName {
+            pid: std::process::id(),
+        }) {
+            Ok(Reply::IfName(name)) => return Ok(name),
+            Err(Errno::ENXIO) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(_) => return Err(Errno::EPROTO),
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// NetBSD's tap scheme: f2:0b:a4 and three random bytes.
 pub fn tap_mac() -> Mac {
@@ -258,6 +278,10 @@ impl Tap {
 }
 
 impl Driver for Tap {
+    fn control_opener(&self) -> Option<(u32, u64)> {
+        self.sc.opener()
+    }
+
     fn stop(&mut self, ifs: &mut IfState) {
         self.sc.flush();
         ifs.set_flags(ifs.flags & !iff::RUNNING);
