@@ -34,6 +34,27 @@ fn bus_host(bus: &Path, v4: &str, v6: &str) -> Daemon {
     d
 }
 
+/// A bus file removed while daemons are attached: they keep their bus
+/// (the mapping holds the file) and go on talking; a daemon attaching by
+/// the same path afterwards gets a new, separate bus.
+#[test]
+fn an_unlinked_bus_keeps_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    let a = bus_host(&bus, "10.0.7.1/24", "fc00:7::1");
+    let b = bus_host(&bus, "10.0.7.2/24", "fc00:7::2");
+    let (out, err, rc) = ifping(&a, &["-c", "1", "-W", "2", "10.0.7.2"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    std::fs::remove_file(&bus).unwrap();
+    let (out, err, rc) = ifping(&a, &["-c", "2", "-i", "0.2", "-W", "2", "10.0.7.2"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    let c = bus_host(&bus, "10.0.7.3/24", "fc00:7::3");
+    let (out, _, rc) = ifping(&c, &["-c", "1", "-W", "1", "10.0.7.1"]);
+    assert_eq!(rc, 2, "a newcomer is on another bus\n{out}");
+    let (out, err, rc) = ifping(&b, &["-c", "1", "-W", "2", "10.0.7.1"]);
+    assert_eq!(rc, 0, "{out}{err}");
+}
+
 #[test]
 fn two_daemons_on_one_bus_ping_each_other() {
     let dir = tempfile::tempdir().unwrap();

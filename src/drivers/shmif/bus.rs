@@ -437,6 +437,13 @@ impl Bus {
         ok
     }
 
+    /// Whether the bus file's last name was removed: the peers attached
+    /// keep this bus; one that attaches by the path now makes another.
+    pub fn unlinked(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().is_ok_and(|m| m.nlink() == 0)
+    }
+
     /// Whether the file was cut short under the mapping: what it reads is
     /// zeros, not the bus, and what is written goes nowhere. For good.
     pub fn truncated(&self) -> bool {

@@ -444,7 +444,18 @@ fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &dump::Watch, mut reader: BusReade
     let mut batch = Batch::new(RX_BATCH);
     let mut laps = reader.laps;
     let mut lost = false;
+    let mut unlinked = false;
     'wake: while !stop.load(Relaxed) {
+        if !unlinked && bus.unlinked() {
+            // Not an error: the attached peers keep talking. Say why a
+            // newcomer on the same path does not hear them.
+            unlinked = true;
+            crate::log::warn(&format!(
+                "{}: bus file {} was removed; attached peers keep this bus, new ones get another",
+                port.name,
+                bus.path().display()
+            ));
+        }
         // Found short here, or cut short under a read: never touch it
         // again, and wait for the driver to stop us.
         if !bus.intact() {
