@@ -28,7 +28,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// `shm_magic`.
@@ -246,6 +246,8 @@ pub struct Bus {
     reg: Registration,
     map: MmapRaw,
     size: u32,
+    /// The file had no name left at the last `intact` check.
+    unlinked: AtomicBool,
 }
 
 // The mapping is only touched through atomics and raw copies.
@@ -377,6 +379,7 @@ impl Bus {
             path: path.to_path_buf(),
             file,
             reg: Registration::new(map.as_ptr(), len),
+            unlinked: AtomicBool::new(false),
             map,
             size: (len - HEADER_LEN) as u32,
         })
@@ -426,22 +429,24 @@ impl Bus {
     /// Whether the file still has the size we mapped. A bus found short
     /// here is marked [`Bus::truncated`] too.
     pub fn intact(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.file.metadata();
+        if let Ok(m) = &meta {
+            self.unlinked.store(m.nlink() == 0, Ordering::Relaxed);
+        }
         let ok = !self.truncated()
-            && self
-                .file
-                .metadata()
-                .is_ok_and(|m| m.len() >= self.size as u64 + HEADER_LEN as u64);
+            && meta.is_ok_and(|m| m.len() >= self.size as u64 + HEADER_LEN as u64);
         if !ok {
             self.reg.set_truncated();
         }
         ok
     }
 
-    /// Whether the bus file's last name was removed: the peers attached
-    /// keep this bus; one that attaches by the path now makes another.
+    /// Whether the bus file's last name was removed, as of the last
+    /// `intact` check: the peers attached keep this bus; one that attaches
+    /// by the path now makes another.
     pub fn unlinked(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        self.file.metadata().is_ok_and(|m| m.nlink() == 0)
+        self.unlinked.load(Ordering::Relaxed)
     }
 
     /// Whether the file was cut short under the mapping: what it reads is

@@ -446,6 +446,7 @@ fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &dump::Watch, mut reader: BusReade
     let mut lost = false;
     let mut unlinked = false;
     'wake: while !stop.load(Relaxed) {
+        let intact = bus.intact();
         if !unlinked && bus.unlinked() {
             // Not an error: the attached peers keep talking. Say why a
             // newcomer on the same path does not hear them.
@@ -458,7 +459,7 @@ fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &dump::Watch, mut reader: BusReade
         }
         // Found short here, or cut short under a read: never touch it
         // again, and wait for the driver to stop us.
-        if !bus.intact() {
+        if !intact {
             if !lost {
                 lost = true;
                 port.counters.ierrors.fetch_add(1, Relaxed);
