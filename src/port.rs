@@ -244,7 +244,7 @@ impl Port {
             Ok(()) => {
                 c.opackets.fetch_add(packets, Relaxed);
                 c.obytes.fetch_add(bytes, Relaxed);
-                if is_multicast(frame) {
+                if frame.first().is_some_and(|b| b & 1 != 0) {
                     c.omcasts.fetch_add(packets, Relaxed);
                 }
             }
@@ -337,6 +337,26 @@ impl Port {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Null;
+    impl Transmit for Null {
+        fn transmit(&self, _frame: &[u8]) -> Result<(), Errno> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn any_frame_is_counted_never_a_panic() {
+        let p = Port::new(1, "x0");
+        p.set_flags(iff::UP | iff::RUNNING);
+        p.set_transmit(Some(Arc::new(Null)));
+        for f in [&[][..], &[1], &[0; 13]] {
+            assert_eq!(p.transmit(f), Ok(()));
+            p.input(f);
+        }
+        let d = p.counters.snapshot();
+        assert_eq!((d.opackets, d.omcasts, d.ierrors), (3, 1, 3));
+    }
 
     #[test]
     fn mac_round_trip() {
