@@ -196,7 +196,6 @@ pub trait Driver: Send {
         Err(Errno::ENOTTY)
     }
 
-    /// Check (and apply to the medium) a new MTU; the kernel stores it.
     /// The process that holds the interface's control device (a tap's
     /// client) and a number that grows with each open: TAPGIFNAME.
     fn control_opener(&self) -> Option<(u32, u64)> {
@@ -206,6 +205,7 @@ pub trait Driver: Send {
     /// The enabled capabilities changed (SIOCSIFCAP); `ifs` has them.
     fn capabilities_changed(&mut self, _ifs: &mut IfState) {}
 
+    /// Check (and apply to the medium) a new MTU; the kernel stores it.
     fn set_mtu(&mut self, ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {
         match ifs.kind {
             IfType::Ethernet | IfType::Bridge if !(68..=1500).contains(&mtu) => Err(Errno::EINVAL),
