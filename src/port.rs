@@ -41,6 +41,42 @@ counters!(
     noproto
 );
 
+impl IfCounters {
+    /// Count `frame` received, as the `packets` frames of `bytes` in all
+    /// it stands for on a wire (more than one for a TCP super-frame).
+    pub fn count_input(&self, frame: &[u8], packets: u64, bytes: u64) {
+        self.ipackets.fetch_add(packets, Relaxed);
+        self.ibytes.fetch_add(bytes, Relaxed);
+        if frame.first().is_some_and(|b| b & 1 != 0) {
+            self.imcasts.fetch_add(packets, Relaxed);
+        }
+    }
+
+    /// Count `frame` sent, or its `packets` as output errors when `r` says
+    /// it was dropped; hands `r` back.
+    pub fn count_output(
+        &self,
+        frame: &[u8],
+        packets: u64,
+        bytes: u64,
+        r: Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        match r {
+            Ok(()) => {
+                self.opackets.fetch_add(packets, Relaxed);
+                self.obytes.fetch_add(bytes, Relaxed);
+                if frame.first().is_some_and(|b| b & 1 != 0) {
+                    self.omcasts.fetch_add(packets, Relaxed);
+                }
+            }
+            Err(_) => {
+                self.oerrors.fetch_add(packets, Relaxed);
+            }
+        }
+        r
+    }
+}
+
 /// How a driver puts a frame on its medium. Must not block for long: a
 /// medium that cannot take the frame now returns an error and it is dropped.
 pub trait Transmit: Send + Sync {
@@ -216,41 +252,18 @@ impl Port {
                 tx.transmit_offload(frame, off)
             };
             let (packets, bytes) = off.wire_size(frame);
-            return self.count_output(frame, packets, bytes, r);
+            return self.counters.count_output(frame, packets, bytes, r);
         }
         let mut r = Ok(());
         let done = offload::resolve(frame, off, |f| {
             let sent = tx.transmit(f);
-            if let Err(e) = self.count_output(f, 1, f.len() as u64, sent) {
+            if let Err(e) = self.counters.count_output(f, 1, f.len() as u64, sent) {
                 r = Err(e);
             }
         });
         if done.is_err() {
             self.counters.oerrors.fetch_add(1, Relaxed);
             return Err(Errno::EINVAL);
-        }
-        r
-    }
-
-    fn count_output(
-        &self,
-        frame: &[u8],
-        packets: u64,
-        bytes: u64,
-        r: Result<(), Errno>,
-    ) -> Result<(), Errno> {
-        let c = &self.counters;
-        match r {
-            Ok(()) => {
-                c.opackets.fetch_add(packets, Relaxed);
-                c.obytes.fetch_add(bytes, Relaxed);
-                if frame.first().is_some_and(|b| b & 1 != 0) {
-                    c.omcasts.fetch_add(packets, Relaxed);
-                }
-            }
-            Err(_) => {
-                c.oerrors.fetch_add(packets, Relaxed);
-            }
         }
         r
     }
@@ -262,7 +275,7 @@ impl Port {
             self.counters.ierrors.fetch_add(1, Relaxed);
             return;
         }
-        self.count_input(frame, 1, frame.len() as u64);
+        self.counters.count_input(frame, 1, frame.len() as u64);
         if let Some(upper) = self.upper.read().unwrap().as_ref() {
             upper.input(self, frame);
             return;
@@ -286,20 +299,11 @@ impl Port {
             && upper.input_offload(self, frame, off)
         {
             let (packets, bytes) = off.wire_size(frame);
-            self.count_input(frame, packets, bytes);
+            self.counters.count_input(frame, packets, bytes);
             return;
         }
         if offload::resolve(frame, off, |f| self.input(f)).is_err() {
             self.counters.ierrors.fetch_add(1, Relaxed);
-        }
-    }
-
-    fn count_input(&self, frame: &[u8], packets: u64, bytes: u64) {
-        let c = &self.counters;
-        c.ipackets.fetch_add(packets, Relaxed);
-        c.ibytes.fetch_add(bytes, Relaxed);
-        if is_multicast(frame) {
-            c.imcasts.fetch_add(packets, Relaxed);
         }
     }
 

@@ -7,7 +7,6 @@ use super::{Clock, IFBIF_DISCOVER, IFBIF_LEARNING, IFBIF_PROTECTED, IFBIF_STP};
 use crate::ioctl::{Errno, Mac};
 use crate::offload::Offload;
 use crate::port::{Port, Upper, is_multicast};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Destination of 802.1D BPDUs (`bstp_etheraddr`).
@@ -58,22 +57,9 @@ impl Softc {
         if !dst.port.is_running() {
             return Ok(());
         }
-        let c = &self.port.counters;
         let r = dst.port.transmit_offload(frame, off);
         let (packets, bytes) = off.wire_size(frame);
-        match r {
-            Ok(()) => {
-                c.opackets.fetch_add(packets, Relaxed);
-                c.obytes.fetch_add(bytes, Relaxed);
-                if is_multicast(frame) {
-                    c.omcasts.fetch_add(packets, Relaxed);
-                }
-            }
-            Err(_) => {
-                c.oerrors.fetch_add(packets, Relaxed);
-            }
-        }
-        r
+        self.port.counters.count_output(frame, packets, bytes, r)
     }
 
     /// `bridge_broadcast`: send to every member but the input one (only to
@@ -188,11 +174,8 @@ impl Upper for Softc {
         if members.iter().any(|m| is_own(m, src)) {
             return;
         }
-        let c = &self.port.counters;
-        c.ipackets.fetch_add(1, Relaxed);
-        c.ibytes.fetch_add(frame.len() as u64, Relaxed);
+        self.port.counters.count_input(frame, 1, frame.len() as u64);
         if is_multicast(dst) {
-            c.imcasts.fetch_add(1, Relaxed);
             self.learn(bif, src, now);
             self.flood(&members, bif, frame);
             return;
@@ -231,9 +214,7 @@ impl Upper for Softc {
                     && m.port.takes_offload(off) =>
             {
                 let (packets, bytes) = off.wire_size(frame);
-                let c = &self.port.counters;
-                c.ipackets.fetch_add(packets, Relaxed);
-                c.ibytes.fetch_add(bytes, Relaxed);
+                self.port.counters.count_input(frame, packets, bytes);
                 let _ = self.enqueue_offload(m, frame, off);
                 true
             }
