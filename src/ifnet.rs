@@ -196,9 +196,9 @@ pub trait Driver: Send {
         Err(Errno::ENOTTY)
     }
 
-    /// The process that holds the interface's control device (a tap's
-    /// client) and a number that grows with each open: TAPGIFNAME.
-    fn control_opener(&self) -> Option<(u32, u64)> {
+    /// The socket address of the client attached to the interface's
+    /// control device (a tap's), if it has one: TAPGIFNAME.
+    fn control_peer(&self) -> Option<Vec<u8>> {
         None
     }
 

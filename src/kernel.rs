@@ -438,15 +438,11 @@ impl KernelInner {
             }
             // The daemon acts on it; in-process it only tears down.
             Request::Shutdown => Ok(Reply::Ok),
-            Request::TapGIfName { pid } => t
+            Request::TapGIfName { peer } => t
                 .ifs
                 .iter()
-                .filter_map(|i| {
-                    let (by, seq) = i.driver.control_opener()?;
-                    (by == pid && pid != 0).then_some((seq, &i.state.name))
-                })
-                .max()
-                .map(|(_, name)| Reply::IfName(name.clone()))
+                .find(|i| i.driver.control_peer().is_some_and(|p| p == peer))
+                .map(|i| Reply::IfName(i.state.name.clone()))
                 .ok_or(Errno::ENXIO),
             Request::Echo { .. } => unreachable!("answered without the table lock"),
         }

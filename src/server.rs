@@ -228,10 +228,6 @@ fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
         let resp = match (&req, &peer) {
             // A path the client named is opened with the client's rights.
             (Request::SetLinkStr { .. }, Some(p)) => as_client(p, || kernel.ioctl(req)),
-            // Only about the client itself.
-            (Request::TapGIfName { .. }, p) => kernel.ioctl(Request::TapGIfName {
-                pid: p.as_ref().map_or(0, |p| p.pid),
-            }),
             _ => kernel.ioctl(req),
         };
         if wire::write_response(&mut conn, &resp).is_err() {
@@ -246,7 +242,6 @@ fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
 
 /// Who a client is, as the kernel saw it when it connected.
 struct Peer {
-    pid: u32,
     uid: u32,
     gid: u32,
     /// Supplementary groups (SO_PEERGROUPS); none if the kernel cannot
@@ -258,7 +253,6 @@ impl Peer {
     fn of(conn: &UnixStream) -> Option<Peer> {
         let cred = getsockopt(conn, PeerCredentials).ok()?;
         Some(Peer {
-            pid: cred.pid().max(0) as u32,
             uid: cred.uid(),
             gid: cred.gid(),
             groups: peer_groups(conn),

@@ -568,35 +568,35 @@ fn tap_sockets_take_the_daemons_mode() {
     assert_eq!(got, (0o660, 0o660, 0o660));
 }
 
-/// TAPGIFNAME: a client of the cloning socket learns which tapN it got —
-/// the tap whose control device its process opened last. A daemon answers
-/// for the asking process only, whatever pid it names.
+/// TAPGIFNAME: a client of the cloning socket learns which tapN it got,
+/// for each of its connections, however quickly it asks.
 #[test]
 fn gifname_names_the_clients_tap() {
-    use ifnet::drivers::tap::gifname;
+    use ifnet::drivers::tap::{connect, gifname};
     let d = Daemon::start();
     let mut c = Client::connect(&d.sock).unwrap();
     let clone = d.sock.parent().unwrap().join("tap");
-    let first = UnixStream::connect(&clone).unwrap();
-    assert_eq!(gifname(&mut c).unwrap(), "tap0");
-    let second = UnixStream::connect(&clone).unwrap();
-    assert_eq!(gifname(&mut c).unwrap(), "tap1");
-    // Naming another process changes nothing: the daemon asks SO_PEERCRED.
-    assert_eq!(
-        c.ioctl(Request::TapGIfName { pid: 1 }),
-        Ok(Reply::IfName("tap1".into()))
-    );
-    drop(second);
-    wait_for("tap1 closed", || gifname(&mut c).is_ok_and(|n| n == "tap0"));
-    drop(first);
-    wait_for("tap0 closed", || gifname(&mut c) == Err(Errno::ENXIO));
-    // In-process, a pid holding nothing has no tap.
+    let first = connect(&clone).unwrap();
+    let second = connect(&clone).unwrap();
+    assert_eq!(gifname(&mut c, &second), Ok("tap1".to_string()));
+    assert_eq!(gifname(&mut c, &first), Ok("tap0".to_string()));
+    // A direct connection is named too; one without an address cannot be.
+    let third = connect(&d.sock.parent().unwrap().join("tap1")).unwrap();
+    let t = Instant::now();
+    assert_eq!(gifname(&mut c, &third), Err(Errno::ENXIO), "tap1 is busy");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    let plain = UnixStream::connect(&clone).unwrap();
+    assert_eq!(gifname(&mut c, &plain), Err(Errno::EINVAL));
+    drop((first, second));
+    // In-process too.
     let e = Env::new();
     e.create("tap0");
-    let _c = e.open("tap0");
+    let conn = connect(&e.run.join("tap0")).unwrap();
+    assert_eq!(gifname(&mut e.k(), &conn), Ok("tap0".to_string()));
     assert_eq!(
-        e.k().ioctl(Request::TapGIfName { pid: 1 }),
+        e.k().ioctl(Request::TapGIfName {
+            peer: b"nobody".to_vec()
+        }),
         Err(Errno::ENXIO)
     );
-    assert_eq!(gifname(&mut e.k()), Ok("tap0".to_string()));
 }

@@ -412,11 +412,10 @@ pub enum Request {
     },
     /// Stop the daemon, destroying every interface.
     Shutdown,
-    /// TAPGIFNAME: the tap whose control device process `pid` opened last.
-    /// A daemon answers for the client's own pid (SO_PEERCRED), whatever
-    /// it sent.
+    /// TAPGIFNAME: the tap whose control device's client socket has the
+    /// abstract address `peer` (see `drivers::tap::connect`).
     TapGIfName {
-        pid: u32,
+        peer: Vec<u8>,
     },
 }
 

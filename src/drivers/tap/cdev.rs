@@ -12,13 +12,13 @@ use crate::ioctl::Errno;
 use crate::kernel::KernelHook;
 use crate::port::{Port, Transmit};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::sockopt::PeerCredentials;
-use nix::sys::socket::{MsgFlags, getsockopt, send};
+use nix::sys::socket::{MsgFlags, send};
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 
 /// Bytes queued for a client before frames are dropped.
@@ -46,13 +46,11 @@ pub struct Softc {
     /// A client handed over by the cloning socket.
     handoff: Mutex<Option<UnixStream>>,
     attached: AtomicBool,
-    /// The client's pid and the open's number (TAPGIFNAME); pid 0: none.
-    opener: AtomicU64,
+    /// The attached client's own socket address, when it has one (an
+    /// abstract name, see `super::connect`): what TAPGIFNAME matches.
+    peer: Mutex<Option<Vec<u8>>>,
     pub events: AtomicU32,
 }
-
-/// Numbers the opens of every tap, so that the latest one wins.
-static OPENS: AtomicU64 = AtomicU64::new(0);
 
 impl Softc {
     pub fn new(name: &str, port: Arc<Port>, hook: KernelHook, mtu: u32) -> Result<Softc, Errno> {
@@ -66,7 +64,7 @@ impl Softc {
             spare: Mutex::new(Some(TxRing::new(TAP_QUEUE_BYTES))),
             handoff: Mutex::new(None),
             attached: AtomicBool::new(false),
-            opener: AtomicU64::new(0),
+            peer: Mutex::new(None),
             events: AtomicU32::new(0),
         })
     }
@@ -75,17 +73,9 @@ impl Softc {
         self.attached.load(Relaxed)
     }
 
-    /// (pid, open number) of the client, if one is attached.
-    pub fn opener(&self) -> Option<(u32, u64)> {
-        let v = self.opener.load(Relaxed);
-        (v != 0).then_some(((v >> 32) as u32, v & 0xffff_ffff))
-    }
-
-    /// Record who attached (a pid fits 22 bits; the open number 32).
-    fn set_opener(&self, pid: u32) {
-        let seq = OPENS.fetch_add(1, Relaxed) + 1;
-        self.opener
-            .store((u64::from(pid) << 32) | (seq & 0xffff_ffff), Relaxed);
+    /// The attached client's socket address, if it has one.
+    pub fn peer(&self) -> Option<Vec<u8>> {
+        self.peer.lock().unwrap().clone()
     }
 
     /// Give the thread a client from the cloning socket.
@@ -119,7 +109,7 @@ impl Softc {
             *self.spare.lock().unwrap() = Some(ring);
         }
         self.attached.store(false, Relaxed);
-        self.opener.store(0, Relaxed);
+        *self.peer.lock().unwrap() = None;
         self.notify(EV_CLOSED);
     }
 
@@ -226,10 +216,10 @@ fn attach(sc: &Softc, client: &mut Option<UnixStream>, conn: UnixStream) {
     if conn.set_nonblocking(true).is_err() {
         return;
     }
-    let pid = getsockopt(&conn, PeerCredentials).map_or(0, |c| c.pid().max(0) as u32);
+    let peer = conn.peer_addr().ok();
+    *sc.peer.lock().unwrap() = peer.and_then(|a| a.as_abstract_name().map(<[u8]>::to_vec));
     *client = Some(conn);
     sc.open();
-    sc.set_opener(pid);
 }
 
 /// Last close: frames still queued are thrown away; the kernel is told.

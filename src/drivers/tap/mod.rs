@@ -17,8 +17,9 @@
 //! - Media "Ethernet autoselect", active and link up while a client is
 //!   attached.
 //! - MAC: NetBSD's tap scheme, f2:0b:a4 and three random bytes.
-//! - Information requests: TAPGIFNAME is a control request about the
-//!   asking process (see [`gifname`]): a socket has no ioctls of its own;
+//! - Information requests: TAPGIFNAME is a control request naming the
+//!   client's socket (see [`connect`] and [`gifname`]): a socket has no
+//!   ioctls of its own;
 //!   TAPGIFINFO is the interface's status; FIONREAD/FIONBIO are the
 //!   client's own socket's.
 //!
@@ -40,8 +41,9 @@ use cdev::{EV_CLOSED, EV_OPENED, Softc, TapTx};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::HashMap;
 use std::os::fd::AsFd;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::AcqRel;
 use std::sync::{Arc, Mutex, Weak};
@@ -51,16 +53,34 @@ pub const TAP_MAXMTU: u32 = (framing::TAP_MAXFRAME - 14) as u32;
 /// Name of the cloning socket.
 pub const TAP_CLONE: &str = "tap";
 
-/// TAPGIFNAME: the name of the tap whose control device this process
-/// opened last — how a client of the cloning socket `tap` learns which
-/// tapN it got. The daemon attaches a connection a moment after connect(2)
-/// returns, so an ENXIO is retried for up to a second.
-pub fn gifname(k: &mut impl Ioctl) -> Result<String, Errno> {
+/// Connect to a tap's control device (`tapN`, or the cloning socket
+/// `tap`) from a socket with an address of its own (Linux autobind: a
+/// unique abstract name), so that [`gifname`] can tell which tap it is on.
+pub fn connect(path: &Path) -> Result<UnixStream, Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, socket};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    bind(fd.as_raw_fd(), &UnixAddr::new_unnamed())?;
+    nix::sys::socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(UnixStream::from(fd))
+}
+
+/// TAPGIFNAME: the name of the tap that `conn` (made by [`connect`]) is
+/// attached to — how a client of the cloning socket learns which tapN it
+/// got. The daemon attaches a connection a moment after connect(2)
+/// returns, so an ENXIO is retried for up to a second. A socket without
+/// an address of its own cannot be told apart: EINVAL.
+pub fn gifname(k: &mut impl Ioctl, conn: &UnixStream) -> Result<String, Errno> {
+    use std::os::linux::net::SocketAddrExt;
+    let local = conn.local_addr()?;
+    let peer = local.as_abstract_name().ok_or(Errno::EINVAL)?.to_vec();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match k.ioctl(Request::TapGIfName {
-            pid: std::process::id(),
-        }) {
+        match k.ioctl(Request::TapGIfName { peer: peer.clone() }) {
             Ok(Reply::IfName(name)) => return Ok(name),
             Err(Errno::ENXIO) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -278,8 +298,8 @@ impl Tap {
 }
 
 impl Driver for Tap {
-    fn control_opener(&self) -> Option<(u32, u64)> {
-        self.sc.opener()
+    fn control_peer(&self) -> Option<Vec<u8>> {
+        self.sc.peer()
     }
 
     fn stop(&mut self, ifs: &mut IfState) {
