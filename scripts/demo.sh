@@ -4,12 +4,19 @@
 # namespace. The namespaces ping each other and move a file over TCP
 # through both daemons and the bus; the daemons then ping each other with
 # no namespace at all; shmifdump | tcpdump shows what crossed the bus.
-# Needs root (namespaces, TAPs). Cleans up after itself.
+# Needs root (namespaces, TAPs): run it as root, or as a user who may sudo,
+# and it builds as that user and asks sudo for the rest. Cleans up after
+# itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (network namespaces)" >&2; exit 1; }
-bash scripts/deps.sh
-cargo build --release --quiet --bins
+if [ "${1:-}" != --built ]; then
+    bash scripts/deps.sh
+    cargo build --release --quiet --bins
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "demo: needs root (network namespaces), and there is no sudo" >&2; exit 1; }
+        exec sudo bash "$0" --built
+    fi
+fi
 PATH="$PWD/target/release:$PATH"
 
 W=$(mktemp -d /tmp/ifnet-demo.XXXXXX)
@@ -26,28 +33,33 @@ cleanup() {
 trap cleanup EXIT
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+# A command on one daemon, labelled with the host it runs on.
+on() {
+    local host=$1; shift
+    local sock; if [ "$host" = A ]; then sock=$A; else sock=$B; fi
+    printf '[host %s] $ %s\n' "$host" "$*"
+    IFNET_SERVER=$sock "$@"
+}
 
 say "Host A (IFNET_SERVER=$A): the first ifconfig starts its ifnetd"
-export IFNET_SERVER=$A
-run ifconfig virt0 create
-run ifconfig virt0 linkstr "$TAP0"         # the host TAP (default: tap0)
-run ifconfig shmif0 create
-run ifconfig shmif0 linkstr "$W/bus0"
-run ifconfig bridge0 create
-run brconfig bridge0 add virt0 add shmif0 up
-run ifconfig virt0 up
-run ifconfig shmif0 up
+on A ifconfig virt0 create
+on A ifconfig virt0 linkstr "$TAP0"         # the host TAP (default: tap0)
+on A ifconfig shmif0 create
+on A ifconfig shmif0 linkstr "$W/bus0"
+on A ifconfig bridge0 create
+on A brconfig bridge0 add virt0 shmif0 up
+on A ifconfig virt0 up
+on A ifconfig shmif0 up
 
 say "Host B (IFNET_SERVER=$B), on the same bus"
-export IFNET_SERVER=$B
-run ifconfig virt1 create
-run ifconfig virt1 linkstr "$TAP1"
-run ifconfig shmif0 create
-run ifconfig shmif0 linkstr "$W/bus0"
-run ifconfig bridge0 create
-run brconfig bridge0 add virt1 add shmif0 up
-run ifconfig virt1 up
-run ifconfig shmif0 up
+on B ifconfig virt1 create
+on B ifconfig virt1 linkstr "$TAP1"
+on B ifconfig shmif0 create
+on B ifconfig shmif0 linkstr "$W/bus0"
+on B ifconfig bridge0 create
+on B brconfig bridge0 add virt1 shmif0 up
+on B ifconfig virt1 up
+on B ifconfig shmif0 up
 
 say "Linux namespaces behind each host TAP"
 ip netns add "$NS1"; ip netns add "$NS2"
@@ -65,14 +77,14 @@ sleep 0.5
 ip netns exec "$NS1" iperf3 -c 10.9.0.2 -t 3 | tail -4
 
 say "The bridges learned where each host is"
-IFNET_SERVER=$A run brconfig bridge0
+on A brconfig bridge0
 
 say "The daemons themselves are hosts: addresses on the bus, ping from inside"
-IFNET_SERVER=$A run ifconfig shmif0 inet 10.0.0.1/24
-IFNET_SERVER=$B run ifconfig shmif0 inet 10.0.0.2/24
-IFNET_SERVER=$A run ifconfig -w 5
-IFNET_SERVER=$B run ifconfig -w 5
-IFNET_SERVER=$A run ifping -c 3 -i 0.2 10.0.0.2
-IFNET_SERVER=$A run ifconfig -v shmif0
+on A ifconfig shmif0 inet 10.0.0.1/24
+on B ifconfig shmif0 inet 10.0.0.2/24
+on A ifconfig -w 5
+on B ifconfig -w 5
+on A ifping -c 3 -i 0.2 10.0.0.2
+on A ifconfig -v shmif0
 
 say "Done; cleaning up"

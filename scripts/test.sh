@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+# A clone must be complete: nothing may read files from beside the project.
+echo "== self-contained"
+if grep -rnI --exclude-dir=target --exclude-dir=.git --exclude-dir=corpus --exclude-dir=artifacts \
+        -e '\.\./shared' . ; then
+    echo "test: the lines above refer to a directory outside the project" >&2
+    exit 1
+fi
 echo "== fmt"; cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --all-targets --quiet -- -D warnings
 echo "== man"; for m in man/*.[1-8]; do mandoc -Tlint -W warning "$m"; done

@@ -14,8 +14,7 @@ pub const NO_AUTOSTART_ENV: &str = "IFNET_NO_AUTOSTART";
 /// Path of the `ifnetd` binary to auto-start, when not beside the tool.
 pub const IFNETD_ENV: &str = "IFNETD";
 
-/// The socket path from `IFNET_SERVER` (`unix:///abs`, `unix://rel`, or a
-/// plain path), else the default for this user.
+/// The socket path from `IFNET_SERVER`, else the default for this user.
 pub fn server_path() -> Result<PathBuf, String> {
     match std::env::var_os(SERVER_ENV) {
         Some(v) if !v.is_empty() => parse_server(&v.to_string_lossy()),
@@ -23,19 +22,29 @@ pub fn server_path() -> Result<PathBuf, String> {
     }
 }
 
+/// A server address as `IFNET_SERVER` and `ifnetd -s` take it, like rump's
+/// RUMP_SERVER: `unix:///abs`, `unix://rel`, QEMU's `unix:/abs` and
+/// `unix:rel`, or a plain path. A path whose first component still starts
+/// with `unix:` is a misspelt address, never a directory to create.
 pub fn parse_server(s: &str) -> Result<PathBuf, String> {
-    if let Some(rest) = s.strip_prefix("unix://") {
-        if rest.is_empty() {
-            return Err(format!("{SERVER_ENV}: empty path in {s}"));
-        }
-        return Ok(PathBuf::from(rest));
-    }
-    if let Some((scheme, _)) = s.split_once("://") {
+    let path = if let Some(rest) = s.strip_prefix("unix://") {
+        rest
+    } else if let Some(rest) = s.strip_prefix("unix:") {
+        rest
+    } else if let Some((scheme, _)) = s.split_once("://") {
         return Err(format!(
             "{SERVER_ENV}: unsupported scheme {scheme}:// (only unix://)"
         ));
+    } else {
+        s
+    };
+    if path.is_empty() {
+        return Err(format!("{SERVER_ENV}: empty path in {s}"));
     }
-    Ok(PathBuf::from(s))
+    if path.starts_with("unix:") {
+        return Err(format!("{SERVER_ENV}: malformed address {s}"));
+    }
+    Ok(PathBuf::from(path))
 }
 
 /// `/run/ifnet/ifnetd.sock` for root, `$XDG_RUNTIME_DIR/ifnet/ifnetd.sock`
@@ -217,5 +226,14 @@ mod tests {
         assert_eq!(parse_server("/tmp/a").unwrap(), PathBuf::from("/tmp/a"));
         assert!(parse_server("tcp://1.2.3.4:5").is_err());
         assert!(parse_server("unix://").is_err());
+        // QEMU's spelling: one slash is an absolute path, never `unix:/…`
+        // taken as a relative directory.
+        assert_eq!(
+            parse_server("unix:/abs/x").unwrap(),
+            PathBuf::from("/abs/x")
+        );
+        assert_eq!(parse_server("unix:rel").unwrap(), PathBuf::from("rel"));
+        assert!(parse_server("unix:").is_err());
+        assert!(parse_server("unix:unix:/x").is_err());
     }
 }

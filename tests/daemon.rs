@@ -168,6 +168,41 @@ fn background_mode_serves_once_started() {
     assert!(log.contains("serving"), "{log}");
 }
 
+/// `-s` takes the socket as IFNET_SERVER does: `unix:///abs` and QEMU's
+/// `unix:/abs` are the absolute path, never a directory named `unix:` in
+/// the working directory.
+#[test]
+fn socket_option_takes_server_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, form) in ["unix://", "unix:"].iter().enumerate() {
+        let sock = dir.path().join(format!("u{i}.sock"));
+        let addr = format!("{form}{}", sock.display());
+        let (_, err, rc) = run(std::process::Command::new(IFNETD)
+            .current_dir(dir.path())
+            .arg("-s")
+            .arg(&addr));
+        assert_eq!((err.as_str(), rc), ("", 0), "{addr}");
+        let mut c = Client::connect(&sock).unwrap();
+        assert_eq!(names(&mut c), ["lo0"]);
+        let (_, err, rc) = run(std::process::Command::new(IFNETD)
+            .args(["--stop", "-s"])
+            .arg(&addr));
+        assert_eq!((err.as_str(), rc), ("", 0), "{addr}");
+    }
+    let strays: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("unix"))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
+    // A misspelt address is an error, not a path.
+    let (_, err, rc) = run(std::process::Command::new(IFNETD)
+        .current_dir(dir.path())
+        .args(["-f", "-s", "unix:unix:/x"]));
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("malformed address"), "{err}");
+}
+
 /// The uid/gid of `nobody`, for privilege tests (they need root to switch).
 fn nobody() -> Option<(u32, u32)> {
     if !nix::unistd::geteuid().is_root() {

@@ -1,7 +1,7 @@
 //! ifnetd: the virtual network kernel daemon.
 
 use clap::Parser;
-use ifnet::client::{Client, server_path};
+use ifnet::client::{Client, parse_server, server_path};
 use ifnet::ioctl::{Ioctl, Request};
 use ifnet::log;
 use ifnet::server::{Server, Stop, wait_stopped};
@@ -22,9 +22,10 @@ struct Args {
     /// Stay in the foreground and log to stderr.
     #[arg(short = 'f', long)]
     foreground: bool,
-    /// Control socket (default: $IFNET_SERVER, else /run/ifnet/ifnetd.sock
-    /// for root, $XDG_RUNTIME_DIR/ifnet/ifnetd.sock otherwise).
-    #[arg(short = 's', long, value_name = "PATH")]
+    /// Control socket, a path or unix:///path as IFNET_SERVER takes it
+    /// (default: $IFNET_SERVER, else /run/ifnet/ifnetd.sock for root,
+    /// $XDG_RUNTIME_DIR/ifnet/ifnetd.sock otherwise).
+    #[arg(short = 's', long, value_name = "PATH", value_parser = parse_server)]
     socket: Option<PathBuf>,
     /// Permissions of the control socket, in octal.
     #[arg(short = 'm', long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]

@@ -160,7 +160,7 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
                 if cmd.argc == 1 { "" } else { "s" }
             )));
         }
-        let (argv, next) = after.split_at(cmd.argc);
+        let (argv, mut next) = after.split_at(cmd.argc);
         if let Action::Up(up) = cmd.action {
             flags = if up {
                 flags | iff::UP
@@ -170,6 +170,17 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
             flags_updated = true;
         } else {
             exec(ctl, bridge, cmd, argv, out)?;
+        }
+        // Extension: `add`/`delete` take a list of members, up to the next
+        // word that is a command.
+        if matches!(cmd.action, Action::Add | Action::Delete) {
+            while let Some((member, rest)) = next.split_first() {
+                if parse::lookup(member).is_some() {
+                    break;
+                }
+                exec(ctl, bridge, cmd, std::slice::from_ref(member), out)?;
+                next = rest;
+            }
         }
         words = next;
     }

@@ -321,6 +321,39 @@ fn commands_run_left_to_right_until_one_fails() {
     assert_eq!(net.flags("bridge0"), 0x41);
 }
 
+/// Extension: a list of members after `add` and `delete`, as people write
+/// `brconfig bridge0 add virt0 tap0`; a keyword ends the list.
+#[test]
+fn add_and_delete_take_a_list() {
+    let net = Net::bridged(0);
+    for i in ["shmif0", "shmif1", "shmif2"] {
+        net.ifconfig_create(i);
+    }
+    net.ok("bridge0 add shmif0 shmif1 up");
+    let out = net.ok("bridge0");
+    assert!(
+        out.contains("shmif0 flags") && out.contains("shmif1 flags"),
+        "{out}"
+    );
+    assert_eq!(
+        net.flags("bridge0") & 1,
+        1,
+        "up after the list is a command"
+    );
+    // A missing member in the list: those before it are added, then
+    // NetBSD's error for a missing interface and exit 1.
+    let (rc, _, err) = net.brconfig("bridge0 add shmif2 nosuch0");
+    assert_eq!(
+        (rc, err.as_str()),
+        (1, "brconfig: add nosuch0: No such file or directory\n")
+    );
+    assert!(net.ok("bridge0").contains("shmif2 flags"));
+    net.ok("bridge0 delete shmif0 shmif2 learn shmif1");
+    let out = net.ok("bridge0");
+    assert!(!out.contains("shmif0") && !out.contains("shmif2"), "{out}");
+    assert!(out.contains("shmif1 flags"), "{out}");
+}
+
 #[test]
 fn member_flags_as_netbsd_greps_them() {
     let net = Net::bridged(2);

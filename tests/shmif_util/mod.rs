@@ -129,15 +129,8 @@ pub fn hear() -> String {
     l.trim().to_string()
 }
 
+/// NetBSD's shmif_dumpbus test vectors, kept in the project
+/// (tests/data/netbsd/README.md says where they come from).
 pub fn testdata() -> std::path::PathBuf {
-    let base = std::env::var_os("IFNET_SHARED")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let dir = base.join("testdata/netbsd-shmif_dumpbus");
-    assert!(
-        dir.join("shmbus").exists(),
-        "NetBSD's test data is not at {} (set IFNET_SHARED to the shared/ directory)",
-        dir.display()
-    );
-    dir
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/netbsd/shmif_dumpbus")
 }
