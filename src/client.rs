@@ -14,12 +14,49 @@ pub const NO_AUTOSTART_ENV: &str = "IFNET_NO_AUTOSTART";
 /// Path of the `ifnetd` binary to auto-start, when not beside the tool.
 pub const IFNETD_ENV: &str = "IFNETD";
 
-/// The socket path from `IFNET_SERVER`, else the default for this user.
+/// The socket path from `IFNET_SERVER`, else the default for this user,
+/// whose directory must be the user's own (see [`check_run_dir`]).
 pub fn server_path() -> Result<PathBuf, String> {
     match std::env::var_os(SERVER_ENV) {
         Some(v) if !v.is_empty() => parse_server(&v.to_string_lossy()),
-        _ => Ok(default_path()),
+        _ => {
+            let path = default_path();
+            if let Some(dir) = path.parent().filter(|d| d.exists()) {
+                check_run_dir(dir)?;
+            }
+            Ok(path)
+        }
     }
+}
+
+/// A default run directory is trusted only if it is a real directory of
+/// this user's that nobody else may write: otherwise whoever made it could
+/// plant a socket of their own daemon, or a symlink for the log.
+pub fn check_run_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !m.is_dir() {
+        return Err(format!(
+            "run directory {} is not a directory",
+            dir.display()
+        ));
+    }
+    if m.uid() != me {
+        return Err(format!(
+            "run directory {} is owned by uid {}, not by uid {me}",
+            dir.display(),
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "run directory {} is writable by others (mode {:o})",
+            dir.display(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// A server address as `IFNET_SERVER` and `ifnetd -s` take it, like rump's

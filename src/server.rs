@@ -11,15 +11,107 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 
 /// More clients than this at once are turned away (each holds a thread).
 pub const MAX_CLIENTS: usize = 256;
+/// Of those, what one uid other than root and the socket's owner may hold,
+/// and what is kept for root and the owner, so that idle connections of
+/// users admitted by `-m` cannot lock the administrator out.
+pub const MAX_CLIENTS_PER_UID: usize = 32;
+pub const RESERVED_CLIENTS: usize = 32;
+/// A client other than root or the owner that sends nothing for this long
+/// is disconnected.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Counts the connections held, per uid, against the limits above.
+struct Admission {
+    owner: u32,
+    held: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+}
+
+/// One admitted connection; its slot is given back on drop.
+struct Ticket {
+    admission: Arc<Admission>,
+    uid: u32,
+}
+
+impl Admission {
+    fn new(owner: u32) -> Admission {
+        Admission {
+            owner,
+            held: Default::default(),
+        }
+    }
+
+    fn trusted(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.owner
+    }
+
+    fn admit(self: &Arc<Self>, uid: u32) -> Option<Ticket> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = held.values().sum();
+        let mine = held.get(&uid).copied().unwrap_or(0);
+        let ok = if self.trusted(uid) {
+            total < MAX_CLIENTS
+        } else {
+            let others: usize = held
+                .iter()
+                .filter(|(u, _)| !self.trusted(**u))
+                .map(|(_, n)| n)
+                .sum();
+            mine < MAX_CLIENTS_PER_UID && others < MAX_CLIENTS - RESERVED_CLIENTS
+        };
+        if !ok {
+            return None;
+        }
+        *held.entry(uid).or_default() += 1;
+        Some(Ticket {
+            admission: self.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut held = self
+            .admission
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// Exponential pause after accept(2) fails (EMFILE, ENFILE, ENOMEM…).
+#[derive(Default)]
+struct Backoff {
+    wait_ms: u64,
+}
+
+impl Backoff {
+    fn failed(&mut self, e: &io::Error) {
+        self.wait_ms = (self.wait_ms * 2).clamp(1, 500);
+        if self.wait_ms == 1 {
+            log::warn(&format!("accept: {e}; backing off"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(self.wait_ms));
+    }
+
+    fn reset(&mut self) {
+        self.wait_ms = 0;
+    }
+}
 
 /// Why the daemon stops.
 #[derive(Debug)]
@@ -55,20 +147,10 @@ fn err(what: &str, path: &Path, e: impl std::fmt::Display) -> ServeError {
 impl Server {
     /// Claim `path` and listen on it with permissions `mode`.
     pub fn bind(path: &Path, mode: u32) -> Result<Server, ServeError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.exists()
-        {
-            fs::create_dir_all(dir).map_err(|e| err("cannot create", dir, e))?;
-            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
-        }
+        prepare_socket_dir(path)?;
         let lock_path = lock_path(path);
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| err("cannot open", &lock_path, e))?;
+        let lock_file =
+            open_own_file(&lock_path, false).map_err(|e| err("cannot open", &lock_path, e))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
             ServeError(format!(
                 "another ifnetd is already serving {} (lock {} is held)",
@@ -111,29 +193,47 @@ impl Server {
     pub fn spawn_accept(&self, stop: Sender<Stop>) -> io::Result<()> {
         let listener = self.listener.try_clone()?;
         let kernel = self.kernel.clone();
-        let clients = Arc::new(AtomicUsize::new(0));
         let (uid, gid, mode) = socket_owner(&self.path);
+        let admission = Arc::new(Admission::new(uid));
         std::thread::Builder::new()
             .name("accept".into())
             .spawn(move || {
+                let mut backoff = Backoff::default();
                 for conn in listener.incoming() {
-                    let Ok(conn) = conn else { continue };
-                    if !peer_allowed(&conn, uid, gid, mode) {
+                    let conn = match conn {
+                        Ok(c) => c,
+                        Err(e) => {
+                            // Out of descriptors: wait for some to be
+                            // closed rather than spin on the listener.
+                            backoff.failed(&e);
+                            continue;
+                        }
+                    };
+                    backoff.reset();
+                    let Some(peer) = Peer::of(&conn) else {
+                        continue;
+                    };
+                    if !peer_allowed(&peer, uid, gid, mode) {
                         log::warn("refused a client not allowed by the socket's mode");
                         continue;
                     }
-                    if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
-                        clients.fetch_sub(1, Ordering::SeqCst);
-                        log::warn("too many clients; refusing one");
+                    let Some(ticket) = admission.admit(peer.uid) else {
+                        log::warn(&format!(
+                            "too many clients of uid {}; refusing one",
+                            peer.uid
+                        ));
                         continue;
+                    };
+                    if !admission.trusted(peer.uid) {
+                        let _ = conn.set_read_timeout(Some(IDLE_TIMEOUT));
                     }
-                    let (kernel, stop, clients) = (kernel.clone(), stop.clone(), clients.clone());
+                    let (kernel, stop) = (kernel.clone(), stop.clone());
                     let spawned =
                         std::thread::Builder::new()
                             .name("client".into())
                             .spawn(move || {
-                                serve_client(conn, &kernel, &stop);
-                                clients.fetch_sub(1, Ordering::SeqCst);
+                                serve_client(conn, peer, &kernel, &stop);
+                                drop(ticket);
                             });
                     if spawned.is_err() {
                         log::warn("cannot spawn a client thread");
@@ -151,6 +251,67 @@ impl Server {
         }
         log::info("stopped");
     }
+}
+
+/// Make the directory of socket `path` if it is missing, and refuse one
+/// where others could replace the socket.
+pub fn prepare_socket_dir(path: &Path) -> Result<(), ServeError> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if !dir.exists() {
+        // Only the daemon's user may write where its socket is.
+        let m = if nix::unistd::geteuid().is_root() {
+            0o755
+        } else {
+            0o700
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(m)
+            .create(dir)
+            .map_err(|e| err("cannot create", dir, e))?;
+    }
+    check_socket_dir(dir)
+}
+
+/// A directory that others may write without the sticky bit lets them
+/// replace the socket under our clients: refuse it.
+fn check_socket_dir(dir: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(dir).map_err(|e| err("cannot use", dir, e))?;
+    if m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0 {
+        return Err(ServeError(format!(
+            "{}: writable by others and not sticky; refusing to serve there",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Open (creating, mode 0600) a file of the daemon's own beside its socket:
+/// the lock, the log. Never through a symlink, and never a file someone
+/// else owns or has linked elsewhere, even where others may write (/tmp).
+pub fn open_own_file(path: &Path, append: bool) -> io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    let m = f.metadata()?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !m.is_file() || m.uid() != me || m.nlink() != 1 {
+        return Err(io::Error::other(format!(
+            "not a file of uid {me}'s own (owner {}, {} links)",
+            m.uid(),
+            m.nlink()
+        )));
+    }
+    Ok(f)
 }
 
 fn file_id(path: &Path) -> Option<(u64, u64)> {
@@ -198,10 +359,7 @@ fn socket_owner(path: &Path) -> (u32, u32, u32) {
 /// SO_PEERCRED check: root, the socket's owner, or whom its mode admits.
 /// (The file mode already guards connect(); this also covers a socket
 /// whose mode was changed, or one passed to a process in another way.)
-fn peer_allowed(conn: &UnixStream, uid: u32, gid: u32, mode: u32) -> bool {
-    let Some(p) = Peer::of(conn) else {
-        return false;
-    };
+fn peer_allowed(p: &Peer, uid: u32, gid: u32, mode: u32) -> bool {
     p.uid == 0
         || p.uid == uid
         || ((p.gid == gid || p.groups.contains(&gid)) && mode & 0o020 != 0)
@@ -210,12 +368,20 @@ fn peer_allowed(conn: &UnixStream, uid: u32, gid: u32, mode: u32) -> bool {
 
 /// Answer one client's requests until it goes away. Garbage ends only this
 /// client's connection.
-fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
-    let peer = Peer::of(&conn);
+fn serve_client(mut conn: UnixStream, peer: Peer, kernel: &Kernel, stop: &Sender<Stop>) {
     loop {
         let req = match wire::read_request(&mut conn) {
             Ok(r) => r,
             Err(wire::WireError::Eof) => return,
+            Err(wire::WireError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                log::debug(&format!("client of uid {} idle; disconnected", peer.uid));
+                return;
+            }
             Err(e) => {
                 log::debug(&format!("client sent a bad message: {e}"));
                 let errno: Errno = e.into();
@@ -225,9 +391,9 @@ fn serve_client(mut conn: UnixStream, kernel: &Kernel, stop: &Sender<Stop>) {
         };
         log::debug(&format!("{req:?}"));
         let shutdown = req == Request::Shutdown;
-        let resp = match (&req, &peer) {
+        let resp = match &req {
             // A path the client named is opened with the client's rights.
-            (Request::SetLinkStr { .. }, Some(p)) => as_client(p, || kernel.ioctl(req)),
+            Request::SetLinkStr { .. } => as_client(&peer, || kernel.ioctl(req)),
             _ => kernel.ioctl(req),
         };
         if wire::write_response(&mut conn, &resp).is_err() {

@@ -240,7 +240,7 @@ fn unprivileged_user_runs_own_daemon() {
     use std::os::unix::process::CommandExt;
     let Some((uid, gid)) = nobody() else { return };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let sock = dir.path().join("user.sock");
     let mut child = std::process::Command::new(IFNETD)
         .arg("-f")
@@ -537,4 +537,159 @@ fn stop_waits_and_a_successor_keeps_its_socket() {
     assert!(d.sock.exists(), "the successor's socket is still there");
     let (out, _, rc) = d.ifconfig(&["-l"]);
     assert_eq!((out.as_str(), rc), ("lo0\n", 0));
+}
+
+/// Files beside the socket are opened without following a symlink that
+/// someone planted where others may write (issue 12, item 8).
+#[test]
+fn planted_symlinks_are_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let victim = dir.path().join("victim");
+    let sock = dir.path().join("s.sock");
+    std::os::unix::fs::symlink(&victim, dir.path().join("s.sock.lock")).unwrap();
+    let (_, err, rc) = run(std::process::Command::new(IFNETD)
+        .args(["-f", "-s"])
+        .arg(&sock));
+    assert_eq!(rc, 1, "{err}");
+    assert!(
+        err.contains("cannot open") && err.contains("s.sock.lock"),
+        "{err}"
+    );
+    assert!(!victim.exists(), "followed the lock's symlink");
+    // The log of a background daemon likewise: refused before it serves.
+    std::fs::remove_file(dir.path().join("s.sock.lock")).unwrap();
+    let log = dir.path().join("planted.log");
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+    let (_, err, rc) = run(std::process::Command::new(IFNETD)
+        .arg("-s")
+        .arg(&sock)
+        .arg("-l")
+        .arg(&log));
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("cannot open log"), "{err}");
+    assert!(!victim.exists(), "followed the log's symlink");
+    assert!(!sock.exists(), "served after refusing its log");
+}
+
+/// The default run directory of an unprivileged user is trusted only if
+/// it is the user's own and nobody else may write it (issue 12, item 7).
+#[test]
+fn a_foreign_run_directory_is_refused() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    let xdg = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(xdg.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ifconfig = |args: &[&str]| {
+        run(std::process::Command::new(IFCONFIG)
+            .args(args)
+            .env_clear()
+            .env("XDG_RUNTIME_DIR", xdg.path())
+            .env("IFNETD", IFNETD)
+            .uid(uid)
+            .gid(gid))
+    };
+    // Made by someone else (root here), world-writable: refused, and no
+    // daemon is started in it.
+    let rundir = xdg.path().join("ifnet");
+    std::fs::create_dir(&rundir).unwrap();
+    std::fs::set_permissions(&rundir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (_, err, rc) = ifconfig(&["-l"]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(
+        err.contains("run directory") && err.contains("owned by uid 0"),
+        "{err}"
+    );
+    assert!(std::fs::read_dir(&rundir).unwrap().next().is_none());
+    // The user's own but writable by others: refused too.
+    std::os::unix::fs::chown(&rundir, Some(uid), Some(gid)).unwrap();
+    let (_, err, rc) = ifconfig(&["-l"]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("writable by others"), "{err}");
+    // None at all: the auto-started daemon makes it, 0700, and serves.
+    std::fs::remove_dir(&rundir).unwrap();
+    let (out, err, rc) = ifconfig(&["-l"]);
+    assert_eq!((out.as_str(), err.as_str(), rc), ("lo0\n", "", 0));
+    let m = std::fs::metadata(&rundir).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (uid, 0o700));
+    let (_, err, rc) = run(std::process::Command::new(IFNETD)
+        .arg("--stop")
+        .env_clear()
+        .env("XDG_RUNTIME_DIR", xdg.path())
+        .uid(uid)
+        .gid(gid));
+    assert_eq!((err.as_str(), rc), ("", 0));
+}
+
+/// Idle connections of a user admitted by `-m 0666` cannot lock root out:
+/// a per-uid cap and room kept for root and the owner (issue 12, item 10).
+#[test]
+fn idle_clients_of_one_user_cannot_lock_root_out() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let sock = dir.path().join("d.sock");
+    let mut d = std::process::Command::new(IFNETD)
+        .args(["-f", "-m", "0666", "-s"])
+        .arg(&sock)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&sock);
+    // nobody opens 300 connections and holds them, sending nothing; it
+    // reports how many the daemon kept open (the others it closes).
+    let script = r#"
+import socket, sys, time
+held = []
+for _ in range(300):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    held.append(s)
+time.sleep(1.0)
+open_ = 0
+for s in held:
+    s.setblocking(False)
+    try:
+        open_ += 0 if s.recv(1) == b"" else 1
+    except BlockingIOError:
+        open_ += 1
+print(open_, flush=True)
+time.sleep(30)
+"#;
+    let mut attacker = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&sock)
+        .stdout(std::process::Stdio::piped())
+        .uid(uid)
+        .gid(gid)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(attacker.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let kept: usize = line.trim().parse().unwrap();
+    // Root is still served, at once.
+    let t = std::time::Instant::now();
+    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+        .arg("-l")
+        .env("IFNET_SERVER", &sock)
+        .env("IFNET_NO_AUTOSTART", "1"));
+    let took = t.elapsed();
+    let _ = attacker.kill();
+    let _ = attacker.wait();
+    let _ = d.kill();
+    let _ = d.wait();
+    assert_eq!((out.as_str(), err.as_str(), rc), ("lo0\n", "", 0));
+    assert!(took < Duration::from_secs(2), "root waited {took:?}");
+    assert!(
+        kept <= ifnet::server::MAX_CLIENTS_PER_UID,
+        "nobody kept {kept} connections"
+    );
 }

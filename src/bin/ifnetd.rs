@@ -86,12 +86,18 @@ fn main() {
     } else {
         Some(daemonize())
     };
-    let server = Server::bind(&path, args.mode).unwrap_or_else(|e| die(e));
-    if let Some(ready) = ready {
+    // The log is opened before the socket is bound: refused, nothing serves.
+    ifnet::server::prepare_socket_dir(&path).unwrap_or_else(|e| die(e));
+    let log = ready.as_ref().map(|_| {
         let log = args
             .log
             .clone()
             .unwrap_or_else(|| path.with_file_name("ifnetd.log"));
+        ifnet::server::open_own_file(&log, true)
+            .unwrap_or_else(|e| die(format!("cannot open log {}: {e}", log.display())))
+    });
+    let server = Server::bind(&path, args.mode).unwrap_or_else(|e| die(e));
+    if let (Some(ready), Some(log)) = (ready, log) {
         redirect_stdio(&log);
         let _ = (&ready).write_all(b"1");
     }
@@ -135,18 +141,15 @@ fn daemonize() -> std::fs::File {
     }
 }
 
-fn redirect_stdio(log: &PathBuf) {
+fn redirect_stdio(log: &std::fs::File) {
     let null = OpenOptions::new().read(true).write(true).open("/dev/null");
-    let logf = OpenOptions::new().create(true).append(true).open(log);
+    // SAFETY: dup2 on descriptors this process owns; stdio is replaced
+    // before any other thread uses it.
     unsafe {
         if let Ok(null) = &null {
             libc::dup2(null.as_raw_fd(), 0);
             libc::dup2(null.as_raw_fd(), 1);
         }
-        match (&logf, &null) {
-            (Ok(f), _) => libc::dup2(f.as_raw_fd(), 2),
-            (_, Ok(n)) => libc::dup2(n.as_raw_fd(), 2),
-            _ => 0,
-        };
+        libc::dup2(log.as_raw_fd(), 2);
     }
 }
