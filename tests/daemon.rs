@@ -693,3 +693,58 @@ time.sleep(30)
         "nobody kept {kept} connections"
     );
 }
+
+/// A linkstr path is the client's: a relative one is resolved in the
+/// client, never against the daemon's working directory, and magic links
+/// through /proc (which would name the daemon's files) are refused
+/// (issue 12, item 9).
+#[test]
+fn linkstr_paths_resolve_in_the_client() {
+    let daemon_cwd = tempfile::tempdir().unwrap();
+    let client_cwd = tempfile::tempdir().unwrap();
+    // A daemon whose working directory is known.
+    let sock = daemon_cwd.path().join("d.sock");
+    let mut child = std::process::Command::new(IFNETD)
+        .args(["-f", "-s"])
+        .arg(&sock)
+        .current_dir(daemon_cwd.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&sock);
+    let ifconfig = |args: &[&str]| {
+        run(std::process::Command::new(IFCONFIG)
+            .args(args)
+            .current_dir(client_cwd.path())
+            .env("IFNET_SERVER", &sock)
+            .env("IFNET_NO_AUTOSTART", "1"))
+    };
+    let (_, err, rc) = ifconfig(&["shmif0", "create", "linkstr", "bus0"]);
+    assert_eq!((err.as_str(), rc), ("", 0));
+    assert!(client_cwd.path().join("bus0").exists());
+    assert!(!daemon_cwd.path().join("bus0").exists());
+    let (out, _, _) = ifconfig(&["shmif0"]);
+    let want = format!("linkstr: {}", client_cwd.path().join("bus0").display());
+    assert!(out.contains(&want), "{out}");
+    // Through /proc/self/… the path would be the daemon's: refused.
+    let (_, err, rc) = ifconfig(&["shmif1", "create", "linkstr", "/proc/self/cwd/evil"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("SIOCSLINKSTR"), "{err}");
+    assert!(!daemon_cwd.path().join("evil").exists());
+    // A relative path sent by some other client is refused outright.
+    let mut c = Client::connect(&sock).unwrap();
+    c.ioctl(Request::IfCreate {
+        name: "shmif2".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        c.ioctl(Request::SetLinkStr {
+            name: "shmif2".into(),
+            linkstr: Some("rel".into()),
+        }),
+        Err(Errno::EINVAL)
+    );
+    assert!(!daemon_cwd.path().join("rel").exists());
+    let _ = child.kill();
+    let _ = child.wait();
+}

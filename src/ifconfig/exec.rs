@@ -205,8 +205,8 @@ fn exec_step(
         }
         Step::LinkStr(s) => {
             let req = Request::SetLinkStr {
+                linkstr: Some(client_path(&ifname, s)),
                 name: ifname,
-                linkstr: Some(s.clone()),
             };
             if let Err(e) = ctx.ioctl(req) {
                 return Err(ctx.err("SIOCSLINKSTR", e));
@@ -554,5 +554,21 @@ mod tests {
         assert_eq!(in6_prefix("ffff:ffff:ffff:ffff::".parse().unwrap()), 64);
         assert_eq!(in6_prefix("ffff:0:ffff::".parse().unwrap()), 0);
         assert_eq!(in6_prefix(Ipv6Addr::from(u128::MAX)), 128);
+    }
+}
+
+/// A shmif's linkstr is a file name, which the daemon must not resolve
+/// against its own working directory: a relative one is made absolute
+/// here, against the caller's, as the same command would for a local file.
+fn client_path(ifname: &str, linkstr: &str) -> String {
+    let is_path = ifname
+        .strip_prefix("shmif")
+        .is_some_and(|unit| !unit.is_empty() && unit.bytes().all(|b| b.is_ascii_digit()));
+    if !is_path || linkstr.starts_with('/') {
+        return linkstr.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(linkstr).to_string_lossy().into_owned(),
+        Err(_) => linkstr.to_string(),
     }
 }

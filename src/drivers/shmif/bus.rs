@@ -300,6 +300,31 @@ impl Drop for BusGuard<'_> {
     }
 }
 
+/// Open (creating, 0644) a bus file the way a client's path should be
+/// read: magic links such as /proc/self/cwd or /proc/self/fd/N would
+/// resolve against the daemon, not the client, so they are refused.
+fn open_bus_file(path: &Path) -> Result<File, Errno> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    use nix::sys::stat::Mode;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC)
+        .mode(Mode::from_bits_truncate(0o644))
+        .resolve(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match nix::fcntl::openat2(nix::fcntl::AT_FDCWD, path, how) {
+        Ok(fd) => Ok(File::from(fd)),
+        // Before Linux 5.6: no openat2, so no magic links through /proc.
+        Err(nix::errno::Errno::ENOSYS) if path.starts_with("/proc") => Err(Errno::ELOOP),
+        Err(nix::errno::Errno::ENOSYS) => Ok(OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)?),
+        Err(e) => Err(Errno(e as i32)),
+    }
+}
+
 /// Why a bus file cannot be attached.
 fn not_a_bus() -> Errno {
     Errno::ENOEXEC
@@ -311,13 +336,7 @@ impl Bus {
     /// non-empty file that is not a bus is refused with ENOEXEC before
     /// anything is written to it.
     pub fn attach(path: &Path) -> Result<Bus, Errno> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)?;
+        let file = open_bus_file(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(not_a_bus());

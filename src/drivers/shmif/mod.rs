@@ -213,6 +213,11 @@ impl Driver for Shmif {
         if self.attached.as_ref().is_some_and(|a| a.bus.is_some()) {
             return Err(Errno::EBUSY);
         }
+        // The client resolves a relative path (ifconfig does): one that
+        // arrives relative would be resolved against the daemon's cwd.
+        if !Path::new(path).is_absolute() {
+            return Err(Errno::EINVAL);
+        }
         let bus = Arc::new(Bus::attach(Path::new(path))?);
         let loss = Arc::new(Loss {
             hook: self.hook.clone(),
