@@ -533,6 +533,22 @@ fn eui64(ctx: &mut Ctx, ifs: &crate::ioctl::IfStatus, addr: Ipv6Addr) -> Result<
     Ok(Ipv6Addr::from(a | (u128::from(ll.addr) & LOW64)))
 }
 
+/// A shmif's linkstr is a file name, which the daemon must not resolve
+/// against its own working directory: a relative one is made absolute
+/// here, against the caller's, as the same command would for a local file.
+fn client_path(ifname: &str, linkstr: &str) -> String {
+    let is_path = ifname
+        .strip_prefix("shmif")
+        .is_some_and(|unit| !unit.is_empty() && unit.bytes().all(|b| b.is_ascii_digit()));
+    if !is_path || linkstr.starts_with('/') {
+        return linkstr.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(linkstr).to_string_lossy().into_owned(),
+        Err(_) => linkstr.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,21 +570,5 @@ mod tests {
         assert_eq!(in6_prefix("ffff:ffff:ffff:ffff::".parse().unwrap()), 64);
         assert_eq!(in6_prefix("ffff:0:ffff::".parse().unwrap()), 0);
         assert_eq!(in6_prefix(Ipv6Addr::from(u128::MAX)), 128);
-    }
-}
-
-/// A shmif's linkstr is a file name, which the daemon must not resolve
-/// against its own working directory: a relative one is made absolute
-/// here, against the caller's, as the same command would for a local file.
-fn client_path(ifname: &str, linkstr: &str) -> String {
-    let is_path = ifname
-        .strip_prefix("shmif")
-        .is_some_and(|unit| !unit.is_empty() && unit.bytes().all(|b| b.is_ascii_digit()));
-    if !is_path || linkstr.starts_with('/') {
-        return linkstr.to_string();
-    }
-    match std::env::current_dir() {
-        Ok(cwd) => cwd.join(linkstr).to_string_lossy().into_owned(),
-        Err(_) => linkstr.to_string(),
     }
 }
