@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use ifnet::client::{Client, parse_server, server_path};
+use ifnet::drivers;
 use ifnet::ioctl::{Ioctl, Request};
 use ifnet::log;
 use ifnet::server::{Server, Stop, wait_stopped};
@@ -86,7 +87,7 @@ fn main() {
     } else {
         Some(daemonize())
     };
-    let server = Server::bind(&path, args.mode).unwrap_or_else(|e| die(e));
+    let server = Server::bind(&path, args.mode, drivers::cloners()).unwrap_or_else(|e| die(e));
     if let Some(ready) = ready {
         let log = args
             .log
