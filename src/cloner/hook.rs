@@ -20,6 +20,7 @@ pub enum KernelEvent {
     Quit,
 }
 
+/// A driver's line to the kernel: cloned into every thread that needs it.
 #[derive(Clone)]
 pub struct KernelHook(Sender<KernelEvent>);
 
