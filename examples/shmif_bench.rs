@@ -7,9 +7,10 @@
 
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
-use ifnet::drivers::shmif::bus::{self, Batch, Bus, BusReader, Recv};
-use ifnet::drivers::shmif::dump::{self, Dumper, Watch};
+use ifnet::drivers::shmif::bus::{self, Batch, Bus, BusReader, Recv, Watch};
+use ifnet::generic;
 use ifnet::ioctl::{Request, iff};
+use ifnet::shmifdump::{self as dump, Dumper};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -257,7 +258,7 @@ fn run_driver(dir: &Path, size: usize, count: u32, rate: Option<f64>) -> Row {
         .unwrap();
     };
     let mut kid = fork_kid(|ready| {
-        let k = Kernel::new(KernelEnv::default());
+        let k = generic::kernel(KernelEnv::default());
         up(&k);
         let port = k.port("shmif0").unwrap();
         ready();
@@ -283,7 +284,7 @@ fn run_driver(dir: &Path, size: usize, count: u32, rate: Option<f64>) -> Row {
         format!("{} {done_ns} {}", c.ipackets, c.iqdrops)
     });
     kid.wait_ready();
-    let k = Kernel::new(KernelEnv::default());
+    let k = generic::kernel(KernelEnv::default());
     up(&k);
     let port = k.port("shmif0").unwrap();
     let mut f = frame(0, size);

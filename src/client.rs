@@ -1,5 +1,8 @@
 //! The client side of the control socket: finding the daemon (like rump's
 //! RUMP_SERVER), starting it when it is not there, and sending requests.
+//! [`tap`]: the client side of a tap's control device.
+
+pub mod tap;
 
 use crate::ioctl::{Errno, Ioctl, Request, Response, wire};
 use std::io;

@@ -235,7 +235,7 @@ pub trait Driver: Send {
     /// of the interfaces it holds, as a bridge releases its members.
     fn release(&mut self, _ifs: &mut IfState, _others: &mut dyn IfLookup) {}
 
-    /// One of this driver's threads called [`crate::kernel::KernelHook::sync`]:
+    /// One of this driver's threads called [`crate::cloner::KernelHook::sync`]:
     /// bring `ifs` up to date with what the threads saw (link state, a
     /// control device closed) and return requests for the kernel to run on
     /// this interface, as ifconfig would (e.g. clear IFF_UP).

@@ -1,7 +1,7 @@
 //! The virtual kernel: the interface table and the request dispatcher.
 //! Used in-process by tests and Rust programs, and behind `ifnetd`.
 
-use crate::cloner::{Cloners, KernelEnv};
+use crate::cloner::{Cloners, KernelEnv, KernelEvent, KernelHook};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
@@ -9,7 +9,7 @@ use crate::ioctl::{
 };
 use crate::port::{FrameReceiver, Port};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -78,48 +78,6 @@ impl std::ops::Deref for Kernel {
     }
 }
 
-/// What a driver thread asks of the kernel.
-enum KernelEvent {
-    /// Call `Driver::sync` of the interface with this index.
-    Sync(u32),
-    /// Create the lowest unused unit of a class (a cloning device's open).
-    CreateLowest {
-        class: &'static str,
-        reply: SyncSender<Result<String, Errno>>,
-    },
-    Quit,
-}
-
-/// How driver threads make the kernel act on an interface (tap's last
-/// close, virt's host TAP vanishing). They only send; the kernel's hook
-/// thread takes the table lock, so a driver thread never waits for it and
-/// a request holding the lock may join driver threads without deadlock.
-#[derive(Clone)]
-pub struct KernelHook(Sender<KernelEvent>);
-
-impl KernelHook {
-    /// A hook nobody listens to (for drivers made outside a kernel).
-    pub fn detached() -> KernelHook {
-        KernelHook(channel().0)
-    }
-
-    /// Ask the kernel to call `Driver::sync` of interface `index` soon.
-    pub fn sync(&self, index: u32) {
-        let _ = self.0.send(KernelEvent::Sync(index));
-    }
-
-    /// Create the lowest unused `classN` and return its name. Blocks until
-    /// the kernel answers; never call it from a request (it would wait for
-    /// the table lock that request holds).
-    pub fn create_lowest(&self, class: &'static str) -> Result<String, Errno> {
-        let (reply, answer) = sync_channel(1);
-        self.0
-            .send(KernelEvent::CreateLowest { class, reply })
-            .map_err(|_| Errno::ENXIO)?;
-        answer.recv().unwrap_or(Err(Errno::ENXIO))
-    }
-}
-
 fn hook_thread(k: Arc<KernelInner>, events: Receiver<KernelEvent>) {
     for ev in events {
         match ev {
@@ -134,7 +92,7 @@ fn hook_thread(k: Arc<KernelInner>, events: Receiver<KernelEvent>) {
 
 impl Drop for Kernel {
     fn drop(&mut self) {
-        let _ = self.hook.0.send(KernelEvent::Quit);
+        self.hook.quit();
         if let Some(t) = self.hook_thread.take() {
             let _ = t.join();
         }
@@ -151,12 +109,9 @@ fn classful_mask(a: Ipv4Addr) -> Ipv4Addr {
 }
 
 impl Kernel {
-    /// A kernel with every driver class registered and `lo0` attached.
-    pub fn new(env: KernelEnv) -> Kernel {
-        Kernel::with_cloners(env, crate::drivers::cloners())
-    }
-
-    pub fn with_cloners(env: KernelEnv, cloners: Cloners) -> Kernel {
+    /// A kernel with the interface classes `cloners` (the driver set; it
+    /// must hold `lo`) and `lo0` attached.
+    pub fn new(env: KernelEnv, cloners: Cloners) -> Kernel {
         let inner = Arc::new(KernelInner {
             env,
             cloners,
@@ -165,8 +120,7 @@ impl Kernel {
                 next_index: 1,
             }),
         });
-        let (tx, rx) = channel();
-        let hook = KernelHook(tx);
+        let (hook, rx) = KernelHook::channel();
         let k2 = inner.clone();
         let hook_thread = std::thread::Builder::new()
             .name("ifnet-hook".into())
@@ -183,6 +137,14 @@ impl Kernel {
         k.ioctl(Request::IfCreate { name: "lo0".into() })
             .expect("lo0 attaches");
         k
+    }
+}
+
+/// The in-process kernel answers requests as a connection to `ifnetd` does.
+/// (Not imported: `k.ioctl()` on a `&Kernel` means the inherent method.)
+impl crate::ioctl::Ioctl for &Kernel {
+    fn ioctl(&mut self, req: Request) -> Response {
+        KernelInner::ioctl(self, req)
     }
 }
 
@@ -739,7 +701,12 @@ fn add_inet6(i: &mut Ifnet, req: In6AliasReq) -> Result<(), Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::lo::LoClone;
     use crate::ioctl::IfStatus;
+
+    fn kernel() -> Kernel {
+        Kernel::new(KernelEnv::default(), Cloners::new(vec![Box::new(LoClone)]))
+    }
 
     fn status(k: &Kernel, name: &str) -> IfStatus {
         match k.ioctl(Request::GetIfConf {
@@ -752,7 +719,7 @@ mod tests {
 
     #[test]
     fn lo0_at_start() {
-        let k = Kernel::new(KernelEnv::default());
+        let k = kernel();
         let s = status(&k, "lo0");
         assert_eq!(s.flags, 0x8049);
         assert_eq!(s.mtu, 33624);
@@ -763,7 +730,7 @@ mod tests {
 
     #[test]
     fn create_destroy() {
-        let k = Kernel::new(KernelEnv::default());
+        let k = kernel();
         k.ioctl(Request::IfCreate { name: "lo1".into() }).unwrap();
         assert_eq!(
             k.ioctl(Request::IfCreate { name: "lo1".into() }),

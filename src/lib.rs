@@ -1,17 +1,18 @@
 //! ifnet: a NetBSD-style virtual network kernel in userspace.
 //!
-//! - [`ioctl`]: the kernel/user API (requests, replies, errno, framing).
-//! - [`kernel`]: the interface table and request dispatcher.
-//! - [`cloner`]: interface classes and name parsing.
-//! - [`drivers`]: one module per interface class.
-//! - [`port`]: the data-plane face of an interface.
-//! - [`offload`]: checksum/segmentation work frames carry, done in software when needed.
-//! - [`ifconfig`]: the ifconfig(8) tool as a library.
+//! One-way layers, bottom to top (tests/layers.rs holds the map and checks
+//! it): the API ([`ioctl`]) and pure formats ([`offload`], [`pcap`], the
+//! shmif bus, the tap framing); the data plane ([`port`]); the interface
+//! model ([`ifnet`], [`cloner`]); the drivers ([`drivers`]) and the IP
+//! presence ([`inet`]); the [`kernel`]; [`server`] and [`generic`], which
+//! give the kernel its drivers; and the tools ([`ifconfig`], [`brconfig`],
+//! [`ping`], [`client`], [`shmifdump`]), which use the API and formats only.
 
 pub mod brconfig;
 pub mod client;
 pub mod cloner;
 pub mod drivers;
+pub mod generic;
 pub mod ifconfig;
 pub mod ifnet;
 pub mod inet;
@@ -23,5 +24,6 @@ pub mod pcap;
 pub mod ping;
 pub mod port;
 pub mod server;
+pub mod shmifdump;
 
 pub use kernel::Kernel;

@@ -4,9 +4,10 @@
 //! own thread). A lock file beside the socket makes sure a single daemon
 //! serves a path; a socket file left by a killed daemon is replaced.
 
-use crate::cloner::KernelEnv;
+use crate::cloner::{Cloners, KernelEnv};
 use crate::ioctl::{Errno, Request, Response, wire};
-use crate::{Kernel, log};
+use crate::kernel::Kernel;
+use crate::log;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use std::fs::{self, File, OpenOptions};
@@ -145,8 +146,9 @@ fn err(what: &str, path: &Path, e: impl std::fmt::Display) -> ServeError {
 }
 
 impl Server {
-    /// Claim `path` and listen on it with permissions `mode`.
-    pub fn bind(path: &Path, mode: u32) -> Result<Server, ServeError> {
+    /// Claim `path` and listen on it with permissions `mode`, serving a
+    /// kernel with the interface classes `cloners`.
+    pub fn bind(path: &Path, mode: u32, cloners: Cloners) -> Result<Server, ServeError> {
         prepare_socket_dir(path)?;
         let lock_path = lock_path(path);
         let lock_file =
@@ -171,7 +173,7 @@ impl Server {
             socket_mode: Some(mode),
             ..KernelEnv::default()
         };
-        let kernel = Arc::new(Kernel::new(env));
+        let kernel = Arc::new(Kernel::new(env, cloners));
         let listener = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .map_err(|e| err("cannot chmod", path, e))?;

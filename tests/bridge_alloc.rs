@@ -69,7 +69,7 @@ impl IfClone for SinkClone {
 }
 
 fn kernel(members: u32) -> Kernel {
-    let k = Kernel::with_cloners(
+    let k = Kernel::new(
         KernelEnv::default(),
         Cloners::new(vec![
             Box::new(BridgeClone::default()),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 fn kernel(host: u8, peers: Vec<Plug>) -> Kernel {
     let n = peers.len();
-    let k = Kernel::with_cloners(
+    let k = Kernel::new(
         KernelEnv::default(),
         Cloners::new(vec![
             Box::new(BridgeClone::default()),

@@ -76,7 +76,7 @@ impl Driver for Eth {
 }
 
 fn kernel() -> Kernel {
-    Kernel::with_cloners(
+    Kernel::new(
         KernelEnv::default(),
         Cloners::new(vec![Box::new(LoClone), Box::new(EthClone)]),
     )

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 fn cabled() -> (Kernel, Kernel) {
     let (to_b, to_a) = (Plug::default(), Plug::default());
     let kernel = |host, peer: &Plug| {
-        let k = Kernel::with_cloners(
+        let k = Kernel::new(
             KernelEnv::default(),
             Cloners::new(vec![
                 Box::new(ifnet::drivers::lo::LoClone),

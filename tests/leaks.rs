@@ -6,6 +6,7 @@ mod common;
 
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
+use ifnet::generic;
 use ifnet::ioctl::{Reply, Request, iff};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -53,7 +54,7 @@ fn no_threads_or_fds_left() {
     let base = (count("/proc/self/task"), count("/proc/self/fd"));
     for round in 0..3 {
         let dir = tempfile::tempdir().unwrap();
-        let k = Kernel::new(KernelEnv {
+        let k = generic::kernel(KernelEnv {
             run_dir: Some(dir.path().to_path_buf()),
             ..KernelEnv::default()
         });

@@ -6,8 +6,8 @@ mod shmif_util;
 
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
-use ifnet::drivers::shmif::bus::{Bus, BusReader, Recv};
-use ifnet::drivers::shmif::dump::Watch;
+use ifnet::drivers::shmif::bus::{Bus, BusReader, Recv, Watch};
+use ifnet::generic;
 use ifnet::ioctl::{IfStatus, Reply, Request, iff};
 use shmif_util::*;
 use std::io::Write;
@@ -47,7 +47,7 @@ fn role_peer() {
     }
     let bus = std::env::var("BUS").unwrap();
     let idx: u8 = std::env::var("IDX").unwrap().parse().unwrap();
-    let k = Kernel::new(KernelEnv::default());
+    let k = generic::kernel(KernelEnv::default());
     attach(&k, "shmif0", &bus);
     let rx = k.listen("shmif0").unwrap();
     let me = status(&k, "shmif0").lladdr.unwrap();
@@ -161,7 +161,7 @@ fn role_writer() {
     let bus = std::env::var("BUS").unwrap();
     let id: u8 = std::env::var("ID").unwrap().parse().unwrap();
     let n: u32 = std::env::var("N").unwrap().parse().unwrap();
-    let k = Kernel::new(KernelEnv::default());
+    let k = generic::kernel(KernelEnv::default());
     attach(&k, "shmif0", &bus);
     let port = k.port("shmif0").unwrap();
     let me = status(&k, "shmif0").lladdr.unwrap();
@@ -184,7 +184,7 @@ fn writers_hammer_one_bus() {
     let bus_s = path.to_str().unwrap().to_string();
     let (writers, n) = (4u8, 20_000u32);
     // A kernel reader (the driver path) and a bare bus reader.
-    let k = Kernel::new(KernelEnv::default());
+    let k = generic::kernel(KernelEnv::default());
     attach(&k, "shmif0", &bus_s);
     let bus = Bus::attach(&path).unwrap();
     let watch = Watch::new(&bus).unwrap();

@@ -8,6 +8,7 @@ use common::*;
 use ifnet::Kernel;
 use ifnet::client::Client;
 use ifnet::cloner::KernelEnv;
+use ifnet::generic;
 use ifnet::ioctl::{Errno, IfStatus, InAliasReq, Ioctl, LinkState, Reply, Request, iff};
 use ifnet::port::FrameReceiver;
 use std::io::{Read, Write};
@@ -50,7 +51,7 @@ impl Env {
     fn with(no_auto_linklocal: bool) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().to_path_buf();
-        let k = Kernel::new(KernelEnv {
+        let k = generic::kernel(KernelEnv {
             run_dir: Some(run.clone()),
             no_auto_linklocal,
             ..KernelEnv::default()
@@ -383,7 +384,7 @@ fn stalled_client_never_blocks_output() {
 /// private temporary directory, removed with the kernel.
 #[test]
 fn in_process_private_dir() {
-    let k = Kernel::new(KernelEnv::default());
+    let k = generic::kernel(KernelEnv::default());
     k.ioctl(Request::IfCreate {
         name: "tap3".into(),
     })
@@ -572,7 +573,7 @@ fn tap_sockets_take_the_daemons_mode() {
 /// for each of its connections, however quickly it asks.
 #[test]
 fn gifname_names_the_clients_tap() {
-    use ifnet::drivers::tap::{connect, gifname};
+    use ifnet::client::tap::{connect, gifname};
     let d = Daemon::start();
     let mut c = Client::connect(&d.sock).unwrap();
     let clone = d.sock.parent().unwrap().join("tap");

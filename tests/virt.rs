@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use ifnet::Kernel;
 use ifnet::client::Client;
 use ifnet::cloner::KernelEnv;
+use ifnet::generic;
 use ifnet::ioctl::{Errno, IfStatus, Ioctl, LinkState, Reply, Request, iff};
 use std::path::Path;
 use std::process::Command;
@@ -161,7 +161,7 @@ fn virt_to_netns_and_back() {
     }
     let host = host_name("a");
     let _guard = LinkGuard(host.clone());
-    let k = Kernel::new(KernelEnv {
+    let k = generic::kernel(KernelEnv {
         no_auto_linklocal: true,
         ..KernelEnv::default()
     });
@@ -271,7 +271,7 @@ fn host_tap_deleted_underneath() {
     }
     let host = host_name("d");
     let _guard = LinkGuard(host.clone());
-    let k = Kernel::new(KernelEnv {
+    let k = generic::kernel(KernelEnv {
         no_auto_linklocal: true,
         ..KernelEnv::default()
     });

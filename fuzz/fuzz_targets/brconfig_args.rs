@@ -2,6 +2,7 @@
 //! two members: any argument vector, no panic, exit 0 or 1.
 #![no_main]
 use ifnet::Kernel;
+use ifnet::generic;
 use ifnet::cloner::KernelEnv;
 use ifnet::ioctl::Request;
 use libfuzzer_sys::fuzz_target;
@@ -10,7 +11,7 @@ use std::sync::OnceLock;
 fn kernel() -> &'static Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
     K.get_or_init(|| {
-        let k = Kernel::new(KernelEnv::default());
+        let k = generic::kernel(KernelEnv::default());
         for name in ["bridge0", "tap0", "tap1"] {
             k.ioctl(Request::IfCreate { name: name.into() }).unwrap();
         }

@@ -2,6 +2,7 @@
 //! host (ARP, NDP, ICMP, DAD sniffing, smoltcp). Any bytes, no panic.
 #![no_main]
 use ifnet::Kernel;
+use ifnet::generic;
 use ifnet::cloner::KernelEnv;
 use ifnet::ioctl::{In6AliasReq, InAliasReq, Request};
 use libfuzzer_sys::fuzz_target;
@@ -10,7 +11,7 @@ use std::sync::OnceLock;
 fn kernel() -> &'static Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
     K.get_or_init(|| {
-        let k = Kernel::new(KernelEnv::default());
+        let k = generic::kernel(KernelEnv::default());
         k.ioctl(Request::IfCreate { name: "tap0".into() }).unwrap();
         let req = InAliasReq {
             addr: [10, 0, 0, 1].into(),

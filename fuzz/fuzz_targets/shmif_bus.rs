@@ -3,7 +3,7 @@
 //! were overwritten with the input. No panic, no hang, no stray access.
 #![no_main]
 use ifnet::drivers::shmif::bus::{BUS_SIZE, Batch, Bus, BusReader, Recv};
-use ifnet::drivers::shmif::dump::{Dumper, dump_image};
+use ifnet::shmifdump::{Dumper, dump_image};
 use libfuzzer_sys::fuzz_target;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use ifnet::client::{Client, parse_server, server_path};
+use ifnet::drivers;
 use ifnet::ioctl::{Ioctl, Request};
 use ifnet::log;
 use ifnet::server::{Server, Stop, wait_stopped};
@@ -96,7 +97,7 @@ fn main() {
         ifnet::server::open_own_file(&log, true)
             .unwrap_or_else(|e| die(format!("cannot open log {}: {e}", log.display())))
     });
-    let server = Server::bind(&path, args.mode).unwrap_or_else(|e| die(e));
+    let server = Server::bind(&path, args.mode, drivers::cloners()).unwrap_or_else(|e| die(e));
     if let (Some(ready), Some(log)) = (ready, log) {
         redirect_stdio(&log);
         let _ = (&ready).write_all(b"1");

@@ -1,6 +1,6 @@
 //! shmifdump: dump a shmif bus (a superset of NetBSD's shmif_dumpbus).
 
-use ifnet::drivers::shmif::dump::{self, DumpError, Dumper};
+use ifnet::shmifdump::{self as dump, DumpError, Dumper};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::exit;

@@ -2,7 +2,7 @@
 //! arguments, which take what NetBSD's `strtoul(3)` and `ether_aton(3)`
 //! take.
 
-use crate::ioctl::Mac;
+use crate::ioctl::{Mac, ifbif};
 use nom::branch::alt;
 use nom::bytes::complete::{take_while, take_while1};
 use nom::character::complete::{char, one_of};
@@ -10,8 +10,6 @@ use nom::combinator::{all_consuming, map, opt, peek, rest};
 use nom::multi::count;
 use nom::sequence::{preceded, terminated};
 use nom::{IResult, Parser};
-
-use crate::drivers::bridge::{IFBIF_DISCOVER, IFBIF_LEARNING, IFBIF_PROTECTED, IFBIF_STP};
 
 /// What a command does; its arguments follow it on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +57,10 @@ pub const COMMANDS: &[Command] = &[
     cmd("delete", 1, Action::Delete),
     cmd("up", 0, Action::Up(true)),
     cmd("down", 0, Action::Up(false)),
-    cmd("discover", 1, Action::MemberFlag(IFBIF_DISCOVER, true)),
-    cmd("-discover", 1, Action::MemberFlag(IFBIF_DISCOVER, false)),
-    cmd("learn", 1, Action::MemberFlag(IFBIF_LEARNING, true)),
-    cmd("-learn", 1, Action::MemberFlag(IFBIF_LEARNING, false)),
+    cmd("discover", 1, Action::MemberFlag(ifbif::DISCOVER, true)),
+    cmd("-discover", 1, Action::MemberFlag(ifbif::DISCOVER, false)),
+    cmd("learn", 1, Action::MemberFlag(ifbif::LEARNING, true)),
+    cmd("-learn", 1, Action::MemberFlag(ifbif::LEARNING, false)),
     cmd("flush", 0, Action::Flush(false)),
     cmd("flushall", 0, Action::Flush(true)),
     cmd("static", 2, Action::Static),
@@ -76,12 +74,12 @@ pub const COMMANDS: &[Command] = &[
     cmd("ifpriority", 2, Action::IfPriority),
     cmd("ifpathcost", 2, Action::IfPathCost),
     cmd("timeout", 1, Action::Timeout),
-    cmd("stp", 1, Action::MemberFlag(IFBIF_STP, true)),
-    cmd("-stp", 1, Action::MemberFlag(IFBIF_STP, false)),
+    cmd("stp", 1, Action::MemberFlag(ifbif::STP, true)),
+    cmd("-stp", 1, Action::MemberFlag(ifbif::STP, false)),
     cmd("ipf", 0, Action::Ipf(true)),
     cmd("-ipf", 0, Action::Ipf(false)),
-    cmd("protect", 1, Action::MemberFlag(IFBIF_PROTECTED, true)),
-    cmd("-protect", 1, Action::MemberFlag(IFBIF_PROTECTED, false)),
+    cmd("protect", 1, Action::MemberFlag(ifbif::PROTECTED, true)),
+    cmd("-protect", 1, Action::MemberFlag(ifbif::PROTECTED, false)),
 ];
 
 pub fn lookup(word: &str) -> Option<&'static Command> {

@@ -1,6 +1,6 @@
 //! brconfig's status output, byte for byte as NetBSD prints it.
 
-use crate::ioctl::{BridgeRoute, BridgeStatus, Mac};
+use crate::ioctl::{BridgeRoute, BridgeStatus, Mac, ifbif};
 use std::fmt::Write;
 
 /// Interface flag names as brconfig's own `IFFBITS` spells them.
@@ -82,7 +82,7 @@ pub fn status(name: &str, flags: u32, b: &BridgeStatus) -> String {
     for m in &b.members {
         let _ = writeln!(s, "\t\t{} {}", m.name, printb("flags", m.flags, &IFBIFBITS));
         let _ = write!(s, "\t\t\tport {} priority {}", m.port, m.priority);
-        if m.flags & crate::drivers::bridge::IFBIF_STP != 0 {
+        if m.flags & ifbif::STP != 0 {
             let _ = write!(s, " path cost {} {}", m.path_cost, m.state);
         }
         s.push('\n');

@@ -1,6 +1,10 @@
 //! The interface cloner (`if_clone`): classes registered by drivers, and
 //! the parsing of interface names into class and unit.
 
+mod hook;
+
+pub use hook::{KernelEvent, KernelHook};
+
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::Errno;
 use std::path::PathBuf;
@@ -34,7 +38,7 @@ pub trait IfClone: Send + Sync {
     /// The kernel starts. A class that serves something of its own (tap's
     /// cloning socket) starts it here; `hook` is how its threads, and
     /// those of its interfaces, ask the kernel to act.
-    fn attach(&self, _env: &KernelEnv, _hook: &crate::kernel::KernelHook) {}
+    fn attach(&self, _env: &KernelEnv, _hook: &KernelHook) {}
 
     /// The kernel shuts down: stop what `attach` started.
     fn detach(&self) {}

@@ -100,6 +100,14 @@ pub mod ifcap {
     pub const TSO6: u32 = 0x40000;
 }
 
+/// Flags of a bridge member (`IFBIF_*`, net/if_bridgevar.h).
+pub mod ifbif {
+    pub const LEARNING: u32 = 0x1;
+    pub const DISCOVER: u32 = 0x2;
+    pub const STP: u32 = 0x4;
+    pub const PROTECTED: u32 = 0x8;
+}
+
 /// Lifetime value meaning "forever" (ND6_INFINITE_LIFETIME).
 pub const INFINITE_LIFETIME: u32 = 0xffff_ffff;
 
@@ -413,7 +421,7 @@ pub enum Request {
     /// Stop the daemon, destroying every interface.
     Shutdown,
     /// TAPGIFNAME: the tap whose control device's client socket has the
-    /// abstract address `peer` (see `drivers::tap::connect`).
+    /// abstract address `peer` (see `client::tap::connect`).
     TapGIfName {
         peer: Vec<u8>,
     },
@@ -448,10 +456,4 @@ pub type Response = Result<Reply, Errno>;
 /// connection to an `ifnetd` ([`crate::client::Client`]).
 pub trait Ioctl {
     fn ioctl(&mut self, req: Request) -> Response;
-}
-
-impl Ioctl for &crate::Kernel {
-    fn ioctl(&mut self, req: Request) -> Response {
-        crate::kernel::KernelInner::ioctl(self, req)
-    }
 }

@@ -464,7 +464,7 @@ fn bridge_interface_as_ifconfig_sees_it() {
 
 #[test]
 fn real_clock_bridge_class_is_registered_first() {
-    let k = ifnet::Kernel::new(ifnet::cloner::KernelEnv::default());
+    let k = ifnet::generic::kernel(ifnet::cloner::KernelEnv::default());
     match k.ioctl(ifnet::ioctl::Request::IfGCloners) {
         Ok(ifnet::ioctl::Reply::Cloners(c)) => {
             assert_eq!(c.first().map(String::as_str), Some("bridge"))

@@ -136,7 +136,7 @@ impl Net {
             ..KernelEnv::default()
         };
         Net {
-            k: Kernel::with_cloners(env, cloners),
+            k: Kernel::new(env, cloners),
             clock,
             wires,
         }

@@ -2,9 +2,9 @@
 //! `bridge_broadcast`): runs on the members' receive threads, never blocks
 //! on a member and allocates nothing per frame.
 
+use super::Clock;
 use super::rtable::Rtable;
-use super::{Clock, IFBIF_DISCOVER, IFBIF_LEARNING, IFBIF_PROTECTED, IFBIF_STP};
-use crate::ioctl::{Errno, Mac};
+use crate::ioctl::{Errno, Mac, ifbif};
 use crate::offload::Offload;
 use crate::port::{Port, Upper, is_multicast};
 use std::sync::{Arc, Mutex, RwLock};
@@ -69,7 +69,7 @@ impl Softc {
     fn flood(&self, members: &[BridgeIf], src: &BridgeIf, frame: &[u8]) {
         let bmcast = is_multicast(frame);
         for m in members {
-            if (!bmcast && m.flags & IFBIF_DISCOVER == 0) || !m.port.is_running() {
+            if (!bmcast && m.flags & ifbif::DISCOVER == 0) || !m.port.is_running() {
                 continue;
             }
             if !Arc::ptr_eq(&m.port, &src.port) && !protected_pair(src, m) {
@@ -117,7 +117,7 @@ impl Softc {
 /// The source address to learn from a frame received on `bif`, if any:
 /// not on a -learn member, not a multicast or all-zero address.
 fn learnable<'a>(bif: &BridgeIf, src: &'a [u8]) -> Option<&'a Mac> {
-    if bif.flags & IFBIF_LEARNING == 0 || is_multicast(src) || src.iter().all(|&b| b == 0) {
+    if bif.flags & ifbif::LEARNING == 0 || is_multicast(src) || src.iter().all(|&b| b == 0) {
         return None;
     }
     src.try_into().ok()
@@ -130,7 +130,7 @@ fn is_own(m: &BridgeIf, addr: &[u8]) -> bool {
 
 /// Frames never go from one protected member to another.
 fn protected_pair(a: &BridgeIf, b: &BridgeIf) -> bool {
-    a.flags & b.flags & IFBIF_PROTECTED != 0
+    a.flags & b.flags & ifbif::PROTECTED != 0
 }
 
 /// What a member does with a frame when it is not bridging: keep what is
@@ -157,7 +157,7 @@ impl Upper for Softc {
             host_input(from, frame);
             return;
         };
-        if bif.flags & IFBIF_STP != 0 && dst == BSTP_ETHERADDR {
+        if bif.flags & ifbif::STP != 0 && dst == BSTP_ETHERADDR {
             // A BPDU for the spanning tree, which we do not run: consume it.
             return;
         }

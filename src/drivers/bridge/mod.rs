@@ -32,18 +32,12 @@ pub mod rtable;
 
 use crate::cloner::{IfClone, KernelEnv};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType};
-use crate::ioctl::{BridgeMember, BridgeReq, BridgeRoute, BridgeStatus, Errno, Reply, iff};
+use crate::ioctl::{BridgeMember, BridgeReq, BridgeRoute, BridgeStatus, Errno, Reply, ifbif, iff};
 use crate::port::{Port, Upper};
 use forward::{BridgeIf, Softc};
 use rtable::Rtable;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-
-/// Member flags (`IFBIF_*`).
-pub const IFBIF_LEARNING: u32 = 0x1;
-pub const IFBIF_DISCOVER: u32 = 0x2;
-pub const IFBIF_STP: u32 = 0x4;
-pub const IFBIF_PROTECTED: u32 = 0x8;
 
 /// `IFBF_FILT_USEIPF`
 pub const IFBF_FILT_USEIPF: u32 = 0x1;
@@ -193,7 +187,7 @@ impl Bridge {
                 0,
                 BridgeIf {
                     port: port.clone(),
-                    flags: IFBIF_LEARNING | IFBIF_DISCOVER,
+                    flags: ifbif::LEARNING | ifbif::DISCOVER,
                     priority: BSTP_DEFAULT_PORT_PRIORITY,
                     path_cost: BSTP_DEFAULT_PATH_COST,
                 },

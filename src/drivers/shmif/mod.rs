@@ -1,8 +1,8 @@
 //! shmif(4): Ethernet over a shared-memory bus file, compatible with
 //! NetBSD rump kernels on the same file.
 //!
-//! - [`bus`]: the bus format, lock and reader (shared with `shmifdump`).
-//! - [`dump`]: what `shmifdump` prints.
+//! - [`bus`]: the bus format, lock and reader (shared with `shmifdump`,
+//!   whose printer is `crate::shmifdump`).
 //! - this module: the interface class and driver. Sending takes the bus
 //!   lock and copies the frame into the ring; a waker thread does the
 //!   wakeup write, coalescing back-to-back frames into one. Receiving is a
@@ -30,13 +30,11 @@
 //!   go of; `-linkstr` / `linkstr` attach another.
 
 pub mod bus;
-pub mod dump;
 mod fault;
 
-use crate::cloner::{IfClone, KernelEnv};
+use crate::cloner::{IfClone, KernelEnv, KernelHook};
 use crate::ifnet::{Driver, IfState, IfType};
 use crate::ioctl::{Errno, IfMedia, LinkState, Request, iff};
-use crate::kernel::KernelHook;
 use crate::port::{Port, Transmit, is_multicast};
 use bus::{Batch, Bus, BusReader, Recv};
 use std::path::Path;
@@ -411,7 +409,7 @@ struct Rx {
 
 impl RxThread {
     fn start(rx: Rx) -> Result<RxThread, Errno> {
-        let watch = dump::Watch::new(&rx.bus)?;
+        let watch = bus::Watch::new(&rx.bus)?;
         // Reset on every up: the newest frame on the bus is read again.
         let reader = BusReader::at_newest(&rx.bus);
         let stop = Arc::new(AtomicBool::new(false));
@@ -436,7 +434,7 @@ fn warn_limited(msg: &str) {
 }
 
 /// Receive until stopped: drain the ring, then wait for a wakeup.
-fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &dump::Watch, mut reader: BusReader) {
+fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &bus::Watch, mut reader: BusReader) {
     use std::sync::atomic::Ordering::Relaxed;
     let Rx {
         bus,
@@ -530,8 +528,15 @@ fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &dump::Watch, mut reader: BusReade
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Kernel;
+    use crate::cloner::Cloners;
+    use crate::drivers::lo::LoClone;
     use crate::ioctl::{IfStatus, Reply, Request};
+    use crate::kernel::Kernel;
+
+    fn kernel() -> Kernel {
+        let classes: Vec<Box<dyn IfClone>> = vec![Box::new(LoClone), Box::<ShmifClone>::default()];
+        Kernel::new(KernelEnv::default(), Cloners::new(classes))
+    }
 
     fn status(k: &Kernel, name: &str) -> IfStatus {
         match k.ioctl(Request::GetIfConf {
@@ -568,7 +573,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bus");
         let p = path.to_str().unwrap();
-        let k = Kernel::new(KernelEnv::default());
+        let k = kernel();
         k.ioctl(Request::IfCreate {
             name: "shmif0".into(),
         })
@@ -624,7 +629,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("precious");
         std::fs::write(&path, b"my thesis, chapter 1").unwrap();
-        let k = Kernel::new(KernelEnv::default());
+        let k = kernel();
         k.ioctl(Request::IfCreate {
             name: "shmif0".into(),
         })
@@ -667,7 +672,7 @@ mod tests {
     fn two_kernels_one_bus() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bus");
-        let ks: Vec<Kernel> = (0..2).map(|_| Kernel::new(KernelEnv::default())).collect();
+        let ks: Vec<Kernel> = (0..2).map(|_| kernel()).collect();
         let mut rxs = Vec::new();
         let mut macs = Vec::new();
         for k in &ks {
@@ -715,7 +720,7 @@ mod tests {
         use std::os::unix::fs::FileExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bus");
-        let ks: Vec<Kernel> = (0..2).map(|_| Kernel::new(KernelEnv::default())).collect();
+        let ks: Vec<Kernel> = (0..2).map(|_| kernel()).collect();
         for k in &ks {
             k.ioctl(Request::IfCreate {
                 name: "shmif0".into(),

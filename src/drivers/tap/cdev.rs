@@ -7,9 +7,9 @@
 //! closed at once, without a byte written (it reads EOF).
 
 use super::framing::{Deframer, Record, TxRing};
+use crate::cloner::KernelHook;
 use crate::drivers::kthread::Wakeup;
 use crate::ioctl::Errno;
-use crate::kernel::KernelHook;
 use crate::port::{Port, Transmit};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, send};

@@ -18,32 +18,30 @@
 //!   attached.
 //! - MAC: NetBSD's tap scheme, f2:0b:a4 and three random bytes.
 //! - Information requests: TAPGIFNAME is a control request naming the
-//!   client's socket (see [`connect`] and [`gifname`]): a socket has no
+//!   client's socket (see `client::tap`): a socket has no
 //!   ioctls of its own;
 //!   TAPGIFINFO is the interface's status; FIONREAD/FIONBIO are the
 //!   client's own socket's.
 //!
 //! The thread of one interface and the kernel meet through
-//! [`crate::kernel::KernelHook`]: the thread records what happened in
+//! [`KernelHook`]: the thread records what happened in
 //! `Softc::events` and asks for a sync; [`Driver::sync`] turns it into
 //! requests the kernel runs (IFF_UP set or cleared).
 
 mod cdev;
 pub mod framing;
 
-use crate::cloner::{IfClone, KernelEnv};
+use crate::cloner::{IfClone, KernelEnv, KernelHook};
 use crate::drivers::ether;
 use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
 use crate::ifnet::{Driver, IfState};
-use crate::ioctl::{Errno, IfMedia, Ioctl, LinkState, Mac, Reply, Request, iff};
-use crate::kernel::KernelHook;
+use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
 use cdev::{EV_CLOSED, EV_OPENED, Softc, TapTx};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::AcqRel;
 use std::sync::{Arc, Mutex, Weak};
@@ -52,44 +50,6 @@ use std::sync::{Arc, Mutex, Weak};
 pub const TAP_MAXMTU: u32 = (framing::TAP_MAXFRAME - 14) as u32;
 /// Name of the cloning socket.
 pub const TAP_CLONE: &str = "tap";
-
-/// Connect to a tap's control device (`tapN`, or the cloning socket
-/// `tap`) from a socket with an address of its own (Linux autobind: a
-/// unique abstract name), so that [`gifname`] can tell which tap it is on.
-pub fn connect(path: &Path) -> Result<UnixStream, Errno> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, socket};
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    bind(fd.as_raw_fd(), &UnixAddr::new_unnamed())?;
-    nix::sys::socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    Ok(UnixStream::from(fd))
-}
-
-/// TAPGIFNAME: the name of the tap that `conn` (made by [`connect`]) is
-/// attached to — how a client of the cloning socket learns which tapN it
-/// got. The daemon attaches a connection a moment after connect(2)
-/// returns, so an ENXIO is retried for up to a second. A socket without
-/// an address of its own cannot be told apart: EINVAL.
-pub fn gifname(k: &mut impl Ioctl, conn: &UnixStream) -> Result<String, Errno> {
-    use std::os::linux::net::SocketAddrExt;
-    let local = conn.local_addr()?;
-    let peer = local.as_abstract_name().ok_or(Errno::EINVAL)?.to_vec();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    loop {
-        match k.ioctl(Request::TapGIfName { peer: peer.clone() }) {
-            Ok(Reply::IfName(name)) => return Ok(name),
-            Err(Errno::ENXIO) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Ok(_) => return Err(Errno::EPROTO),
-            Err(e) => return Err(e),
-        }
-    }
-}
 
 /// NetBSD's tap scheme: f2:0b:a4 and three random bytes.
 pub fn tap_mac() -> Mac {

@@ -10,9 +10,9 @@
 //! that all virts of a daemon share one CPU for reading.
 
 use super::tun::{HostTap, VIRTIF_RXBUF};
+use crate::cloner::KernelHook;
 use crate::drivers::kthread::{KThread, Wakeup};
 use crate::ioctl::Errno;
-use crate::kernel::KernelHook;
 use crate::offload::Offload;
 use crate::port::{Port, Transmit};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};

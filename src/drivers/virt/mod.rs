@@ -17,12 +17,11 @@
 mod io;
 pub mod tun;
 
-use crate::cloner::{IfClone, KernelEnv};
+use crate::cloner::{IfClone, KernelEnv, KernelHook};
 use crate::drivers::ether;
 use crate::drivers::kthread::random_bytes;
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, ifcap, iff};
-use crate::kernel::KernelHook;
 use crate::port::Port;
 use std::sync::{Arc, Mutex};
 use tun::HostTap;
