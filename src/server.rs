@@ -53,8 +53,9 @@ fn err(what: &str, path: &Path, e: impl std::fmt::Display) -> ServeError {
 }
 
 impl Server {
-    /// Claim `path` and listen on it with permissions `mode`.
-    pub fn bind(path: &Path, mode: u32) -> Result<Server, ServeError> {
+    /// Claim `path` and listen on it with permissions `mode`, for a
+    /// kernel made with `env` (its run_dir and socket_mode are set here).
+    pub fn bind(path: &Path, mode: u32, env: KernelEnv) -> Result<Server, ServeError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
         {
@@ -87,7 +88,7 @@ impl Server {
         let env = KernelEnv {
             run_dir: path.parent().map(Path::to_path_buf),
             socket_mode: Some(mode),
-            ..KernelEnv::default()
+            ..env
         };
         let kernel = Arc::new(Kernel::new(env));
         let listener = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use ifnet::client::{Client, parse_server, server_path};
+use ifnet::cloner::{DadTimers, KernelEnv};
 use ifnet::ioctl::{Ioctl, Request};
 use ifnet::log;
 use ifnet::server::{Server, Stop, wait_stopped};
@@ -39,6 +40,15 @@ struct Args {
     /// Stop the daemon serving the socket, destroying its interfaces.
     #[arg(long)]
     stop: bool,
+    /// Duplicate address detection probes of a new IPv4 address.
+    #[arg(long, value_name = "N", default_value_t = DadTimers::default().probes_v4)]
+    ip_dad_count: u8,
+    /// Duplicate address detection probes of a new IPv6 address.
+    #[arg(long, value_name = "N", default_value_t = DadTimers::default().probes_v6)]
+    ip6_dad_count: u8,
+    /// Milliseconds between DAD probes and after the last one.
+    #[arg(long, value_name = "MS", default_value_t = DadTimers::default().retrans.as_millis() as u64)]
+    retrans_timer: u64,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -86,7 +96,15 @@ fn main() {
     } else {
         Some(daemonize())
     };
-    let server = Server::bind(&path, args.mode).unwrap_or_else(|e| die(e));
+    let env = KernelEnv {
+        dad: DadTimers {
+            probes_v4: args.ip_dad_count,
+            probes_v6: args.ip6_dad_count,
+            retrans: Duration::from_millis(args.retrans_timer),
+        },
+        ..KernelEnv::default()
+    };
+    let server = Server::bind(&path, args.mode, env).unwrap_or_else(|e| die(e));
     if let Some(ready) = ready {
         let log = args
             .log
