@@ -554,10 +554,13 @@ impl State {
 
     /// The earliest of smoltcp's next action and the DAD timers.
     fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
+        // smoltcp has just been polled: "at once" would be a busy loop.
+        let soonest = now + Duration::from_millis(1);
         let smol = self
             .iface
             .poll_at(smol_time(self.epoch, now), &self.sockets)
-            .map(|t| self.epoch + Duration::from_micros(t.total_micros().max(0) as u64));
+            .map(|t| self.epoch + Duration::from_micros(t.total_micros().max(0) as u64))
+            .map(|t| t.max(soonest));
         let dad = self
             .addrs
             .iter()
