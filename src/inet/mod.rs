@@ -1205,6 +1205,51 @@ mod tests {
     }
 
     #[test]
+    fn arp_and_neighbour_queries_get_answers() {
+        let (h, wire, t0) = holder();
+        let peer6 = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 2);
+        h.input(&arp_request(PEER, PEER4, V4));
+        h.input(&neighbor_solicit(PEER, peer6, V6));
+        h.poll(t0);
+        let sent = wire.take();
+        let arp_reply = sent.iter().any(|f| {
+            let Ok(eth) = EthernetFrame::new_checked(f) else {
+                return false;
+            };
+            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+                return false;
+            };
+            matches!(ArpRepr::parse(&arp), Ok(ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: EthernetAddress(MAC),
+                source_protocol_addr: s,
+                target_hardware_addr: EthernetAddress(PEER),
+                ..
+            }) if s == V4)
+        });
+        assert!(arp_reply, "ARP reply");
+        let advert = sent.iter().any(|f| {
+            let Ok(eth) = EthernetFrame::new_checked(f) else {
+                return false;
+            };
+            let Ok(p) = Ipv6Packet::new_checked(eth.payload()) else {
+                return false;
+            };
+            let Ok(icmp) = Icmpv6Packet::new_checked(p.payload()) else {
+                return false;
+            };
+            let caps = ChecksumCapabilities::default();
+            eth.dst_addr().0 == PEER
+                && matches!(
+                    Icmpv6Repr::parse(&p.src_addr(), &p.dst_addr(), &icmp, &caps),
+                    Ok(Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert { target_addr, .. }))
+                        if target_addr == V6
+                )
+        });
+        assert!(advert, "neighbour advertisement");
+    }
+
+    #[test]
     fn an_echo_request_gets_a_reply() {
         let (h, wire, t0) = holder();
         h.input(&echo_request(PEER, PEER4, V4, 7));
