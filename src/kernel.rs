@@ -1,7 +1,7 @@
 //! The virtual kernel: the interface table and the request dispatcher.
 //! Used in-process by tests and Rust programs, and behind `ifnetd`.
 
-use crate::cloner::{Cloners, KernelEnv, KernelEvent, KernelHook};
+use crate::cloner::{Cloners, DadTimers, KernelEnv, KernelEvent, KernelHook};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 /// Longest interface description (IFDESCRSIZE less the NUL).
 pub const MAX_DESCR: usize = 63;
@@ -22,7 +23,7 @@ pub struct Ifnet {
     pub state: IfState,
     pub driver: Box<dyn Driver>,
     /// The IP presence, while the interface is up with addresses.
-    pub inet: Option<inet::Host>,
+    pub inet: Option<inet::Presence>,
 }
 
 /// Interfaces in index order.
@@ -63,6 +64,8 @@ pub struct KernelInner {
     env: KernelEnv,
     cloners: Cloners,
     table: Mutex<IfTable>,
+    /// Polls the IP presence of every interface.
+    inet: inet::Driver,
 }
 
 pub struct Kernel {
@@ -112,6 +115,9 @@ impl Kernel {
     /// A kernel with the interface classes `cloners` (the driver set; it
     /// must hold `lo`) and `lo0` attached.
     pub fn new(env: KernelEnv, cloners: Cloners) -> Kernel {
+        // Spawned here, by whoever makes the kernel (the daemon's main
+        // thread), so that it runs with the daemon's credentials.
+        let inet = inet::Driver::start().expect("the IP presence thread starts");
         let inner = Arc::new(KernelInner {
             env,
             cloners,
@@ -119,6 +125,7 @@ impl Kernel {
                 ifs: Vec::new(),
                 next_index: 1,
             }),
+            inet,
         });
         let (hook, rx) = KernelHook::channel();
         let k2 = inner.clone();
@@ -245,7 +252,7 @@ impl KernelInner {
         };
         let r = self.dispatch(t, req);
         if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
-            sync_inet(i);
+            sync_inet(i, self.env.dad, &self.inet);
         }
         r
     }
@@ -472,7 +479,11 @@ fn is_local(t: &IfTable, dst: IpAddr) -> bool {
 
 /// The interface whose IP presence reaches `dst`: on-link routes only,
 /// as a host with no gateway configured.
-fn route<'a>(t: &'a IfTable, dst: IpAddr, scope: Option<&str>) -> Result<&'a inet::Host, Errno> {
+fn route<'a>(
+    t: &'a IfTable,
+    dst: IpAddr,
+    scope: Option<&str>,
+) -> Result<&'a inet::Presence, Errno> {
     let on_link = |i: &Ifnet| match dst {
         IpAddr::V4(d) => i.state.inet.iter().any(|a| {
             let m = u32::from(a.mask);
@@ -525,7 +536,7 @@ fn status(i: &Ifnet) -> crate::ioctl::IfStatus {
 
 /// Start, reconfigure or stop the IP presence after a change: an Ethernet
 /// interface that is up and has addresses is a host on its segment.
-fn sync_inet(i: &mut Ifnet) {
+fn sync_inet(i: &mut Ifnet, dad: DadTimers, driver: &inet::Driver) {
     let s = &i.state;
     let mac = match s.lladdr() {
         Some(mac) if s.kind == IfType::Ethernet && s.flags & iff::UP != 0 => mac,
@@ -550,7 +561,7 @@ fn sync_inet(i: &mut Ifnet) {
     });
     let want: Vec<HostAddr> = v4.chain(v6).collect();
     if i.inet.is_none() {
-        match inet::Host::start(s.port.clone(), mac) {
+        match inet::Presence::start(s.port.clone(), mac, dad, driver) {
             Ok(h) => i.inet = Some(h),
             Err(e) => {
                 crate::log::warn(&format!("{}: cannot start the IP presence: {e}", s.name));
@@ -559,7 +570,7 @@ fn sync_inet(i: &mut Ifnet) {
         }
     }
     if let Some(h) = &i.inet {
-        h.configure(mac, &want);
+        h.configure(Instant::now(), mac, &want);
     }
 }
 

@@ -147,8 +147,14 @@ fn err(what: &str, path: &Path, e: impl std::fmt::Display) -> ServeError {
 
 impl Server {
     /// Claim `path` and listen on it with permissions `mode`, serving a
-    /// kernel with the interface classes `cloners`.
-    pub fn bind(path: &Path, mode: u32, cloners: Cloners) -> Result<Server, ServeError> {
+    /// kernel made with `env` (its run_dir and socket_mode are set here)
+    /// and the interface classes `cloners`.
+    pub fn bind(
+        path: &Path,
+        mode: u32,
+        env: KernelEnv,
+        cloners: Cloners,
+    ) -> Result<Server, ServeError> {
         prepare_socket_dir(path)?;
         let lock_path = lock_path(path);
         let lock_file =
@@ -171,7 +177,7 @@ impl Server {
         let env = KernelEnv {
             run_dir: path.parent().map(Path::to_path_buf),
             socket_mode: Some(mode),
-            ..KernelEnv::default()
+            ..env
         };
         let kernel = Arc::new(Kernel::new(env, cloners));
         let listener = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;

@@ -8,7 +8,7 @@ mod common;
 
 use common::cable::{Cables, Plug, plug};
 use ifnet::Kernel;
-use ifnet::cloner::{Cloners, KernelEnv};
+use ifnet::cloner::{Cloners, DadTimers, KernelEnv};
 use ifnet::drivers::bridge::BridgeClone;
 use ifnet::drivers::lo::LoClone;
 use ifnet::ioctl::{Errno, InAliasReq, Reply, Request, iff};
@@ -17,8 +17,16 @@ use std::time::{Duration, Instant};
 
 fn kernel(host: u8, peers: Vec<Plug>) -> Kernel {
     let n = peers.len();
+    // Duplicate address detection in 200 ms, not 1 s.
+    let dad = DadTimers {
+        retrans: Duration::from_millis(100),
+        ..DadTimers::default()
+    };
     let k = Kernel::new(
-        KernelEnv::default(),
+        KernelEnv {
+            dad,
+            ..KernelEnv::default()
+        },
         Cloners::new(vec![
             Box::new(BridgeClone::default()),
             Box::new(LoClone),

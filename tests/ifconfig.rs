@@ -4,7 +4,7 @@
 //! are covered too.
 
 use ifnet::Kernel;
-use ifnet::cloner::{Cloners, IfClone, KernelEnv};
+use ifnet::cloner::{Cloners, DadTimers, IfClone, KernelEnv};
 use ifnet::drivers::lo::LoClone;
 use ifnet::ifconfig::{USAGE, main_with};
 use ifnet::ifnet::{Driver, IfState, IfType};
@@ -76,8 +76,16 @@ impl Driver for Eth {
 }
 
 fn kernel() -> Kernel {
+    // Duplicate address detection in 200 ms, not 1 s: `-w` waits less.
+    let dad = DadTimers {
+        retrans: std::time::Duration::from_millis(100),
+        ..DadTimers::default()
+    };
     Kernel::new(
-        KernelEnv::default(),
+        KernelEnv {
+            dad,
+            ..KernelEnv::default()
+        },
         Cloners::new(vec![Box::new(LoClone), Box::new(EthClone)]),
     )
 }

@@ -7,18 +7,33 @@ mod common;
 
 use common::cable::{Cables, Plug, plug};
 use ifnet::Kernel;
-use ifnet::cloner::{Cloners, KernelEnv};
+use ifnet::cloner::{Cloners, DadTimers, KernelEnv};
 use ifnet::ioctl::{Errno, In6AliasReq, InAliasReq, Reply, Request};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+/// Duplicate address detection in 200 ms (two probes 100 ms apart), not 1 s.
+fn fast_dad() -> DadTimers {
+    DadTimers {
+        retrans: Duration::from_millis(100),
+        ..DadTimers::default()
+    }
+}
+
 /// Two kernels whose `eth0`s are plugged into each other; a's MAC is
 /// 02:00:00:00:01:00, b's 02:00:00:00:02:00.
 fn cabled() -> (Kernel, Kernel) {
+    cabled_with(fast_dad(), fast_dad())
+}
+
+fn cabled_with(dad_a: DadTimers, dad_b: DadTimers) -> (Kernel, Kernel) {
     let (to_b, to_a) = (Plug::default(), Plug::default());
-    let kernel = |host, peer: &Plug| {
+    let kernel = |host, peer: &Plug, dad| {
         let k = Kernel::new(
-            KernelEnv::default(),
+            KernelEnv {
+                dad,
+                ..KernelEnv::default()
+            },
             Cloners::new(vec![
                 Box::new(ifnet::drivers::lo::LoClone),
                 Box::new(Cables {
@@ -33,7 +48,7 @@ fn cabled() -> (Kernel, Kernel) {
         .unwrap();
         k
     };
-    let (a, b) = (kernel(1, &to_b), kernel(2, &to_a));
+    let (a, b) = (kernel(1, &to_b, dad_a), kernel(2, &to_a, dad_b));
     plug(&to_b, &b, "eth0");
     plug(&to_a, &a, "eth0");
     (a, b)
@@ -178,7 +193,8 @@ fn link_local_needs_scope() {
 
 #[test]
 fn duplicate_address_is_detected() {
-    let (a, b) = cabled();
+    // b's whole second of DAD gives a's defence time to arrive.
+    let (a, b) = cabled_with(fast_dad(), DadTimers::default());
     add4(&a, [10, 0, 0, 1]);
     add6(&a, "fc00::1");
     wait_flags(&a, IpAddr::from([10, 0, 0, 1]), 0);

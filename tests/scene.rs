@@ -117,7 +117,8 @@ fn duplicate_address_on_the_bus() {
     let dir = tempfile::tempdir().unwrap();
     let bus = dir.path().join("bus");
     let _a = bus_host(&bus, "10.0.0.1/24", "fc00::1");
-    let b = Daemon::start();
+    // A whole second of DAD, as by default: time for the defence to cross.
+    let b = Daemon::start_with(&[]);
     b.ok(&["shmif0", "create"]);
     b.ok(&["shmif0", "linkstr", bus.to_str().unwrap()]);
     b.ok(&["shmif0", "up"]);

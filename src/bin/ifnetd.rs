@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use ifnet::client::{Client, parse_server, server_path};
+use ifnet::cloner::{DadTimers, KernelEnv};
 use ifnet::drivers;
 use ifnet::ioctl::{Ioctl, Request};
 use ifnet::log;
@@ -40,6 +41,15 @@ struct Args {
     /// Stop the daemon serving the socket, destroying its interfaces.
     #[arg(long)]
     stop: bool,
+    /// Duplicate address detection probes of a new IPv4 address.
+    #[arg(long, value_name = "N", default_value_t = DadTimers::default().probes_v4)]
+    ip_dad_count: u8,
+    /// Duplicate address detection probes of a new IPv6 address.
+    #[arg(long, value_name = "N", default_value_t = DadTimers::default().probes_v6)]
+    ip6_dad_count: u8,
+    /// Milliseconds between DAD probes and after the last one.
+    #[arg(long, value_name = "MS", default_value_t = DadTimers::default().retrans.as_millis() as u64)]
+    retrans_timer: u64,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -87,6 +97,14 @@ fn main() {
     } else {
         Some(daemonize())
     };
+    let env = KernelEnv {
+        dad: DadTimers {
+            probes_v4: args.ip_dad_count,
+            probes_v6: args.ip6_dad_count,
+            retrans: Duration::from_millis(args.retrans_timer),
+        },
+        ..KernelEnv::default()
+    };
     // The log is opened before the socket is bound: refused, nothing serves.
     ifnet::server::prepare_socket_dir(&path).unwrap_or_else(|e| die(e));
     let log = ready.as_ref().map(|_| {
@@ -97,7 +115,7 @@ fn main() {
         ifnet::server::open_own_file(&log, true)
             .unwrap_or_else(|e| die(format!("cannot open log {}: {e}", log.display())))
     });
-    let server = Server::bind(&path, args.mode, drivers::cloners()).unwrap_or_else(|e| die(e));
+    let server = Server::bind(&path, args.mode, env, drivers::cloners()).unwrap_or_else(|e| die(e));
     if let (Some(ready), Some(log)) = (ready, log) {
         redirect_stdio(&log);
         let _ = (&ready).write_all(b"1");

@@ -26,6 +26,29 @@ pub struct KernelEnv {
     /// `-m`), so whoever may configure the daemon may also use its taps.
     /// `None`: 0600.
     pub socket_mode: Option<u32>,
+    /// Duplicate address detection of the IP presence.
+    pub dad: DadTimers,
+}
+
+/// Duplicate address detection: a new address is probed `probes` times,
+/// `retrans` apart, and becomes usable `retrans` after the last probe
+/// (NetBSD's dad_count and RetransTimer). Tests set them short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DadTimers {
+    pub probes_v4: u8,
+    pub probes_v6: u8,
+    pub retrans: std::time::Duration,
+}
+
+impl Default for DadTimers {
+    /// Two probes, half a second apart: one second of DAD.
+    fn default() -> DadTimers {
+        DadTimers {
+            probes_v4: 2,
+            probes_v6: 2,
+            retrans: std::time::Duration::from_millis(500),
+        }
+    }
 }
 
 /// A class of interfaces that can be created by name (`lo`, `shmif`, …).

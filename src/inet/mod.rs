@@ -4,12 +4,20 @@
 //! that passed duplicate address detection; this module runs DAD (smoltcp
 //! has none), defends held addresses, rate-limits echo floods, and sends
 //! the echo requests of the ping tool.
+//!
+//! A [`Host`] is a state machine, as smoltcp's `Interface`: frames from the
+//! data plane are queued, and [`Host::poll`] with the time passed in does
+//! all the work and returns when it wants to be polled next. The kernel's
+//! [`Driver`] calls it.
 
+pub mod driver;
 mod frames;
 
+pub use driver::{Driver, Handler, Registration};
 use frames::{arp_reply, arp_request, neighbor_advert, neighbor_solicit};
 pub use frames::{dad_solicit, defend_advert, gratuitous_arp};
 
+use crate::cloner::DadTimers;
 use crate::ioctl::{Errno, Mac, in_iff, in6_iff};
 use crate::log;
 use crate::port::{Port, Stack};
@@ -23,17 +31,28 @@ use smoltcp::wire::{
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a new address stays TENTATIVE, and how many probes go out.
-const DAD_TIME: Duration = Duration::from_millis(1000);
-const DAD_PROBES: u8 = 2;
-/// Frames waiting for the stack; beyond this they are dropped (iqdrops).
+/// Frames waiting for the stack, in number and in bytes; beyond either
+/// they are dropped (iqdrops).
 const RX_QUEUE: usize = 1024;
+const RX_BYTES: usize = 2 << 20;
+/// Buffers kept for reuse, and the largest one kept: whatever arrives
+/// (a burst of new neighbours, each primed with a frame of its own, or of
+/// big frames), the pool stays this small.
+const POOL: usize = 64;
+const POOL_BUF: usize = 2048;
+/// Echo requests waiting to be sent, and waiting for their reply; more
+/// are refused (EAGAIN), the oldest waiting one is forgotten.
+const MAX_CMDS: usize = 64;
+const MAX_PENDING: usize = 256;
+/// ICMP sockets, one per echo identifier (ping process); the least
+/// recently used goes first, an idle one after `ECHO_SOCKET_IDLE`.
+const MAX_ECHO_SOCKETS: usize = 16;
+const ECHO_SOCKET_IDLE: Duration = Duration::from_secs(30);
 /// Echo requests answered per second at most (burst of one second).
 const ECHO_RATE: f64 = 20_000.0;
 /// smoltcp holds this many addresses per interface (its build feature).
@@ -44,12 +63,20 @@ const MAX_NEIGHBORS: usize = 256;
 /// How often a neighbour that keeps talking is put back into smoltcp's
 /// cache, whose entries live 60 s.
 const REPRIME: Duration = Duration::from_secs(20);
+/// A neighbour not primed for this long is forgotten: smoltcp's own entry
+/// has expired too.
+const NEIGHBOR_LIFE: Duration = Duration::from_secs(60);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dad {
+    /// Send a probe at `next` while `probes_left`; with none left, the
+    /// address is usable at `next`.
     Tentative {
-        until: Instant,
-        next_probe: Instant,
+        next: Instant,
         probes_left: u8,
     },
     Ok,
@@ -84,142 +111,277 @@ pub struct EchoReply {
 
 struct Pending {
     sent: Instant,
+    expires: Instant,
     tx: SyncSender<EchoReply>,
 }
 
-enum Cmd {
-    Echo {
-        dst: IpAddr,
-        ident: u16,
-        seq: u16,
-        len: usize,
-    },
+/// An echo request to send, from a [`Pinger`].
+struct Echo {
+    dst: IpAddr,
+    ident: u16,
+    seq: u16,
+    len: usize,
+    sent: Instant,
+    expires: Instant,
+    tx: SyncSender<EchoReply>,
 }
 
+/// What other threads hand the host: the data plane's frames, the
+/// pinger's requests. Its own lock, so input never waits for a poll.
 #[derive(Default)]
-struct Queue {
+struct Input {
     frames: VecDeque<Vec<u8>>,
+    bytes: usize,
     free: Vec<Vec<u8>>,
-    cmds: Vec<Cmd>,
-    stop: bool,
+    echoes: Vec<Echo>,
 }
 
-struct Shared {
+impl Input {
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.echoes.is_empty()
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.free.len() < POOL && buf.capacity() <= POOL_BUF {
+            self.free.push(buf);
+        }
+    }
+}
+
+/// One interface's IP presence: a smoltcp interface and what it lacks.
+pub struct Host {
     port: Arc<Port>,
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    mac: Mutex<Mac>,
-    addrs: Mutex<Vec<Addr>>,
-    /// Bumped when `addrs` or `mac` change, so the thread re-reads them.
-    generation: AtomicU64,
-    pending: Mutex<HashMap<(u16, u16), Pending>>,
+    input: Mutex<Input>,
+    state: Mutex<State>,
+    /// Asks the driver for a poll; set once registered.
+    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// Everything a poll works on.
+struct State {
+    mac: Mac,
+    timers: DadTimers,
+    addrs: Vec<Addr>,
+    /// `addrs` or `mac` changed since smoltcp last saw them.
+    changed: bool,
+    epoch: Instant,
+    iface: Interface,
+    dev: IfDevice,
+    sockets: SocketSet<'static>,
+    echo_sockets: HashMap<u16, (SocketHandle, Instant)>,
+    pending: HashMap<(u16, u16), Pending>,
     /// Who was seen where: smoltcp forgets its neighbour cache whenever
     /// the address list changes, and would drop the replies it owes while
     /// it resolves again; these refill it.
-    neighbors: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
+    neighbors: HashMap<IpAddr, (Mac, Instant)>,
     /// Neighbours learned from the frame being sniffed, new or moved.
-    fresh: Mutex<Vec<(IpAddr, Mac)>>,
-    echo_bucket: Mutex<(f64, Instant)>,
-}
-
-/// One interface's IP presence: a thread running a smoltcp interface.
-pub struct Host {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    fresh: Vec<(IpAddr, Mac)>,
+    echo_bucket: (f64, Instant),
+    /// Taken from the input queue by a poll, kept for their capacity.
+    batch: VecDeque<Vec<u8>>,
+    echoes: Vec<Echo>,
+    out: Vec<Vec<u8>>,
 }
 
 impl Host {
-    pub fn start(port: Arc<Port>, mac: Mac) -> Result<Host, Errno> {
-        let shared = Arc::new(Shared {
+    /// A host on `port` with no addresses yet; `now` starts its clock.
+    pub fn new(port: Arc<Port>, mac: Mac, timers: DadTimers, now: Instant) -> Result<Host, Errno> {
+        let seed = random_seed().inspect_err(|e| {
+            log::warn(&format!(
+                "{}: no random seed for the IP stack: {e}",
+                port.name
+            ))
+        })?;
+        let mut dev = IfDevice {
+            rx: VecDeque::new(),
+            done: Vec::new(),
             port: port.clone(),
-            queue: Mutex::new(Queue::default()),
-            wake: Condvar::new(),
-            mac: Mutex::new(mac),
-            addrs: Mutex::new(Vec::new()),
-            generation: AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
-            neighbors: Mutex::new(HashMap::new()),
-            fresh: Mutex::new(Vec::new()),
-            echo_bucket: Mutex::new((ECHO_RATE, Instant::now())),
-        });
-        let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("inet-{}", port.name))
-            .spawn(move || run(s))
-            .map_err(|_| Errno::ENOMEM)?;
-        port.set_stack(Some(shared.clone()));
+            txbuf: Vec::with_capacity(1514),
+            mtu: 1514,
+        };
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        config.random_seed = seed;
+        let iface = Interface::new(config, &mut dev, smol_time(now, now));
         Ok(Host {
-            shared,
-            thread: Some(thread),
+            port,
+            input: Mutex::new(Input::default()),
+            state: Mutex::new(State {
+                mac,
+                timers,
+                addrs: Vec::new(),
+                changed: false,
+                epoch: now,
+                iface,
+                dev,
+                sockets: SocketSet::new(Vec::new()),
+                echo_sockets: HashMap::new(),
+                pending: HashMap::new(),
+                neighbors: HashMap::new(),
+                fresh: Vec::new(),
+                echo_bucket: (ECHO_RATE, now),
+                batch: VecDeque::new(),
+                echoes: Vec::new(),
+                out: Vec::new(),
+            }),
+            waker: OnceLock::new(),
         })
     }
 
-    /// Set the addresses the host holds. New ones start duplicate address
-    /// detection; ones that stay keep their state.
-    pub fn configure(&self, mac: Mac, want: &[HostAddr]) {
-        let now = Instant::now();
-        let mut addrs = self.shared.addrs.lock().unwrap();
-        let mut next = Vec::with_capacity(want.len());
-        for w in want {
-            let kept = addrs.iter().find(|a| a.ip == w.ip).map(|a| a.dad);
-            let dad = kept.unwrap_or(if w.nodad {
-                Dad::Ok
-            } else {
-                Dad::Tentative {
-                    until: now + DAD_TIME,
-                    next_probe: now,
-                    probes_left: DAD_PROBES,
-                }
-            });
-            next.push(Addr {
-                ip: w.ip,
-                prefix: w.prefix,
-                dad,
-            });
+    /// How the host asks to be polled soon (after input, a change).
+    pub fn set_waker(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.waker.set(wake);
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.get() {
+            w();
         }
-        *addrs = next;
-        *self.shared.mac.lock().unwrap() = mac;
-        drop(addrs);
-        self.shared.generation.fetch_add(1, Relaxed);
-        self.shared.wake.notify_one();
+    }
+
+    /// Set the addresses the host holds. New ones start duplicate address
+    /// detection at `now`; ones that stay keep their state.
+    pub fn configure(&self, now: Instant, mac: Mac, want: &[HostAddr]) {
+        {
+            let mut st = lock(&self.state);
+            let mut next = Vec::with_capacity(want.len());
+            for w in want {
+                let kept = st.addrs.iter().find(|a| a.ip == w.ip).map(|a| a.dad);
+                let probes = match w.ip {
+                    IpAddr::V4(_) => st.timers.probes_v4,
+                    IpAddr::V6(_) => st.timers.probes_v6,
+                };
+                let dad = kept.unwrap_or(if w.nodad {
+                    Dad::Ok
+                } else {
+                    Dad::Tentative {
+                        next: now,
+                        probes_left: probes,
+                    }
+                });
+                next.push(Addr {
+                    ip: w.ip,
+                    prefix: w.prefix,
+                    dad,
+                });
+            }
+            st.addrs = next;
+            st.mac = mac;
+            st.changed = true;
+        }
+        self.wake();
     }
 
     /// The TENTATIVE/DUPLICATED bits of an address, in the flag space of
     /// its family, for ifconfig's status.
     pub fn addr_flags(&self, ip: IpAddr) -> u32 {
-        let addrs = self.shared.addrs.lock().unwrap();
-        let Some(a) = addrs.iter().find(|a| a.ip == ip) else {
-            return 0;
-        };
-        match (a.dad, ip) {
-            (Dad::Tentative { .. }, IpAddr::V4(_)) => in_iff::TENTATIVE,
-            (Dad::Duplicated, IpAddr::V4(_)) => in_iff::DUPLICATED,
-            (Dad::Tentative { .. }, IpAddr::V6(_)) => in6_iff::TENTATIVE,
-            (Dad::Duplicated, IpAddr::V6(_)) => in6_iff::DUPLICATED,
-            (Dad::Ok, _) => 0,
+        match (lock(&self.state).dad_state(ip), ip) {
+            (Some(Dad::Tentative { .. }), IpAddr::V4(_)) => in_iff::TENTATIVE,
+            (Some(Dad::Duplicated), IpAddr::V4(_)) => in_iff::DUPLICATED,
+            (Some(Dad::Tentative { .. }), IpAddr::V6(_)) => in6_iff::TENTATIVE,
+            (Some(Dad::Duplicated), IpAddr::V6(_)) => in6_iff::DUPLICATED,
+            (Some(Dad::Ok) | None, _) => 0,
         }
+    }
+
+    /// Do what is due at `now`: take the queued frames and echo requests,
+    /// run DAD, feed smoltcp, send. Returns when to be polled next, if
+    /// nothing arrives before.
+    pub fn poll(&self, now: Instant) -> Option<Instant> {
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        {
+            let mut q = lock(&self.input);
+            q.bytes = 0;
+            std::mem::swap(&mut st.batch, &mut q.frames);
+            std::mem::swap(&mut st.echoes, &mut q.echoes);
+        }
+        st.run(now);
+        if !st.dev.done.is_empty() {
+            let mut q = lock(&self.input);
+            for buf in st.dev.done.drain(..) {
+                q.recycle(buf);
+            }
+        }
+        st.next_deadline(now)
+    }
+}
+
+impl Handler for Host {
+    fn poll(&self, now: Instant) -> Option<Instant> {
+        Host::poll(self, now)
+    }
+}
+
+impl Stack for Host {
+    fn input(&self, frame: &[u8]) {
+        let mut q = lock(&self.input);
+        if q.frames.len() >= RX_QUEUE || q.bytes + frame.len() > RX_BYTES {
+            self.port.counters.iqdrops.fetch_add(1, Relaxed);
+            return;
+        }
+        // The first frame of a batch asks for the poll that takes them all.
+        let wake = q.is_empty();
+        let mut buf = q.free.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(frame);
+        q.bytes += frame.len();
+        q.frames.push_back(buf);
+        drop(q);
+        if wake {
+            self.wake();
+        }
+    }
+}
+
+/// An interface's IP presence as the kernel holds it: the host, fed by
+/// its port and polled by the kernel's driver, until dropped.
+pub struct Presence {
+    host: Arc<Host>,
+    _reg: Arc<Registration>,
+}
+
+impl Presence {
+    pub fn start(
+        port: Arc<Port>,
+        mac: Mac,
+        timers: DadTimers,
+        driver: &Driver,
+    ) -> Result<Presence, Errno> {
+        let host = Arc::new(Host::new(port.clone(), mac, timers, Instant::now())?);
+        let reg = Arc::new(driver.register(host.clone()).map_err(|_| Errno::ENOMEM)?);
+        let weak = Arc::downgrade(&reg);
+        host.set_waker(Box::new(move || {
+            if let Some(r) = weak.upgrade() {
+                r.wake();
+            }
+        }));
+        port.set_stack(Some(host.clone()));
+        Ok(Presence { host, _reg: reg })
     }
 
     /// A handle to send echo requests without holding the kernel's lock.
     pub fn pinger(&self) -> Pinger {
-        Pinger(self.shared.clone())
+        Pinger(self.host.clone())
     }
 }
 
-impl Drop for Host {
+impl std::ops::Deref for Presence {
+    type Target = Host;
+    fn deref(&self) -> &Host {
+        &self.host
+    }
+}
+
+impl Drop for Presence {
     fn drop(&mut self) {
-        self.shared.port.set_stack(None);
-        self.shared.queue.lock().unwrap().stop = true;
-        self.shared.wake.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        // No more input; the registration goes next, after any poll.
+        self.host.port.set_stack(None);
     }
 }
 
 /// Sends echo requests through a host and waits for the replies.
 #[derive(Clone)]
-pub struct Pinger(Arc<Shared>);
+pub struct Pinger(Arc<Host>);
 
 impl Pinger {
     /// One echo request of `len` data bytes; the reply, or ETIMEDOUT.
@@ -232,42 +394,28 @@ impl Pinger {
         timeout: Duration,
     ) -> Result<EchoReply, Errno> {
         let (tx, rx): (SyncSender<EchoReply>, Receiver<EchoReply>) = sync_channel(1);
-        self.0.pending.lock().unwrap().insert(
-            (ident, seq),
-            Pending {
-                sent: Instant::now(),
-                tx,
-            },
-        );
-        {
-            let mut q = self.0.queue.lock().unwrap();
-            q.cmds.push(Cmd::Echo {
+        let sent = Instant::now();
+        let wake = {
+            let mut q = lock(&self.0.input);
+            if q.echoes.len() >= MAX_CMDS {
+                return Err(Errno::EAGAIN);
+            }
+            let wake = q.is_empty();
+            q.echoes.push(Echo {
                 dst,
                 ident,
                 seq,
                 len,
+                sent,
+                expires: sent + timeout,
+                tx,
             });
+            wake
+        };
+        if wake {
+            self.0.wake();
         }
-        self.0.wake.notify_one();
-        let r = rx.recv_timeout(timeout).map_err(|_| Errno::ETIMEDOUT);
-        self.0.pending.lock().unwrap().remove(&(ident, seq));
-        r
-    }
-}
-
-impl Stack for Shared {
-    fn input(&self, frame: &[u8]) {
-        let mut q = self.queue.lock().unwrap();
-        if q.frames.len() >= RX_QUEUE {
-            self.port.counters.iqdrops.fetch_add(1, Relaxed);
-            return;
-        }
-        let mut buf = q.free.pop().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(frame);
-        q.frames.push_back(buf);
-        drop(q);
-        self.wake.notify_one();
+        rx.recv_timeout(timeout).map_err(|_| Errno::ETIMEDOUT)
     }
 }
 
@@ -326,167 +474,473 @@ impl Device for IfDevice {
     }
 }
 
-fn smol_now(epoch: Instant) -> smoltcp::time::Instant {
-    smoltcp::time::Instant::from_micros(epoch.elapsed().as_micros() as i64)
+/// `now` on smoltcp's clock, which starts at the host's `epoch`.
+fn smol_time(epoch: Instant, now: Instant) -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_micros(now.saturating_duration_since(epoch).as_micros() as i64)
 }
 
-/// The host thread: feed frames through the sniffer into smoltcp, run DAD
-/// timers and echo commands, and sleep until the next thing to do.
-fn run(s: Arc<Shared>) {
-    let epoch = Instant::now();
-    let mut dev = IfDevice {
-        rx: VecDeque::new(),
-        done: Vec::new(),
-        port: s.port.clone(),
-        txbuf: Vec::with_capacity(1514),
-        mtu: 1514,
-    };
-    let mac = *s.mac.lock().unwrap();
-    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    config.random_seed = u64::from_ne_bytes(rand_bytes());
-    let mut iface = Interface::new(config, &mut dev, smol_now(epoch));
-    let mut sockets = SocketSet::new(Vec::new());
-    let mut echo_sockets: HashMap<u16, (SocketHandle, Instant)> = HashMap::new();
-    let mut seen_generation = 0;
-    let mut batch = VecDeque::new();
-    let mut cmds = Vec::new();
-    loop {
-        {
-            let mut q = s.queue.lock().unwrap();
-            q.free.append(&mut dev.done);
-            if q.stop {
-                return;
+/// A seed for smoltcp's randomness (its ports and sequence numbers).
+fn random_seed() -> Result<u64, Errno> {
+    let mut b = [0u8; 8];
+    let mut got = 0;
+    while got < b.len() {
+        // SAFETY: writes at most `b.len() - got` bytes into `b[got..]`.
+        let n = unsafe { libc::getrandom(b[got..].as_mut_ptr().cast(), b.len() - got, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
-            std::mem::swap(&mut batch, &mut q.frames);
-            std::mem::swap(&mut cmds, &mut q.cmds);
+            return Err(Errno::from_io(&e));
         }
-        let generation = s.generation.load(Relaxed);
-        if generation != seen_generation {
-            seen_generation = generation;
-            let mac = *s.mac.lock().unwrap();
-            if iface.hardware_addr() != HardwareAddress::Ethernet(EthernetAddress(mac)) {
-                iface.set_hardware_addr(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        got += n as usize;
+    }
+    Ok(u64::from_ne_bytes(b))
+}
+
+impl State {
+    fn run(&mut self, now: Instant) {
+        if self.changed {
+            self.changed = false;
+            let hw = HardwareAddress::Ethernet(EthernetAddress(self.mac));
+            if self.iface.hardware_addr() != hw {
+                self.iface.set_hardware_addr(hw);
             }
-            sync_addrs(&s, &mut iface, &mut dev.rx);
+            self.sync_addrs();
         }
-        let mut out = Vec::new();
-        let mac = *s.mac.lock().unwrap();
+        self.age(now);
+        let mut batch = std::mem::take(&mut self.batch);
         for frame in batch.drain(..) {
-            let pass = sniff(&s, &frame, &mut out);
+            let pass = self.sniff(now, &frame);
             // A neighbour seen for the first time (or moved) goes into
             // smoltcp's cache before its frame, so that the reply smoltcp
             // owes it is not dropped while it would resolve the address.
-            for (ip, nmac) in s.fresh.lock().unwrap().drain(..) {
-                dev.rx.extend(primer(&iface, mac, ip, nmac));
+            for (ip, nmac) in std::mem::take(&mut self.fresh) {
+                self.dev.rx.extend(primer(&self.iface, self.mac, ip, nmac));
             }
             if pass {
-                dev.rx.push_back(frame);
+                self.dev.rx.push_back(frame);
             } else {
-                dev.done.push(frame);
+                self.dev.done.push(frame);
             }
         }
-        if run_dad(&s, &mut out) {
-            sync_addrs(&s, &mut iface, &mut dev.rx);
+        self.batch = batch;
+        if self.run_dad(now) {
+            self.sync_addrs();
         }
-        for f in &out {
-            let _ = s.port.output(f);
+        for f in self.out.drain(..) {
+            let _ = self.dev.port.output(&f);
         }
-        for cmd in cmds.drain(..) {
-            match cmd {
-                Cmd::Echo {
-                    dst,
-                    ident,
-                    seq,
-                    len,
-                } => {
-                    // smoltcp paces all its address resolution together
-                    // (one query a second); resolve this destination now.
-                    if !s.neighbors.lock().unwrap().contains_key(&dst)
-                        && let Some(q) = solicit(&iface, *s.mac.lock().unwrap(), dst)
-                    {
-                        let _ = s.port.output(&q);
-                    }
-                    send_echo(
-                        &mut iface,
-                        &mut sockets,
-                        &mut echo_sockets,
-                        dst,
-                        ident,
-                        seq,
-                        len,
-                    );
-                }
-            }
+        let mut echoes = std::mem::take(&mut self.echoes);
+        for e in echoes.drain(..) {
+            self.send_echo(now, e);
         }
-        let now = smol_now(epoch);
-        iface.poll(now, &mut dev, &mut sockets);
+        self.echoes = echoes;
+        let smol_now = smol_time(self.epoch, now);
+        self.iface.poll(smol_now, &mut self.dev, &mut self.sockets);
         // Replies were matched by the sniffer; empty the sockets' queues and
         // close the ones nobody used for a while.
-        echo_sockets.retain(|_, (h, last)| {
+        let sockets = &mut self.sockets;
+        self.echo_sockets.retain(|_, (h, last)| {
             let sock = sockets.get_mut::<icmp::Socket>(*h);
             while sock.recv().is_ok() {}
-            let keep = last.elapsed() < Duration::from_secs(30);
+            let keep = now.saturating_duration_since(*last) < ECHO_SOCKET_IDLE;
             if !keep {
                 sockets.remove(*h);
             }
             keep
         });
-        let mut wait = iface
-            .poll_delay(smol_now(epoch), &sockets)
-            .map_or(Duration::from_millis(200), |d| {
-                Duration::from_micros(d.total_micros())
+    }
+
+    /// The earliest of smoltcp's next action and the DAD timers.
+    fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
+        // smoltcp has just been polled: "at once" would be a busy loop.
+        let soonest = now + Duration::from_millis(1);
+        let smol = self
+            .iface
+            .poll_at(smol_time(self.epoch, now), &self.sockets)
+            .map(|t| self.epoch + Duration::from_micros(t.total_micros().max(0) as u64))
+            .map(|t| t.max(soonest));
+        let dad = self
+            .addrs
+            .iter()
+            .filter_map(|a| match a.dad {
+                Dad::Tentative { next, .. } => Some(next),
+                _ => None,
             })
-            .min(Duration::from_millis(200));
-        if let Some(t) = next_dad_timer(&s) {
-            wait = wait.min(t.saturating_duration_since(Instant::now()));
-        }
-        let q = s.queue.lock().unwrap();
-        if q.frames.is_empty() && q.cmds.is_empty() && !q.stop && dev.rx.is_empty() {
-            let _ = s.wake.wait_timeout(q, wait);
+            .min();
+        match (smol, dad) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
-}
 
-fn rand_bytes() -> [u8; 8] {
-    let mut b = [0u8; 8];
-    let _ = getrandom(&mut b);
-    b
-}
-
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
-
-/// Give smoltcp the addresses that passed DAD, and refill the neighbour
-/// cache it flushes when they change.
-fn sync_addrs(s: &Shared, iface: &mut Interface, rx: &mut VecDeque<Vec<u8>>) {
-    let addrs = s.addrs.lock().unwrap();
-    let ok: Vec<IpCidr> = addrs
-        .iter()
-        .filter(|a| a.dad == Dad::Ok)
-        .map(|a| IpCidr::new(IpAddress::from(a.ip), a.prefix))
-        .collect();
-    if ok.len() > MAX_ADDRS {
-        log::warn(&format!(
-            "{}: only the first {MAX_ADDRS} addresses answer",
-            s.port.name
-        ));
+    /// Forget neighbours and echo requests whose time has passed.
+    fn age(&mut self, now: Instant) {
+        self.neighbors
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < NEIGHBOR_LIFE);
+        self.pending.retain(|_, p| p.expires > now);
     }
-    let ok: Vec<IpCidr> = ok.into_iter().take(MAX_ADDRS).collect();
-    if iface.ip_addrs() == ok.as_slice() {
-        return;
-    }
-    iface.update_ip_addrs(|v| {
-        v.clear();
-        for c in &ok {
-            let _ = v.push(*c);
+
+    /// Give smoltcp the addresses that passed DAD, and refill the neighbour
+    /// cache it flushes when they change.
+    fn sync_addrs(&mut self) {
+        let ok: Vec<IpCidr> = self
+            .addrs
+            .iter()
+            .filter(|a| a.dad == Dad::Ok)
+            .map(|a| IpCidr::new(IpAddress::from(a.ip), a.prefix))
+            .collect();
+        if ok.len() > MAX_ADDRS {
+            log::warn(&format!(
+                "{}: only the first {MAX_ADDRS} addresses answer",
+                self.dev.port.name
+            ));
         }
-    });
-    let mac = *s.mac.lock().unwrap();
-    for (&ip, &(nmac, _)) in s.neighbors.lock().unwrap().iter() {
-        if let Some(f) = primer(iface, mac, ip, nmac) {
-            rx.push_front(f);
+        let ok: Vec<IpCidr> = ok.into_iter().take(MAX_ADDRS).collect();
+        if self.iface.ip_addrs() == ok.as_slice() {
+            return;
+        }
+        self.iface.update_ip_addrs(|v| {
+            v.clear();
+            for c in &ok {
+                let _ = v.push(*c);
+            }
+        });
+        for (&ip, &(nmac, _)) in &self.neighbors {
+            if let Some(f) = primer(&self.iface, self.mac, ip, nmac) {
+                self.dev.rx.push_front(f);
+            }
+        }
+    }
+
+    fn dad_state(&self, ip: IpAddr) -> Option<Dad> {
+        self.addrs.iter().find(|a| a.ip == ip).map(|a| a.dad)
+    }
+
+    /// Send the due DAD probes; true when an address became usable.
+    fn run_dad(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        for a in &mut self.addrs {
+            let Dad::Tentative { next, probes_left } = a.dad else {
+                continue;
+            };
+            if next > now {
+                continue;
+            }
+            if probes_left == 0 {
+                a.dad = Dad::Ok;
+                changed = true;
+                continue;
+            }
+            self.out.push(match a.ip {
+                IpAddr::V4(ip) => gratuitous_arp(self.mac, ip),
+                IpAddr::V6(ip) => dad_solicit(self.mac, ip),
+            });
+            a.dad = Dad::Tentative {
+                next: now + self.timers.retrans,
+                probes_left: probes_left - 1,
+            };
+        }
+        changed
+    }
+
+    fn mark_duplicated(&mut self, ip: IpAddr, from: &[u8]) {
+        if let Some(a) = self.addrs.iter_mut().find(|a| a.ip == ip)
+            && matches!(a.dad, Dad::Tentative { .. })
+        {
+            a.dad = Dad::Duplicated;
+            log::warn(&format!(
+                "{}: DAD detected duplicate address {ip} from {}",
+                self.dev.port.name,
+                fmt_mac(from)
+            ));
+        }
+    }
+
+    /// Remember that `ip` is at `mac` (a unicast neighbour, not one of ours).
+    fn learn(&mut self, now: Instant, ip: IpAddr, mac: Mac) {
+        if mac[0] & 1 != 0
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || self.dad_state(ip).is_some()
+        {
+            return;
+        }
+        let n = &mut self.neighbors;
+        if n.len() >= MAX_NEIGHBORS
+            && !n.contains_key(&ip)
+            && let Some(oldest) = n.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k)
+        {
+            n.remove(&oldest);
+        }
+        // New, moved, or primed long enough ago that smoltcp's own entry
+        // (60 s) may have expired.
+        let stale =
+            |&(m, at): &(Mac, Instant)| m != mac || now.saturating_duration_since(at) >= REPRIME;
+        if n.get(&ip).is_none_or(stale) {
+            n.insert(ip, (mac, now));
+            self.fresh.push((ip, mac));
+        }
+    }
+
+    /// Look at a received frame before smoltcp does: duplicate detection
+    /// and defence, echo reply matching, echo flood limiting. Returns
+    /// whether smoltcp should see it.
+    fn sniff(&mut self, now: Instant, frame: &[u8]) -> bool {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return false;
+        };
+        if eth.src_addr().0 == self.mac {
+            return false; // our own frame came back: nothing to learn from it
+        }
+        match eth.ethertype() {
+            EthernetProtocol::Arp => self.sniff_arp(now, eth.payload()),
+            EthernetProtocol::Ipv4 => self.sniff_ipv4(now, eth.payload(), eth.src_addr().0),
+            EthernetProtocol::Ipv6 => self.sniff_ipv6(now, eth.payload(), eth.src_addr().0),
+            _ => false,
+        }
+    }
+
+    fn sniff_arp(&mut self, now: Instant, payload: &[u8]) -> bool {
+        let Ok(pkt) = ArpPacket::new_checked(payload) else {
+            return false;
+        };
+        let Ok(ArpRepr::EthernetIpv4 {
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_protocol_addr: tpa,
+            ..
+        }) = ArpRepr::parse(&pkt)
+        else {
+            return false;
+        };
+        // Someone else uses one of our addresses.
+        if let Some(state) = self.dad_state(IpAddr::V4(spa)) {
+            match state {
+                Dad::Tentative { .. } => self.mark_duplicated(IpAddr::V4(spa), &sha.0),
+                Dad::Ok => {
+                    log::warn(&format!(
+                        "{}: {spa} is also used by {}",
+                        self.dev.port.name,
+                        fmt_mac(&sha.0)
+                    ));
+                    self.out.push(gratuitous_arp(self.mac, spa));
+                }
+                Dad::Duplicated => {}
+            }
+            return false;
+        }
+        // Like NetBSD (and Linux), learn only from ARP aimed at us, not from
+        // other hosts' announcements and queries.
+        if self.dad_state(IpAddr::V4(tpa)) == Some(Dad::Ok) {
+            self.learn(now, IpAddr::V4(spa), sha.0);
+        }
+        // An RFC 5227 probe (sender 0.0.0.0) for an address we hold or probe.
+        if spa == Ipv4Addr::UNSPECIFIED {
+            match self.dad_state(IpAddr::V4(tpa)) {
+                Some(Dad::Tentative { .. }) => self.mark_duplicated(IpAddr::V4(tpa), &sha.0),
+                Some(Dad::Ok) => self.out.push(gratuitous_arp(self.mac, tpa)),
+                _ => {}
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Take a token for answering an echo request.
+    fn echo_allowed(&mut self, now: Instant) -> bool {
+        let b = &mut self.echo_bucket;
+        let elapsed = now.saturating_duration_since(b.1).as_secs_f64();
+        b.0 = (b.0 + elapsed * ECHO_RATE).min(ECHO_RATE);
+        b.1 = b.1.max(now);
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            true
+        } else {
+            self.dev.port.counters.iqdrops.fetch_add(1, Relaxed);
+            false
+        }
+    }
+
+    fn complete_echo(
+        &mut self,
+        now: Instant,
+        key: (u16, u16),
+        from: IpAddr,
+        bytes: usize,
+        ttl: u8,
+    ) {
+        if let Some(p) = self.pending.remove(&key) {
+            let rtt_us = now.saturating_duration_since(p.sent).as_micros() as u64;
+            let _ = p.tx.try_send(EchoReply {
+                from,
+                bytes: bytes as u32,
+                ttl,
+                rtt_us,
+            });
+        }
+    }
+
+    fn sniff_ipv4(&mut self, now: Instant, payload: &[u8], src_mac: Mac) -> bool {
+        let Ok(ip) = Ipv4Packet::new_checked(payload) else {
+            return false;
+        };
+        if !ip.verify_checksum() {
+            return false;
+        }
+        self.learn(now, IpAddr::V4(ip.src_addr()), src_mac);
+        if ip.next_header() != IpProtocol::Icmp {
+            return true;
+        }
+        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
+            return false;
+        };
+        match icmp.msg_type() {
+            Icmpv4Message::EchoReply => {
+                let key = (icmp.echo_ident(), icmp.echo_seq_no());
+                let from = IpAddr::V4(ip.src_addr());
+                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit());
+                true
+            }
+            Icmpv4Message::EchoRequest => self.echo_allowed(now),
+            _ => true,
+        }
+    }
+
+    fn sniff_ipv6(&mut self, now: Instant, payload: &[u8], src: Mac) -> bool {
+        let Ok(ip) = Ipv6Packet::new_checked(payload) else {
+            return false;
+        };
+        self.learn(now, IpAddr::V6(ip.src_addr()), src);
+        if ip.next_header() != IpProtocol::Icmpv6 {
+            return true;
+        }
+        let Ok(icmp) = Icmpv6Packet::new_checked(ip.payload()) else {
+            return false;
+        };
+        match icmp.msg_type() {
+            Icmpv6Message::EchoReply => {
+                let key = (icmp.echo_ident(), icmp.echo_seq_no());
+                let from = IpAddr::V6(ip.src_addr());
+                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit());
+                true
+            }
+            Icmpv6Message::EchoRequest => self.echo_allowed(now),
+            Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert => {
+                let Ok(Icmpv6Repr::Ndisc(nd)) = Icmpv6Repr::parse(
+                    &ip.src_addr(),
+                    &ip.dst_addr(),
+                    &icmp,
+                    &ChecksumCapabilities::default(),
+                ) else {
+                    return false;
+                };
+                match nd {
+                    NdiscRepr::NeighborSolicit { target_addr, .. } => {
+                        let state = self.dad_state(IpAddr::V6(target_addr));
+                        if ip.src_addr().is_unspecified() {
+                            match state {
+                                Some(Dad::Tentative { .. }) => {
+                                    self.mark_duplicated(IpAddr::V6(target_addr), &src)
+                                }
+                                Some(Dad::Ok) => {
+                                    self.out.push(defend_advert(self.mac, target_addr))
+                                }
+                                _ => {}
+                            }
+                            return false;
+                        }
+                        // Never answer for an address still under DAD.
+                        !matches!(state, Some(Dad::Tentative { .. } | Dad::Duplicated))
+                    }
+                    NdiscRepr::NeighborAdvert { target_addr, .. } => {
+                        match self.dad_state(IpAddr::V6(target_addr)) {
+                            Some(Dad::Tentative { .. }) => {
+                                self.mark_duplicated(IpAddr::V6(target_addr), &src);
+                                false
+                            }
+                            Some(_) => false,
+                            None => true,
+                        }
+                    }
+                    _ => true,
+                }
+            }
+            _ => true,
+        }
+    }
+
+    fn send_echo(&mut self, now: Instant, e: Echo) {
+        // smoltcp paces all its address resolution together (one query a
+        // second); resolve this destination now.
+        if !self.neighbors.contains_key(&e.dst)
+            && let Some(q) = solicit(&self.iface, self.mac, e.dst)
+        {
+            let _ = self.dev.port.output(&q);
+        }
+        let key = (e.ident, e.seq);
+        if self.pending.len() >= MAX_PENDING
+            && !self.pending.contains_key(&key)
+            && let Some(oldest) = self
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.expires)
+                .map(|(k, _)| *k)
+        {
+            self.pending.remove(&oldest);
+        }
+        self.pending.insert(
+            key,
+            Pending {
+                sent: e.sent,
+                expires: e.expires,
+                tx: e.tx,
+            },
+        );
+        if !self.echo_sockets.contains_key(&e.ident)
+            && self.echo_sockets.len() >= MAX_ECHO_SOCKETS
+            && let Some((&old, &(h, _))) = self.echo_sockets.iter().min_by_key(|(_, (_, at))| *at)
+        {
+            self.sockets.remove(h);
+            self.echo_sockets.remove(&old);
+        }
+        let sockets = &mut self.sockets;
+        let entry = self.echo_sockets.entry(e.ident).or_insert_with(|| {
+            let rx =
+                icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1600]);
+            let tx =
+                icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1600]);
+            let mut sock = icmp::Socket::new(rx, tx);
+            let _ = sock.bind(icmp::Endpoint::Ident(e.ident));
+            (sockets.add(sock), now)
+        });
+        entry.1 = now;
+        let sock = sockets.get_mut::<icmp::Socket>(entry.0);
+        let data: Vec<u8> = (0..e.len).map(|i| i as u8).collect();
+        let caps = ChecksumCapabilities::default();
+        match e.dst {
+            IpAddr::V4(d) => {
+                let repr = Icmpv4Repr::EchoRequest {
+                    ident: e.ident,
+                    seq_no: e.seq,
+                    data: &data,
+                };
+                if let Ok(buf) = sock.send(repr.buffer_len(), IpAddress::Ipv4(d)) {
+                    repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps);
+                }
+            }
+            IpAddr::V6(d) => {
+                let src: Ipv6Addr = self.iface.get_source_address_ipv6(&d);
+                let repr = Icmpv6Repr::EchoRequest {
+                    ident: e.ident,
+                    seq_no: e.seq,
+                    data: &data,
+                };
+                if let Ok(buf) = sock.send(repr.buffer_len(), IpAddress::Ipv6(d)) {
+                    repr.emit(&src, &d, &mut Icmpv6Packet::new_unchecked(buf), &caps);
+                }
+            }
         }
     }
 }
@@ -519,94 +973,6 @@ fn solicit(iface: &Interface, mac: Mac, dst: IpAddr) -> Option<Vec<u8>> {
     }
 }
 
-/// Remember that `ip` is at `mac` (a unicast neighbour, not one of ours).
-fn learn(s: &Shared, ip: IpAddr, mac: [u8; 6]) {
-    if mac[0] & 1 != 0 || ip.is_unspecified() || ip.is_multicast() || dad_state(s, ip).is_some() {
-        return;
-    }
-    let mut n = s.neighbors.lock().unwrap();
-    if n.len() >= MAX_NEIGHBORS
-        && !n.contains_key(&ip)
-        && let Some(oldest) = n.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k)
-    {
-        n.remove(&oldest);
-    }
-    // New, moved, or primed long enough ago that smoltcp's own entry
-    // (60 s) may have expired.
-    let now = Instant::now();
-    let stale = |&(m, at): &(Mac, Instant)| m != mac || now.duration_since(at) >= REPRIME;
-    if n.get(&ip).is_none_or(stale) {
-        n.insert(ip, (mac, now));
-        s.fresh.lock().unwrap().push((ip, mac));
-    }
-}
-
-/// Send the due DAD probes; true when an address changed state.
-fn run_dad(s: &Shared, out: &mut Vec<Vec<u8>>) -> bool {
-    let now = Instant::now();
-    let mac = *s.mac.lock().unwrap();
-    let mut changed = false;
-    for a in s.addrs.lock().unwrap().iter_mut() {
-        let Dad::Tentative {
-            until,
-            next_probe,
-            probes_left,
-        } = a.dad
-        else {
-            continue;
-        };
-        if probes_left > 0 && next_probe <= now {
-            out.push(match a.ip {
-                IpAddr::V4(ip) => gratuitous_arp(mac, ip),
-                IpAddr::V6(ip) => dad_solicit(mac, ip),
-            });
-            a.dad = Dad::Tentative {
-                until,
-                next_probe: now + DAD_TIME / u32::from(DAD_PROBES),
-                probes_left: probes_left - 1,
-            };
-        } else if until <= now {
-            a.dad = Dad::Ok;
-            changed = true;
-        }
-    }
-    changed
-}
-
-fn next_dad_timer(s: &Shared) -> Option<Instant> {
-    s.addrs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|a| match a.dad {
-            Dad::Tentative {
-                until,
-                next_probe,
-                probes_left,
-            } => Some(if probes_left > 0 {
-                next_probe.min(until)
-            } else {
-                until
-            }),
-            _ => None,
-        })
-        .min()
-}
-
-fn mark_duplicated(s: &Shared, ip: IpAddr, from: &[u8]) {
-    let mut addrs = s.addrs.lock().unwrap();
-    if let Some(a) = addrs.iter_mut().find(|a| a.ip == ip)
-        && matches!(a.dad, Dad::Tentative { .. })
-    {
-        a.dad = Dad::Duplicated;
-        log::warn(&format!(
-            "{}: DAD detected duplicate address {ip} from {}",
-            s.port.name,
-            fmt_mac(from)
-        ));
-    }
-}
-
 fn fmt_mac(m: &[u8]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
@@ -614,248 +980,372 @@ fn fmt_mac(m: &[u8]) -> String {
         .join(":")
 }
 
-fn dad_state(s: &Shared, ip: IpAddr) -> Option<Dad> {
-    s.addrs
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|a| a.ip == ip)
-        .map(|a| a.dad)
-}
+/// The state machine on a fake clock: no threads, no sleeps. Time moves
+/// only when a test adds to it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ioctl::iff;
+    use crate::port::Transmit;
+    use smoltcp::wire::{ArpOperation, EthernetRepr, Ipv4Repr};
 
-/// Look at a received frame before smoltcp does: duplicate detection and
-/// defence, echo reply matching, echo flood limiting. Returns whether
-/// smoltcp should see it.
-fn sniff(s: &Shared, frame: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
-        return false;
-    };
-    let mac = *s.mac.lock().unwrap();
-    if eth.src_addr().0 == mac {
-        return false; // our own frame came back: nothing to learn from it
-    }
-    match eth.ethertype() {
-        EthernetProtocol::Arp => sniff_arp(s, eth.payload(), mac, out),
-        EthernetProtocol::Ipv4 => sniff_ipv4(s, eth.payload(), eth.src_addr().0),
-        EthernetProtocol::Ipv6 => sniff_ipv6(s, eth.payload(), mac, eth.src_addr().0, out),
-        _ => false,
-    }
-}
+    const MAC: Mac = [2, 0, 0, 0, 0, 1];
+    const PEER: Mac = [2, 0, 0, 0, 0, 2];
+    const V4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const PEER4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const V6: Ipv6Addr = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 1);
 
-fn sniff_arp(s: &Shared, payload: &[u8], mac: Mac, out: &mut Vec<Vec<u8>>) -> bool {
-    let Ok(pkt) = ArpPacket::new_checked(payload) else {
-        return false;
-    };
-    let Ok(ArpRepr::EthernetIpv4 {
-        source_hardware_addr: sha,
-        source_protocol_addr: spa,
-        target_protocol_addr: tpa,
-        ..
-    }) = ArpRepr::parse(&pkt)
-    else {
-        return false;
-    };
-    // Someone else uses one of our addresses.
-    if let Some(state) = dad_state(s, IpAddr::V4(spa)) {
-        match state {
-            Dad::Tentative { .. } => mark_duplicated(s, IpAddr::V4(spa), &sha.0),
-            Dad::Ok => {
-                log::warn(&format!(
-                    "{}: {spa} is also used by {}",
-                    s.port.name,
-                    fmt_mac(&sha.0)
-                ));
-                out.push(gratuitous_arp(mac, spa));
+    /// The medium: what the host sent.
+    #[derive(Default)]
+    struct Wire(Mutex<Vec<Vec<u8>>>);
+
+    impl Transmit for Wire {
+        fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+            self.0.lock().unwrap().push(frame.to_vec());
+            Ok(())
+        }
+    }
+
+    impl Wire {
+        fn take(&self) -> Vec<Vec<u8>> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    fn host(timers: DadTimers) -> (Host, Arc<Wire>, Instant) {
+        let port = Port::new(1, "eth0");
+        port.set_flags(iff::UP | iff::RUNNING);
+        let wire = Arc::new(Wire::default());
+        port.set_transmit(Some(wire.clone()));
+        let t0 = Instant::now();
+        (Host::new(port, MAC, timers, t0).unwrap(), wire, t0)
+    }
+
+    fn addrs(nodad: bool) -> Vec<HostAddr> {
+        vec![
+            HostAddr {
+                ip: IpAddr::V4(V4),
+                prefix: 24,
+                nodad,
+            },
+            HostAddr {
+                ip: IpAddr::V6(V6),
+                prefix: 64,
+                nodad,
+            },
+        ]
+    }
+
+    /// A host holding V4 and V6, past DAD.
+    fn holder() -> (Host, Arc<Wire>, Instant) {
+        let (h, wire, t0) = host(DadTimers::default());
+        h.configure(t0, MAC, &addrs(true));
+        h.poll(t0);
+        wire.take();
+        (h, wire, t0)
+    }
+
+    /// Poll at every deadline the host asks for up to `end`, and at `end`.
+    fn run_until(h: &Host, mut t: Instant, end: Instant) {
+        loop {
+            let next = h.poll(t).unwrap_or(end);
+            if t >= end {
+                return;
             }
-            Dad::Duplicated => {}
+            t = next.clamp(t, end);
         }
-        return false;
     }
-    // Like NetBSD (and Linux), learn only from ARP aimed at us, not from
-    // other hosts' announcements and queries.
-    if dad_state(s, IpAddr::V4(tpa)) == Some(Dad::Ok) {
-        learn(s, IpAddr::V4(spa), sha.0);
-    }
-    // An RFC 5227 probe (sender 0.0.0.0) for an address we hold or probe.
-    if spa == Ipv4Addr::UNSPECIFIED {
-        match dad_state(s, IpAddr::V4(tpa)) {
-            Some(Dad::Tentative { .. }) => mark_duplicated(s, IpAddr::V4(tpa), &sha.0),
-            Some(Dad::Ok) => out.push(gratuitous_arp(mac, tpa)),
-            _ => {}
-        }
-        return false;
-    }
-    true
-}
 
-/// Take a token for answering an echo request.
-fn echo_allowed(s: &Shared) -> bool {
-    let mut b = s.echo_bucket.lock().unwrap();
-    let now = Instant::now();
-    b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * ECHO_RATE).min(ECHO_RATE);
-    b.1 = now;
-    if b.0 >= 1.0 {
-        b.0 -= 1.0;
-        true
-    } else {
-        s.port.counters.iqdrops.fetch_add(1, Relaxed);
-        false
+    fn is_garp(f: &[u8], ip: Ipv4Addr) -> bool {
+        let Ok(eth) = EthernetFrame::new_checked(f) else {
+            return false;
+        };
+        let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+            return false;
+        };
+        matches!(ArpRepr::parse(&arp), Ok(ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_protocol_addr: s,
+            target_protocol_addr: t,
+            ..
+        }) if s == ip && t == ip)
     }
-}
 
-fn complete_echo(s: &Shared, ident: u16, seq: u16, from: IpAddr, bytes: usize, ttl: u8) {
-    if let Some(p) = s.pending.lock().unwrap().remove(&(ident, seq)) {
-        let rtt_us = p.sent.elapsed().as_micros() as u64;
-        let _ = p.tx.try_send(EchoReply {
-            from,
-            bytes: bytes as u32,
-            ttl,
-            rtt_us,
-        });
+    fn is_dad_probe(f: &[u8], ip: Ipv6Addr) -> bool {
+        let Ok(eth) = EthernetFrame::new_checked(f) else {
+            return false;
+        };
+        let Ok(p) = Ipv6Packet::new_checked(eth.payload()) else {
+            return false;
+        };
+        let Ok(icmp) = Icmpv6Packet::new_checked(p.payload()) else {
+            return false;
+        };
+        let caps = ChecksumCapabilities::default();
+        p.src_addr().is_unspecified()
+            && matches!(
+                Icmpv6Repr::parse(&p.src_addr(), &p.dst_addr(), &icmp, &caps),
+                Ok(Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. }))
+                    if target_addr == ip
+            )
     }
-}
 
-fn sniff_ipv4(s: &Shared, payload: &[u8], src_mac: Mac) -> bool {
-    let Ok(ip) = Ipv4Packet::new_checked(payload) else {
-        return false;
-    };
-    if !ip.verify_checksum() {
-        return false;
+    fn echo_request(src_mac: Mac, src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
+        let caps = ChecksumCapabilities::default();
+        let icmp = Icmpv4Repr::EchoRequest {
+            ident: 9,
+            seq_no: seq,
+            data: b"abcdefgh",
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Icmp,
+            payload_len: icmp.buffer_len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress(src_mac),
+            dst_addr: EthernetAddress(MAC),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut buf = vec![0; eth.buffer_len() + ip.buffer_len() + icmp.buffer_len()];
+        let mut f = EthernetFrame::new_unchecked(&mut buf);
+        eth.emit(&mut f);
+        let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
+        ip.emit(&mut p, &caps);
+        icmp.emit(&mut Icmpv4Packet::new_unchecked(p.payload_mut()), &caps);
+        buf
     }
-    learn(s, IpAddr::V4(ip.src_addr()), src_mac);
-    if ip.next_header() != IpProtocol::Icmp {
-        return true;
-    }
-    let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
-        return false;
-    };
-    match icmp.msg_type() {
-        Icmpv4Message::EchoReply => {
-            let from = IpAddr::V4(ip.src_addr());
-            complete_echo(
-                s,
-                icmp.echo_ident(),
-                icmp.echo_seq_no(),
-                from,
-                ip.payload().len(),
-                ip.hop_limit(),
-            );
-            true
-        }
-        Icmpv4Message::EchoRequest => echo_allowed(s),
-        _ => true,
-    }
-}
 
-fn sniff_ipv6(s: &Shared, payload: &[u8], mac: Mac, src: Mac, out: &mut Vec<Vec<u8>>) -> bool {
-    let Ok(ip) = Ipv6Packet::new_checked(payload) else {
-        return false;
-    };
-    learn(s, IpAddr::V6(ip.src_addr()), src);
-    if ip.next_header() != IpProtocol::Icmpv6 {
-        return true;
+    fn echo_reply_seq(f: &[u8]) -> Option<(Mac, Ipv4Addr, u16)> {
+        let eth = EthernetFrame::new_checked(f).ok()?;
+        let p = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        let icmp = Icmpv4Packet::new_checked(p.payload()).ok()?;
+        (icmp.msg_type() == Icmpv4Message::EchoReply)
+            .then(|| (eth.dst_addr().0, p.dst_addr(), icmp.echo_seq_no()))
     }
-    let Ok(icmp) = Icmpv6Packet::new_checked(ip.payload()) else {
-        return false;
-    };
-    match icmp.msg_type() {
-        Icmpv6Message::EchoReply => {
-            let from = IpAddr::V6(ip.src_addr());
-            complete_echo(
-                s,
-                icmp.echo_ident(),
-                icmp.echo_seq_no(),
-                from,
-                ip.payload().len(),
-                ip.hop_limit(),
-            );
-            true
-        }
-        Icmpv6Message::EchoRequest => echo_allowed(s),
-        Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert => {
-            let Ok(Icmpv6Repr::Ndisc(nd)) = Icmpv6Repr::parse(
-                &ip.src_addr(),
-                &ip.dst_addr(),
-                &icmp,
-                &ChecksumCapabilities::default(),
-            ) else {
+
+    #[test]
+    fn dad_takes_the_configured_probes_and_time() {
+        let ms = Duration::from_millis;
+        let timers = DadTimers {
+            probes_v4: 3,
+            probes_v6: 1,
+            retrans: ms(100),
+        };
+        let (h, wire, t0) = host(timers);
+        h.configure(t0, MAC, &addrs(false));
+        assert_eq!(h.poll(t0), Some(t0 + ms(100)), "the next probe is due");
+        let (v4, v6) = (IpAddr::V4(V4), IpAddr::V6(V6));
+        assert_eq!(h.addr_flags(v4), in_iff::TENTATIVE);
+        assert_eq!(h.addr_flags(v6), in6_iff::TENTATIVE);
+        run_until(&h, t0, t0 + ms(99));
+        assert_eq!(
+            h.addr_flags(v6),
+            in6_iff::TENTATIVE,
+            "one retrans after the probe"
+        );
+        run_until(&h, t0 + ms(99), t0 + ms(100));
+        assert_eq!(h.addr_flags(v6), 0, "1 probe, 100 ms");
+        run_until(&h, t0 + ms(100), t0 + ms(299));
+        assert_eq!(h.addr_flags(v4), in_iff::TENTATIVE);
+        run_until(&h, t0 + ms(299), t0 + ms(300));
+        assert_eq!(h.addr_flags(v4), 0, "3 probes, 300 ms");
+        let sent = wire.take();
+        assert_eq!(sent.iter().filter(|f| is_garp(f, V4)).count(), 3);
+        assert_eq!(sent.iter().filter(|f| is_dad_probe(f, V6)).count(), 1);
+        assert_eq!(h.poll(t0 + ms(300)), None, "nothing left to time");
+    }
+
+    #[test]
+    fn today_dad_is_two_probes_in_one_second() {
+        let (h, wire, t0) = host(DadTimers::default());
+        h.configure(t0, MAC, &addrs(false));
+        let second = Duration::from_secs(1);
+        run_until(&h, t0, t0 + second - Duration::from_millis(1));
+        assert_eq!(h.addr_flags(IpAddr::V4(V4)), in_iff::TENTATIVE);
+        run_until(&h, t0 + second, t0 + second);
+        assert_eq!(h.addr_flags(IpAddr::V4(V4)), 0);
+        let sent = wire.take();
+        assert_eq!(sent.iter().filter(|f| is_garp(f, V4)).count(), 2);
+        assert_eq!(sent.iter().filter(|f| is_dad_probe(f, V6)).count(), 2);
+    }
+
+    #[test]
+    fn a_conflict_during_dad_marks_the_address_duplicated() {
+        let (h, wire, t0) = host(DadTimers::default());
+        h.configure(t0, MAC, &addrs(false));
+        h.poll(t0);
+        let t = t0 + Duration::from_millis(10);
+        // Someone answers for both addresses.
+        h.input(&arp_reply(PEER, V4, MAC, PEER4));
+        h.input(&neighbor_advert(PEER, V6, MAC, V6));
+        h.poll(t);
+        assert_eq!(h.addr_flags(IpAddr::V4(V4)), in_iff::DUPLICATED);
+        assert_eq!(h.addr_flags(IpAddr::V6(V6)), in6_iff::DUPLICATED);
+        // Never usable, never probed again.
+        wire.take();
+        run_until(&h, t, t + Duration::from_secs(5));
+        assert_eq!(h.addr_flags(IpAddr::V4(V4)), in_iff::DUPLICATED);
+        assert!(wire.take().iter().all(|f| !is_garp(f, V4)));
+    }
+
+    #[test]
+    fn a_held_address_is_defended() {
+        let (h, wire, t0) = holder();
+        // Another host's RFC 5227 probe for our address.
+        h.input(&arp_request(PEER, Ipv4Addr::UNSPECIFIED, V4));
+        h.input(&dad_solicit(PEER, V6));
+        h.poll(t0);
+        let sent = wire.take();
+        assert!(sent.iter().any(|f| is_garp(f, V4)), "gratuitous ARP");
+        assert!(sent.contains(&defend_advert(MAC, V6)), "advertisement");
+        assert_eq!(h.addr_flags(IpAddr::V4(V4)), 0, "kept");
+    }
+
+    #[test]
+    fn arp_and_neighbour_queries_get_answers() {
+        let (h, wire, t0) = holder();
+        let peer6 = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 2);
+        h.input(&arp_request(PEER, PEER4, V4));
+        h.input(&neighbor_solicit(PEER, peer6, V6));
+        h.poll(t0);
+        let sent = wire.take();
+        let arp_reply = sent.iter().any(|f| {
+            let Ok(eth) = EthernetFrame::new_checked(f) else {
                 return false;
             };
-
-            match nd {
-                NdiscRepr::NeighborSolicit { target_addr, .. } => {
-                    let state = dad_state(s, IpAddr::V6(target_addr));
-                    if ip.src_addr().is_unspecified() {
-                        match state {
-                            Some(Dad::Tentative { .. }) => {
-                                mark_duplicated(s, IpAddr::V6(target_addr), &src)
-                            }
-                            Some(Dad::Ok) => out.push(defend_advert(mac, target_addr)),
-                            _ => {}
-                        }
-                        return false;
-                    }
-                    // Never answer for an address still under DAD.
-                    !matches!(state, Some(Dad::Tentative { .. } | Dad::Duplicated))
-                }
-                NdiscRepr::NeighborAdvert { target_addr, .. } => {
-                    match dad_state(s, IpAddr::V6(target_addr)) {
-                        Some(Dad::Tentative { .. }) => {
-                            mark_duplicated(s, IpAddr::V6(target_addr), &src);
-                            false
-                        }
-                        Some(_) => false,
-                        None => true,
-                    }
-                }
-                _ => true,
-            }
-        }
-        _ => true,
+            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+                return false;
+            };
+            matches!(ArpRepr::parse(&arp), Ok(ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: EthernetAddress(MAC),
+                source_protocol_addr: s,
+                target_hardware_addr: EthernetAddress(PEER),
+                ..
+            }) if s == V4)
+        });
+        assert!(arp_reply, "ARP reply");
+        let advert = sent.iter().any(|f| {
+            let Ok(eth) = EthernetFrame::new_checked(f) else {
+                return false;
+            };
+            let Ok(p) = Ipv6Packet::new_checked(eth.payload()) else {
+                return false;
+            };
+            let Ok(icmp) = Icmpv6Packet::new_checked(p.payload()) else {
+                return false;
+            };
+            let caps = ChecksumCapabilities::default();
+            eth.dst_addr().0 == PEER
+                && matches!(
+                    Icmpv6Repr::parse(&p.src_addr(), &p.dst_addr(), &icmp, &caps),
+                    Ok(Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert { target_addr, .. }))
+                        if target_addr == V6
+                )
+        });
+        assert!(advert, "neighbour advertisement");
     }
-}
 
-fn send_echo(
-    iface: &mut Interface,
-    sockets: &mut SocketSet<'static>,
-    echo_sockets: &mut HashMap<u16, (SocketHandle, Instant)>,
-    dst: IpAddr,
-    ident: u16,
-    seq: u16,
-    len: usize,
-) {
-    let entry = echo_sockets.entry(ident).or_insert_with(|| {
-        let rx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1600]);
-        let tx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1600]);
-        let mut sock = icmp::Socket::new(rx, tx);
-        let _ = sock.bind(icmp::Endpoint::Ident(ident));
-        (sockets.add(sock), Instant::now())
-    });
-    entry.1 = Instant::now();
-    let sock = sockets.get_mut::<icmp::Socket>(entry.0);
-    let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-    let caps = ChecksumCapabilities::default();
-    match dst {
-        IpAddr::V4(d) => {
-            let repr = Icmpv4Repr::EchoRequest {
-                ident,
-                seq_no: seq,
-                data: &data,
-            };
-            if let Ok(buf) = sock.send(repr.buffer_len(), IpAddress::Ipv4(d)) {
-                repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps);
+    #[test]
+    fn an_echo_request_gets_a_reply() {
+        let (h, wire, t0) = holder();
+        h.input(&echo_request(PEER, PEER4, V4, 7));
+        h.poll(t0);
+        let replies: Vec<_> = wire
+            .take()
+            .iter()
+            .filter_map(|f| echo_reply_seq(f))
+            .collect();
+        assert_eq!(replies, vec![(PEER, PEER4, 7)]);
+    }
+
+    #[test]
+    fn echo_floods_are_limited() {
+        let (h, wire, t0) = holder();
+        let n = ECHO_RATE as usize + 100;
+        for seq in 0..n {
+            h.input(&echo_request(PEER, PEER4, V4, seq as u16));
+            if seq % 500 == 0 {
+                h.poll(t0);
             }
         }
-        IpAddr::V6(d) => {
-            let src: Ipv6Addr = iface.get_source_address_ipv6(&d);
-            let repr = Icmpv6Repr::EchoRequest {
-                ident,
-                seq_no: seq,
-                data: &data,
-            };
-            if let Ok(buf) = sock.send(repr.buffer_len(), IpAddress::Ipv6(d)) {
-                repr.emit(&src, &d, &mut Icmpv6Packet::new_unchecked(buf), &caps);
+        h.poll(t0);
+        let answered = wire.take().iter().filter_map(|f| echo_reply_seq(f)).count();
+        assert_eq!(
+            answered, ECHO_RATE as usize,
+            "a second's worth at one instant"
+        );
+        assert_eq!(h.port.counters.iqdrops.load(Relaxed), 100);
+        // A second later the bucket is full again.
+        h.input(&echo_request(PEER, PEER4, V4, 1));
+        h.poll(t0 + Duration::from_secs(1));
+        assert_eq!(
+            wire.take().iter().filter_map(|f| echo_reply_seq(f)).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn neighbours_age_out() {
+        let (h, _wire, t0) = holder();
+        h.input(&echo_request(PEER, PEER4, V4, 1));
+        h.poll(t0);
+        let known = |h: &Host| lock(&h.state).neighbors.contains_key(&IpAddr::V4(PEER4));
+        assert!(known(&h));
+        h.poll(t0 + NEIGHBOR_LIFE - Duration::from_millis(1));
+        assert!(known(&h));
+        h.poll(t0 + NEIGHBOR_LIFE);
+        assert!(!known(&h), "forgotten after {NEIGHBOR_LIFE:?}");
+    }
+
+    #[test]
+    fn memory_is_bounded_whatever_arrives() {
+        let (h, wire, t0) = holder();
+        // 100k queries from distinct neighbours, each primed into smoltcp
+        // with a frame of its own.
+        for i in 0..100_000u32 {
+            let b = i.to_be_bytes();
+            let mac = [2, 1, b[0], b[1], b[2], b[3]];
+            if i % 2 == 0 {
+                h.input(&arp_request(
+                    mac,
+                    Ipv4Addr::new(10, 0, 0, 2 + (i % 250) as u8),
+                    V4,
+                ));
+            } else {
+                let src = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, (i >> 16) as u16, i as u16);
+                h.input(&neighbor_solicit(mac, src, V6));
+            }
+            if i % 1000 == 999 {
+                h.poll(t0);
+                wire.take();
             }
         }
+        h.poll(t0);
+        let q = lock(&h.input);
+        assert!(q.free.len() <= POOL, "pool {}", q.free.len());
+        drop(q);
+        let st = lock(&h.state);
+        assert!(st.neighbors.len() <= MAX_NEIGHBORS);
+        assert!(st.dev.rx.is_empty() && st.dev.done.is_empty());
+        drop(st);
+        // Without a poll, the input queue stops at its bound.
+        let before = h.port.counters.iqdrops.load(Relaxed);
+        for _ in 0..RX_QUEUE + 10 {
+            h.input(&arp_request(PEER, PEER4, V4));
+        }
+        assert_eq!(lock(&h.input).frames.len(), RX_QUEUE);
+        assert_eq!(h.port.counters.iqdrops.load(Relaxed) - before, 10);
+        // Big frames stop at the byte bound first.
+        h.poll(t0);
+        for _ in 0..100 {
+            h.input(&vec![0xff; 64 << 10]);
+        }
+        assert!(lock(&h.input).bytes <= RX_BYTES);
+        h.poll(t0);
+        assert!(lock(&h.input).free.iter().all(|b| b.capacity() <= POOL_BUF));
     }
 }

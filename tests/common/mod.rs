@@ -21,8 +21,17 @@ pub struct Daemon {
     pub child: Option<Child>,
 }
 
+/// Test daemons run duplicate address detection in 100 ms (two probes
+/// 50 ms apart), not 1 s.
+pub const FAST_DAD: [&str; 2] = ["--retrans-timer", "50"];
+
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with(&FAST_DAD)
+    }
+
+    /// A daemon with these `ifnetd` options.
+    pub fn start_with(args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("ifnetd.sock");
         let mut d = Daemon {
@@ -30,15 +39,20 @@ impl Daemon {
             sock,
             child: None,
         };
-        d.spawn();
+        d.spawn_with(args);
         d
     }
 
     /// Start (again) on the same socket and wait until it answers.
     pub fn spawn(&mut self) {
+        self.spawn_with(&FAST_DAD)
+    }
+
+    pub fn spawn_with(&mut self, args: &[&str]) {
         let child = Command::new(IFNETD)
             .args(["-f", "-s"])
             .arg(&self.sock)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
