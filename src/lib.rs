@@ -8,6 +8,8 @@
 //! - [`offload`]: checksum/segmentation work frames carry, done in software when needed.
 //! - [`ifconfig`]: the ifconfig(8) tool as a library.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod brconfig;
 pub mod client;
 pub mod cloner;

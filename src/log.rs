@@ -21,6 +21,10 @@ fn emit(level: u8, tag: &str, msg: &str) {
     }
 }
 
+pub fn error(msg: &str) {
+    emit(1, "error: ", msg)
+}
+
 pub fn warn(msg: &str) {
     emit(1, "warning: ", msg)
 }

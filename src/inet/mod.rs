@@ -130,6 +130,7 @@ pub struct Host {
 
 impl Host {
     pub fn start(port: Arc<Port>, mac: Mac) -> Result<Host, Errno> {
+        let seed = u64::from_ne_bytes(crate::drivers::kthread::random_bytes()?);
         let shared = Arc::new(Shared {
             port: port.clone(),
             queue: Mutex::new(Queue::default()),
@@ -145,7 +146,7 @@ impl Host {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("inet-{}", port.name))
-            .spawn(move || run(s))
+            .spawn(move || run(s, seed))
             .map_err(|_| Errno::ENOMEM)?;
         port.set_stack(Some(shared.clone()));
         Ok(Host {
@@ -332,7 +333,7 @@ fn smol_now(epoch: Instant) -> smoltcp::time::Instant {
 
 /// The host thread: feed frames through the sniffer into smoltcp, run DAD
 /// timers and echo commands, and sleep until the next thing to do.
-fn run(s: Arc<Shared>) {
+fn run(s: Arc<Shared>, seed: u64) {
     let epoch = Instant::now();
     let mut dev = IfDevice {
         rx: VecDeque::new(),
@@ -343,7 +344,7 @@ fn run(s: Arc<Shared>) {
     };
     let mac = *s.mac.lock().unwrap();
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    config.random_seed = u64::from_ne_bytes(rand_bytes());
+    config.random_seed = seed;
     let mut iface = Interface::new(config, &mut dev, smol_now(epoch));
     let mut sockets = SocketSet::new(Vec::new());
     let mut echo_sockets: HashMap<u16, (SocketHandle, Instant)> = HashMap::new();
@@ -445,17 +446,6 @@ fn run(s: Arc<Shared>) {
             let _ = s.wake.wait_timeout(q, wait);
         }
     }
-}
-
-fn rand_bytes() -> [u8; 8] {
-    let mut b = [0u8; 8];
-    let _ = getrandom(&mut b);
-    b
-}
-
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
 /// Give smoltcp the addresses that passed DAD, and refill the neighbour

@@ -2,7 +2,7 @@
 //! persistent TAP attached without privileges, the TAP deleted underneath.
 //! Needs root and /dev/net/tun; skipped without them, except under CI=true.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ifnet::Kernel;
