@@ -14,16 +14,34 @@ export RUSTC_BOOTSTRAP=1
 echo "== fuzz build"
 cargo fuzz build
 bin=fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release
-for t in $(cargo fuzz list); do
+# As many targets at once as there are CPUs (FUZZ_JOBS): each still gets
+# about a CPU for its SECONDS.
+JOBS=${FUZZ_JOBS:-$(nproc)}
+smoke() {
+    local t=$1 log
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
-    echo "== fuzz $t (${SECONDS_EACH}s)"
     log=$(mktemp)
     if ! "$bin/$t" -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$SECONDS_EACH" \
             "fuzz/corpus/$t" >"$log" 2>&1; then
         tail -40 "$log" >&2
         echo "fuzz: $t failed; a crashing input is in fuzz/artifacts/$t" >&2
-        exit 1
+        rm -f "$log"
+        return 1
     fi
-    grep -E "^Done" "$log" || true
+    echo "== fuzz $t (${SECONDS_EACH}s): $(grep -E "^Done" "$log" || true)"
     rm -f "$log"
+}
+fail=0 running=0
+for t in $(cargo fuzz list); do
+    if (( running >= JOBS )); then
+        wait -n || fail=1
+        running=$((running - 1))
+    fi
+    smoke "$t" &
+    running=$((running + 1))
 done
+while (( running > 0 )); do
+    wait -n || fail=1
+    running=$((running - 1))
+done
+exit "$fail"
