@@ -447,7 +447,8 @@ pub fn follow(
             let h = f.hdr;
             out.frame(f.off, h.len, h.sec, h.usec, &[batch.frame(f)])?;
             if let Some(left) = &mut drain {
-                *left = left.saturating_sub(u64::from(h.len + frame_header_len(VERSION)));
+                *left =
+                    left.saturating_sub(u64::from(h.len) + u64::from(frame_header_len(VERSION)));
             }
         }
         if matches!(r, Recv::Empty | Recv::Corrupt | Recv::Garbage) {
