@@ -30,10 +30,7 @@ fn tcpdump() -> Option<&'static str> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "tcpdump is required in CI"
-        );
+        assert!(!crate::common::in_ci(), "tcpdump is required in CI");
         eprintln!("tcpdump not installed: skipped");
         return None;
     }
