@@ -9,5 +9,5 @@ export FLOOD=${FLOOD:-5000000}
 out=bench/results/neighflood.txt
 {
     echo "# bash bench/neighflood.sh  ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs)"
-    cargo test --release --quiet --test neighbour_flood -- --nocapture 2>&1 | grep "neighbour flood:"
+    cargo test --release --quiet --test it neighbour_flood -- --nocapture 2>&1 | grep "neighbour flood:"
 } | tee "$out"

@@ -221,16 +221,20 @@ impl Ioctl for Client {
 }
 
 /// A connection made on the first request, so that usage errors and
-/// `--help` need no daemon. If none can be reached, the tool says why and
-/// exits 1, as NetBSD's tools do when their socket(2) fails.
+/// `--help` need no daemon. If none can be reached, `unreachable` decides
+/// (the tools say why and exit 1, as NetBSD's do when socket(2) fails):
+/// the library itself never ends the process.
 pub struct Lazy {
-    prog: &'static str,
+    unreachable: fn(ConnectError) -> !,
     client: Option<Client>,
 }
 
 impl Lazy {
-    pub fn new(prog: &'static str) -> Lazy {
-        Lazy { prog, client: None }
+    pub fn new(unreachable: fn(ConnectError) -> !) -> Lazy {
+        Lazy {
+            unreachable,
+            client: None,
+        }
     }
 }
 
@@ -239,10 +243,7 @@ impl Ioctl for Lazy {
         if self.client.is_none() {
             match Client::connect_default() {
                 Ok(c) => self.client = Some(c),
-                Err(e) => {
-                    eprintln!("{}: {e}", self.prog);
-                    std::process::exit(1);
-                }
+                Err(e) => (self.unreachable)(e),
             }
         }
         self.client.as_mut().expect("connected above").ioctl(req)

@@ -446,20 +446,29 @@ impl KernelInner {
         len: u16,
         timeout_ms: u32,
     ) -> Response {
+        let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
         let pinger = {
             let t = self.table.lock().unwrap();
-            if is_local(&t, dst) {
+            match is_local(&t, dst) {
                 // Our own address: answered inside the kernel, as by lo0.
-                return Ok(Reply::Echo {
-                    from: dst,
-                    bytes: u32::from(len) + 8,
-                    ttl: 255,
-                    rtt_us: 0,
-                });
+                Some(true) => {
+                    return Ok(Reply::Echo {
+                        from: dst,
+                        bytes: u32::from(len) + 8,
+                        ttl: 255,
+                        rtt_us: 0,
+                    });
+                }
+                Some(false) => None,
+                None => Some(route(&t, dst, scope)?.pinger()),
             }
-            route(&t, dst, scope)?.pinger()
         };
-        let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+        let Some(pinger) = pinger else {
+            // Only on a down interface: NetBSD's ip_input takes such an
+            // address as not ours and, not forwarding, drops the request.
+            std::thread::sleep(timeout);
+            return Err(Errno::ETIMEDOUT);
+        };
         let r = pinger.echo(dst, ident, seq, usize::from(len), timeout)?;
         Ok(Reply::Echo {
             from: r.from,
@@ -470,11 +479,17 @@ impl KernelInner {
     }
 }
 
-fn is_local(t: &IfTable, dst: IpAddr) -> bool {
-    t.ifs.iter().any(|i| match dst {
-        IpAddr::V4(d) => i.state.inet.iter().any(|a| a.addr == d),
-        IpAddr::V6(d) => i.state.inet6.iter().any(|a| a.addr == d),
-    })
+/// Whether `dst` is one of our addresses: `Some(up)`, up if an interface
+/// that holds it is up.
+fn is_local(t: &IfTable, dst: IpAddr) -> Option<bool> {
+    t.ifs
+        .iter()
+        .filter(|i| match dst {
+            IpAddr::V4(d) => i.state.inet.iter().any(|a| a.addr == d),
+            IpAddr::V6(d) => i.state.inet6.iter().any(|a| a.addr == d),
+        })
+        .map(|i| i.state.flags & iff::UP != 0)
+        .reduce(|a, b| a || b)
 }
 
 /// The interface whose IP presence reaches `dst`: on-link routes only,

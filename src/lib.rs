@@ -8,6 +8,8 @@
 //! give the kernel its drivers; and the tools ([`ifconfig`], [`brconfig`],
 //! [`ping`], [`client`], [`shmifdump`]), which use the API and formats only.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod brconfig;
 pub mod client;
 pub mod cloner;

@@ -40,6 +40,10 @@ pub fn escape(msg: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+pub fn error(msg: &str) {
+    emit(1, "error: ", msg)
+}
+
 pub fn warn(msg: &str) {
     emit(1, "warning: ", msg)
 }

@@ -269,10 +269,6 @@ impl<'a> Dumper<'a> {
         Ok(())
     }
 
-    pub fn wants_payload(&self) -> bool {
-        self.pcap.is_some()
-    }
-
     pub fn flush(&mut self) -> Result<(), DumpError> {
         self.text
             .flush()
@@ -427,7 +423,13 @@ pub fn follow(
     out.flush()?;
     let mut batch = Batch::new(32);
     let mut laps = reader.laps;
-    while !out.done() && !stop.load(Ordering::Relaxed) {
+    // Stopped (SIGINT), it drains what was on the bus at that moment: at
+    // most a ring's worth more, then the first empty read ends it.
+    let mut drain: Option<u64> = None;
+    while !out.done() && drain.is_none_or(|left| left > 0) {
+        if drain.is_none() && stop.load(Ordering::Relaxed) {
+            drain = Some(BUS_SIZE as u64);
+        }
         let r = reader.recv_batch(&bus, &mut batch, |_| true);
         // Found short, or cut short under the read (which then got zeros).
         if r == Recv::Lost || !bus.intact() {
@@ -443,8 +445,15 @@ pub fn follow(
             }
             let h = f.hdr;
             out.frame(f.off, h.len, h.sec, h.usec, &[batch.frame(f)])?;
+            if let Some(left) = &mut drain {
+                *left =
+                    left.saturating_sub(u64::from(h.len) + u64::from(frame_header_len(VERSION)));
+            }
         }
         if matches!(r, Recv::Empty | Recv::Corrupt | Recv::Garbage) {
+            if drain.is_some() {
+                break;
+            }
             out.flush()?;
             watch.wait(Duration::from_millis(100));
         }

@@ -1,13 +1,14 @@
-//! Interfaces leave no threads or descriptors behind: create, use, destroy
-//! (or drop the kernel), and count. The only test in this binary, so that
+//! Interfaces (tap, virt, shmif, bridge) leave no threads, descriptors or
+//! bus mappings behind: create, use, destroy (or drop the kernel), and count. The only test in this binary, so that
 //! nothing else runs beside it.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
 use ifnet::generic;
-use ifnet::ioctl::{Reply, Request, iff};
+use ifnet::ioctl::{BridgeReq, Reply, Request, iff};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,7 @@ fn no_threads_or_fds_left() {
     let base = (count("/proc/self/task"), count("/proc/self/fd"));
     for round in 0..3 {
         let dir = tempfile::tempdir().unwrap();
+        let buses = tempfile::tempdir().unwrap();
         let k = generic::kernel(KernelEnv {
             run_dir: Some(dir.path().to_path_buf()),
             ..KernelEnv::default()
@@ -87,6 +89,44 @@ fn no_threads_or_fds_left() {
             assert!(k.send("virt0", &[0xff; 60]).is_err());
         }
         k.send("tap1", &[0xff; 60]).unwrap();
+        // A bridge over two shmifs, each on a bus of its own (one bus for
+        // both would be a loop): bus mappings, wakeups and the bridge.
+        for (i, s) in ["shmif0", "shmif1"].into_iter().enumerate() {
+            k.ioctl(Request::IfCreate { name: s.into() }).unwrap();
+            let bus = buses.path().join(format!("bus{i}"));
+            k.ioctl(Request::SetLinkStr {
+                name: s.into(),
+                linkstr: Some(bus.to_str().unwrap().into()),
+            })
+            .unwrap();
+            k.ioctl(Request::SetIfFlags {
+                name: s.into(),
+                flags: iff::UP,
+            })
+            .unwrap();
+        }
+        k.ioctl(Request::IfCreate {
+            name: "bridge0".into(),
+        })
+        .unwrap();
+        for m in ["shmif0", "shmif1"] {
+            k.ioctl(Request::SetDrvSpec {
+                name: "bridge0".into(),
+                req: BridgeReq::Add { member: m.into() },
+            })
+            .unwrap();
+        }
+        k.ioctl(Request::SetIfFlags {
+            name: "bridge0".into(),
+            flags: iff::UP,
+        })
+        .unwrap();
+        k.send("shmif0", &[0xff; 60]).unwrap();
+        if round == 1 {
+            for s in ["bridge0", "shmif0", "shmif1"] {
+                k.ioctl(Request::IfDestroy { name: s.into() }).unwrap();
+            }
+        }
         if round == 0 {
             // Orderly: shutdown destroys everything.
             k.shutdown();
@@ -111,5 +151,8 @@ fn no_threads_or_fds_left() {
         );
         assert!(!std::path::Path::new("/sys/class/net").join(&host).exists());
         settle(&format!("round {round}"), base);
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let bus_dir = buses.path().to_str().unwrap();
+        assert!(!maps.contains(bus_dir), "round {round}: a bus still mapped");
     }
 }

@@ -1,4 +1,5 @@
 //! brconfig: configure the bridges of an ifnetd virtual kernel.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use ifnet::client::Lazy;
 
@@ -7,7 +8,10 @@ fn main() {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut ctl = Lazy::new("brconfig");
+    let mut ctl = Lazy::new(|e| {
+        eprintln!("brconfig: {e}");
+        std::process::exit(1)
+    });
     let code = ifnet::brconfig::main_with(
         &args,
         &mut ctl,

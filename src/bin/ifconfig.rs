@@ -1,4 +1,5 @@
 //! ifconfig: configure the network interfaces of an ifnetd virtual kernel.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use ifnet::client::Lazy;
 
@@ -7,7 +8,10 @@ fn main() {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut ctl = Lazy::new("ifconfig");
+    let mut ctl = Lazy::new(|e| {
+        eprintln!("ifconfig: {e}");
+        std::process::exit(1)
+    });
     let code = ifnet::ifconfig::main_with(
         &args,
         &mut ctl,

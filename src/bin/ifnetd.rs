@@ -1,5 +1,7 @@
 //! ifnetd: the virtual network kernel daemon.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
+use anyhow::{Context, bail};
 use clap::Parser;
 use ifnet::client::{Client, parse_server, server_path};
 use ifnet::cloner::{DadTimers, KernelEnv};
@@ -59,43 +61,64 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("invalid mode {s}: expected octal such as 0600"))
 }
 
-fn die(msg: impl std::fmt::Display) -> ! {
-    eprintln!("ifnetd: {msg}");
-    exit(1)
-}
-
 fn main() {
     let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("ifnetd: {e:#}");
+        exit(1)
+    }
+}
+
+/// A panic anywhere ends the daemon with one log line, never leaving half
+/// a daemon (a dead I/O thread, a poisoned table lock) that is up and
+/// fails: a service manager restarts a whole one.
+fn abort_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        log::error(&format!(
+            "panic in thread '{}'{at}: {}",
+            thread.name().unwrap_or("unnamed"),
+            info.payload_as_str().unwrap_or("(no message)")
+        ));
+        std::process::abort()
+    }));
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
     let path = match &args.socket {
         Some(p) => p.clone(),
-        None => server_path().unwrap_or_else(|e| die(e)),
+        None => server_path().map_err(anyhow::Error::msg)?,
     };
     if args.stop {
-        let mut c =
-            Client::connect(&path).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+        let mut c = Client::connect(&path).with_context(|| path.display().to_string())?;
         // Return once it has gone: its interfaces destroyed, its socket
         // removed, its lock released.
-        match c.ioctl(Request::Shutdown) {
-            Ok(_) if wait_stopped(&path, Duration::from_secs(30)) => exit(0),
-            Ok(_) => die(format!("{}: still stopping after 30 s", path.display())),
-            Err(e) => die(e),
+        c.ioctl(Request::Shutdown)?;
+        if !wait_stopped(&path, Duration::from_secs(30)) {
+            bail!("{}: still stopping after 30 s", path.display());
         }
+        return Ok(());
     }
     log::set_level(2 + args.verbose);
+    abort_on_panic();
 
     // Signals go to one thread that turns them into a clean stop.
     let mut signals = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         signals.add(s);
     }
-    signals.thread_block().unwrap_or_else(|e| die(e));
+    signals.thread_block()?;
 
     // In the background, the parent waits until the child serves, so that
     // whoever started us can connect as soon as we exit.
     let ready = if args.foreground {
         None
     } else {
-        Some(daemonize())
+        Some(daemonize()?)
     };
     let env = KernelEnv {
         dad: DadTimers {
@@ -106,16 +129,21 @@ fn main() {
         ..KernelEnv::default()
     };
     // The log is opened before the socket is bound: refused, nothing serves.
-    ifnet::server::prepare_socket_dir(&path).unwrap_or_else(|e| die(e));
-    let log = ready.as_ref().map(|_| {
-        let log = args
-            .log
-            .clone()
-            .unwrap_or_else(|| path.with_file_name("ifnetd.log"));
-        ifnet::server::open_own_file(&log, true)
-            .unwrap_or_else(|e| die(format!("cannot open log {}: {e}", log.display())))
-    });
-    let server = Server::bind(&path, args.mode, env, drivers::cloners()).unwrap_or_else(|e| die(e));
+    ifnet::server::prepare_socket_dir(&path).map_err(|e| anyhow::Error::msg(e.0))?;
+    let log = match ready {
+        Some(_) => {
+            let log = args
+                .log
+                .clone()
+                .unwrap_or_else(|| path.with_file_name("ifnetd.log"));
+            let f = ifnet::server::open_own_file(&log, true)
+                .with_context(|| format!("cannot open log {}", log.display()))?;
+            Some(f)
+        }
+        None => None,
+    };
+    let server = Server::bind(&path, args.mode, env, drivers::cloners())
+        .map_err(|e| anyhow::Error::msg(e.0))?;
     if let (Some(ready), Some(log)) = (ready, log) {
         redirect_stdio(&log);
         let _ = (&ready).write_all(b"1");
@@ -129,20 +157,29 @@ fn main() {
             let _ = sig_tx.send(Stop::Signal(sig as i32));
         }
     });
-    server.spawn_accept(tx).unwrap_or_else(|e| die(e));
+    server.spawn_accept(tx)?;
+    if let Some(name) = std::env::var_os("IFNET_TEST_PANIC") {
+        // Tests only: a panic in a thread of that name, to check the
+        // policy of abort_on_panic.
+        let _ = std::thread::Builder::new()
+            .name(name.to_string_lossy().into_owned())
+            .spawn(|| panic!("IFNET_TEST_PANIC is set"));
+    }
     let why = rx.recv().unwrap_or(Stop::Request);
     log::info(&format!("stopping ({why:?})"));
     server.shutdown();
+    Ok(())
 }
 
 /// Fork into the background. Returns, in the child, the pipe on which to
 /// report readiness; the parent exits 0 once it is reported, 1 if the child
 /// died first (its error went to our stderr).
-fn daemonize() -> std::fs::File {
-    let (r, w) = nix::unistd::pipe().unwrap_or_else(|e| die(e));
-    match unsafe { fork() } {
-        Err(e) => die(format!("fork: {e}")),
-        Ok(ForkResult::Parent { .. }) => {
+fn daemonize() -> anyhow::Result<std::fs::File> {
+    let (r, w) = nix::unistd::pipe()?;
+    // SAFETY: no other thread runs yet (the signal thread starts later),
+    // so the child may go on as a normal process.
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Parent { .. } => {
             drop(w);
             let mut b = [0u8; 1];
             let mut r = std::fs::File::from(r);
@@ -152,10 +189,10 @@ fn daemonize() -> std::fs::File {
                 1
             })
         }
-        Ok(ForkResult::Child) => {
+        ForkResult::Child => {
             drop(r);
             let _ = setsid();
-            std::fs::File::from(w)
+            Ok(std::fs::File::from(w))
         }
     }
 }

@@ -1,4 +1,5 @@
 //! ifping: ping from inside an ifnetd virtual kernel.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use ifnet::client::Lazy;
 use ifnet::ping::{INTERRUPTED, main_with};
@@ -23,7 +24,10 @@ fn main() {
     unsafe {
         let _ = sigaction(Signal::SIGINT, &act);
     }
-    let mut ctl = Lazy::new("ifping");
+    let mut ctl = Lazy::new(|e| {
+        eprintln!("ifping: {e}");
+        std::process::exit(1)
+    });
     let code = main_with(
         &args,
         &mut ctl,

@@ -1,4 +1,5 @@
 //! shmifdump: dump a shmif bus (a superset of NetBSD's shmif_dumpbus).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use ifnet::shmifdump::{self as dump, DumpError, Dumper};
 use std::io::{BufWriter, Write};

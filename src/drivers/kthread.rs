@@ -79,24 +79,23 @@ impl Drop for KThread {
     }
 }
 
-/// Random bytes for generated MAC addresses (NetBSD's cprng_fast32).
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+/// Random bytes from the kernel's generator (NetBSD's cprng), for
+/// generated MAC addresses and the IP presence. No generator is an error:
+/// a fixed or guessable fallback would repeat across interfaces and hosts.
+pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
     let mut b = [0u8; N];
     let mut got = 0;
     while got < N {
+        // SAFETY: writes at most the remaining N - got bytes of b.
         let n = unsafe { libc::getrandom(b[got..].as_mut_ptr().cast(), N - got, 0) };
-        if n <= 0 {
-            // No entropy source: time-based bytes are enough to avoid
-            // hard-coding an address (NetBSD's tap used the uptime).
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            for (i, x) in b.iter_mut().enumerate().skip(got) {
-                *x = (t >> ((i % 8) * 8)) as u8;
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
-            break;
+            return Err(e);
         }
         got += n as usize;
     }
-    b
+    Ok(b)
 }

@@ -251,10 +251,6 @@ pub struct Bus {
     unlinked: AtomicBool,
 }
 
-// The mapping is only touched through atomics and raw copies.
-unsafe impl Send for Bus {}
-unsafe impl Sync for Bus {}
-
 /// The live ring of a mapped bus. Other processes write it concurrently,
 /// so it is only ever copied from and to, never borrowed as a slice.
 struct SharedRing<'a>(&'a Bus);
@@ -411,11 +407,6 @@ impl Bus {
 
     pub fn file(&self) -> &File {
         &self.file
-    }
-
-    /// Ring size of this bus.
-    pub fn ring_size(&self) -> u32 {
-        self.size
     }
 
     fn word(&self, off: usize) -> &AtomicU32 {

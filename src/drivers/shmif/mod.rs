@@ -173,6 +173,15 @@ impl Shmif {
     }
 }
 
+/// A kernel dropped with the interface still up (no destroy): the
+/// receive thread and the transmitter, which holds the port, go too.
+impl Drop for Shmif {
+    fn drop(&mut self) {
+        self.stop_rx();
+        self.port.set_transmit(None);
+    }
+}
+
 impl Driver for Shmif {
     fn init(&mut self, ifs: &mut IfState) -> Result<(), Errno> {
         let Some((bus, loss)) = self

@@ -52,9 +52,9 @@ pub const TAP_MAXMTU: u32 = (framing::TAP_MAXFRAME - 14) as u32;
 pub const TAP_CLONE: &str = "tap";
 
 /// NetBSD's tap scheme: f2:0b:a4 and three random bytes.
-pub fn tap_mac() -> Mac {
-    let r = random_bytes::<3>();
-    [0xf2, 0x0b, 0xa4, r[0], r[1], r[2]]
+pub fn tap_mac() -> std::io::Result<Mac> {
+    let r = random_bytes::<3>()?;
+    Ok([0xf2, 0x0b, 0xa4, r[0], r[1], r[2]])
 }
 
 /// Where the control sockets go.
@@ -162,7 +162,7 @@ impl IfClone for TapClone {
     fn create(&self, env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
         ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
         ifs.mtu = 1500;
-        ifs.set_lladdr(tap_mac());
+        ifs.set_lladdr(tap_mac()?);
         ifs.link_state = LinkState::Down;
         let hook = self
             .hook
@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn mac_scheme() {
-        let m = tap_mac();
+        let m = tap_mac().unwrap();
         assert_eq!(m[..3], [0xf2, 0x0b, 0xa4]);
     }
 }

@@ -67,9 +67,9 @@ pub struct VirtClone {
 }
 
 /// NetBSD's scheme: b2:0a:RR:0b:0e:NN, RR random, NN the unit.
-pub fn virt_mac(unit: u32) -> Mac {
-    let [r] = random_bytes::<1>();
-    [0xb2, 0x0a, r, 0x0b, 0x0e, (unit & 0xff) as u8]
+pub fn virt_mac(unit: u32) -> std::io::Result<Mac> {
+    let [r] = random_bytes::<1>()?;
+    Ok([0xb2, 0x0a, r, 0x0b, 0x0e, (unit & 0xff) as u8])
 }
 
 impl IfClone for VirtClone {
@@ -84,7 +84,7 @@ impl IfClone for VirtClone {
     fn create(&self, _env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
         ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
         ifs.mtu = 1500;
-        ifs.set_lladdr(virt_mac(ifs.unit));
+        ifs.set_lladdr(virt_mac(ifs.unit)?);
         ifs.link_state = LinkState::Down;
         ifs.capabilities = Some((VIRT_CAPS, VIRT_CAPS));
         let io_thread = {
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn mac_scheme() {
-        let m = virt_mac(0x1_05);
+        let m = virt_mac(0x1_05).unwrap();
         assert_eq!(
             [m[0], m[1], m[3], m[4], m[5]],
             [0xb2, 0x0a, 0x0b, 0x0e, 0x05]

@@ -136,6 +136,7 @@ impl HostTap {
         // A persistent device existed before us: TUNSETIFF never makes one.
         // SAFETY: as above; TUNGETIFF fills ifr.
         unsafe { tungetiff(fd.as_raw_fd(), &mut ifr) }?;
+        // SAFETY: TUNGETIFF filled the flags member of the union.
         let created = unsafe { ifr.ifr_ifru.ifru_flags } & IFF_PERSIST == 0;
         log::info(&format!(
             "{ifname}: {} host TAP {name}",
@@ -247,8 +248,11 @@ impl HostTap {
         let mut ifr = ifreq(&self.name);
         // SAFETY: s is a socket, ifr names the device.
         unsafe { siocgifflags(s.as_raw_fd(), &mut ifr) }.ok()?;
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
         let flags = unsafe { ifr.ifr_ifru.ifru_flags } as u16 as u32;
+        // SAFETY: as above; SIOCGIFMTU fills the mtu member.
         unsafe { siocgifmtu(s.as_raw_fd(), &mut ifr) }.ok()?;
+        // SAFETY: SIOCGIFMTU filled the mtu member of the union.
         let mtu = unsafe { ifr.ifr_ifru.ifru_mtu } as u32;
         Some((flags, mtu))
     }

@@ -4,7 +4,7 @@
 //! deleted; the bridge host's members answer for their own addresses
 //! from either side (`bridge_member_ipv4`).
 
-mod common;
+use crate::common;
 
 use common::cable::{Cables, Plug, plug};
 use ifnet::Kernel;

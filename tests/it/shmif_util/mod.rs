@@ -75,14 +75,21 @@ pub fn parse_mac(s: &str) -> [u8; 6] {
     v.try_into().unwrap()
 }
 
-/// Run test `role` of this test binary in a child with `envs`.
+/// Run test `role` of this test binary in a child with `envs`. Roles are
+/// `#[ignore]`d, so that a normal run does not count them as tests.
 pub fn spawn_role(role: &str, envs: &[(&str, String)]) -> Child {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", role, "--nocapture", "--test-threads=1"])
-        .env("SHMIF_TEST_CHILD", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    c.args([
+        "--exact",
+        role,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("SHMIF_TEST_CHILD", "1")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     for (k, v) in envs {
         c.env(k, v);
     }

@@ -1,6 +1,6 @@
 //! Where frames go, checked on the wires and in `brconfig addr`.
 
-use crate::*;
+use super::*;
 use ifnet::ioctl::{Errno, IfData, iff};
 
 fn names(v: &[&str]) -> Vec<String> {

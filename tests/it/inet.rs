@@ -3,12 +3,12 @@
 //! — a shmif bus between two ifnetd processes, virt to a Linux namespace —
 //! in tests/scene.rs.)
 
-mod common;
+use crate::common;
 
 use common::cable::{Cables, Plug, plug};
 use ifnet::Kernel;
 use ifnet::cloner::{Cloners, DadTimers, KernelEnv};
-use ifnet::ioctl::{Errno, In6AliasReq, InAliasReq, Reply, Request};
+use ifnet::ioctl::{Errno, In6AliasReq, InAliasReq, Reply, Request, iff};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -168,6 +168,39 @@ fn echo_both_ways_v4_and_v6() {
         ping(&a, IpAddr::from([192, 168, 9, 9]), 1),
         Err(Errno::EHOSTUNREACH)
     );
+}
+
+/// Our own address answers from inside the kernel while its interface is
+/// up; down, the address is not ours (NetBSD's ip_input) and nothing
+/// answers.
+#[test]
+fn own_address_answers_only_while_up() {
+    let (a, _b) = cabled();
+    add4(&a, [10, 0, 0, 1]);
+    let own = IpAddr::from([10, 0, 0, 1]);
+    let flags = |f| {
+        a.ioctl(Request::SetIfFlags {
+            name: "eth0".into(),
+            flags: f,
+        })
+        .unwrap();
+    };
+    flags(iff::UP);
+    let r = ping(&a, own, 0).unwrap();
+    assert!(
+        matches!(r, Reply::Echo { from, .. } if from == own),
+        "{r:?}"
+    );
+    flags(0);
+    let r = a.ioctl(Request::Echo {
+        dst: own,
+        scope: None,
+        ident: 77,
+        seq: 1,
+        len: 56,
+        timeout_ms: 100,
+    });
+    assert_eq!(r, Err(Errno::ETIMEDOUT));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Faults: a daemon killed with traffic in flight, clients killed mid-way.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::process::Command;

@@ -1,8 +1,8 @@
 //! shmif between processes: plain processes using the library on one bus
 //! file exchange frames; writers hammer a bus; a peer dies holding the lock.
 
-mod common;
-mod shmif_util;
+use crate::common;
+use crate::shmif_util;
 
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
@@ -41,6 +41,7 @@ const STRANGER: [u8; 6] = [0xb2, 0xa0, 0xde, 0xad, 0xbe, 0xef];
 
 /// Child: one kernel with shmif0 on $BUS, peer number $IDX.
 #[test]
+#[ignore = "a child role, run by its parent test"]
 fn role_peer() {
     if !is_child() {
         return;
@@ -98,7 +99,12 @@ fn peers_exchange_frames() {
     let bus = dir.path().join("bus").to_str().unwrap().to_string();
     let n = 3;
     let mut kids: Vec<_> = (0..n)
-        .map(|i| spawn_role("role_peer", &[("BUS", bus.clone()), ("IDX", i.to_string())]))
+        .map(|i| {
+            spawn_role(
+                "shmif_procs::role_peer",
+                &[("BUS", bus.clone()), ("IDX", i.to_string())],
+            )
+        })
         .collect();
     let mut lines: Vec<Lines> = kids.iter_mut().map(Lines::new).collect();
     let macs: Vec<String> = lines
@@ -154,6 +160,7 @@ fn peers_exchange_frames() {
 
 /// Child: send $N broadcast frames as writer $ID through a kernel's shmif0.
 #[test]
+#[ignore = "a child role, run by its parent test"]
 fn role_writer() {
     if !is_child() {
         return;
@@ -192,7 +199,7 @@ fn writers_hammer_one_bus() {
     let mut kids: Vec<_> = (0..writers)
         .map(|i| {
             spawn_role(
-                "role_writer",
+                "shmif_procs::role_writer",
                 &[
                     ("BUS", bus_s.clone()),
                     ("ID", i.to_string()),
@@ -299,6 +306,7 @@ fn writers_hammer_one_bus() {
 
 /// Child: take the bus lock and never let go.
 #[test]
+#[ignore = "a child role, run by its parent test"]
 fn role_locker() {
     if !is_child() {
         return;
@@ -319,7 +327,7 @@ fn lock_of_a_dead_peer_is_stolen() {
     let bus = Bus::attach(&path).unwrap();
     let mut reader = BusReader::at_end(&bus);
     let mut kid = spawn_role(
-        "role_locker",
+        "shmif_procs::role_locker",
         &[("BUS", path.to_str().unwrap().to_string())],
     );
     assert_eq!(Lines::new(&mut kid).next().as_deref(), Some("locked"));

@@ -1,7 +1,7 @@
 //! brconfig's requests and the bridge's answers across a real ifnetd
 //! control socket (the library entry point over `client::Client`).
 
-mod common;
+use crate::common;
 
 use common::Daemon;
 use ifnet::client::Client;

@@ -7,9 +7,7 @@
 //! `FLOOD=N` sets the number of frames (default 200,000);
 //! `bash bench/neighflood.sh` runs 5,000,000 and records the figures.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,

@@ -1,6 +1,6 @@
 //! ifnetd as a process: serving, refusing, surviving bad clients, stopping.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ifnet::client::Client;
@@ -134,6 +134,7 @@ fn stale_socket_is_replaced() {
 fn sigterm_and_shutdown_request_stop_cleanly() {
     let mut d = Daemon::start();
     let mut child = d.child.take().unwrap();
+    // SAFETY: plain kill(2) of a process we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
     assert!(!d.sock.exists(), "socket removed on a clean stop");
@@ -166,6 +167,43 @@ fn background_mode_serves_once_started() {
     }
     let log = std::fs::read_to_string(dir.path().join("ifnetd.log")).unwrap();
     assert!(log.contains("serving"), "{log}");
+}
+
+/// A panic in any thread ends the whole daemon (SIGABRT) with one line in
+/// its log; never a daemon that is up with a dead thread.
+#[test]
+fn a_panic_anywhere_aborts_with_a_log_line() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("p.sock");
+    let out = std::process::Command::new(IFNETD)
+        .args(["-f", "-s"])
+        .arg(&sock)
+        .env("IFNET_TEST_PANIC", "doomed")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: panic in thread 'doomed' at src/bin/ifnetd.rs:")
+            && err.ends_with(": IFNET_TEST_PANIC is set\n"),
+        "{err}"
+    );
+    // In the background, the line goes to the log file.
+    let sock = dir.path().join("bg.sock");
+    let (_, err, rc) = run(std::process::Command::new(IFNETD)
+        .arg("-s")
+        .arg(&sock)
+        .env("IFNET_TEST_PANIC", "doomed"));
+    assert_eq!((err.as_str(), rc), ("", 0));
+    let log = dir.path().join("ifnetd.log");
+    wait_until(10, "the panic in the log", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("panic in thread 'doomed'"))
+    });
+    wait_until(10, "the daemon gone", || {
+        UnixStream::connect(&sock).is_err()
+    });
 }
 
 /// `-s` takes the socket as IFNET_SERVER does: `unix:///abs` and QEMU's
@@ -207,6 +245,7 @@ fn socket_option_takes_server_addresses() {
 fn nobody() -> Option<(u32, u32)> {
     if !nix::unistd::geteuid().is_root() {
         assert!(!in_ci(), "privilege tests need root in CI");
+        eprintln!("skipped: needs root to act as nobody (CI=true makes this a failure)");
         return None;
     }
     Some((65534, 65534))
@@ -255,6 +294,7 @@ fn unprivileged_user_runs_own_daemon() {
     struct KillOnDrop(u32);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
+            // SAFETY: plain kill(2) of a process we started.
             unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
         }
     }
@@ -273,6 +313,7 @@ fn unprivileged_user_runs_own_daemon() {
         .uid(uid)
         .gid(gid));
     assert_eq!((out.as_str(), rc), ("lo0 lo1\n", 0));
+    // SAFETY: plain kill(2) of a process we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
@@ -402,6 +443,7 @@ fn linkstr_opens_with_the_clients_rights() {
         (String::new(), String::new(), 0)
     );
     assert_eq!(std::fs::metadata(&bus).unwrap().uid(), uid);
+    // SAFETY: plain kill(2) of a process we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }

@@ -2,7 +2,7 @@
 //! persistent TAP attached without privileges, the TAP deleted underneath.
 //! Needs root and /dev/net/tun; skipped without them, except under CI=true.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ifnet::client::Client;
@@ -333,7 +333,7 @@ impl IsolatedDaemon {
     fn start(setup: impl FnOnce(&Path) -> String, nobody: bool) -> IsolatedDaemon {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         let sock = dir.path().join("ifnetd.sock");
         let setup = setup(dir.path());
         let drop_root = if nobody {

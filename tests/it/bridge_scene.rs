@@ -3,7 +3,7 @@
 //! library entry point over the control socket). Needs root and
 //! /dev/net/tun; skipped elsewhere, required in CI.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ifnet::client::Client;

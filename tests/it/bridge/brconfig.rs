@@ -1,6 +1,6 @@
 //! brconfig(8): output, error messages and exit status, byte for byte.
 
-use crate::*;
+use super::*;
 use proptest::prelude::*;
 
 const USAGE: &str = "\

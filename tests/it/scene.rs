@@ -2,7 +2,7 @@
 //! daemons on one shmif bus pinging each other, namespaces behind virt,
 //! and the README's scene: virt → bridge → shmif → bus → shmif → bridge → virt.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

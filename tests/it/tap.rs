@@ -2,7 +2,7 @@
 //! socket, drop-when-no-client, last-close-down, bad lengths, a client that
 //! never reads, and QEMU as a client.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ifnet::Kernel;
