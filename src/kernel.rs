@@ -5,7 +5,7 @@ use crate::cloner::{Cloners, DadTimers, KernelEnv, KernelEvent, KernelHook};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
-    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Reply, Request, Response, iff, in6_iff,
+    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Reply, Request, Response, iff, in_iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
 use std::net::{IpAddr, Ipv4Addr};
@@ -520,14 +520,17 @@ fn prefix_match(a: std::net::Ipv6Addr, b: std::net::Ipv6Addr, len: u8) -> bool {
     u128::from(a) & mask == u128::from(b) & mask
 }
 
-/// The status of an interface, with the DAD state of its addresses.
+/// The status of an interface, with the DAD state of its addresses: the
+/// host's, once it runs DAD; the kernel's TENTATIVE only asked for it.
 fn status(i: &Ifnet) -> crate::ioctl::IfStatus {
     let mut st = i.state.status(i.driver.as_ref());
     if let Some(host) = &i.inet {
         for a in &mut st.inet {
+            a.flags &= !(in_iff::TENTATIVE | in_iff::DUPLICATED);
             a.flags |= host.addr_flags(IpAddr::V4(a.addr));
         }
         for a in &mut st.inet6 {
+            a.flags &= !(in6_iff::TENTATIVE | in6_iff::DUPLICATED);
             a.flags |= host.addr_flags(IpAddr::V6(a.addr));
         }
     }
@@ -552,12 +555,13 @@ fn sync_inet(i: &mut Ifnet, dad: DadTimers, driver: &inet::Driver) {
     let v4 = s.inet.iter().map(|a| HostAddr {
         ip: IpAddr::V4(a.addr),
         prefix: u32::from(a.mask).count_ones() as u8,
-        nodad: false,
+        nodad: a.flags & in_iff::TENTATIVE == 0,
     });
     let v6 = s.inet6.iter().map(|a| HostAddr {
         ip: IpAddr::V6(a.addr),
         prefix: a.prefixlen,
-        nodad: a.flags & (in6_iff::NODAD | in6_iff::ANYCAST) != 0,
+        nodad: a.flags & in6_iff::TENTATIVE == 0
+            || a.flags & (in6_iff::NODAD | in6_iff::ANYCAST) != 0,
     });
     let want: Vec<HostAddr> = v4.chain(v6).collect();
     if i.inet.is_none() {
@@ -604,6 +608,7 @@ fn set_flags(i: &mut Ifnet, requested: u32) -> Result<(), Errno> {
     } else if new & iff::UP == 0 && old & iff::UP != 0 {
         i.state.set_flags(new);
         i.driver.stop(&mut i.state);
+        if_link_down(&mut i.state);
     } else {
         i.state.set_flags(new);
     }
@@ -630,10 +635,53 @@ fn if_up(i: &mut Ifnet, flags: u32) -> Result<(), Errno> {
         if let Some(ll) = s.link_local()
             && !s.inet6.iter().any(|a| a.addr.is_unicast_link_local())
         {
-            s.inet6.push(link_local_entry(ll, s.index));
+            let mut e = link_local_entry(ll, s.index);
+            if if_do_dad(s) {
+                e.flags |= in6_iff::TENTATIVE;
+            }
+            s.inet6.push(e);
         }
     }
+    if_link_up(s);
     Ok(())
+}
+
+/// NetBSD's if_do_dad: DAD needs the interface up and running, and never
+/// runs on a loopback.
+fn if_do_dad(s: &IfState) -> bool {
+    s.kind != IfType::Loopback && s.flags & (iff::UP | iff::RUNNING) == iff::UP | iff::RUNNING
+}
+
+/// in_if_link_up, in6_if_link_up: the addresses detached while the
+/// interface was down are tried again.
+fn if_link_up(s: &mut IfState) {
+    if !if_do_dad(s) {
+        return;
+    }
+    for a in &mut s.inet {
+        if a.flags & in_iff::DETACHED != 0 {
+            a.flags = a.flags & !(in_iff::DETACHED | in_iff::DUPLICATED) | in_iff::TENTATIVE;
+        }
+    }
+    for a in &mut s.inet6 {
+        if a.flags & in6_iff::DETACHED != 0 {
+            a.flags = a.flags & !(in6_iff::DETACHED | in6_iff::DUPLICATED) | in6_iff::TENTATIVE;
+        }
+    }
+}
+
+/// in_if_link_down, in6_if_link_down: DAD stops (the host goes) and the
+/// addresses are marked detached.
+fn if_link_down(s: &mut IfState) {
+    if s.kind == IfType::Loopback {
+        return;
+    }
+    for a in &mut s.inet {
+        a.flags = a.flags & !(in_iff::TENTATIVE | in_iff::DUPLICATED) | in_iff::DETACHED;
+    }
+    for a in &mut s.inet6 {
+        a.flags = a.flags & !(in6_iff::TENTATIVE | in6_iff::DUPLICATED) | in6_iff::DETACHED;
+    }
 }
 
 /// Adding an address brings the interface up (SIOCINITIFADDR).
@@ -663,12 +711,19 @@ fn add_inet(i: &mut Ifnet, req: InAliasReq) -> Result<(), Errno> {
     } else {
         None
     };
+    // in_ifinit: a new address is tried (TENTATIVE) only on an interface
+    // up and running; the first one, which brings it up, is usable at once.
+    let tentative = if existing.is_none() && if_do_dad(s) {
+        in_iff::TENTATIVE
+    } else {
+        0
+    };
     let entry = InAddr {
         addr: req.addr,
         mask,
         broadcast,
         dst: req.dst,
-        flags: req.flags,
+        flags: req.flags | tentative,
     };
     let saved = s.inet.clone();
     match existing {
@@ -692,17 +747,25 @@ fn add_inet6(i: &mut Ifnet, req: In6AliasReq) -> Result<(), Errno> {
     } else {
         0
     };
+    // in6_update_ifa1: a new address is tentative on an interface up and
+    // running; a TENTATIVE asked for stays (on lo0, for good).
+    let existing = s.inet6.iter().position(|a| a.addr == req.addr);
+    let tentative = if existing.is_none() && if_do_dad(s) {
+        in6_iff::TENTATIVE
+    } else {
+        0
+    };
     let entry = In6Addr {
         addr: req.addr,
         prefixlen: req.prefixlen,
         dst: req.dst,
-        flags: req.flags,
+        flags: req.flags | tentative,
         pltime: req.pltime,
         vltime: req.vltime,
         scopeid,
     };
     let saved = s.inet6.clone();
-    match s.inet6.iter().position(|a| a.addr == req.addr) {
+    match existing {
         Some(p) => s.inet6[p] = entry,
         None => s.inet6.push(entry),
     }

@@ -132,7 +132,11 @@ fn echo_both_ways_v4_and_v6() {
     add6(&b, "fc00::2");
     let (a4, b4) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
     let (a6, b6): (IpAddr, IpAddr) = ("fc00::1".parse().unwrap(), "fc00::2".parse().unwrap());
-    assert_eq!(flags_of(&a, a4), 0x1, "TENTATIVE right after the add");
+    // The first address brought eth0 up: usable at once, as in_ifinit
+    // tries DAD only on an interface already up and running. The next
+    // one, added while up, is tentative.
+    assert_eq!(flags_of(&a, a4), 0, "usable at once");
+    assert_eq!(flags_of(&a, a6), 0x2, "TENTATIVE right after the add");
     for (k, ip, tentative) in [(&a, a4, 0), (&b, b4, 0), (&a, a6, 0), (&b, b6, 0)] {
         wait_flags(k, ip, tentative);
     }
@@ -191,14 +195,25 @@ fn link_local_needs_scope() {
     assert!(matches!(a.ioctl(req(Some("eth0"))), Ok(Reply::Echo { .. })));
 }
 
+/// Item 1 of issue 13: the first address is usable at once, so a ping
+/// right after `ifconfig eth0 inet A` on both ends is answered.
+#[test]
+fn the_first_address_answers_at_once() {
+    let (a, b) = cabled_with(DadTimers::default(), DadTimers::default());
+    add4(&a, [10, 0, 0, 1]);
+    add4(&b, [10, 0, 0, 2]);
+    let r = ping(&a, IpAddr::from([10, 0, 0, 2]), 0);
+    assert!(matches!(r, Ok(Reply::Echo { .. })), "{r:?}");
+}
+
 #[test]
 fn duplicate_address_is_detected() {
-    // b's whole second of DAD gives a's defence time to arrive.
     let (a, b) = cabled_with(fast_dad(), DadTimers::default());
     add4(&a, [10, 0, 0, 1]);
     add6(&a, "fc00::1");
-    wait_flags(&a, IpAddr::from([10, 0, 0, 1]), 0);
     wait_flags(&a, "fc00::1".parse().unwrap(), 0);
+    // Aliases added while up are tried, as in t_dad.sh's dad_duplicated.
+    add4(&b, [10, 0, 0, 2]);
     add4(&b, [10, 0, 0, 1]);
     add6(&b, "fc00::1");
     wait_flags(&b, IpAddr::from([10, 0, 0, 1]), 0x2); // IN_IFF_DUPLICATED
