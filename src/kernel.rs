@@ -450,6 +450,7 @@ impl KernelInner {
             let t = self.table.lock().unwrap();
             if is_local(&t, dst) {
                 // Our own address: answered inside the kernel, as by lo0.
+                loop_count(&t, dst, len);
                 return Ok(Reply::Echo {
                     from: dst,
                     bytes: u32::from(len) + 8,
@@ -467,6 +468,21 @@ impl KernelInner {
             ttl: r.ttl,
             rtt_us: r.rtt_us,
         })
+    }
+}
+
+/// A local echo went out and in lo0 twice, the request and the reply
+/// (NetBSD routes its own addresses to lo0: looutput, then if_input).
+fn loop_count(t: &IfTable, dst: IpAddr, len: u16) {
+    let Some(lo) = t.ifs.iter().find(|i| i.state.kind == IfType::Loopback) else {
+        return;
+    };
+    let ip_hdr = if dst.is_ipv4() { 20 } else { 40 };
+    let bytes = ip_hdr + 8 + u64::from(len);
+    let c = &lo.state.port.counters;
+    for (p, b) in [(&c.opackets, &c.obytes), (&c.ipackets, &c.ibytes)] {
+        p.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        b.fetch_add(2 * bytes, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -8,7 +8,8 @@ use ifnet::cloner::{Cloners, DadTimers, IfClone, KernelEnv};
 use ifnet::drivers::lo::LoClone;
 use ifnet::ifconfig::{USAGE, main_with};
 use ifnet::ifnet::{Driver, IfState, IfType};
-use ifnet::ioctl::{Errno, IfMedia, LinkState, iff};
+use ifnet::ioctl::{Errno, IfMedia, LinkState, Reply, Request, iff};
+use std::net::IpAddr;
 
 /// An Ethernet-like interface with a linkstr and media, shmif-style:
 /// the linkstr is set once, and only while down.
@@ -723,4 +724,31 @@ fn resolve_names() {
     );
     // Scoped addresses are never looked up.
     assert!(ok(&k, "-N lo0 inet6").contains("\tinet6 fe80::1%lo0/64 flags 0x0 scopeid 0x1\n"));
+}
+
+/// Issue 13 item 6: pings of the kernel's own addresses go through lo0,
+/// which counts the request and the reply both ways, as NetBSD's
+/// looutput and if_input do; `-z` reads and clears them.
+#[test]
+fn lo0_counts_local_pings() {
+    let k = kernel();
+    ok(&k, "eth0 create");
+    ok(&k, "eth0 inet 10.0.0.1/24");
+    for dst in [IpAddr::from([127, 0, 0, 1]), IpAddr::from([10, 0, 0, 1])] {
+        let r = k.ioctl(Request::Echo {
+            dst,
+            scope: None,
+            ident: 1,
+            seq: 1,
+            len: 56,
+            timeout_ms: 1000,
+        });
+        assert!(matches!(r, Ok(Reply::Echo { .. })), "{r:?}");
+    }
+    // Four packets of 84 bytes (20 + 8 + 56) each way.
+    let counted = "\tinput: 4 packets, 336 bytes\n\toutput: 4 packets, 336 bytes\n";
+    assert!(ok(&k, "-v lo0").contains(counted), "{}", ok(&k, "-v lo0"));
+    assert!(ok(&k, "-z lo0").contains(counted));
+    assert!(ok(&k, "-v lo0").contains("\tinput: 0 packets, 0 bytes\n"));
+    assert!(!ok(&k, "-v eth0").contains("input: 4 packets"));
 }
