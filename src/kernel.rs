@@ -24,6 +24,36 @@ pub struct Ifnet {
     pub driver: Box<dyn Driver>,
     /// The IP presence, while the interface is up with addresses.
     pub inet: Option<inet::Presence>,
+    /// When each inet6 address with a finite lifetime got it.
+    pub lifetimes: Vec<Lifetime>,
+}
+
+/// An address's preferred and valid lifetimes, in seconds from `set`
+/// (in6_update_ifa1's ia6_lifetime).
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetime {
+    pub addr: std::net::Ipv6Addr,
+    pub set: Instant,
+    pub pltime: u32,
+    pub vltime: u32,
+}
+
+impl Lifetime {
+    /// Seconds left of `secs` at `now`, rounded up; infinite stays so.
+    fn left(&self, secs: u32, now: Instant) -> u32 {
+        if secs == crate::ioctl::INFINITE_LIFETIME {
+            return secs;
+        }
+        let end = self.set + std::time::Duration::from_secs(u64::from(secs));
+        let left = end.saturating_duration_since(now);
+        left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0)
+    }
+
+    /// When the address becomes invalid, if ever.
+    fn expire(&self) -> Option<Instant> {
+        (self.vltime != crate::ioctl::INFINITE_LIFETIME)
+            .then(|| self.set + std::time::Duration::from_secs(u64::from(self.vltime)))
+    }
 }
 
 /// Interfaces in index order.
@@ -250,6 +280,7 @@ impl KernelInner {
             | Request::ALifAddr { name, .. } => Some(name.clone()),
             _ => None,
         };
+        age_addrs(t, Instant::now(), self.env.dad, &self.inet);
         let r = self.dispatch(t, req);
         if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
             sync_inet(i, self.env.dad, &self.inet);
@@ -432,6 +463,7 @@ impl KernelInner {
             state,
             driver,
             inet: None,
+            lifetimes: Vec::new(),
         });
         Ok(())
     }
@@ -536,10 +568,49 @@ fn prefix_match(a: std::net::Ipv6Addr, b: std::net::Ipv6Addr, len: u8) -> bool {
     u128::from(a) & mask == u128::from(b) & mask
 }
 
+/// nd6_timer's look at the address lifetimes: an address past its
+/// preferred lifetime is DEPRECATED, past its valid lifetime it goes.
+fn age_addrs(t: &mut IfTable, now: Instant, dad: DadTimers, driver: &inet::Driver) {
+    for i in &mut t.ifs {
+        if i.lifetimes.is_empty() {
+            continue;
+        }
+        let s = &mut i.state;
+        i.lifetimes
+            .retain(|l| s.inet6.iter().any(|a| a.addr == l.addr));
+        let gone: Vec<_> = i
+            .lifetimes
+            .iter()
+            .filter(|l| l.expire().is_some_and(|e| e <= now))
+            .map(|l| l.addr)
+            .collect();
+        s.inet6.retain(|a| !gone.contains(&a.addr));
+        i.lifetimes.retain(|l| !gone.contains(&l.addr));
+        for l in &i.lifetimes {
+            if l.left(l.pltime, now) == 0
+                && let Some(a) = s.inet6.iter_mut().find(|a| a.addr == l.addr)
+            {
+                a.flags |= in6_iff::DEPRECATED;
+            }
+        }
+        if !gone.is_empty() {
+            sync_inet(i, dad, driver);
+        }
+    }
+}
+
 /// The status of an interface, with the DAD state of its addresses: the
 /// host's, once it runs DAD; the kernel's TENTATIVE only asked for it.
+/// Lifetimes are the seconds left, as ifconfig -L shows them.
 fn status(i: &Ifnet) -> crate::ioctl::IfStatus {
     let mut st = i.state.status(i.driver.as_ref());
+    let now = Instant::now();
+    for l in &i.lifetimes {
+        if let Some(a) = st.inet6.iter_mut().find(|a| a.addr == l.addr) {
+            a.pltime = l.left(l.pltime, now);
+            a.vltime = l.left(l.vltime, now);
+        }
+    }
     if let Some(host) = &i.inet {
         for a in &mut st.inet {
             a.flags &= !(in_iff::TENTATIVE | in_iff::DUPLICATED);
@@ -572,12 +643,18 @@ fn sync_inet(i: &mut Ifnet, dad: DadTimers, driver: &inet::Driver) {
         ip: IpAddr::V4(a.addr),
         prefix: u32::from(a.mask).count_ones() as u8,
         nodad: a.flags & in_iff::TENTATIVE == 0,
+        expire: None,
     });
     let v6 = s.inet6.iter().map(|a| HostAddr {
         ip: IpAddr::V6(a.addr),
         prefix: a.prefixlen,
         nodad: a.flags & in6_iff::TENTATIVE == 0
             || a.flags & (in6_iff::NODAD | in6_iff::ANYCAST) != 0,
+        expire: i
+            .lifetimes
+            .iter()
+            .find(|l| l.addr == a.addr)
+            .and_then(Lifetime::expire),
     });
     let want: Vec<HostAddr> = v4.chain(v6).collect();
     if i.inet.is_none() {
@@ -784,6 +861,17 @@ fn add_inet6(i: &mut Ifnet, req: In6AliasReq) -> Result<(), Errno> {
     match existing {
         Some(p) => s.inet6[p] = entry,
         None => s.inet6.push(entry),
+    }
+    i.lifetimes.retain(|l| l.addr != req.addr);
+    if req.pltime != crate::ioctl::INFINITE_LIFETIME
+        || req.vltime != crate::ioctl::INFINITE_LIFETIME
+    {
+        i.lifetimes.push(Lifetime {
+            addr: req.addr,
+            set: Instant::now(),
+            pltime: req.pltime,
+            vltime: req.vltime,
+        });
     }
     ensure_up(i).inspect_err(|_| i.state.inet6 = saved)
 }

@@ -752,3 +752,35 @@ fn lo0_counts_local_pings() {
     assert!(ok(&k, "-v lo0").contains("\tinput: 0 packets, 0 bytes\n"));
     assert!(!ok(&k, "-v eth0").contains("input: 4 packets"));
 }
+
+/// Issue 13 item 5: lifetimes count down in `ifconfig -L`; past pltime the
+/// address is DEPRECATED, past vltime it is gone (nd6_timer).
+#[test]
+fn lifetimes_run_out() {
+    let k = kernel();
+    ok(&k, "eth0 create");
+    ok(&k, "eth0 inet6 fc00::9 pltime 1 vltime 2");
+    let line = || {
+        ok(&k, "-L eth0")
+            .lines()
+            .find(|l| l.contains("fc00::9"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        line().as_deref(),
+        Some("\tinet6 fc00::9/64 flags 0x0 pltime 1 vltime 2")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !line().unwrap().contains("DEPRECATED") {
+        assert!(std::time::Instant::now() < deadline, "{:?}", line());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        line().as_deref(),
+        Some("\tinet6 fc00::9/64 flags 0x10<DEPRECATED> pltime 0 vltime 1")
+    );
+    while line().is_some() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", line());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

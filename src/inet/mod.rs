@@ -99,6 +99,8 @@ struct Addr {
     /// The last defence (ia_dad_defended) and the last conflict logged.
     defended: Option<Instant>,
     logged: Option<Instant>,
+    /// The end of its valid lifetime, if it has one.
+    expire: Option<Instant>,
 }
 
 /// An address the stack should hold, as the kernel hands it over.
@@ -109,6 +111,9 @@ pub struct HostAddr {
     /// Usable at once: the kernel did not mark it tentative (IN6_IFF_NODAD,
     /// anycast, or added while the interface was not up and running).
     pub nodad: bool,
+    /// The end of its valid lifetime: no longer held from then on, even
+    /// before the kernel removes it.
+    pub expire: Option<Instant>,
 }
 
 /// The answer to one echo request.
@@ -267,6 +272,7 @@ impl Host {
                 if let Some(a) = st.addrs.iter().find(|a| a.ip == w.ip) {
                     next.push(Addr {
                         prefix: w.prefix,
+                        expire: w.expire,
                         ..a.clone()
                     });
                     continue;
@@ -284,6 +290,7 @@ impl Host {
                     announce,
                     defended: None,
                     logged: None,
+                    expire: w.expire,
                 });
             }
             st.addrs = next;
@@ -547,8 +554,11 @@ impl State {
             }
         }
         self.batch = batch;
-        // DAD may finish, a conflict may give an address up.
-        if self.run_dad(now) | std::mem::take(&mut self.changed) {
+        // DAD may finish, a conflict may give an address up, a lifetime
+        // may end.
+        let held = self.addrs.len();
+        self.addrs.retain(|a| a.expire.is_none_or(|e| e > now));
+        if self.run_dad(now) | std::mem::take(&mut self.changed) | (self.addrs.len() != held) {
             self.sync_addrs();
         }
         for f in self.out.drain(..) {
@@ -592,7 +602,10 @@ impl State {
                     Dad::Tentative { next, .. } => Some(next),
                     _ => None,
                 };
-                probe.into_iter().chain(a.announce.map(|(at, _)| at))
+                probe
+                    .into_iter()
+                    .chain(a.announce.map(|(at, _)| at))
+                    .chain(a.expire)
             })
             .min();
         match (smol, dad) {
@@ -1122,11 +1135,13 @@ mod tests {
                 ip: IpAddr::V4(V4),
                 prefix: 24,
                 nodad,
+                expire: None,
             },
             HostAddr {
                 ip: IpAddr::V6(V6),
                 prefix: 64,
                 nodad,
+                expire: None,
             },
         ]
     }
@@ -1307,6 +1322,25 @@ mod tests {
         let sent = timeline(&h, &wire, t0, 5000);
         assert_eq!(sent.iter().filter(|(_, f)| is_garp(f, V4)).count(), 1);
         assert!(!sent.iter().any(|(_, f)| is_arp_probe(f, V4)));
+    }
+
+    /// An address past its valid lifetime is no longer answered for, at
+    /// its time, whether or not the kernel has removed it yet.
+    #[test]
+    fn an_address_expires_at_its_time() {
+        let (h, wire, t0) = host(DadTimers::default());
+        let end = t0 + Duration::from_secs(3);
+        let mut a = addrs(true);
+        a[0].expire = Some(end);
+        h.configure(t0, MAC, &a);
+        assert_eq!(h.poll(t0), Some(end), "polled when it expires");
+        wire.take();
+        h.input(&arp_request(PEER, PEER4, V4));
+        h.poll(end - Duration::from_millis(1));
+        assert_eq!(wire.take().len(), 1, "answered while valid");
+        h.input(&arp_request(PEER, PEER4, V4));
+        h.poll(end);
+        assert!(wire.take().is_empty(), "not once expired");
     }
 
     #[test]
