@@ -221,3 +221,39 @@ fn duplicate_address_is_detected() {
     // The holder keeps its address.
     assert_eq!(flags_of(&a, IpAddr::from([10, 0, 0, 1])), 0);
 }
+
+/// Run ifping against kernel `k`: (exit code, stdout, stderr, time taken).
+fn ifping(k: &Kernel, args: &[&str]) -> (i32, String, String, Duration) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    let code = ifnet::ping::main_with(&args, &mut &*k, &mut out, &mut err);
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (code, text(out), text(err), start.elapsed())
+}
+
+/// Issue 13 item 8: ifping takes host names, waits for the last reply as
+/// NetBSD's ping.c doit() does (max(2 × the longest round trip, 10 × the
+/// interval), bounded by -w), and refuses a link-local destination without
+/// its scope as ping6 does.
+#[test]
+fn ifping_as_netbsd_ping() {
+    let (a, _b) = cabled();
+    add4(&a, [10, 0, 0, 1]);
+    let (code, out, _, _) = ifping(&a, &["-c", "1", "localhost"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("PING localhost (127.0.0.1): 56 data bytes\n"), "{out}");
+    // Nobody at 10.0.0.9: ten intervals for the last reply, not 2 s.
+    let (code, _, _, took) = ifping(&a, &["-c", "1", "-i", "0.3", "10.0.0.9"]);
+    assert_eq!(code, 2);
+    assert!(took >= Duration::from_millis(2900), "{took:?}");
+    // -w bounds it.
+    let (code, _, _, took) = ifping(&a, &["-c", "1", "-w", "1", "10.0.0.9"]);
+    assert_eq!(code, 2);
+    assert!(took < Duration::from_millis(1900), "{took:?}");
+    let (code, out, err, _) = ifping(&a, &["-c", "1", "fe80::1"]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (1, "", "ifping: UDP connect: No route to host\n")
+    );
+}
