@@ -77,7 +77,7 @@ impl Driver for Eth {
 }
 
 fn kernel() -> Kernel {
-    // Duplicate address detection in 200 ms, not 1 s: `-w` waits less.
+    // A 100 ms RetransTimer, not 1 s: `-w` waits less.
     let dad = DadTimers {
         retrans: std::time::Duration::from_millis(100),
         ..DadTimers::default()

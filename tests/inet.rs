@@ -12,7 +12,7 @@ use ifnet::ioctl::{Errno, In6AliasReq, InAliasReq, Reply, Request};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-/// Duplicate address detection in 200 ms (two probes 100 ms apart), not 1 s.
+/// Duplicate address detection with a 100 ms RetransTimer (NetBSD: 1 s).
 fn fast_dad() -> DadTimers {
     DadTimers {
         retrans: Duration::from_millis(100),
