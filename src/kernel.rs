@@ -745,20 +745,25 @@ fn if_do_dad(s: &IfState) -> bool {
     s.kind != IfType::Loopback && s.flags & (iff::UP | iff::RUNNING) == iff::UP | iff::RUNNING
 }
 
-/// in_if_link_up, in6_if_link_up: the addresses detached while the
-/// interface was down are tried again.
+/// in_if_link_up, in6_if_link_up: once up and running, the addresses
+/// detached while the interface was down are tried again (not on lo0).
 fn if_link_up(s: &mut IfState) {
-    if !if_do_dad(s) {
+    if s.flags & (iff::UP | iff::RUNNING) != iff::UP | iff::RUNNING {
         return;
     }
+    let (tentative, tentative6) = if if_do_dad(s) {
+        (in_iff::TENTATIVE, in6_iff::TENTATIVE)
+    } else {
+        (0, 0)
+    };
     for a in &mut s.inet {
         if a.flags & in_iff::DETACHED != 0 {
-            a.flags = a.flags & !(in_iff::DETACHED | in_iff::DUPLICATED) | in_iff::TENTATIVE;
+            a.flags = a.flags & !(in_iff::DETACHED | in_iff::DUPLICATED) | tentative;
         }
     }
     for a in &mut s.inet6 {
         if a.flags & in6_iff::DETACHED != 0 {
-            a.flags = a.flags & !(in6_iff::DETACHED | in6_iff::DUPLICATED) | in6_iff::TENTATIVE;
+            a.flags = a.flags & !(in6_iff::DETACHED | in6_iff::DUPLICATED) | tentative6;
         }
     }
 }
@@ -766,9 +771,6 @@ fn if_link_up(s: &mut IfState) {
 /// in_if_link_down, in6_if_link_down: DAD stops (the host goes) and the
 /// addresses are marked detached.
 fn if_link_down(s: &mut IfState) {
-    if s.kind == IfType::Loopback {
-        return;
-    }
     for a in &mut s.inet {
         a.flags = a.flags & !(in_iff::TENTATIVE | in_iff::DUPLICATED) | in_iff::DETACHED;
     }
@@ -811,12 +813,13 @@ fn add_inet(i: &mut Ifnet, req: InAliasReq) -> Result<(), Errno> {
     } else {
         0
     };
+    let detached = existing.map_or(0, |p| s.inet[p].flags & in_iff::DETACHED);
     let entry = InAddr {
         addr: req.addr,
         mask,
         broadcast,
         dst: req.dst,
-        flags: req.flags | tentative,
+        flags: req.flags | tentative | detached,
     };
     let saved = s.inet.clone();
     match existing {
@@ -848,11 +851,12 @@ fn add_inet6(i: &mut Ifnet, req: In6AliasReq) -> Result<(), Errno> {
     } else {
         0
     };
+    let detached = existing.map_or(0, |p| s.inet6[p].flags & in6_iff::DETACHED);
     let entry = In6Addr {
         addr: req.addr,
         prefixlen: req.prefixlen,
         dst: req.dst,
-        flags: req.flags | tentative,
+        flags: req.flags | tentative | detached,
         pltime: req.pltime,
         vltime: req.vltime,
         scopeid,

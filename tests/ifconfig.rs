@@ -784,3 +784,22 @@ fn lifetimes_run_out() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Issue 13 item 4: down marks every address DETACHED (in_if_link_down,
+/// in6_if_link_down; IN_IFF_DETACHED 0x4, IN6_IFF_DETACHED 0x8); up
+/// clears it, and on lo0 tries nothing (if_do_dad).
+#[test]
+fn down_detaches_addresses() {
+    let k = kernel();
+    ok(&k, "lo0 down");
+    assert_eq!(
+        ok(&k, "lo0"),
+        "lo0: flags=0x8008<LOOPBACK,MULTICAST> mtu 33624
+\tinet 127.0.0.1/8 flags 0x4<DETACHED>
+\tinet6 ::1/128 flags 0x28<DETACHED,NODAD>
+\tinet6 fe80::1%lo0/64 flags 0x8<DETACHED> scopeid 0x1
+"
+    );
+    ok(&k, "lo0 up");
+    assert_eq!(ok(&k, "lo0"), LO0);
+}

@@ -242,7 +242,10 @@ fn ifping_as_netbsd_ping() {
     add4(&a, [10, 0, 0, 1]);
     let (code, out, _, _) = ifping(&a, &["-c", "1", "localhost"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("PING localhost (127.0.0.1): 56 data bytes\n"), "{out}");
+    assert!(
+        out.starts_with("PING localhost (127.0.0.1): 56 data bytes\n"),
+        "{out}"
+    );
     // Nobody at 10.0.0.9: ten intervals for the last reply, not 2 s.
     let (code, _, _, took) = ifping(&a, &["-c", "1", "-i", "0.3", "10.0.0.9"]);
     assert_eq!(code, 2);
