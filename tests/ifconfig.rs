@@ -803,3 +803,57 @@ fn down_detaches_addresses() {
     ok(&k, "lo0 up");
     assert_eq!(ok(&k, "lo0"), LO0);
 }
+
+/// Issue 13 item 1: when DAD starts, as NetBSD's in_ifinit and
+/// in6_update_ifa1 decide it (if_do_dad: up and running): the first
+/// address, which brings the interface up, is usable at once; one added
+/// while up is TENTATIVE, with or without a prefix length; an interface
+/// brought up again tries its addresses again (in_if_link_up).
+#[test]
+fn dad_starts_when_netbsd_starts_it() {
+    let k = kernel();
+    let flags = |ifname: &str, addr: &str| -> String {
+        let out = ok(&k, ifname);
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!(" {addr}/")))
+            .unwrap_or_else(|| panic!("{addr} in {out}"))
+            .to_string();
+        line[line.find("flags").unwrap()..].to_string()
+    };
+    for i in 0..4 {
+        ok(&k, &format!("eth{i} create"));
+    }
+    // Added before up: brings eth0 up, usable at once.
+    ok(&k, "eth0 inet 10.0.0.1/24");
+    assert_eq!(flags("eth0", "10.0.0.1"), "flags 0x0");
+    // An alias, added while up.
+    ok(&k, "eth0 inet 10.0.0.2/24 alias");
+    assert_eq!(flags("eth0", "10.0.0.2"), "flags 0x1<TENTATIVE>");
+    // inet6 while up, without and with a prefix length.
+    ok(&k, "eth0 inet6 fc00::1");
+    assert_eq!(flags("eth0", "fc00::1"), "flags 0x2<TENTATIVE>");
+    ok(&k, "eth0 inet6 fc00::2 prefixlen 64");
+    assert_eq!(flags("eth0", "fc00::2"), "flags 0x2<TENTATIVE>");
+    // inet6 first: brings eth1 up, usable at once.
+    ok(&k, "eth1 inet6 fc00:1::1");
+    assert_eq!(flags("eth1", "fc00:1::1"), "flags 0x0");
+    // Up first, then an address: tried.
+    ok(&k, "eth2 up");
+    ok(&k, "eth2 inet 10.0.2.1/24");
+    assert_eq!(flags("eth2", "10.0.2.1"), "flags 0x1<TENTATIVE>");
+    // Up after down: detached, then tried again.
+    ok(&k, "-w 5");
+    ok(&k, "eth0 down");
+    assert_eq!(flags("eth0", "10.0.0.1"), "flags 0x4<DETACHED>");
+    assert_eq!(flags("eth0", "fc00::1"), "flags 0x8<DETACHED>");
+    ok(&k, "eth0 up");
+    assert_eq!(flags("eth0", "10.0.0.1"), "flags 0x1<TENTATIVE>");
+    assert_eq!(flags("eth0", "fc00::1"), "flags 0x2<TENTATIVE>");
+    ok(&k, "-w 5");
+    assert_eq!(flags("eth0", "10.0.0.1"), "flags 0x0");
+    // As ifconfig.c, the flags go before the address: this address
+    // brings eth3 up again, untried.
+    ok(&k, "eth3 inet 10.0.3.1/24 down");
+    assert_eq!(flags("eth3", "10.0.3.1"), "flags 0x0");
+}
