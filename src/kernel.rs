@@ -5,7 +5,8 @@ use crate::cloner::{Cloners, DadTimers, KernelEnv, KernelEvent, KernelHook};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
-    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Reply, Request, Response, iff, in_iff, in6_iff,
+    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, LinkState, Reply, Request, Response, iff,
+    in_iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
 use std::net::{IpAddr, Ipv4Addr};
@@ -251,7 +252,10 @@ impl KernelInner {
         let Some(i) = t.ifs.iter_mut().find(|i| i.state.index == index) else {
             return;
         };
-        for req in i.driver.sync(&mut i.state) {
+        let link = i.state.link_state;
+        let reqs = i.driver.sync(&mut i.state);
+        if_link_state_change(i, link, self.env.dad, &self.inet);
+        for req in reqs {
             if let Err(e) = self.ioctl_locked(&mut t, req.clone()) {
                 crate::log::warn(&format!("{req:?}: {e}"));
             }
@@ -281,7 +285,17 @@ impl KernelInner {
             _ => None,
         };
         age_addrs(t, Instant::now(), self.env.dad, &self.inet);
+        let links: Vec<_> = t
+            .ifs
+            .iter()
+            .map(|i| (i.state.index, i.state.link_state))
+            .collect();
         let r = self.dispatch(t, req);
+        for i in &mut t.ifs {
+            if let Some(&(_, was)) = links.iter().find(|(x, _)| *x == i.state.index) {
+                if_link_state_change(i, was, self.env.dad, &self.inet);
+            }
+        }
         if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
             sync_inet(i, self.env.dad, &self.inet);
         }
@@ -639,13 +653,16 @@ fn sync_inet(i: &mut Ifnet, dad: DadTimers, driver: &inet::Driver) {
         i.inet = None;
         return;
     }
-    let v4 = s.inet.iter().map(|a| HostAddr {
+    // A detached address is not used (arpannounce, the ARP reply).
+    let v4 = s.inet.iter().filter(|a| a.flags & in_iff::DETACHED == 0);
+    let v6 = s.inet6.iter().filter(|a| a.flags & in6_iff::DETACHED == 0);
+    let v4 = v4.map(|a| HostAddr {
         ip: IpAddr::V4(a.addr),
         prefix: u32::from(a.mask).count_ones() as u8,
         nodad: a.flags & in_iff::TENTATIVE == 0,
         expire: None,
     });
-    let v6 = s.inet6.iter().map(|a| HostAddr {
+    let v6 = v6.map(|a| HostAddr {
         ip: IpAddr::V6(a.addr),
         prefix: a.prefixlen,
         nodad: a.flags & in6_iff::TENTATIVE == 0
@@ -766,6 +783,18 @@ fn if_link_up(s: &mut IfState) {
             a.flags = a.flags & !(in6_iff::DETACHED | in6_iff::DUPLICATED) | tentative6;
         }
     }
+}
+
+/// in_if_link_state_change: a link that went down detaches the addresses,
+/// one that came up tries them again.
+fn if_link_state_change(i: &mut Ifnet, was: LinkState, dad: DadTimers, driver: &inet::Driver) {
+    match i.state.link_state {
+        now if now == was => return,
+        LinkState::Down => if_link_down(&mut i.state),
+        LinkState::Up => if_link_up(&mut i.state),
+        LinkState::Unknown => return,
+    }
+    sync_inet(i, dad, driver);
 }
 
 /// in_if_link_down, in6_if_link_down: DAD stops (the host goes) and the

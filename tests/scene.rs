@@ -314,4 +314,16 @@ fn dad_on_the_bus_as_netbsd() {
         !out.contains("DETACHED") && !out.contains("TENTATIVE"),
         "{out}"
     );
+    // The link going down and up does the same (in_if_link_state_change).
+    d.ok(&["shmif0", "media", "none"]);
+    let (out, _, _) = d.ifconfig(&["shmif0"]);
+    assert!(
+        out.contains("10.0.0.1/24 broadcast 10.0.0.255 flags 0x4<DETACHED>\n"),
+        "{out}"
+    );
+    d.ok(&["shmif0", "media", "auto"]);
+    d.ok(&["-w", "10"]);
+    wait_until(5, "the addresses tried on link up", || {
+        count(&arp_requests_on(&bus), [0; 4], one) == 6
+    });
 }
