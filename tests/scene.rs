@@ -327,3 +327,22 @@ fn dad_on_the_bus_as_netbsd() {
         count(&arp_requests_on(&bus), [0; 4], one) == 6
     });
 }
+
+/// Issue 13 item 1 on a bus: `ifconfig shmif0 inet A` on a fresh shmif,
+/// then at once `ifping -c 1 -w 5 B`: the first address is usable at once
+/// (in_ifinit tries DAD only on an interface already up and running), so
+/// the ARP request and the echo go out and the reply comes back.
+#[test]
+fn the_first_address_pings_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    let _b = bus_host(&bus, "10.0.8.2/24", "fc00:8::2");
+    let a = Daemon::start_with(&[]);
+    a.ok(&["shmif0", "create"]);
+    a.ok(&["shmif0", "linkstr", bus.to_str().unwrap()]);
+    a.ok(&["shmif0", "inet", "10.0.8.1/24"]);
+    let (out, err, rc) = ifping(&a, &["-c", "1", "-w", "5", "10.0.8.2"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    let arp = arp_requests_on(&bus);
+    assert!(arp.contains(&([10, 0, 8, 1], [10, 0, 8, 2])), "{arp:?}");
+}
