@@ -277,8 +277,13 @@ impl Host {
                     });
                     continue;
                 }
-                let (dad, announce) = if w.nodad {
-                    // arp_ifinit: an address not tried is announced once.
+                let probes = match w.ip {
+                    IpAddr::V4(_) => st.timers.probes_v4,
+                    IpAddr::V6(_) => st.timers.probes_v6,
+                };
+                let (dad, announce) = if w.nodad || probes == 0 {
+                    // arp_ifinit: an address not tried (or with DAD off,
+                    // dad_count 0) is announced once.
                     (Dad::Ok, w.ip.is_ipv4().then_some((now, 1)))
                 } else {
                     (st.dad_start(now, w.ip), None)
