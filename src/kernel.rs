@@ -5,7 +5,8 @@ use crate::cloner::{Cloners, DadTimers, KernelEnv, KernelEvent, KernelHook};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
-    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Reply, Request, Response, iff, in6_iff,
+    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, LinkState, Reply, Request, Response, iff,
+    in_iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,6 +25,36 @@ pub struct Ifnet {
     pub driver: Box<dyn Driver>,
     /// The IP presence, while the interface is up with addresses.
     pub inet: Option<inet::Presence>,
+    /// When each inet6 address with a finite lifetime got it.
+    pub lifetimes: Vec<Lifetime>,
+}
+
+/// An address's preferred and valid lifetimes, in seconds from `set`
+/// (in6_update_ifa1's ia6_lifetime).
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetime {
+    pub addr: std::net::Ipv6Addr,
+    pub set: Instant,
+    pub pltime: u32,
+    pub vltime: u32,
+}
+
+impl Lifetime {
+    /// Seconds left of `secs` at `now`, rounded up; infinite stays so.
+    fn left(&self, secs: u32, now: Instant) -> u32 {
+        if secs == crate::ioctl::INFINITE_LIFETIME {
+            return secs;
+        }
+        let end = self.set + std::time::Duration::from_secs(u64::from(secs));
+        let left = end.saturating_duration_since(now);
+        left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0)
+    }
+
+    /// When the address becomes invalid, if ever.
+    fn expire(&self) -> Option<Instant> {
+        (self.vltime != crate::ioctl::INFINITE_LIFETIME)
+            .then(|| self.set + std::time::Duration::from_secs(u64::from(self.vltime)))
+    }
 }
 
 /// Interfaces in index order.
@@ -221,7 +252,10 @@ impl KernelInner {
         let Some(i) = t.ifs.iter_mut().find(|i| i.state.index == index) else {
             return;
         };
-        for req in i.driver.sync(&mut i.state) {
+        let link = i.state.link_state;
+        let reqs = i.driver.sync(&mut i.state);
+        if_link_state_change(i, link, self.env.dad, &self.inet);
+        for req in reqs {
             if let Err(e) = self.ioctl_locked(&mut t, req.clone()) {
                 crate::log::warn(&format!("{req:?}: {e}"));
             }
@@ -250,7 +284,18 @@ impl KernelInner {
             | Request::ALifAddr { name, .. } => Some(name.clone()),
             _ => None,
         };
+        age_addrs(t, Instant::now(), self.env.dad, &self.inet);
+        let links: Vec<_> = t
+            .ifs
+            .iter()
+            .map(|i| (i.state.index, i.state.link_state))
+            .collect();
         let r = self.dispatch(t, req);
+        for i in &mut t.ifs {
+            if let Some(&(_, was)) = links.iter().find(|(x, _)| *x == i.state.index) {
+                if_link_state_change(i, was, self.env.dad, &self.inet);
+            }
+        }
         if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
             sync_inet(i, self.env.dad, &self.inet);
         }
@@ -432,6 +477,7 @@ impl KernelInner {
             state,
             driver,
             inet: None,
+            lifetimes: Vec::new(),
         });
         Ok(())
     }
@@ -452,6 +498,7 @@ impl KernelInner {
             match is_local(&t, dst) {
                 // Our own address: answered inside the kernel, as by lo0.
                 Some(true) => {
+                    loop_count(&t, dst, len);
                     return Ok(Reply::Echo {
                         from: dst,
                         bytes: u32::from(len) + 8,
@@ -476,6 +523,21 @@ impl KernelInner {
             ttl: r.ttl,
             rtt_us: r.rtt_us,
         })
+    }
+}
+
+/// A local echo went out and in lo0 twice, the request and the reply
+/// (NetBSD routes its own addresses to lo0: looutput, then if_input).
+fn loop_count(t: &IfTable, dst: IpAddr, len: u16) {
+    let Some(lo) = t.ifs.iter().find(|i| i.state.kind == IfType::Loopback) else {
+        return;
+    };
+    let ip_hdr = if dst.is_ipv4() { 20 } else { 40 };
+    let bytes = ip_hdr + 8 + u64::from(len);
+    let c = &lo.state.port.counters;
+    for (p, b) in [(&c.opackets, &c.obytes), (&c.ipackets, &c.ibytes)] {
+        p.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        b.fetch_add(2 * bytes, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -535,14 +597,56 @@ fn prefix_match(a: std::net::Ipv6Addr, b: std::net::Ipv6Addr, len: u8) -> bool {
     u128::from(a) & mask == u128::from(b) & mask
 }
 
-/// The status of an interface, with the DAD state of its addresses.
+/// nd6_timer's look at the address lifetimes: an address past its
+/// preferred lifetime is DEPRECATED, past its valid lifetime it goes.
+fn age_addrs(t: &mut IfTable, now: Instant, dad: DadTimers, driver: &inet::Driver) {
+    for i in &mut t.ifs {
+        if i.lifetimes.is_empty() {
+            continue;
+        }
+        let s = &mut i.state;
+        i.lifetimes
+            .retain(|l| s.inet6.iter().any(|a| a.addr == l.addr));
+        let gone: Vec<_> = i
+            .lifetimes
+            .iter()
+            .filter(|l| l.expire().is_some_and(|e| e <= now))
+            .map(|l| l.addr)
+            .collect();
+        s.inet6.retain(|a| !gone.contains(&a.addr));
+        i.lifetimes.retain(|l| !gone.contains(&l.addr));
+        for l in &i.lifetimes {
+            if l.left(l.pltime, now) == 0
+                && let Some(a) = s.inet6.iter_mut().find(|a| a.addr == l.addr)
+            {
+                a.flags |= in6_iff::DEPRECATED;
+            }
+        }
+        if !gone.is_empty() {
+            sync_inet(i, dad, driver);
+        }
+    }
+}
+
+/// The status of an interface, with the DAD state of its addresses: the
+/// host's, once it runs DAD; the kernel's TENTATIVE only asked for it.
+/// Lifetimes are the seconds left, as ifconfig -L shows them.
 fn status(i: &Ifnet) -> crate::ioctl::IfStatus {
     let mut st = i.state.status(i.driver.as_ref());
+    let now = Instant::now();
+    for l in &i.lifetimes {
+        if let Some(a) = st.inet6.iter_mut().find(|a| a.addr == l.addr) {
+            a.pltime = l.left(l.pltime, now);
+            a.vltime = l.left(l.vltime, now);
+        }
+    }
     if let Some(host) = &i.inet {
         for a in &mut st.inet {
+            a.flags &= !(in_iff::TENTATIVE | in_iff::DUPLICATED);
             a.flags |= host.addr_flags(IpAddr::V4(a.addr));
         }
         for a in &mut st.inet6 {
+            a.flags &= !(in6_iff::TENTATIVE | in6_iff::DUPLICATED);
             a.flags |= host.addr_flags(IpAddr::V6(a.addr));
         }
     }
@@ -564,15 +668,25 @@ fn sync_inet(i: &mut Ifnet, dad: DadTimers, driver: &inet::Driver) {
         i.inet = None;
         return;
     }
-    let v4 = s.inet.iter().map(|a| HostAddr {
+    // A detached address is not used (arpannounce, the ARP reply).
+    let v4 = s.inet.iter().filter(|a| a.flags & in_iff::DETACHED == 0);
+    let v6 = s.inet6.iter().filter(|a| a.flags & in6_iff::DETACHED == 0);
+    let v4 = v4.map(|a| HostAddr {
         ip: IpAddr::V4(a.addr),
         prefix: u32::from(a.mask).count_ones() as u8,
-        nodad: false,
+        nodad: a.flags & in_iff::TENTATIVE == 0,
+        expire: None,
     });
-    let v6 = s.inet6.iter().map(|a| HostAddr {
+    let v6 = v6.map(|a| HostAddr {
         ip: IpAddr::V6(a.addr),
         prefix: a.prefixlen,
-        nodad: a.flags & (in6_iff::NODAD | in6_iff::ANYCAST) != 0,
+        nodad: a.flags & in6_iff::TENTATIVE == 0
+            || a.flags & (in6_iff::NODAD | in6_iff::ANYCAST) != 0,
+        expire: i
+            .lifetimes
+            .iter()
+            .find(|l| l.addr == a.addr)
+            .and_then(Lifetime::expire),
     });
     let want: Vec<HostAddr> = v4.chain(v6).collect();
     if i.inet.is_none() {
@@ -619,6 +733,7 @@ fn set_flags(i: &mut Ifnet, requested: u32) -> Result<(), Errno> {
     } else if new & iff::UP == 0 && old & iff::UP != 0 {
         i.state.set_flags(new);
         i.driver.stop(&mut i.state);
+        if_link_down(&mut i.state);
     } else {
         i.state.set_flags(new);
     }
@@ -645,10 +760,67 @@ fn if_up(i: &mut Ifnet, flags: u32) -> Result<(), Errno> {
         if let Some(ll) = s.link_local()
             && !s.inet6.iter().any(|a| a.addr.is_unicast_link_local())
         {
-            s.inet6.push(link_local_entry(ll, s.index));
+            let mut e = link_local_entry(ll, s.index);
+            if if_do_dad(s) {
+                e.flags |= in6_iff::TENTATIVE;
+            }
+            s.inet6.push(e);
         }
     }
+    if_link_up(s);
     Ok(())
+}
+
+/// NetBSD's if_do_dad: DAD needs the interface up and running, and never
+/// runs on a loopback.
+fn if_do_dad(s: &IfState) -> bool {
+    s.kind != IfType::Loopback && s.flags & (iff::UP | iff::RUNNING) == iff::UP | iff::RUNNING
+}
+
+/// in_if_link_up, in6_if_link_up: once up and running, the addresses
+/// detached while the interface was down are tried again (not on lo0).
+fn if_link_up(s: &mut IfState) {
+    if s.flags & (iff::UP | iff::RUNNING) != iff::UP | iff::RUNNING {
+        return;
+    }
+    let (tentative, tentative6) = if if_do_dad(s) {
+        (in_iff::TENTATIVE, in6_iff::TENTATIVE)
+    } else {
+        (0, 0)
+    };
+    for a in &mut s.inet {
+        if a.flags & in_iff::DETACHED != 0 {
+            a.flags = a.flags & !(in_iff::DETACHED | in_iff::DUPLICATED) | tentative;
+        }
+    }
+    for a in &mut s.inet6 {
+        if a.flags & in6_iff::DETACHED != 0 {
+            a.flags = a.flags & !(in6_iff::DETACHED | in6_iff::DUPLICATED) | tentative6;
+        }
+    }
+}
+
+/// in_if_link_state_change: a link that went down detaches the addresses,
+/// one that came up tries them again.
+fn if_link_state_change(i: &mut Ifnet, was: LinkState, dad: DadTimers, driver: &inet::Driver) {
+    match i.state.link_state {
+        now if now == was => return,
+        LinkState::Down => if_link_down(&mut i.state),
+        LinkState::Up => if_link_up(&mut i.state),
+        LinkState::Unknown => return,
+    }
+    sync_inet(i, dad, driver);
+}
+
+/// in_if_link_down, in6_if_link_down: DAD stops (the host goes) and the
+/// addresses are marked detached.
+fn if_link_down(s: &mut IfState) {
+    for a in &mut s.inet {
+        a.flags = a.flags & !(in_iff::TENTATIVE | in_iff::DUPLICATED) | in_iff::DETACHED;
+    }
+    for a in &mut s.inet6 {
+        a.flags = a.flags & !(in6_iff::TENTATIVE | in6_iff::DUPLICATED) | in6_iff::DETACHED;
+    }
 }
 
 /// Adding an address brings the interface up (SIOCINITIFADDR).
@@ -678,12 +850,20 @@ fn add_inet(i: &mut Ifnet, req: InAliasReq) -> Result<(), Errno> {
     } else {
         None
     };
+    // in_ifinit: a new address is tried (TENTATIVE) only on an interface
+    // up and running; the first one, which brings it up, is usable at once.
+    let tentative = if existing.is_none() && if_do_dad(s) {
+        in_iff::TENTATIVE
+    } else {
+        0
+    };
+    let detached = existing.map_or(0, |p| s.inet[p].flags & in_iff::DETACHED);
     let entry = InAddr {
         addr: req.addr,
         mask,
         broadcast,
         dst: req.dst,
-        flags: req.flags,
+        flags: req.flags | tentative | detached,
     };
     let saved = s.inet.clone();
     match existing {
@@ -707,19 +887,39 @@ fn add_inet6(i: &mut Ifnet, req: In6AliasReq) -> Result<(), Errno> {
     } else {
         0
     };
+    // in6_update_ifa1: a new address is tentative on an interface up and
+    // running; a TENTATIVE asked for stays (on lo0, for good).
+    let existing = s.inet6.iter().position(|a| a.addr == req.addr);
+    let tentative = if existing.is_none() && if_do_dad(s) {
+        in6_iff::TENTATIVE
+    } else {
+        0
+    };
+    let detached = existing.map_or(0, |p| s.inet6[p].flags & in6_iff::DETACHED);
     let entry = In6Addr {
         addr: req.addr,
         prefixlen: req.prefixlen,
         dst: req.dst,
-        flags: req.flags,
+        flags: req.flags | tentative | detached,
         pltime: req.pltime,
         vltime: req.vltime,
         scopeid,
     };
     let saved = s.inet6.clone();
-    match s.inet6.iter().position(|a| a.addr == req.addr) {
+    match existing {
         Some(p) => s.inet6[p] = entry,
         None => s.inet6.push(entry),
+    }
+    i.lifetimes.retain(|l| l.addr != req.addr);
+    if req.pltime != crate::ioctl::INFINITE_LIFETIME
+        || req.vltime != crate::ioctl::INFINITE_LIFETIME
+    {
+        i.lifetimes.push(Lifetime {
+            addr: req.addr,
+            set: Instant::now(),
+            pltime: req.pltime,
+            vltime: req.vltime,
+        });
     }
     ensure_up(i).inspect_err(|_| i.state.inet6 = saved)
 }

@@ -20,7 +20,9 @@ pub struct Options {
     pub interval: Duration,
     pub size: u16,
     pub deadline: Option<Duration>,
-    pub wait: Duration,
+    /// -W: how long to wait for the last reply; by default as NetBSD's
+    /// ping, max(2 × the longest round trip, 10 × the interval).
+    pub wait: Option<Duration>,
     pub quiet: bool,
     pub dst: IpAddr,
     pub scope: Option<String>,
@@ -40,7 +42,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         interval: Duration::from_secs(1),
         size: 56,
         deadline: None,
-        wait: Duration::from_secs(2),
+        wait: None,
         quiet: false,
         dst: IpAddr::from([0, 0, 0, 0]),
         scope: None,
@@ -98,9 +100,11 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                                 Some(seconds(&val).ok_or_else(|| bad("Bad/invalid deadline"))?)
                         }
                         _ => {
-                            o.wait = seconds(&val)
-                                .filter(|d| !d.is_zero())
-                                .ok_or_else(|| bad("Bad/invalid waittime"))?
+                            o.wait = Some(
+                                seconds(&val)
+                                    .filter(|d| !d.is_zero())
+                                    .ok_or_else(|| bad("Bad/invalid waittime"))?,
+                            )
                         }
                     }
                 }
@@ -117,17 +121,34 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         Some((a, s)) => (a, Some(s.to_string())),
         None => (o.host.as_str(), None),
     };
-    o.dst = addr.parse().map_err(|_| {
-        format!(
-            "ifping: Cannot resolve \"{}\" (numeric addresses only)\n",
-            o.host
-        )
-    })?;
+    o.dst = resolve(addr, want_v6)
+        .ok_or_else(|| format!("ifping: Cannot resolve \"{}\" (Unknown host)\n", o.host))?;
     if want_v6 && o.dst.is_ipv4() {
         return Err(format!("ifping: {} is not an IPv6 address\n", o.host));
     }
+    // A link-local destination means nothing without its link: ping6
+    // fails to find a source for it (its "UDP connect").
+    if let IpAddr::V6(d) = o.dst
+        && (d.is_unicast_link_local() || d.is_multicast())
+        && scope.is_none()
+    {
+        return Err(format!("ifping: UDP connect: {}\n", Errno::EHOSTUNREACH));
+    }
     o.scope = scope;
     Ok(o)
+}
+
+/// A numeric address, or a host name through getaddrinfo (/etc/hosts,
+/// DNS): its first IPv4 address, as ping's gethostbyname, or with -6 its
+/// first IPv6 one, as ping6; a name with only IPv6 addresses gives one.
+fn resolve(host: &str, want_v6: bool) -> Option<IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    use std::net::ToSocketAddrs;
+    let all: Vec<IpAddr> = (host, 0).to_socket_addrs().ok()?.map(|a| a.ip()).collect();
+    let v4 = all.iter().find(|a| a.is_ipv4() && !want_v6);
+    v4.or_else(|| all.iter().find(|a| a.is_ipv6())).copied()
 }
 
 struct Stats {
@@ -176,10 +197,13 @@ pub fn main_with(
         }
         let last = o.count.is_some_and(|c| st.sent + 1 >= c);
         let sent_at = Instant::now();
-        // Wait for this reply until the next send is due; the last one
-        // gets the -W waittime.
+        // Wait for this reply until the next send is due; the last one as
+        // ping.c doit(): "wait twice as long as the worst case seen, or 10
+        // times as long as the maximum interpacket interval" (or -W).
         let mut timeout = if last {
-            o.wait.max(o.interval)
+            let worst = st.rtts.iter().cloned().fold(0.0, f64::max) / 1000.0;
+            o.wait
+                .unwrap_or_else(|| Duration::from_secs_f64(worst * 2.0).max(o.interval * 10))
         } else {
             o.interval
         };
@@ -286,6 +310,14 @@ mod tests {
         let o = parse(&args("-6 fe80::1%shmif0")).unwrap();
         assert_eq!(o.scope.as_deref(), Some("shmif0"));
         assert!(o.dst.is_ipv6());
+        // Names through getaddrinfo: localhost is in every /etc/hosts.
+        let o = parse(&args("localhost")).unwrap();
+        assert_eq!(o.dst, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(o.host, "localhost");
+        assert_eq!(
+            parse(&args("-W 3 localhost")).unwrap().wait,
+            Some(Duration::from_secs(3))
+        );
     }
 
     #[test]
@@ -299,10 +331,13 @@ mod tests {
                 .contains("number of packets")
         );
         assert!(parse(&args("-6 10.0.0.1")).is_err());
-        assert!(
-            parse(&args("host.example"))
-                .unwrap_err()
-                .contains("Cannot resolve")
+        assert_eq!(
+            parse(&args("host.invalid")),
+            Err("ifping: Cannot resolve \"host.invalid\" (Unknown host)\n".into())
+        );
+        assert_eq!(
+            parse(&args("fe80::1")),
+            Err("ifping: UDP connect: No route to host\n".into())
         );
         assert!(parse(&args("10.0.0.1 extra")).is_err());
     }

@@ -49,7 +49,7 @@ struct Args {
     /// Duplicate address detection probes of a new IPv6 address.
     #[arg(long, value_name = "N", default_value_t = DadTimers::default().probes_v6)]
     ip6_dad_count: u8,
-    /// Milliseconds between DAD probes and after the last one.
+    /// The DAD retransmission timer in milliseconds (RetransTimer; RFC 5227's second).
     #[arg(long, value_name = "MS", default_value_t = DadTimers::default().retrans.as_millis() as u64)]
     retrans_timer: u64,
 }

@@ -30,9 +30,13 @@ pub struct KernelEnv {
     pub dad: DadTimers,
 }
 
-/// Duplicate address detection: a new address is probed `probes` times,
-/// `retrans` apart, and becomes usable `retrans` after the last probe
-/// (NetBSD's dad_count and RetransTimer). Tests set them short.
+/// Duplicate address detection, as NetBSD's sysctls net.inet.ip.dad_count
+/// (3), net.inet6.ip6.dad_count (1) and the RetransTimer (1 s). IPv4
+/// follows arp_dad_start/arp_dad_timer (RFC 5227) with `retrans` as its
+/// second: the first probe within one `retrans`, the next ones one to two
+/// apart, usable two after the last, then two announcements two apart.
+/// IPv6 follows nd6_dad_start/nd6_dad_timer: a probe at once and every
+/// `retrans`, usable one `retrans` after the last. Tests set it short.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DadTimers {
     pub probes_v4: u8,
@@ -41,12 +45,12 @@ pub struct DadTimers {
 }
 
 impl Default for DadTimers {
-    /// Two probes, half a second apart: one second of DAD.
+    /// NetBSD's defaults.
     fn default() -> DadTimers {
         DadTimers {
-            probes_v4: 2,
-            probes_v6: 2,
-            retrans: std::time::Duration::from_millis(500),
+            probes_v4: 3,
+            probes_v6: 1,
+            retrans: std::time::Duration::from_secs(1),
         }
     }
 }

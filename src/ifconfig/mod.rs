@@ -155,6 +155,12 @@ fn run(ctx: &mut Ctx, inv: &Invocation) -> Result<(), Exit> {
             if let Err(e) = ctx.getifflags(&name) {
                 return Err(ctx.err(&format!("SIOCGIFFLAGS {name}"), e));
             }
+            // NetBSD's kernel takes a number for an index (ifunit), but
+            // printall matches the names getifaddrs lists: no interface is
+            // named "1", so nothing is printed.
+            if matches!(ifname, IfName::Index(_)) {
+                return Ok(());
+            }
             printall(ctx, opts, Some(&name), *family)
         }
         Command::Carrier { ifname } => {

@@ -43,13 +43,23 @@ fn ethernet(buf: &mut [u8], src: Mac, dst: Mac, ethertype: EthernetProtocol) {
     repr.emit(&mut EthernetFrame::new_unchecked(buf));
 }
 
-/// `Request who-has IP tell IP` from `mac`, to broadcast: announces the
-/// address and doubles as its duplicate probe, as NetBSD sends it.
+/// `Request who-has IP tell IP` from `mac`, to broadcast: the RFC 5227
+/// announcement (NetBSD's arpannounce), after DAD and in defence.
 pub fn gratuitous_arp(mac: Mac, ip: Ipv4Addr) -> Vec<u8> {
+    arp_who_has(mac, ip, ip)
+}
+
+/// `Request who-has IP tell 0.0.0.0`: the RFC 5227 probe, as NetBSD's
+/// arp_dad_output sends it; a sender address of zero claims nothing.
+pub fn arp_probe(mac: Mac, ip: Ipv4Addr) -> Vec<u8> {
+    arp_who_has(mac, Ipv4Addr::UNSPECIFIED, ip)
+}
+
+fn arp_who_has(mac: Mac, sender: Ipv4Addr, ip: Ipv4Addr) -> Vec<u8> {
     let arp = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: EthernetAddress(mac),
-        source_protocol_addr: ip,
+        source_protocol_addr: sender,
         target_hardware_addr: EthernetAddress([0; 6]),
         target_protocol_addr: ip,
     };

@@ -14,8 +14,8 @@ pub mod driver;
 mod frames;
 
 pub use driver::{Driver, Handler, Registration};
+pub use frames::{arp_probe, dad_solicit, defend_advert, gratuitous_arp};
 use frames::{arp_reply, arp_request, neighbor_advert, neighbor_solicit};
-pub use frames::{dad_solicit, defend_advert, gratuitous_arp};
 
 use crate::cloner::DadTimers;
 use crate::ioctl::{Errno, Mac, in_iff, in6_iff};
@@ -66,6 +66,12 @@ const REPRIME: Duration = Duration::from_secs(20);
 /// A neighbour not primed for this long is forgotten: smoltcp's own entry
 /// has expired too.
 const NEIGHBOR_LIFE: Duration = Duration::from_secs(60);
+/// RFC 5227 DEFEND_INTERVAL, as NetBSD's if_arp.c: a held address is
+/// defended at most once in this time, and a conflict within it after a
+/// defence gives the address up. Conflicts are logged at most once in it.
+const DEFEND_INTERVAL: Duration = Duration::from_secs(10);
+/// RFC 5227 ANNOUNCE_NUM: announcements of an address once probed.
+const ANNOUNCE_NUM: u8 = 2;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -88,6 +94,13 @@ struct Addr {
     ip: IpAddr,
     prefix: u8,
     dad: Dad,
+    /// ARP announcements still due, the next at the instant.
+    announce: Option<(Instant, u8)>,
+    /// The last defence (ia_dad_defended) and the last conflict logged.
+    defended: Option<Instant>,
+    logged: Option<Instant>,
+    /// The end of its valid lifetime, if it has one.
+    expire: Option<Instant>,
 }
 
 /// An address the stack should hold, as the kernel hands it over.
@@ -95,8 +108,12 @@ struct Addr {
 pub struct HostAddr {
     pub ip: IpAddr,
     pub prefix: u8,
-    /// Skip DAD (IN6_IFF_NODAD, anycast, or an interface that is not up).
+    /// Usable at once: the kernel did not mark it tentative (IN6_IFF_NODAD,
+    /// anycast, or added while the interface was not up and running).
     pub nodad: bool,
+    /// The end of its valid lifetime: no longer held from then on, even
+    /// before the kernel removes it.
+    pub expire: Option<Instant>,
 }
 
 /// The answer to one echo request.
@@ -164,6 +181,10 @@ struct State {
     addrs: Vec<Addr>,
     /// `addrs` or `mac` changed since smoltcp last saw them.
     changed: bool,
+    /// For the random delays of RFC 5227 (xorshift).
+    rng: u64,
+    /// Address conflicts logged, for the tests of their rate.
+    conflicts_logged: u64,
     epoch: Instant,
     iface: Interface,
     dev: IfDevice,
@@ -210,6 +231,8 @@ impl Host {
                 timers,
                 addrs: Vec::new(),
                 changed: false,
+                rng: seed | 1,
+                conflicts_logged: 0,
                 epoch: now,
                 iface,
                 dev,
@@ -238,30 +261,41 @@ impl Host {
         }
     }
 
-    /// Set the addresses the host holds. New ones start duplicate address
-    /// detection at `now`; ones that stay keep their state.
+    /// Set the addresses the host holds. New tentative ones start
+    /// duplicate address detection at `now`, new others are announced;
+    /// ones that stay keep their state.
     pub fn configure(&self, now: Instant, mac: Mac, want: &[HostAddr]) {
         {
             let mut st = lock(&self.state);
             let mut next = Vec::with_capacity(want.len());
             for w in want {
-                let kept = st.addrs.iter().find(|a| a.ip == w.ip).map(|a| a.dad);
+                if let Some(a) = st.addrs.iter().find(|a| a.ip == w.ip) {
+                    next.push(Addr {
+                        prefix: w.prefix,
+                        expire: w.expire,
+                        ..a.clone()
+                    });
+                    continue;
+                }
                 let probes = match w.ip {
                     IpAddr::V4(_) => st.timers.probes_v4,
                     IpAddr::V6(_) => st.timers.probes_v6,
                 };
-                let dad = kept.unwrap_or(if w.nodad {
-                    Dad::Ok
+                let (dad, announce) = if w.nodad || probes == 0 {
+                    // arp_ifinit: an address not tried (or with DAD off,
+                    // dad_count 0) is announced once.
+                    (Dad::Ok, w.ip.is_ipv4().then_some((now, 1)))
                 } else {
-                    Dad::Tentative {
-                        next: now,
-                        probes_left: probes,
-                    }
-                });
+                    (st.dad_start(now, w.ip), None)
+                };
                 next.push(Addr {
                     ip: w.ip,
                     prefix: w.prefix,
                     dad,
+                    announce,
+                    defended: None,
+                    logged: None,
+                    expire: w.expire,
                 });
             }
             st.addrs = next;
@@ -525,7 +559,11 @@ impl State {
             }
         }
         self.batch = batch;
-        if self.run_dad(now) {
+        // DAD may finish, a conflict may give an address up, a lifetime
+        // may end.
+        let held = self.addrs.len();
+        self.addrs.retain(|a| a.expire.is_none_or(|e| e > now));
+        if self.run_dad(now) | std::mem::take(&mut self.changed) | (self.addrs.len() != held) {
             self.sync_addrs();
         }
         for f in self.out.drain(..) {
@@ -564,9 +602,15 @@ impl State {
         let dad = self
             .addrs
             .iter()
-            .filter_map(|a| match a.dad {
-                Dad::Tentative { next, .. } => Some(next),
-                _ => None,
+            .flat_map(|a| {
+                let probe = match a.dad {
+                    Dad::Tentative { next, .. } => Some(next),
+                    _ => None,
+                };
+                probe
+                    .into_iter()
+                    .chain(a.announce.map(|(at, _)| at))
+                    .chain(a.expire)
             })
             .min();
         match (smol, dad) {
@@ -618,44 +662,124 @@ impl State {
         self.addrs.iter().find(|a| a.ip == ip).map(|a| a.dad)
     }
 
-    /// Send the due DAD probes; true when an address became usable.
+    /// A random duration in [0, `d`), for RFC 5227's delays.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        let us = d.as_micros() as u64;
+        Duration::from_micros(if us == 0 { 0 } else { x % us })
+    }
+
+    /// The state of an address that starts DAD at `now`: IPv4 probes
+    /// first within PROBE_WAIT (arp_dad_start), IPv6 at once
+    /// (nd6_dad_start for an address given by ioctl).
+    fn dad_start(&mut self, now: Instant, ip: IpAddr) -> Dad {
+        let (probes_left, delay) = match ip {
+            IpAddr::V4(_) => (self.timers.probes_v4, self.jitter(self.timers.retrans)),
+            IpAddr::V6(_) => (self.timers.probes_v6, Duration::ZERO),
+        };
+        Dad::Tentative {
+            next: now + delay,
+            probes_left,
+        }
+    }
+
+    /// Send the due DAD probes and announcements; true when an address
+    /// became usable. IPv4 as arp_dad_timer: probes PROBE_MIN to PROBE_MAX
+    /// apart, usable ANNOUNCE_WAIT after the last, then ANNOUNCE_NUM
+    /// announcements ANNOUNCE_INTERVAL apart (a second is `retrans`).
+    /// IPv6 as nd6_dad_timer: probes `retrans` apart, usable `retrans`
+    /// after the last.
     fn run_dad(&mut self, now: Instant) -> bool {
         let mut changed = false;
-        for a in &mut self.addrs {
-            let Dad::Tentative { next, probes_left } = a.dad else {
-                continue;
-            };
-            if next > now {
-                continue;
+        let retrans = self.timers.retrans;
+        let mut addrs = std::mem::take(&mut self.addrs);
+        for a in &mut addrs {
+            if let Dad::Tentative { next, probes_left } = a.dad
+                && next <= now
+            {
+                if probes_left == 0 {
+                    a.dad = Dad::Ok;
+                    changed = true;
+                    if a.ip.is_ipv4() {
+                        a.announce = Some((now, ANNOUNCE_NUM));
+                    }
+                } else {
+                    let left = probes_left - 1;
+                    let wait = match a.ip {
+                        IpAddr::V4(ip) => {
+                            self.out.push(arp_probe(self.mac, ip));
+                            if left > 0 {
+                                retrans + self.jitter(retrans)
+                            } else {
+                                2 * retrans
+                            }
+                        }
+                        IpAddr::V6(ip) => {
+                            self.out.push(dad_solicit(self.mac, ip));
+                            retrans
+                        }
+                    };
+                    a.dad = Dad::Tentative {
+                        next: now + wait,
+                        probes_left: left,
+                    };
+                }
             }
-            if probes_left == 0 {
-                a.dad = Dad::Ok;
-                changed = true;
-                continue;
+            if let (Some((at, n)), IpAddr::V4(ip)) = (a.announce, a.ip)
+                && at <= now
+                && a.dad == Dad::Ok
+            {
+                self.out.push(gratuitous_arp(self.mac, ip));
+                a.announce = (n > 1).then(|| (now + 2 * retrans, n - 1));
             }
-            self.out.push(match a.ip {
-                IpAddr::V4(ip) => gratuitous_arp(self.mac, ip),
-                IpAddr::V6(ip) => dad_solicit(self.mac, ip),
-            });
-            a.dad = Dad::Tentative {
-                next: now + self.timers.retrans,
-                probes_left: probes_left - 1,
-            };
         }
+        self.addrs = addrs;
         changed
     }
 
-    fn mark_duplicated(&mut self, ip: IpAddr, from: &[u8]) {
-        if let Some(a) = self.addrs.iter_mut().find(|a| a.ip == ip)
-            && matches!(a.dad, Dad::Tentative { .. })
-        {
-            a.dad = Dad::Duplicated;
-            log::warn(&format!(
-                "{}: DAD detected duplicate address {ip} from {}",
-                self.dev.port.name,
-                fmt_mac(from)
-            ));
+    /// Someone else uses one of our addresses (arp_dad_duplicated): a
+    /// tentative address is given up; a held one is defended once per
+    /// DEFEND_INTERVAL, and given up on a second conflict within it
+    /// (RFC 5227 2.4 (b)). Each change is logged; conflicts with an
+    /// address already given up, at most once per DEFEND_INTERVAL.
+    fn dad_duplicated(&mut self, now: Instant, ip: IpAddr, from: &[u8]) {
+        let name = &self.dev.port.name;
+        let Some(a) = self.addrs.iter_mut().find(|a| a.ip == ip) else {
+            return;
+        };
+        let logs = &mut self.conflicts_logged;
+        let mut say = |a: &mut Addr, what: &str| {
+            a.logged = Some(now);
+            *logs += 1;
+            log::warn(&format!("{name}: DAD {what} {ip} from {}", fmt_mac(from)));
+        };
+        match a.dad {
+            Dad::Duplicated => {
+                if a.logged.is_none_or(|t| now >= t + DEFEND_INTERVAL) {
+                    say(a, "duplicate address");
+                }
+                return;
+            }
+            Dad::Tentative { .. } => say(a, "duplicate address"),
+            Dad::Ok => {
+                if a.defended.is_none_or(|t| now >= t + DEFEND_INTERVAL) {
+                    a.defended = Some(now);
+                    if let IpAddr::V4(v4) = ip {
+                        self.out.push(gratuitous_arp(self.mac, v4));
+                    }
+                    say(a, "defended address");
+                    return;
+                }
+                say(a, "defence failed for");
+                self.changed = true;
+            }
         }
+        a.dad = Dad::Duplicated;
+        a.announce = None;
     }
 
     /// Remember that `ip` is at `mac` (a unicast neighbour, not one of ours).
@@ -715,20 +839,10 @@ impl State {
         else {
             return false;
         };
-        // Someone else uses one of our addresses.
-        if let Some(state) = self.dad_state(IpAddr::V4(spa)) {
-            match state {
-                Dad::Tentative { .. } => self.mark_duplicated(IpAddr::V4(spa), &sha.0),
-                Dad::Ok => {
-                    log::warn(&format!(
-                        "{}: {spa} is also used by {}",
-                        self.dev.port.name,
-                        fmt_mac(&sha.0)
-                    ));
-                    self.out.push(gratuitous_arp(self.mac, spa));
-                }
-                Dad::Duplicated => {}
-            }
+        // in_arpinput's DAD check: a collision on the sender address is
+        // always a conflict.
+        if self.dad_state(IpAddr::V4(spa)).is_some() {
+            self.dad_duplicated(now, IpAddr::V4(spa), &sha.0);
             return false;
         }
         // Like NetBSD (and Linux), learn only from ARP aimed at us, not from
@@ -736,12 +850,15 @@ impl State {
         if self.dad_state(IpAddr::V4(tpa)) == Some(Dad::Ok) {
             self.learn(now, IpAddr::V4(spa), sha.0);
         }
-        // An RFC 5227 probe (sender 0.0.0.0) for an address we hold or probe.
+        // An RFC 5227 probe (sender 0.0.0.0): a conflict for an address we
+        // probe; for one we hold, answered (in_arpinput's reply).
         if spa == Ipv4Addr::UNSPECIFIED {
             match self.dad_state(IpAddr::V4(tpa)) {
-                Some(Dad::Tentative { .. }) => self.mark_duplicated(IpAddr::V4(tpa), &sha.0),
-                Some(Dad::Ok) => self.out.push(gratuitous_arp(self.mac, tpa)),
-                _ => {}
+                Some(Dad::Tentative { .. } | Dad::Duplicated) => {
+                    self.dad_duplicated(now, IpAddr::V4(tpa), &sha.0)
+                }
+                Some(Dad::Ok) => self.out.push(arp_reply(self.mac, tpa, sha.0, spa)),
+                None => {}
             }
             return false;
         }
@@ -842,7 +959,7 @@ impl State {
                         if ip.src_addr().is_unspecified() {
                             match state {
                                 Some(Dad::Tentative { .. }) => {
-                                    self.mark_duplicated(IpAddr::V6(target_addr), &src)
+                                    self.dad_duplicated(now, IpAddr::V6(target_addr), &src)
                                 }
                                 Some(Dad::Ok) => {
                                     self.out.push(defend_advert(self.mac, target_addr))
@@ -857,7 +974,7 @@ impl State {
                     NdiscRepr::NeighborAdvert { target_addr, .. } => {
                         match self.dad_state(IpAddr::V6(target_addr)) {
                             Some(Dad::Tentative { .. }) => {
-                                self.mark_duplicated(IpAddr::V6(target_addr), &src);
+                                self.dad_duplicated(now, IpAddr::V6(target_addr), &src);
                                 false
                             }
                             Some(_) => false,
@@ -1027,11 +1144,13 @@ mod tests {
                 ip: IpAddr::V4(V4),
                 prefix: 24,
                 nodad,
+                expire: None,
             },
             HostAddr {
                 ip: IpAddr::V6(V6),
                 prefix: 64,
                 nodad,
+                expire: None,
             },
         ]
     }
@@ -1126,50 +1245,111 @@ mod tests {
             .then(|| (eth.dst_addr().0, p.dst_addr(), icmp.echo_seq_no()))
     }
 
-    #[test]
-    fn dad_takes_the_configured_probes_and_time() {
-        let ms = Duration::from_millis;
-        let timers = DadTimers {
-            probes_v4: 3,
-            probes_v6: 1,
-            retrans: ms(100),
+    fn is_arp_probe(f: &[u8], ip: Ipv4Addr) -> bool {
+        let Ok(eth) = EthernetFrame::new_checked(f) else {
+            return false;
         };
+        let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+            return false;
+        };
+        eth.dst_addr().is_broadcast()
+            && matches!(ArpRepr::parse(&arp), Ok(ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Request,
+                source_protocol_addr: s,
+                target_protocol_addr: t,
+                ..
+            }) if s.is_unspecified() && t == ip)
+    }
+
+    /// Step the clock 1 ms at a time; what went out, and when, in ms.
+    fn timeline(h: &Host, wire: &Wire, t0: Instant, ms: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        for i in 0..=ms {
+            h.poll(t0 + Duration::from_millis(i));
+            out.extend(wire.take().into_iter().map(|f| (i, f)));
+        }
+        out
+    }
+
+    /// NetBSD's defaults (dad_count 3 and 1) with a 100 ms "second":
+    /// arp_dad_start/arp_dad_timer for IPv4 (probes `who-has A tell
+    /// 0.0.0.0`, PROBE_WAIT, PROBE_MIN..PROBE_MAX, ANNOUNCE_WAIT, then
+    /// ANNOUNCE_NUM announcements `who-has A tell A`), nd6_dad_timer for
+    /// IPv6 (one NS at once, usable a RetransTimer later).
+    #[test]
+    fn dad_follows_netbsd() {
+        let timers = DadTimers {
+            retrans: Duration::from_millis(100),
+            ..DadTimers::default()
+        };
+        assert_eq!((timers.probes_v4, timers.probes_v6), (3, 1));
         let (h, wire, t0) = host(timers);
         h.configure(t0, MAC, &addrs(false));
-        assert_eq!(h.poll(t0), Some(t0 + ms(100)), "the next probe is due");
         let (v4, v6) = (IpAddr::V4(V4), IpAddr::V6(V6));
         assert_eq!(h.addr_flags(v4), in_iff::TENTATIVE);
         assert_eq!(h.addr_flags(v6), in6_iff::TENTATIVE);
-        run_until(&h, t0, t0 + ms(99));
-        assert_eq!(
-            h.addr_flags(v6),
-            in6_iff::TENTATIVE,
-            "one retrans after the probe"
-        );
-        run_until(&h, t0 + ms(99), t0 + ms(100));
-        assert_eq!(h.addr_flags(v6), 0, "1 probe, 100 ms");
-        run_until(&h, t0 + ms(100), t0 + ms(299));
-        assert_eq!(h.addr_flags(v4), in_iff::TENTATIVE);
-        run_until(&h, t0 + ms(299), t0 + ms(300));
-        assert_eq!(h.addr_flags(v4), 0, "3 probes, 300 ms");
-        let sent = wire.take();
-        assert_eq!(sent.iter().filter(|f| is_garp(f, V4)).count(), 3);
-        assert_eq!(sent.iter().filter(|f| is_dad_probe(f, V6)).count(), 1);
-        assert_eq!(h.poll(t0 + ms(300)), None, "nothing left to time");
+        let mut usable = (None, None);
+        let mut sent = Vec::new();
+        for i in 0..=1500u64 {
+            let t = t0 + Duration::from_millis(i);
+            h.poll(t);
+            sent.extend(wire.take().into_iter().map(|f| (i, f)));
+            if usable.0.is_none() && h.addr_flags(v4) == 0 {
+                usable.0 = Some(i);
+            }
+            if usable.1.is_none() && h.addr_flags(v6) == 0 {
+                usable.1 = Some(i);
+            }
+        }
+        let at = |f: &dyn Fn(&[u8]) -> bool| -> Vec<u64> {
+            sent.iter().filter(|(_, x)| f(x)).map(|(i, _)| *i).collect()
+        };
+        assert_eq!(at(&|f| is_dad_probe(f, V6)), vec![0], "one NS at once");
+        assert_eq!(usable.1, Some(100), "usable a RetransTimer later");
+        let probes = at(&|f| is_arp_probe(f, V4));
+        assert_eq!(probes.len(), 3, "{probes:?}");
+        assert!(probes[0] < 100, "PROBE_WAIT: {probes:?}");
+        for w in probes.windows(2) {
+            assert!(
+                (100..200).contains(&(w[1] - w[0])),
+                "PROBE_MIN/MAX: {probes:?}"
+            );
+        }
+        assert_eq!(usable.0, Some(probes[2] + 200), "ANNOUNCE_WAIT");
+        let announced = at(&|f| is_garp(f, V4));
+        assert_eq!(announced, vec![probes[2] + 200, probes[2] + 400]);
+        assert_eq!(h.poll(t0 + Duration::from_millis(1500)), None, "all done");
     }
 
+    /// in_ifinit/arp_ifinit: an address not tried is usable at once and
+    /// announced once.
     #[test]
-    fn today_dad_is_two_probes_in_one_second() {
+    fn an_address_not_tried_is_usable_and_announced() {
         let (h, wire, t0) = host(DadTimers::default());
-        h.configure(t0, MAC, &addrs(false));
-        let second = Duration::from_secs(1);
-        run_until(&h, t0, t0 + second - Duration::from_millis(1));
-        assert_eq!(h.addr_flags(IpAddr::V4(V4)), in_iff::TENTATIVE);
-        run_until(&h, t0 + second, t0 + second);
+        h.configure(t0, MAC, &addrs(true));
         assert_eq!(h.addr_flags(IpAddr::V4(V4)), 0);
-        let sent = wire.take();
-        assert_eq!(sent.iter().filter(|f| is_garp(f, V4)).count(), 2);
-        assert_eq!(sent.iter().filter(|f| is_dad_probe(f, V6)).count(), 2);
+        let sent = timeline(&h, &wire, t0, 5000);
+        assert_eq!(sent.iter().filter(|(_, f)| is_garp(f, V4)).count(), 1);
+        assert!(!sent.iter().any(|(_, f)| is_arp_probe(f, V4)));
+    }
+
+    /// An address past its valid lifetime is no longer answered for, at
+    /// its time, whether or not the kernel has removed it yet.
+    #[test]
+    fn an_address_expires_at_its_time() {
+        let (h, wire, t0) = host(DadTimers::default());
+        let end = t0 + Duration::from_secs(3);
+        let mut a = addrs(true);
+        a[0].expire = Some(end);
+        h.configure(t0, MAC, &a);
+        assert_eq!(h.poll(t0), Some(end), "polled when it expires");
+        wire.take();
+        h.input(&arp_request(PEER, PEER4, V4));
+        h.poll(end - Duration::from_millis(1));
+        assert_eq!(wire.take().len(), 1, "answered while valid");
+        h.input(&arp_request(PEER, PEER4, V4));
+        h.poll(end);
+        assert!(wire.take().is_empty(), "not once expired");
     }
 
     #[test]
@@ -1194,14 +1374,44 @@ mod tests {
     #[test]
     fn a_held_address_is_defended() {
         let (h, wire, t0) = holder();
-        // Another host's RFC 5227 probe for our address.
+        // Another host's RFC 5227 probe for our address: answered, as
+        // in_arpinput replies to it, and by an advertisement.
         h.input(&arp_request(PEER, Ipv4Addr::UNSPECIFIED, V4));
         h.input(&dad_solicit(PEER, V6));
         h.poll(t0);
         let sent = wire.take();
-        assert!(sent.iter().any(|f| is_garp(f, V4)), "gratuitous ARP");
+        let reply = arp_reply(MAC, V4, PEER, Ipv4Addr::UNSPECIFIED);
+        assert!(sent.contains(&reply), "ARP reply to the prober");
         assert!(sent.contains(&defend_advert(MAC, V6)), "advertisement");
         assert_eq!(h.addr_flags(IpAddr::V4(V4)), 0, "kept");
+        // Someone announcing our address: defended with an announcement.
+        h.input(&gratuitous_arp(PEER, V4));
+        h.poll(t0);
+        assert!(wire.take().iter().any(|f| is_garp(f, V4)), "defended");
+        assert_eq!(h.addr_flags(IpAddr::V4(V4)), 0, "kept");
+    }
+
+    /// Issue 12 item 11: a flood of ARP claiming our address costs at most
+    /// one defence per DEFEND_INTERVAL (arp_dad_duplicated), the address is
+    /// given up on the second conflict within it (RFC 5227 2.4 (b)), and
+    /// the log says so at most once per interval.
+    #[test]
+    fn conflict_floods_are_not_amplified() {
+        let (h, wire, t0) = holder();
+        let logged = || lock(&h.state).conflicts_logged;
+        let mut garps = 0;
+        for i in 0..30_000u32 {
+            // 30 s of a flood, a frame per millisecond.
+            let t = t0 + Duration::from_millis(u64::from(i));
+            h.input(&gratuitous_arp(PEER, V4));
+            h.poll(t);
+            garps += wire.take().iter().filter(|f| is_garp(f, V4)).count();
+        }
+        assert_eq!(garps, 1, "one defence");
+        assert_eq!(h.addr_flags(IpAddr::V4(V4)), in_iff::DUPLICATED);
+        // Defended, defence failed, then "duplicate address" at 10 s and
+        // 20 s after the last line.
+        assert_eq!(logged(), 4, "log lines in 30 s");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use ifnet::cloner::{Cloners, DadTimers, IfClone, KernelEnv};
 use ifnet::drivers::lo::LoClone;
 use ifnet::ifconfig::{USAGE, main_with};
 use ifnet::ifnet::{Driver, IfState, IfType};
-use ifnet::ioctl::{Errno, IfMedia, LinkState, iff};
+use ifnet::ioctl::{Errno, IfMedia, LinkState, Reply, Request, iff};
+use std::net::IpAddr;
 
 /// An Ethernet-like interface with a linkstr and media, shmif-style:
 /// the linkstr is set once, and only while down.
@@ -76,7 +77,7 @@ impl Driver for Eth {
 }
 
 fn kernel() -> Kernel {
-    // Duplicate address detection in 200 ms, not 1 s: `-w` waits less.
+    // A 100 ms RetransTimer, not 1 s: `-w` waits less.
     let dad = DadTimers {
         retrans: std::time::Duration::from_millis(100),
         ..DadTimers::default()
@@ -135,7 +136,14 @@ fn lo0_status() {
     assert_eq!(ok(&k, "lo0"), LO0);
     assert_eq!(ok(&k, "-a"), LO0);
     assert_eq!(ok(&k, ""), LO0);
-    assert_eq!(ok(&k, "1"), LO0);
+    // A number is an index to the kernel (if.c ifunit) but names no
+    // interface that the listing prints: NetBSD prints nothing, and an
+    // unknown index is an unknown interface. Configuring by index works.
+    assert_eq!(ok(&k, "1"), "");
+    fails(&k, "9", "ifconfig: SIOCGIFFLAGS 9: Device not configured\n");
+    ok(&k, "1 mtu 1500");
+    assert!(ok(&k, "lo0").contains("mtu 1500"));
+    ok(&k, "1 mtu 33624");
     assert_eq!(
         ok(&k, "lo0 inet"),
         "lo0: flags=0x8049<UP,LOOPBACK,RUNNING,MULTICAST> mtu 33624\n\tinet 127.0.0.1/8 flags 0x0\n"
@@ -528,10 +536,10 @@ fn ethernet_like() {
     ok(&k, "eth0 inet 10.0.0.1 netmask 0xffffff00");
     ok(&k, "eth0 inet6 fc00::1");
     ok(&k, "eth0 up");
-    // New addresses are TENTATIVE until duplicate address detection passes.
-    assert!(
-        ok(&k, "eth0").contains("inet 10.0.0.1/24 broadcast 10.0.0.255 flags 0x1<TENTATIVE>\n")
-    );
+    // The first address brought eth0 up and is usable at once (in_ifinit
+    // tries DAD only on an interface up and running); the next one is
+    // TENTATIVE until duplicate address detection passes.
+    assert!(ok(&k, "eth0").contains("inet 10.0.0.1/24 broadcast 10.0.0.255 flags 0x0\n"));
     assert!(ok(&k, "eth0").contains("inet6 fc00::1/64 flags 0x2<TENTATIVE>\n"));
     ok(&k, "-w 5");
     let want = format!(
@@ -716,4 +724,136 @@ fn resolve_names() {
     );
     // Scoped addresses are never looked up.
     assert!(ok(&k, "-N lo0 inet6").contains("\tinet6 fe80::1%lo0/64 flags 0x0 scopeid 0x1\n"));
+}
+
+/// Issue 13 item 6: pings of the kernel's own addresses go through lo0,
+/// which counts the request and the reply both ways, as NetBSD's
+/// looutput and if_input do; `-z` reads and clears them.
+#[test]
+fn lo0_counts_local_pings() {
+    let k = kernel();
+    ok(&k, "eth0 create");
+    ok(&k, "eth0 inet 10.0.0.1/24");
+    for dst in [IpAddr::from([127, 0, 0, 1]), IpAddr::from([10, 0, 0, 1])] {
+        let r = k.ioctl(Request::Echo {
+            dst,
+            scope: None,
+            ident: 1,
+            seq: 1,
+            len: 56,
+            timeout_ms: 1000,
+        });
+        assert!(matches!(r, Ok(Reply::Echo { .. })), "{r:?}");
+    }
+    // Four packets of 84 bytes (20 + 8 + 56) each way.
+    let counted = "\tinput: 4 packets, 336 bytes\n\toutput: 4 packets, 336 bytes\n";
+    assert!(ok(&k, "-v lo0").contains(counted), "{}", ok(&k, "-v lo0"));
+    assert!(ok(&k, "-z lo0").contains(counted));
+    assert!(ok(&k, "-v lo0").contains("\tinput: 0 packets, 0 bytes\n"));
+    assert!(!ok(&k, "-v eth0").contains("input: 4 packets"));
+}
+
+/// Issue 13 item 5: lifetimes count down in `ifconfig -L`; past pltime the
+/// address is DEPRECATED, past vltime it is gone (nd6_timer).
+#[test]
+fn lifetimes_run_out() {
+    let k = kernel();
+    ok(&k, "eth0 create");
+    ok(&k, "eth0 inet6 fc00::9 pltime 1 vltime 2");
+    let line = || {
+        ok(&k, "-L eth0")
+            .lines()
+            .find(|l| l.contains("fc00::9"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        line().as_deref(),
+        Some("\tinet6 fc00::9/64 flags 0x0 pltime 1 vltime 2")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !line().unwrap().contains("DEPRECATED") {
+        assert!(std::time::Instant::now() < deadline, "{:?}", line());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        line().as_deref(),
+        Some("\tinet6 fc00::9/64 flags 0x10<DEPRECATED> pltime 0 vltime 1")
+    );
+    while line().is_some() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", line());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Issue 13 item 4: down marks every address DETACHED (in_if_link_down,
+/// in6_if_link_down; IN_IFF_DETACHED 0x4, IN6_IFF_DETACHED 0x8); up
+/// clears it, and on lo0 tries nothing (if_do_dad).
+#[test]
+fn down_detaches_addresses() {
+    let k = kernel();
+    ok(&k, "lo0 down");
+    assert_eq!(
+        ok(&k, "lo0"),
+        "lo0: flags=0x8008<LOOPBACK,MULTICAST> mtu 33624
+\tinet 127.0.0.1/8 flags 0x4<DETACHED>
+\tinet6 ::1/128 flags 0x28<DETACHED,NODAD>
+\tinet6 fe80::1%lo0/64 flags 0x8<DETACHED> scopeid 0x1
+"
+    );
+    ok(&k, "lo0 up");
+    assert_eq!(ok(&k, "lo0"), LO0);
+}
+
+/// Issue 13 item 1: when DAD starts, as NetBSD's in_ifinit and
+/// in6_update_ifa1 decide it (if_do_dad: up and running): the first
+/// address, which brings the interface up, is usable at once; one added
+/// while up is TENTATIVE, with or without a prefix length; an interface
+/// brought up again tries its addresses again (in_if_link_up).
+#[test]
+fn dad_starts_when_netbsd_starts_it() {
+    let k = kernel();
+    let flags = |ifname: &str, addr: &str| -> String {
+        let out = ok(&k, ifname);
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!(" {addr}/")))
+            .unwrap_or_else(|| panic!("{addr} in {out}"))
+            .to_string();
+        line[line.find("flags").unwrap()..].to_string()
+    };
+    for i in 0..4 {
+        ok(&k, &format!("eth{i} create"));
+    }
+    // Added before up: brings eth0 up, usable at once.
+    ok(&k, "eth0 inet 10.0.0.1/24");
+    assert_eq!(flags("eth0", "10.0.0.1"), "flags 0x0");
+    // An alias, added while up.
+    ok(&k, "eth0 inet 10.0.0.2/24 alias");
+    assert_eq!(flags("eth0", "10.0.0.2"), "flags 0x1<TENTATIVE>");
+    // inet6 while up, without and with a prefix length.
+    ok(&k, "eth0 inet6 fc00::1");
+    assert_eq!(flags("eth0", "fc00::1"), "flags 0x2<TENTATIVE>");
+    ok(&k, "eth0 inet6 fc00::2 prefixlen 64");
+    assert_eq!(flags("eth0", "fc00::2"), "flags 0x2<TENTATIVE>");
+    // inet6 first: brings eth1 up, usable at once.
+    ok(&k, "eth1 inet6 fc00:1::1");
+    assert_eq!(flags("eth1", "fc00:1::1"), "flags 0x0");
+    // Up first, then an address: tried.
+    ok(&k, "eth2 up");
+    ok(&k, "eth2 inet 10.0.2.1/24");
+    assert_eq!(flags("eth2", "10.0.2.1"), "flags 0x1<TENTATIVE>");
+    // Up after down: detached, then tried again.
+    ok(&k, "-w 5");
+    ok(&k, "eth0 down");
+    assert_eq!(flags("eth0", "10.0.0.1"), "flags 0x4<DETACHED>");
+    assert_eq!(flags("eth0", "fc00::1"), "flags 0x8<DETACHED>");
+    ok(&k, "eth0 up");
+    assert_eq!(flags("eth0", "10.0.0.1"), "flags 0x1<TENTATIVE>");
+    assert_eq!(flags("eth0", "fc00::1"), "flags 0x2<TENTATIVE>");
+    ok(&k, "-w 5");
+    assert_eq!(flags("eth0", "10.0.0.1"), "flags 0x0");
+    // As ifconfig.c, the flags go before the address: this address
+    // brings eth3 up again, untried.
+    ok(&k, "eth3 inet 10.0.3.1/24 down");
+    assert_eq!(flags("eth3", "10.0.3.1"), "flags 0x0");
 }

@@ -12,7 +12,7 @@ use ifnet::ioctl::{Errno, In6AliasReq, InAliasReq, Reply, Request, iff};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-/// Duplicate address detection in 200 ms (two probes 100 ms apart), not 1 s.
+/// Duplicate address detection with a 100 ms RetransTimer (NetBSD: 1 s).
 fn fast_dad() -> DadTimers {
     DadTimers {
         retrans: Duration::from_millis(100),
@@ -132,7 +132,11 @@ fn echo_both_ways_v4_and_v6() {
     add6(&b, "fc00::2");
     let (a4, b4) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
     let (a6, b6): (IpAddr, IpAddr) = ("fc00::1".parse().unwrap(), "fc00::2".parse().unwrap());
-    assert_eq!(flags_of(&a, a4), 0x1, "TENTATIVE right after the add");
+    // The first address brought eth0 up: usable at once, as in_ifinit
+    // tries DAD only on an interface already up and running. The next
+    // one, added while up, is tentative.
+    assert_eq!(flags_of(&a, a4), 0, "usable at once");
+    assert_eq!(flags_of(&a, a6), 0x2, "TENTATIVE right after the add");
     for (k, ip, tentative) in [(&a, a4, 0), (&b, b4, 0), (&a, a6, 0), (&b, b6, 0)] {
         wait_flags(k, ip, tentative);
     }
@@ -224,18 +228,68 @@ fn link_local_needs_scope() {
     assert!(matches!(a.ioctl(req(Some("eth0"))), Ok(Reply::Echo { .. })));
 }
 
+/// Item 1 of issue 13: the first address is usable at once, so a ping
+/// right after `ifconfig eth0 inet A` on both ends is answered.
+#[test]
+fn the_first_address_answers_at_once() {
+    let (a, b) = cabled_with(DadTimers::default(), DadTimers::default());
+    add4(&a, [10, 0, 0, 1]);
+    add4(&b, [10, 0, 0, 2]);
+    let r = ping(&a, IpAddr::from([10, 0, 0, 2]), 0);
+    assert!(matches!(r, Ok(Reply::Echo { .. })), "{r:?}");
+}
+
 #[test]
 fn duplicate_address_is_detected() {
-    // b's whole second of DAD gives a's defence time to arrive.
     let (a, b) = cabled_with(fast_dad(), DadTimers::default());
     add4(&a, [10, 0, 0, 1]);
     add6(&a, "fc00::1");
-    wait_flags(&a, IpAddr::from([10, 0, 0, 1]), 0);
     wait_flags(&a, "fc00::1".parse().unwrap(), 0);
+    // Aliases added while up are tried, as in t_dad.sh's dad_duplicated.
+    add4(&b, [10, 0, 0, 2]);
     add4(&b, [10, 0, 0, 1]);
     add6(&b, "fc00::1");
     wait_flags(&b, IpAddr::from([10, 0, 0, 1]), 0x2); // IN_IFF_DUPLICATED
     wait_flags(&b, "fc00::1".parse().unwrap(), 0x4); // IN6_IFF_DUPLICATED
     // The holder keeps its address.
     assert_eq!(flags_of(&a, IpAddr::from([10, 0, 0, 1])), 0);
+}
+
+/// Run ifping against kernel `k`: (exit code, stdout, stderr, time taken).
+fn ifping(k: &Kernel, args: &[&str]) -> (i32, String, String, Duration) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    let code = ifnet::ping::main_with(&args, &mut &*k, &mut out, &mut err);
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (code, text(out), text(err), start.elapsed())
+}
+
+/// Issue 13 item 8: ifping takes host names, waits for the last reply as
+/// NetBSD's ping.c doit() does (max(2 × the longest round trip, 10 × the
+/// interval), bounded by -w), and refuses a link-local destination without
+/// its scope as ping6 does.
+#[test]
+fn ifping_as_netbsd_ping() {
+    let (a, _b) = cabled();
+    add4(&a, [10, 0, 0, 1]);
+    let (code, out, _, _) = ifping(&a, &["-c", "1", "localhost"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("PING localhost (127.0.0.1): 56 data bytes\n"),
+        "{out}"
+    );
+    // Nobody at 10.0.0.9: ten intervals for the last reply, not 2 s.
+    let (code, _, _, took) = ifping(&a, &["-c", "1", "-i", "0.3", "10.0.0.9"]);
+    assert_eq!(code, 2);
+    assert!(took >= Duration::from_millis(2900), "{took:?}");
+    // -w bounds it.
+    let (code, _, _, took) = ifping(&a, &["-c", "1", "-w", "1", "10.0.0.9"]);
+    assert_eq!(code, 2);
+    assert!(took < Duration::from_millis(1900), "{took:?}");
+    let (code, out, err, _) = ifping(&a, &["-c", "1", "fe80::1"]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (1, "", "ifping: UDP connect: No route to host\n")
+    );
 }

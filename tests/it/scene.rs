@@ -237,3 +237,112 @@ fn address_changes_change_what_answers() {
         b.ifconfig(&["shmif0"]).0
     );
 }
+
+/// The ARP frames on a bus, as (sender IP, target IP) of each request,
+/// read from `shmifdump -p` as a NetBSD script reads `shmif_dumpbus`.
+fn arp_requests_on(bus: &Path) -> Vec<([u8; 4], [u8; 4])> {
+    let o = std::process::Command::new(SHMIFDUMP)
+        .args(["-p", "-", bus.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let (b, mut off, mut out) = (&o.stdout, 24, Vec::new());
+    while off + 16 <= b.len() {
+        let len = u32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap()) as usize;
+        let f = &b[off + 16..(off + 16 + len).min(b.len())];
+        // Ethernet type ARP, operation request.
+        if f.len() >= 42 && f[12..14] == [8, 6] && f[20..22] == [0, 1] {
+            let ip = |o: usize| -> [u8; 4] { f[o..o + 4].try_into().unwrap() };
+            out.push((ip(28), ip(38)));
+        }
+        off += 16 + len;
+    }
+    out
+}
+
+/// Issue 13 items 1, 2 and 4, on the wire, as NetBSD's t_dad.sh
+/// (dad_basic): the first address, which brings shmif0 up, is not tried
+/// (in_ifinit) but announced once (arp_ifinit); an alias is probed three
+/// times `who-has A tell 0.0.0.0` (arp_dad_output), then announced
+/// `who-has A tell A` twice (arp_dad_timer); down marks the addresses
+/// DETACHED (in_if_link_down), up tries them all again (in_if_link_up).
+#[test]
+fn dad_on_the_bus_as_netbsd() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    let d = Daemon::start_with(&["--retrans-timer", "100"]);
+    d.ok(&["shmif0", "create"]);
+    d.ok(&["shmif0", "linkstr", bus.to_str().unwrap()]);
+    d.ok(&["shmif0", "inet", "10.0.0.1/24"]);
+    let (out, _, _) = d.ifconfig(&["shmif0"]);
+    assert!(
+        out.contains("inet 10.0.0.1/24 broadcast 10.0.0.255 flags 0x0\n"),
+        "{out}"
+    );
+    d.ok(&["shmif0", "inet", "10.0.0.2/24", "alias"]);
+    d.ok(&["-w", "10"]);
+    let (one, two) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let count = |v: &[([u8; 4], [u8; 4])], s: [u8; 4], t: [u8; 4]| {
+        v.iter().filter(|&&x| x == (s, t)).count()
+    };
+    wait_until(5, "two announcements of the alias", || {
+        count(&arp_requests_on(&bus), two, two) == 2
+    });
+    let arp = arp_requests_on(&bus);
+    assert_eq!(count(&arp, [0; 4], two), 3, "probes of the alias: {arp:?}");
+    assert_eq!(count(&arp, [0; 4], one), 0, "no DAD for the first address");
+    assert_eq!(count(&arp, one, one), 1, "the first address announced");
+    d.ok(&["shmif0", "down"]);
+    let (out, _, _) = d.ifconfig(&["shmif0"]);
+    assert!(
+        out.contains("10.0.0.1/24 broadcast 10.0.0.255 flags 0x4<DETACHED>\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("10.0.0.2/24 broadcast 10.0.0.255 flags 0x4<DETACHED>\n"),
+        "{out}"
+    );
+    assert!(out.contains("%shmif0/64 flags 0x8<DETACHED>"), "{out}");
+    d.ok(&["shmif0", "up"]);
+    d.ok(&["-w", "10"]);
+    wait_until(5, "the addresses tried again", || {
+        let arp = arp_requests_on(&bus);
+        count(&arp, [0; 4], one) == 3 && count(&arp, [0; 4], two) == 6
+    });
+    let (out, _, _) = d.ifconfig(&["shmif0"]);
+    assert!(
+        !out.contains("DETACHED") && !out.contains("TENTATIVE"),
+        "{out}"
+    );
+    // The link going down and up does the same (in_if_link_state_change).
+    d.ok(&["shmif0", "media", "none"]);
+    let (out, _, _) = d.ifconfig(&["shmif0"]);
+    assert!(
+        out.contains("10.0.0.1/24 broadcast 10.0.0.255 flags 0x4<DETACHED>\n"),
+        "{out}"
+    );
+    d.ok(&["shmif0", "media", "auto"]);
+    d.ok(&["-w", "10"]);
+    wait_until(5, "the addresses tried on link up", || {
+        count(&arp_requests_on(&bus), [0; 4], one) == 6
+    });
+}
+
+/// Issue 13 item 1 on a bus: `ifconfig shmif0 inet A` on a fresh shmif,
+/// then at once `ifping -c 1 -w 5 B`: the first address is usable at once
+/// (in_ifinit tries DAD only on an interface already up and running), so
+/// the ARP request and the echo go out and the reply comes back.
+#[test]
+fn the_first_address_pings_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    let _b = bus_host(&bus, "10.0.8.2/24", "fc00:8::2");
+    let a = Daemon::start_with(&[]);
+    a.ok(&["shmif0", "create"]);
+    a.ok(&["shmif0", "linkstr", bus.to_str().unwrap()]);
+    a.ok(&["shmif0", "inet", "10.0.8.1/24"]);
+    let (out, err, rc) = ifping(&a, &["-c", "1", "-w", "5", "10.0.8.2"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    let arp = arp_requests_on(&bus);
+    assert!(arp.contains(&([10, 0, 8, 1], [10, 0, 8, 2])), "{arp:?}");
+}

@@ -21,8 +21,8 @@ pub struct Daemon {
     pub child: Option<Child>,
 }
 
-/// Test daemons run duplicate address detection in 100 ms (two probes
-/// 50 ms apart), not 1 s.
+/// Test daemons run duplicate address detection with a 50 ms RetransTimer
+/// (RFC 5227's second for IPv4), not 1 s.
 pub const FAST_DAD: [&str; 2] = ["--retrans-timer", "50"];
 
 impl Daemon {
