@@ -5,6 +5,7 @@
 //! - [`cloner`]: interface classes and name parsing.
 //! - [`drivers`]: one module per interface class.
 //! - [`port`]: the data-plane face of an interface.
+//! - [`frame`]: the frame type of the data plane, checked once.
 //! - [`offload`]: checksum/segmentation work frames carry, done in software when needed.
 //! - [`ifconfig`]: the ifconfig(8) tool as a library.
 
@@ -12,6 +13,7 @@ pub mod brconfig;
 pub mod client;
 pub mod cloner;
 pub mod drivers;
+pub mod frame;
 pub mod ifconfig;
 pub mod ifnet;
 pub mod inet;

@@ -117,6 +117,44 @@ impl Offload {
     }
 }
 
+/// The offload work a medium takes along with a frame (a host TAP's
+/// `TUN_F_*` offloads); what it does not take is done before it gets the
+/// frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OffloadCaps(u8);
+
+impl OffloadCaps {
+    /// Finished frames only.
+    pub const NONE: OffloadCaps = OffloadCaps(0);
+    /// Partial TCP/UDP checksums.
+    pub const CSUM: OffloadCaps = OffloadCaps(1);
+    /// TCP super-frames over IPv4.
+    pub const TSO4: OffloadCaps = OffloadCaps(2);
+    /// TCP super-frames over IPv6.
+    pub const TSO6: OffloadCaps = OffloadCaps(4);
+
+    pub const fn union(self, other: OffloadCaps) -> OffloadCaps {
+        OffloadCaps(self.0 | other.0)
+    }
+
+    /// Whether a frame with `off`'s work left may be handed over as it is
+    /// (always, for one with nothing left).
+    pub fn takes(self, off: &Offload) -> bool {
+        let mut need = 0;
+        if off.needs_csum() {
+            need |= Self::CSUM.0;
+        }
+        if off.is_gso() {
+            need |= if off.is_tcpv6() {
+                Self::TSO6.0
+            } else {
+                Self::TSO4.0
+            };
+        }
+        self.0 & need == need
+    }
+}
+
 /// Do the work `off` left: hand `emit` the finished frame(s). A frame
 /// with nothing to do is handed on as it is; otherwise each finished frame
 /// is built in a buffer on the stack (no allocation).

@@ -10,6 +10,7 @@ mod frames;
 use frames::{arp_reply, arp_request, neighbor_advert, neighbor_solicit};
 pub use frames::{dad_solicit, defend_advert, gratuitous_arp};
 
+use crate::frame::Frame;
 use crate::ioctl::{Errno, Mac, in_iff, in6_iff};
 use crate::log;
 use crate::port::{Port, Stack};
@@ -256,7 +257,7 @@ impl Pinger {
 }
 
 impl Stack for Shared {
-    fn input(&self, frame: &[u8]) {
+    fn input(&self, frame: &Frame) {
         let mut q = self.queue.lock().unwrap();
         if q.frames.len() >= RX_QUEUE {
             self.port.counters.iqdrops.fetch_add(1, Relaxed);
@@ -264,7 +265,7 @@ impl Stack for Shared {
         }
         let mut buf = q.free.pop().unwrap_or_default();
         buf.clear();
-        buf.extend_from_slice(frame);
+        buf.extend_from_slice(frame.bytes());
         q.frames.push_back(buf);
         drop(q);
         self.wake.notify_one();
@@ -297,7 +298,9 @@ impl phy::TxToken for TxTok<'_> {
         self.1.clear();
         self.1.resize(len, 0);
         let r = f(self.1);
-        let _ = self.0.output(self.1);
+        if let Some(f) = Frame::new(self.1) {
+            let _ = self.0.output(&f);
+        }
         r
     }
 }
@@ -388,8 +391,8 @@ fn run(s: Arc<Shared>) {
         if run_dad(&s, &mut out) {
             sync_addrs(&s, &mut iface, &mut dev.rx);
         }
-        for f in &out {
-            let _ = s.port.output(f);
+        for f in out.iter().filter_map(|f| Frame::new(f)) {
+            let _ = s.port.output(&f);
         }
         for cmd in cmds.drain(..) {
             match cmd {
@@ -403,6 +406,7 @@ fn run(s: Arc<Shared>) {
                     // (one query a second); resolve this destination now.
                     if !s.neighbors.lock().unwrap().contains_key(&dst)
                         && let Some(q) = solicit(&iface, *s.mac.lock().unwrap(), dst)
+                        && let Some(q) = Frame::new(&q)
                     {
                         let _ = s.port.output(&q);
                     }
