@@ -100,7 +100,12 @@ impl Offload {
     /// How many frames, and of how many bytes in all, this one stands for
     /// on a wire without offloads: what the interface counters count.
     pub fn wire_size(&self, frame: &[u8]) -> (u64, u64) {
-        let Some(hdr) = self.tcp_header_end(frame).filter(|_| self.is_gso()) else {
+        let hdr = if self.is_gso() {
+            self.tcp_header_end(frame)
+        } else {
+            None
+        };
+        let Some(hdr) = hdr else {
             return (1, frame.len() as u64);
         };
         let payload = frame.len() - hdr;

@@ -213,22 +213,23 @@ impl Port {
     /// it was dropped.
     pub fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         let tx = self.tx.read().unwrap();
-        let tx = match tx.as_ref() {
-            Some(tx) if self.is_running() => tx,
-            Some(_) => return self.counters.count_output(frame, Err(Errno::ENETDOWN)),
-            None => return self.counters.count_output(frame, Err(Errno::ENXIO)),
-        };
         let mut r = Ok(());
-        let done = frame.finish(tx.offloads(), |f| {
-            let sent = tx.transmit(f);
-            if let Err(e) = self.counters.count_output(f, sent) {
-                r = Err(e);
-            }
-        });
-        if done.is_err() {
-            return self.counters.count_output(frame, Err(Errno::EINVAL));
+        let dropped = match tx.as_ref() {
+            _ if !self.is_running() => Err(Errno::ENETDOWN),
+            None => Err(Errno::ENXIO),
+            Some(tx) => frame
+                .finish(tx.offloads(), |f| {
+                    let sent = tx.transmit(f);
+                    if let Err(e) = self.counters.count_output(f, sent) {
+                        r = Err(e);
+                    }
+                })
+                .map_err(|_| Errno::EINVAL),
+        };
+        match dropped {
+            Err(e) => self.counters.count_output(frame, Err(e)),
+            Ok(()) => r,
         }
-        r
     }
 
     /// Count an input error: bytes from the medium that are no frame.
