@@ -6,12 +6,15 @@
 
 use crate::ioctl::Mac;
 use crate::offload::{self, Malformed, Offload, OffloadCaps};
-use smoltcp::wire::{ETHERNET_HEADER_LEN, EthernetFrame};
+use smoltcp::wire::{ETHERNET_HEADER_LEN, EthernetAddress, EthernetFrame};
 
 /// An Ethernet frame (at least a whole header) and the offload work left
 /// on it: `Offload::NONE` for a finished frame.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
+    /// The header, as an array: reading an address is a load, never a
+    /// bounds check (the data plane reads them several times per frame).
+    hdr: &'a [u8; ETHERNET_HEADER_LEN],
     bytes: &'a [u8],
     off: Offload,
 }
@@ -25,7 +28,8 @@ impl<'a> Frame<'a> {
     /// A frame with `off`'s work left (from a host TAP with offloads on).
     /// The only place a frame's length is checked.
     pub fn with_offload(bytes: &'a [u8], off: Offload) -> Option<Frame<'a>> {
-        (bytes.len() >= ETHERNET_HEADER_LEN).then_some(Frame { bytes, off })
+        let (hdr, _) = bytes.split_first_chunk()?;
+        Some(Frame { hdr, bytes, off })
     }
 
     fn ether(&self) -> EthernetFrame<&'a [u8]> {
@@ -47,11 +51,13 @@ impl<'a> Frame<'a> {
     }
 
     pub fn dst(&self) -> Mac {
-        self.ether().dst_addr().0
+        let [a, b, c, d, e, f, ..] = *self.hdr;
+        [a, b, c, d, e, f]
     }
 
     pub fn src(&self) -> Mac {
-        self.ether().src_addr().0
+        let [_, _, _, _, _, _, a, b, c, d, e, f, ..] = *self.hdr;
+        [a, b, c, d, e, f]
     }
 
     pub fn ethertype(&self) -> u16 {
@@ -64,11 +70,11 @@ impl<'a> Frame<'a> {
 
     /// Sent to a group: broadcast or multicast (`ETHER_IS_MULTICAST`).
     pub fn is_multicast(&self) -> bool {
-        self.ether().dst_addr().is_multicast()
+        EthernetAddress(self.dst()).is_multicast()
     }
 
     pub fn is_broadcast(&self) -> bool {
-        self.ether().dst_addr().is_broadcast()
+        EthernetAddress(self.dst()).is_broadcast()
     }
 
     /// The checksum/segmentation work left on the frame.
@@ -87,11 +93,19 @@ impl<'a> Frame<'a> {
     /// checksum completed, a super-frame cut into segments, each built on
     /// the stack). The one place offload work is done. `Malformed`: the
     /// offload header does not fit the frame, nothing was emitted.
+    #[inline]
     pub fn finish(&self, caps: OffloadCaps, mut emit: impl FnMut(&Frame)) -> Result<(), Malformed> {
         if caps.takes(&self.off) {
             emit(self);
             return Ok(());
         }
+        self.resolve(&mut emit)
+    }
+
+    /// The software path of `finish`, kept out of line: its segment buffer
+    /// lives on the stack only while there is work to do.
+    #[cold]
+    fn resolve(&self, emit: &mut dyn FnMut(&Frame)) -> Result<(), Malformed> {
         offload::resolve(self.bytes, &self.off, |b| {
             // Finished frames keep the header of the one they came from.
             if let Some(f) = Frame::new(b) {

@@ -130,8 +130,11 @@ pub fn is_multicast(mac: &Mac) -> bool {
     mac[0] & 1 != 0
 }
 
-fn mac_to_u64(mac: &Mac) -> u64 {
-    mac.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+/// A MAC as one word, as a port keeps it: cheap to compare against
+/// every member of a bridge.
+pub fn mac_word(mac: &Mac) -> u64 {
+    let [a, b, c, d, e, f] = *mac;
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }
 
 impl Port {
@@ -170,11 +173,16 @@ impl Port {
     }
 
     pub(crate) fn set_mac(&self, mac: Option<Mac>) {
-        self.mac.store(mac.as_ref().map_or(0, mac_to_u64), Relaxed)
+        self.mac.store(mac.as_ref().map_or(0, mac_word), Relaxed)
+    }
+
+    /// The active MAC as a [`mac_word`]; 0 for none.
+    pub fn mac_word(&self) -> u64 {
+        self.mac.load(Relaxed)
     }
 
     pub fn is_own_mac(&self, mac: &Mac) -> bool {
-        self.mac.load(Relaxed) == mac_to_u64(mac)
+        self.mac_word() == mac_word(mac)
     }
 
     /// Install the driver's transmitter (`None`: frames are dropped).

@@ -6,7 +6,7 @@ use super::rtable::Rtable;
 use super::{Clock, IFBIF_DISCOVER, IFBIF_LEARNING, IFBIF_PROTECTED, IFBIF_STP};
 use crate::frame::Frame;
 use crate::ioctl::{Errno, Mac};
-use crate::port::{Port, Upper, is_multicast};
+use crate::port::{Port, Upper, is_multicast, mac_word};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Destination of 802.1D BPDUs (`bstp_etheraddr`).
@@ -114,11 +114,6 @@ fn learnable(bif: &BridgeIf, src: &Mac) -> bool {
     bif.flags & IFBIF_LEARNING != 0 && !is_multicast(src) && *src != [0; 6]
 }
 
-/// `addr` is member `m`'s own address (a member without one has none).
-fn is_own(m: &BridgeIf, addr: &Mac) -> bool {
-    *addr != [0; 6] && m.port.is_own_mac(addr)
-}
-
 /// Frames never go from one protected member to another.
 fn protected_pair(a: &BridgeIf, b: &BridgeIf) -> bool {
     a.flags & b.flags & IFBIF_PROTECTED != 0
@@ -157,14 +152,20 @@ impl<'m> Facts<'m> {
             for_member: None,
             from_member: false,
         };
+        let (dst_w, src_w) = (mac_word(&dst), mac_word(&src));
         for m in members {
             if f.bif.is_none() && std::ptr::eq(&*m.port, from) {
                 f.bif = Some(m);
             }
-            if !bmcast && f.for_member.is_none() && is_own(m, &dst) {
+            // 0: a member without an address, which has no own frames.
+            let own = m.port.mac_word();
+            if own == 0 {
+                continue;
+            }
+            if own == dst_w && !bmcast && f.for_member.is_none() {
                 f.for_member = Some(m);
             }
-            f.from_member |= is_own(m, &src);
+            f.from_member |= own == src_w;
         }
         f
     }
