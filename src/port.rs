@@ -246,17 +246,14 @@ impl Port {
     }
 
     /// A frame arrived from the medium (`ether_input`): count it and pass it
-    /// to the bridge, or deliver it locally if it is for us. A loopback
-    /// hears all it sends.
+    /// to the bridge, or deliver it locally if it is for us.
     pub fn input(self: &Arc<Self>, frame: &Frame) {
         self.counters.count_input(frame);
         if let Some(upper) = self.upper.read().unwrap().as_ref() {
             upper.input(self, frame);
             return;
         }
-        if frame.is_multicast()
-            || self.is_own_mac(&frame.dst())
-            || self.flags() & (iff::PROMISC | iff::LOOPBACK) != 0
+        if frame.is_multicast() || self.is_own_mac(&frame.dst()) || self.flags() & iff::PROMISC != 0
         {
             self.deliver_local(frame);
         }

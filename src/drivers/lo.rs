@@ -6,6 +6,7 @@ use crate::ifnet::{Driver, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::ioctl::{Errno, InAddr, iff};
 use crate::port::{Port, Transmit};
 use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
 /// NetBSD's default loopback MTU.
@@ -21,7 +22,12 @@ struct Loopback(Weak<Port>);
 impl Transmit for Loopback {
     fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         let port = self.0.upgrade().ok_or(Errno::ENXIO)?;
-        port.input(frame);
+        // As looutput: packets and bytes in, no multicasts; no link-level
+        // filter, and never a bridge member.
+        let (packets, bytes) = frame.wire_size();
+        port.counters.ipackets.fetch_add(packets, Relaxed);
+        port.counters.ibytes.fetch_add(bytes, Relaxed);
+        port.deliver_local(frame);
         Ok(())
     }
 }
