@@ -368,6 +368,29 @@ mod tests {
     }
 
     #[test]
+    fn the_host_side_gets_finished_frames() {
+        let (p, _) = port(OffloadCaps::CSUM);
+        let rx = p.listen();
+        let b = [[0xff; 6], [2; 6], [0; 6]].concat();
+        let csum = Offload {
+            flags: 1,
+            csum_start: 14,
+            csum_offset: 2,
+            ..Offload::NONE
+        };
+        p.input(&Frame::with_offload(&b, csum).unwrap());
+        assert_eq!(rx.try_recv().unwrap()[16..], [0xff, 0xff]);
+        let bad = Offload {
+            csum_offset: 9,
+            ..csum
+        };
+        p.input(&Frame::with_offload(&b, bad).unwrap());
+        assert!(rx.try_recv().is_err());
+        let d = p.counters.snapshot();
+        assert_eq!((d.ipackets, d.ierrors), (2, 1));
+    }
+
+    #[test]
     fn mac_round_trip() {
         let p = Port::new(1, "x0");
         assert_eq!(p.mac(), None);
