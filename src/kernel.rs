@@ -2,6 +2,7 @@
 //! Used in-process by tests and Rust programs, and behind `ifnetd`.
 
 use crate::cloner::{Cloners, DadTimers, KernelEnv, KernelEvent, KernelHook};
+use crate::frame::Frame;
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
@@ -198,8 +199,10 @@ impl KernelInner {
     }
 
     /// Put a frame on an interface, as if the host stack sent it.
+    /// Bytes too short for an Ethernet header are refused (`EINVAL`).
     pub fn send(&self, name: &str, frame: &[u8]) -> Result<(), Errno> {
-        self.port(name).ok_or(Errno::ENXIO)?.output(frame)
+        let port = self.port(name).ok_or(Errno::ENXIO)?;
+        port.output(&Frame::new(frame).ok_or(Errno::EINVAL)?)
     }
 
     /// Take the frames an interface receives for the host.

@@ -2,7 +2,7 @@
 //!
 //! One-way layers, bottom to top (tests/layers.rs holds the map and checks
 //! it): the API ([`ioctl`]) and pure formats ([`offload`], [`pcap`], the
-//! shmif bus, the tap framing); the data plane ([`port`]); the interface
+//! shmif bus, the tap framing); the data plane ([`port`], [`frame`]); the interface
 //! model ([`ifnet`], [`cloner`]); the drivers ([`drivers`]) and the IP
 //! presence ([`inet`]); the [`kernel`]; [`server`] and [`generic`], which
 //! give the kernel its drivers; and the tools ([`ifconfig`], [`brconfig`],
@@ -14,6 +14,7 @@ pub mod brconfig;
 pub mod client;
 pub mod cloner;
 pub mod drivers;
+pub mod frame;
 pub mod generic;
 pub mod ifconfig;
 pub mod ifnet;

@@ -33,9 +33,10 @@ pub mod bus;
 mod fault;
 
 use crate::cloner::{IfClone, KernelEnv, KernelHook};
+use crate::frame::Frame;
 use crate::ifnet::{Driver, IfState, IfType};
 use crate::ioctl::{Errno, IfMedia, LinkState, Request, iff};
-use crate::port::{Port, Transmit, is_multicast};
+use crate::port::{Port, Transmit};
 use bus::{Batch, Bus, BusReader, Recv};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
@@ -319,11 +320,11 @@ struct ShmifTx {
 }
 
 impl Transmit for ShmifTx {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         if !self.link_up.load(Relaxed) {
             return Err(Errno::ENETDOWN);
         }
-        match self.bus.send(frame, self.sender) {
+        match self.bus.send(frame.bytes(), self.sender) {
             // Counted as an output error by the port.
             Err(e) if self.bus.truncated() => {
                 self.loss.report(&self.port, &self.bus);
@@ -496,10 +497,14 @@ fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &bus::Watch, mut reader: BusReader
             // group addresses, or promiscuous mode.
             if link_up.load(Relaxed) {
                 let promisc = port.flags() & iff::PROMISC != 0;
-                for f in &batch.frames {
-                    let frame = batch.frame(f);
-                    if promisc || is_multicast(frame) || port.is_own_mac(frame) {
-                        port.input(frame);
+                // The bus hands over no runts (counted above).
+                let frames = batch
+                    .frames
+                    .iter()
+                    .filter_map(|f| Frame::new(batch.frame(f)));
+                for frame in frames {
+                    if promisc || frame.is_multicast() || port.is_own_mac(&frame.dst()) {
+                        port.input(&frame);
                     }
                 }
             }

@@ -9,6 +9,7 @@
 use super::framing::{Deframer, Record, TxRing};
 use crate::cloner::KernelHook;
 use crate::drivers::kthread::Wakeup;
+use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::port::{Port, Transmit};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -123,13 +124,13 @@ impl Softc {
 pub struct TapTx(pub Arc<Softc>);
 
 impl Transmit for TapTx {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         let sc = &self.0;
         let mut q = sc.txq.lock().unwrap();
         // No client: dropped, and counted as an output error by the port.
         let ring = q.as_mut().ok_or(Errno::EHOSTDOWN)?;
         let was_empty = ring.is_empty();
-        ring.push(frame)?;
+        ring.push(frame.bytes())?;
         drop(q);
         if was_empty {
             sc.wakeup.wake();
@@ -249,14 +250,14 @@ fn receive(sc: &Softc, mut c: &UnixStream, rx: &mut Deframer) -> bool {
         let max = sc.mtu.load(Relaxed) as usize + ETHER_HDR_LEN;
         loop {
             match rx.next_record() {
-                Record::Frame(f) if f.len() < ETHER_HDR_LEN || f.len() > max => {
-                    counters.ierrors.fetch_add(1, Relaxed);
-                }
-                // A write to an interface that is down is thrown away.
-                Record::Frame(f) if sc.port.is_running() => sc.port.input(f),
-                Record::Frame(_) => {
-                    counters.iqdrops.fetch_add(1, Relaxed);
-                }
+                Record::Frame(f) => match Frame::new(f).filter(|f| f.len() <= max) {
+                    None => sc.port.input_error(),
+                    // A write to an interface that is down is thrown away.
+                    Some(f) if sc.port.is_running() => sc.port.input(&f),
+                    Some(_) => {
+                        counters.iqdrops.fetch_add(1, Relaxed);
+                    }
+                },
                 Record::TooLong(len) => {
                     counters.ierrors.fetch_add(1, Relaxed);
                     crate::log::info(&format!(

@@ -12,8 +12,9 @@
 use super::tun::{HostTap, VIRTIF_RXBUF};
 use crate::cloner::KernelHook;
 use crate::drivers::kthread::{KThread, Wakeup};
+use crate::frame::Frame;
 use crate::ioctl::Errno;
-use crate::offload::Offload;
+use crate::offload::OffloadCaps;
 use crate::port::{Port, Transmit};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::collections::HashMap;
@@ -60,7 +61,10 @@ impl VirtIo {
         };
         for _ in 0..RX_BATCH {
             match self.tap.recv(buf) {
-                Ok((off, frame)) => port.input_offload(frame, &off),
+                Ok((off, bytes)) => match Frame::with_offload(bytes, off) {
+                    Some(frame) => port.input(&frame),
+                    None => port.input_error(),
+                },
                 Err(Errno::EAGAIN) => return false,
                 Err(Errno(libc::EINTR)) => {}
                 // Shorter than the offload header: not a frame.
@@ -81,17 +85,13 @@ impl VirtIo {
 pub struct VirtTx(pub Arc<VirtIo>);
 
 impl Transmit for VirtTx {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         // As libvirtif: a frame the host cannot take is dropped (oerrors).
-        self.0.tap.send(frame)
+        self.0.tap.send(frame.bytes(), frame.offload())
     }
 
-    fn takes_offload(&self, off: &Offload) -> bool {
-        self.0.tap.takes(off)
-    }
-
-    fn transmit_offload(&self, frame: &[u8], off: &Offload) -> Result<(), Errno> {
-        self.0.tap.send_offload(frame, off)
+    fn offloads(&self) -> OffloadCaps {
+        self.0.tap.offloads()
     }
 }
 
