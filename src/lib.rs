@@ -18,6 +18,7 @@ pub mod generic;
 pub mod ifconfig;
 pub mod ifnet;
 pub mod inet;
+pub mod inspect;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;
