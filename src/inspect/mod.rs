@@ -179,8 +179,10 @@ mod tests {
         assert_eq!(o, vec![('n', None), ('a', None)]);
         assert_eq!(rest, s(&["x"]));
         let (o, rest) = getopt(&s(&["-d", "fe80::1", "-n"]), "and:").unwrap();
-        assert_eq!(o, vec![('d', Some("fe80::1".into()))]);
-        assert_eq!(rest, s(&["-n"]));
+        assert_eq!(o, vec![('d', Some("fe80::1".into())), ('n', None)]);
+        assert!(rest.is_empty());
+        let (_, rest) = getopt(&s(&["-n", "x", "-a"]), "an").unwrap();
+        assert_eq!(rest, s(&["x", "-a"]));
         assert_eq!(getopt(&s(&["-z"]), "an"), Err('z'));
         assert_eq!(getopt(&s(&["-d"]), "d:"), Err('d'));
     }
