@@ -12,7 +12,7 @@ pub mod sysctl;
 
 use crate::ioctl::{IfStatus, Ioctl, Mac, Reply, Request};
 use std::io::Write;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The tools, by their NetBSD names.
 pub const TOOLS: [&str; 6] = [
@@ -129,40 +129,98 @@ pub fn ifname(ifs: &[IfStatus], index: u32) -> &str {
         .map_or("?", |i| i.name.as_str())
 }
 
-/// Multicast groups with their reference counts.
-pub type Groups<A> = Vec<(A, u32)>;
+/// An interface's multicast memberships, as its IP presence holds them:
+/// all-hosts for inet; for inet6 the groups each address joined (its
+/// solicited-node group, and with the link-local one all-nodes, link- and
+/// interface-local), a group joined again only counted; and the
+/// link-level addresses the groups take (ether_addmulti). Lists are
+/// newest first, as NetBSD's LIST_INSERT_HEAD keeps them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Memberships {
+    /// 224.0.0.1 and its count (one per inet address, in_addmulti).
+    pub inet: Option<(Ipv4Addr, u32)>,
+    /// Each inet6 address, in order, with the groups it joined first.
+    pub inet6: Vec<(Ipv6Addr, Vec<(Ipv6Addr, u32)>)>,
+    pub ether: Vec<(Mac, u32)>,
+}
 
-/// The multicast groups an interface's IP presence belongs to (its
-/// in_multi and in6_multi lists): all-hosts for inet, all-nodes and each
-/// address's solicited-node group for inet6, with their reference counts.
-pub fn groups(st: &IfStatus) -> (Groups<IpAddr>, Groups<Ipv6Addr>) {
-    let mut v4 = Vec::new();
-    if st.flags & crate::ioctl::iff::MULTICAST != 0 && !st.inet.is_empty() {
-        v4.push((IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 1)), 1));
-    }
-    let mut v6: Vec<(Ipv6Addr, u32)> = Vec::new();
-    if st.flags & crate::ioctl::iff::MULTICAST != 0 && !st.inet6.is_empty() {
-        let mut add = |g: Ipv6Addr| match v6.iter_mut().find(|(x, _)| *x == g) {
-            Some((_, n)) => *n += 1,
-            None => v6.push((g, 1)),
-        };
-        for a in &st.inet6 {
-            let o = a.addr.octets();
-            add(Ipv6Addr::new(
-                0xff02,
-                0,
-                0,
-                0,
-                0,
-                1,
-                0xff00 | u16::from(o[13]),
-                u16::from_be_bytes([o[14], o[15]]),
-            ));
+/// The Ethernet multicast address of an IP group (RFC 1112, RFC 2464).
+pub fn group_mac(g: IpAddr) -> Mac {
+    match g {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
         }
-        add(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1));
-        add(Ipv6Addr::new(0xff01, 0, 0, 0, 0, 0, 0, 1));
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            [0x33, 0x33, o[12], o[13], o[14], o[15]]
+        }
     }
-    (v4, v6)
+}
+
+/// The solicited-node group of `a` (RFC 4291 2.7.1).
+fn solicited_node(a: Ipv6Addr) -> Ipv6Addr {
+    let o = a.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+/// What an interface joined, in the order in_ifinit and in6_update_ifa1
+/// join: all-hosts with the inet addresses, then per inet6 address its
+/// solicited-node group, all-nodes ff02::1 and ff01::1 with a link-local.
+pub fn memberships(st: &IfStatus) -> Memberships {
+    let mut m = Memberships::default();
+    if st.flags & crate::ioctl::iff::MULTICAST == 0 {
+        return m;
+    }
+    let ether = |g: IpAddr, m: &mut Memberships| {
+        if st.lladdr.is_none() {
+            return;
+        }
+        let mac = group_mac(g);
+        match m.ether.iter_mut().find(|(x, _)| *x == mac) {
+            Some((_, n)) => *n += 1,
+            None => m.ether.insert(0, (mac, 1)),
+        }
+    };
+    if !st.inet.is_empty() {
+        let g = Ipv4Addr::new(224, 0, 0, 1);
+        m.inet = Some((g, st.inet.len() as u32));
+        ether(IpAddr::V4(g), &mut m);
+    }
+    for a in &st.inet6 {
+        m.inet6.push((a.addr, Vec::new()));
+        let mut joins = vec![solicited_node(a.addr)];
+        if a.addr.is_unicast_link_local() {
+            joins.push(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1));
+            joins.push(Ipv6Addr::new(0xff01, 0, 0, 0, 0, 0, 0, 1));
+        }
+        for g in joins {
+            let known = m
+                .inet6
+                .iter_mut()
+                .flat_map(|(_, l)| l.iter_mut())
+                .find(|(x, _)| *x == g);
+            match known {
+                Some((_, n)) => *n += 1,
+                None => {
+                    if let Some((_, l)) = m.inet6.last_mut() {
+                        l.insert(0, (g, 1));
+                    }
+                    ether(IpAddr::V6(g), &mut m);
+                }
+            }
+        }
+    }
+    m
 }
 
 #[cfg(test)]

@@ -314,7 +314,7 @@ fn intpr(ifs: &[IfStatus], o: &Opts) -> String {
             let ll = i.lladdr.map(|m| ether_ntoa(&m) + " ").unwrap_or_default();
             s += &format!("{head}{:<13.13} {ll:<18}{counters}\n", "<Link>");
         }
-        let (g4, g6) = super::groups(i);
+        let mc = super::memberships(i);
         if o.af != Some(true) {
             for (n, a) in i.inet.iter().enumerate() {
                 let bits = u32::from(a.mask).count_ones();
@@ -324,26 +324,27 @@ fn intpr(ifs: &[IfStatus], o: &Opts) -> String {
                     netname4(net, bits),
                     a.addr.to_string()
                 );
-                if o.a && n == 0 {
-                    for (g, _) in &g4 {
-                        s += &format!("\n{:25} {:<17.17} ", "", g.to_string());
-                    }
+                if o.a
+                    && n == 0
+                    && let Some((g, _)) = mc.inet
+                {
+                    s += &format!("\n{:25} {:<17.17} ", "", g.to_string());
                 }
                 s += &counters;
                 s.push('\n');
             }
         }
         if o.af != Some(false) {
-            for (n, a) in i.inet6.iter().enumerate() {
+            for a in &i.inet6 {
                 s += &format!(
                     "{head}{:<13.13} {:<17.17} ",
                     netname6(a.addr, a.prefixlen, &i.name),
                     ntop6(a.addr, &i.name)
                 );
-                if o.a && n == 0 {
-                    for (g, _) in &g6 {
-                        s += &format!("\n{:25} {:<17.17} ", "", ntop6(*g, &i.name));
-                    }
+                // The groups this address joined (mc_print).
+                let groups = mc.inet6.iter().find(|(x, _)| *x == a.addr);
+                for (g, _) in groups.filter(|_| o.a).map_or(&[][..], |(_, g)| g) {
+                    s += &format!("\n{:25} {:<17.17} ", "", ntop6(*g, &i.name));
                 }
                 s += &counters;
                 s.push('\n');

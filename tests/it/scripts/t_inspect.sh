@@ -121,7 +121,7 @@ ndp_cache_body() {
 	atf_check -s exit:1 -o match:'^Neighbor' -e match:'-- no entry' ndp -n fc00::2
 	atf_check -o ignore ndp -c
 	atf_check -o inline:'Neighbor                                Linklayer Address  Netif Expire    S Fl\n' ndp -na
-	atf_check -o match:'group ff02::1:ff00:1%shmif0 refcnt' ifmcstat
+	atf_check -o match:'group ff02::1:ff00:1%shmif0 refcount' ifmcstat
 }
 
 atf_test_case sysctl_knobs
