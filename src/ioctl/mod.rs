@@ -443,6 +443,11 @@ pub enum Request {
     },
     /// Stop the daemon, destroying every interface.
     Shutdown,
+    /// TAPGIFNAME: the tap whose control device's client socket has the
+    /// abstract address `peer` (see `client::tap::connect`).
+    TapGIfName {
+        peer: Vec<u8>,
+    },
     /// Every interface's ARP and neighbour cache entries (the routing
     /// socket's NET_RT_FLAGS dump of RTF_LLDATA).
     GetLlTable,
@@ -456,11 +461,6 @@ pub enum Request {
     GetKnobs,
     /// Set the knobs (CTL_NET sysctl writes).
     SetKnobs(Knobs),
-    /// TAPGIFNAME: the tap whose control device's client socket has the
-    /// abstract address `peer` (see `client::tap::connect`).
-    TapGIfName {
-        peer: Vec<u8>,
-    },
 }
 
 /// A successful answer.
