@@ -467,7 +467,12 @@ impl KernelInner {
                 .ok_or(Errno::ENXIO),
             Request::Echo { .. } => unreachable!("answered without the table lock"),
             Request::GetLlTable => Ok(Reply::LlTable(lltable(t))),
-            Request::DelLlEntry { addr, v6 } => Ok(Reply::LlTable(lltable_delete(t, addr, v6))),
+            Request::DelLlEntry { addr, v6, ifname } => Ok(Reply::LlTable(lltable_delete(
+                t,
+                addr,
+                v6,
+                ifname.as_deref(),
+            ))),
             Request::GetKnobs => Ok(Reply::Knobs(self.knobs())),
             Request::SetKnobs(k) => {
                 *self.knobs.lock().unwrap_or_else(|e| e.into_inner()) = k;
@@ -582,10 +587,19 @@ fn lltable(t: &IfTable) -> Vec<LlEntry> {
 }
 
 /// Delete the entry for `addr`, or all of one family.
-fn lltable_delete(t: &IfTable, addr: Option<IpAddr>, v6: bool) -> Vec<LlEntry> {
+fn lltable_delete(
+    t: &IfTable,
+    addr: Option<IpAddr>,
+    v6: bool,
+    ifname: Option<&str>,
+) -> Vec<LlEntry> {
     let which = |ip: IpAddr| addr.map_or(ip.is_ipv6() == v6, |a| a == ip);
     let mut gone = Vec::new();
-    for i in &t.ifs {
+    for i in t
+        .ifs
+        .iter()
+        .filter(|i| ifname.is_none_or(|n| n == i.state.name))
+    {
         let Some(h) = &i.inet else { continue };
         let mut v: Vec<LlEntry> = h
             .forget(&which)

@@ -143,6 +143,7 @@ fn delete(
     let req = Request::DelLlEntry {
         addr: host.map(|(_, a)| IpAddr::V4(a)),
         v6: false,
+        ifname: None,
     };
     match ctl.ioctl(req) {
         Ok(Reply::LlTable(gone)) => {

@@ -59,6 +59,7 @@ pub fn main_with(
             let req = Request::DelLlEntry {
                 addr: None,
                 v6: true,
+                ifname: None,
             };
             if let Ok(Reply::LlTable(gone)) = ctl.ioctl(req) {
                 for e in gone {
@@ -79,6 +80,7 @@ pub fn main_with(
             let req = Request::DelLlEntry {
                 addr: Some(IpAddr::V6(a)),
                 v6: true,
+                ifname: zone(&host),
             };
             if let Ok(Reply::LlTable(gone)) = ctl.ioctl(req) {
                 for e in gone {
@@ -101,7 +103,7 @@ pub fn main_with(
             let Some(a) = getaddr(&rest[0], err) else {
                 return 0;
             };
-            match foreach(ctl, out, err, Some(a)) {
+            match foreach(ctl, out, err, Some((a, zone(&rest[0])))) {
                 Err(()) => 1,
                 Ok(true) => 0,
                 Ok(false) => {
@@ -120,8 +122,7 @@ fn header() -> String {
     )
 }
 
-/// getaddrinfo(AF_INET6); a zone (`%shmif0`) is dropped, as makeaddr
-/// keeps the address only.
+/// getaddrinfo(AF_INET6), the address without its zone (see [`zone`]).
 fn getaddr(host: &str, err: &mut dyn Write) -> Option<Ipv6Addr> {
     let bare = host.split('%').next().unwrap_or(host);
     if let Ok(a) = bare.parse() {
@@ -137,6 +138,11 @@ fn getaddr(host: &str, err: &mut dyn Write) -> Option<Ipv6Addr> {
         let _ = writeln!(err, "ndp: {host}: No address associated with hostname");
     }
     found
+}
+
+/// The zone of `fe80::1%shmif0`: entries of that interface only.
+fn zone(host: &str) -> Option<String> {
+    host.split_once('%').map(|(_, z)| z.to_string())
 }
 
 fn host(e: &LlEntry) -> String {
@@ -175,7 +181,7 @@ fn foreach(
     ctl: &mut dyn Ioctl,
     out: &mut dyn Write,
     err: &mut dyn Write,
-    addr: Option<Ipv6Addr>,
+    addr: Option<(Ipv6Addr, Option<String>)>,
 ) -> Result<bool, ()> {
     let all = match ctl.ioctl(Request::GetLlTable) {
         Ok(Reply::LlTable(v)) => v,
@@ -187,7 +193,9 @@ fn foreach(
     };
     let mut found = false;
     for e in all.iter().filter(|e| e.addr.is_ipv6()) {
-        if addr.is_some_and(|a| IpAddr::V6(a) != e.addr) {
+        if let Some((a, zone)) = &addr
+            && (IpAddr::V6(*a) != e.addr || zone.as_ref().is_some_and(|z| *z != e.ifname))
+        {
             continue;
         }
         found = true;

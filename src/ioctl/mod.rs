@@ -451,11 +451,14 @@ pub enum Request {
     /// Every interface's ARP and neighbour cache entries (the routing
     /// socket's NET_RT_FLAGS dump of RTF_LLDATA).
     GetLlTable,
-    /// RTM_DELETE of cache entries: the one for `addr`, or with `None`
-    /// every entry of the family (`v6`). Answered with the entries gone.
+    /// RTM_DELETE of cache entries: the one for `addr` (on interface
+    /// `ifname` only, if given: a link-local address's zone), or with
+    /// `None` every entry of the family (`v6`). Answered with the entries
+    /// gone.
     DelLlEntry {
         addr: Option<IpAddr>,
         v6: bool,
+        ifname: Option<String>,
     },
     /// Read the knobs.
     GetKnobs,

@@ -337,6 +337,21 @@ fn ndp_show_delete_flush() {
             "{NDP_HEADER}fc00::9                                 b2:a0:00:00:00:09 shmif0 EXP       R \n"
         )
     );
+    // A zone picks the interface (makeaddr keeps the scope).
+    let (o, _, rc) = tool(a, "ndp", &["-n", "fe80::b0a0:ff:fe00:9%shmif1"]);
+    assert_eq!(rc, 0);
+    assert_eq!(
+        no_expire(&o),
+        format!(
+            "{NDP_HEADER}fe80::b0a0:ff:fe00:9%shmif1             b2:a0:00:00:00:09 shmif1 EXP       R \n"
+        )
+    );
+    assert_eq!(
+        tool(a, "ndp", &["-d", "fe80::b0a0:ff:fe00:9%shmif1"]).0,
+        format!("{NDP_HEADER} (fe80::b0a0:ff:fe00:9%shmif1) deleted\n")
+    );
+    assert_eq!(tool(a, "ndp", &["-n", "fe80::b0a0:ff:fe00:9%shmif1"]).2, 1);
+    assert_eq!(tool(a, "ndp", &["-n", "fe80::b0a0:ff:fe00:9%shmif0"]).2, 0);
     // -d: the header, then NetBSD's line with an empty name.
     assert_eq!(
         tool(a, "ndp", &["-d", "fc00::9"]),
