@@ -11,8 +11,8 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const USAGE: &str = "\
-usage: netstat [-n] [-f address_family] [-I interface] -i
-       netstat [-n] [-a] -i
+usage: netstat [-bn] [-f address_family] [-I interface] -i
+       netstat [-abn] -i
        netstat [-n] [-f address_family] -r
 ";
 
@@ -20,6 +20,8 @@ usage: netstat [-n] [-f address_family] [-I interface] -i
 struct Opts {
     n: bool,
     a: bool,
+    /// Bytes instead of packets.
+    b: bool,
     r: bool,
     i: bool,
     /// Some(false) inet, Some(true) inet6.
@@ -38,7 +40,7 @@ pub fn main_with(
         let _ = err.write_all(USAGE.as_bytes());
         1
     };
-    let Ok((opts, rest)) = getopt(args, "af:I:inr") else {
+    let Ok((opts, rest)) = getopt(args, "abf:I:inr") else {
         return usage(err);
     };
     if !rest.is_empty() {
@@ -47,6 +49,7 @@ pub fn main_with(
     for (c, v) in opts {
         match c {
             'a' => o.a = true,
+            'b' => o.b = true,
             'n' => o.n = true,
             'r' => o.r = true,
             'i' => o.i = true,
@@ -293,9 +296,17 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
 /// its addresses, each with the interface's counters.
 fn intpr(ifs: &[IfStatus], o: &Opts) -> String {
     let mut s = format!(
-        "{:<5.5} {:<5.5} {:<13.13} {:<17.17} {:>8.8} {:>5.5} {:>8.8} {:>5.5} {:>5.5}\n",
-        "Name", "Mtu", "Network", "Address", "Ipkts", "Ierrs", "Opkts", "Oerrs", "Colls"
+        "{:<5.5} {:<5.5} {:<13.13} {:<17.17}",
+        "Name", "Mtu", "Network", "Address"
     );
+    s += &if o.b {
+        format!(" {:>10.10} {:>10.10}\n", "Ibytes", "Obytes")
+    } else {
+        format!(
+            " {:>8.8} {:>5.5} {:>8.8} {:>5.5} {:>5.5}\n",
+            "Ipkts", "Ierrs", "Opkts", "Oerrs", "Colls"
+        )
+    };
     for i in ifs {
         if o.interface.as_ref().is_some_and(|n| *n != i.name) {
             continue;
@@ -305,10 +316,14 @@ fn intpr(ifs: &[IfStatus], o: &Opts) -> String {
             name.push('*');
         }
         let d = &i.data;
-        let counters = format!(
-            "{:>8} {:>5} {:>8} {:>5} {:>5}",
-            d.ipackets, d.ierrors, d.opackets, d.oerrors, d.collisions
-        );
+        let counters = if o.b {
+            format!("{:>10} {:>10}", d.ibytes, d.obytes)
+        } else {
+            format!(
+                "{:>8} {:>5} {:>8} {:>5} {:>5}",
+                d.ipackets, d.ierrors, d.opackets, d.oerrors, d.collisions
+            )
+        };
         let head = format!("{name:<5.5} {:<5} ", i.mtu);
         if o.af.is_none() {
             let ll = i.lladdr.map(|m| ether_ntoa(&m) + " ").unwrap_or_default();

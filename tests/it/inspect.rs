@@ -204,6 +204,13 @@ bridg 1500  <Link>|
         ),
         "{o}"
     );
+    // -b: bytes.
+    let (o, _, _) = tool(&s.a, "netstat", &["-bi", "-I", "lo0", "-f", "inet"]);
+    assert_eq!(
+        o,
+        "Name  Mtu   Network       Address               Ibytes     Obytes\n\
+         lo0   33624 127/8         127.0.0.1                  0          0\n"
+    );
     // A down interface is starred; -I picks one.
     s.a.ok(&["shmif1", "down"]);
     let (o, _, rc) = tool(&s.a, "netstat", &["-n", "-I", "shmif1"]);
