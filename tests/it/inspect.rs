@@ -7,7 +7,7 @@
 //! usr.bin/shmif_pcapin/shmif_pcapin.c); and an ATF-shaped shell script
 //! run through the NetBSD-named links of `ifnetd --env`.
 
-use crate::common::{Daemon, IFNETD, run};
+use crate::common::{Daemon, IFNETD, SHMIFDUMP, run};
 use std::path::PathBuf;
 
 const TOOLS: &str = env!("CARGO_BIN_EXE_ifnet-tools");
@@ -616,6 +616,47 @@ fn shmif_pcapin_replays_onto_the_bus() {
         e.starts_with("shmif_pcapin: cannot open pcap file: /nonexistent.pcap: "),
         "{e}"
     );
+}
+
+/// What NetBSD's new bridge scripts do: a capture taken with `shmifdump
+/// -p` replayed onto another bus gives the same frames there.
+#[test]
+fn shmif_pcapin_replays_a_shmifdump_capture() {
+    let s = scene();
+    let dir = s.a.dir.path();
+    let cap = dir.join("cap.pcap");
+    // One snapshot: the text lines and the capture.
+    let (dump, e, rc) = run(std::process::Command::new(SHMIFDUMP)
+        .arg("-p")
+        .arg(&cap)
+        .arg(&s.bus));
+    assert_eq!((e.as_str(), rc), ("", 0));
+    // A fresh bus, made by an interface attaching to it.
+    let bus2 = dir.join("bus2");
+    s.b.ok(&["shmif1", "create"]);
+    s.b.ok(&["shmif1", "linkstr", bus2.to_str().unwrap()]);
+    let (o, e, rc) = run(std::process::Command::new(TOOLS).args([
+        "shmif_pcapin",
+        cap.to_str().unwrap(),
+        bus2.to_str().unwrap(),
+    ]));
+    assert_eq!((e.as_str(), rc), ("", 0));
+    assert_eq!(
+        o,
+        "bus version 0, lock: 0, generation: 0, firstoff: 0xfffe0, lastoff: 0x0000\n"
+    );
+    // The frames, their ring offsets and lengths; not their time stamps.
+    let frames = |o: &str| -> Vec<String> {
+        o.lines()
+            .filter(|l| l.starts_with("packet "))
+            .map(|l| l[..l.find(", ts ").unwrap()].to_string())
+            .collect()
+    };
+    let (o, _, rc) = run(std::process::Command::new(SHMIFDUMP).arg(&bus2));
+    assert_eq!(rc, 0);
+    let (a, b) = (frames(&dump), frames(&o));
+    assert!(a.len() > 10, "{a:?}");
+    assert_eq!(a, b);
 }
 
 #[test]
