@@ -6,7 +6,8 @@
 //! model ([`ifnet`], [`cloner`]); the drivers ([`drivers`]) and the IP
 //! presence ([`inet`]); the [`kernel`]; [`server`] and [`generic`], which
 //! give the kernel its drivers; and the tools ([`ifconfig`], [`brconfig`],
-//! [`ping`], [`client`], [`shmifdump`]), which use the API and formats only.
+//! [`ping`], [`client`], [`shmifdump`], [`inspect`]), which use the API and
+//! formats only.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -19,6 +20,7 @@ pub mod generic;
 pub mod ifconfig;
 pub mod ifnet;
 pub mod inet;
+pub mod inspect;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;

@@ -306,6 +306,47 @@ impl Host {
         self.wake();
     }
 
+    /// Take DAD counts set at run time (sysctl): addresses tried from
+    /// now on use them, as NetBSD reads ip_dad_count at each start.
+    pub fn set_timers(&self, timers: DadTimers) {
+        lock(&self.state).timers = timers;
+    }
+
+    /// The neighbour cache: address, link address, time left.
+    pub fn neighbors(&self, now: Instant) -> Vec<(IpAddr, Mac, Duration)> {
+        let st = lock(&self.state);
+        st.neighbors
+            .iter()
+            .map(|(&ip, &(mac, at))| {
+                let age = now.saturating_duration_since(at);
+                (ip, mac, NEIGHBOR_LIFE.saturating_sub(age))
+            })
+            .filter(|(_, _, left)| !left.is_zero())
+            .collect()
+    }
+
+    /// Forget the neighbours `which` picks (arp -d, ndp -c), in smoltcp's
+    /// cache too; returns those forgotten.
+    pub fn forget(&self, which: &dyn Fn(IpAddr) -> bool) -> Vec<(IpAddr, Mac)> {
+        let gone = {
+            let mut st = lock(&self.state);
+            let gone: Vec<(IpAddr, Mac)> = st
+                .neighbors
+                .iter()
+                .filter(|(ip, _)| which(**ip))
+                .map(|(&ip, &(mac, _))| (ip, mac))
+                .collect();
+            if gone.is_empty() {
+                return gone;
+            }
+            st.neighbors.retain(|ip, _| !which(*ip));
+            st.flush_neighbors();
+            gone
+        };
+        self.wake();
+        gone
+    }
+
     /// The TENTATIVE/DUPLICATED bits of an address, in the flag space of
     /// its family, for ifconfig's status.
     pub fn addr_flags(&self, ip: IpAddr) -> u32 {
@@ -657,6 +698,17 @@ impl State {
                 let _ = v.push(*c);
             }
         });
+        for (&ip, &(nmac, _)) in &self.neighbors {
+            if let Some(f) = primer(&self.iface, self.mac, ip, nmac) {
+                self.dev.rx.push_front(f);
+            }
+        }
+    }
+
+    /// Empty smoltcp's neighbour cache (it has no single delete) and
+    /// refill it with the neighbours still known.
+    fn flush_neighbors(&mut self) {
+        self.iface.update_ip_addrs(|_| {});
         for (&ip, &(nmac, _)) in &self.neighbors {
             if let Some(f) = primer(&self.iface, self.mac, ip, nmac) {
                 self.dev.rx.push_front(f);

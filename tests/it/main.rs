@@ -15,6 +15,7 @@ mod daemon;
 mod faults;
 mod ifconfig;
 mod inet;
+mod inspect;
 mod install;
 mod layers;
 mod neighbour_flood;
