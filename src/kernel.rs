@@ -9,7 +9,7 @@ use crate::ioctl::{
 };
 use crate::port::{FrameReceiver, Port};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -78,6 +78,9 @@ impl std::ops::Deref for Kernel {
     }
 }
 
+/// What [`KernelHook::create_lowest`] calls with the name made.
+pub type CreatedFn = Box<dyn FnOnce(Result<String, Errno>) + Send>;
+
 /// What a driver thread asks of the kernel.
 enum KernelEvent {
     /// Call `Driver::sync` of the interface with this index.
@@ -85,7 +88,7 @@ enum KernelEvent {
     /// Create the lowest unused unit of a class (a cloning device's open).
     CreateLowest {
         class: &'static str,
-        reply: SyncSender<Result<String, Errno>>,
+        then: CreatedFn,
     },
     Quit,
 }
@@ -108,15 +111,15 @@ impl KernelHook {
         let _ = self.0.send(KernelEvent::Sync(index));
     }
 
-    /// Create the lowest unused `classN` and return its name. Blocks until
-    /// the kernel answers; never call it from a request (it would wait for
-    /// the table lock that request holds).
-    pub fn create_lowest(&self, class: &'static str) -> Result<String, Errno> {
-        let (reply, answer) = sync_channel(1);
-        self.0
-            .send(KernelEvent::CreateLowest { class, reply })
-            .map_err(|_| Errno::ENXIO)?;
-        answer.recv().unwrap_or(Err(Errno::ENXIO))
+    /// Create the lowest unused `classN` soon, then call `then` with its
+    /// name (on the kernel's hook thread, without the table lock). Never
+    /// waits: a reactor thread may call it.
+    pub fn create_lowest(&self, class: &'static str, then: CreatedFn) {
+        if let Err(e) = self.0.send(KernelEvent::CreateLowest { class, then })
+            && let KernelEvent::CreateLowest { then, .. } = e.0
+        {
+            then(Err(Errno::ENXIO));
+        }
     }
 }
 
@@ -125,9 +128,7 @@ fn hook_thread(k: Arc<KernelInner>, events: Receiver<KernelEvent>) {
         match ev {
             KernelEvent::Quit => return,
             KernelEvent::Sync(index) => k.sync(index),
-            KernelEvent::CreateLowest { class, reply } => {
-                let _ = reply.send(k.create_lowest(class));
-            }
+            KernelEvent::CreateLowest { class, then } => then(k.create_lowest(class)),
         }
     }
 }
@@ -156,7 +157,13 @@ impl Kernel {
         Kernel::with_cloners(env, crate::drivers::cloners())
     }
 
-    pub fn with_cloners(env: KernelEnv, cloners: Cloners) -> Kernel {
+    pub fn with_cloners(mut env: KernelEnv, cloners: Cloners) -> Kernel {
+        if env.reactor.is_none() {
+            match crate::reactor::Reactor::new(0) {
+                Ok(r) => env.reactor = Some(r),
+                Err(e) => crate::log::warn(&format!("reactor: {e}")),
+            }
+        }
         let inner = Arc::new(KernelInner {
             env,
             cloners,
@@ -241,8 +248,43 @@ impl KernelInner {
         {
             return self.echo(dst, scope.as_deref(), ident, seq, len, timeout_ms);
         }
+        if let Request::SetLinkStr {
+            name,
+            linkstr: Some(l),
+        } = &req
+            && !l.is_empty()
+            && l.len() <= MAX_LINKSTR
+        {
+            return self.set_linkstr(name, l);
+        }
         let mut t = self.table.lock().unwrap();
         self.ioctl_locked(&mut t, req)
+    }
+
+    /// SIOCSLINKSTR: check under the table lock, let the driver do its
+    /// slow work (open a bus file) without it, commit under it again.
+    fn set_linkstr(&self, name: &str, linkstr: &str) -> Response {
+        let (index, prep) = {
+            let mut t = self.table.lock().unwrap();
+            let i = t.get(name)?;
+            match i.driver.prepare_linkstr(&mut i.state, linkstr)? {
+                Some(prep) => (i.state.index, prep),
+                None => {
+                    i.driver.set_linkstr(&mut i.state, Some(linkstr))?;
+                    return Ok(Reply::Ok);
+                }
+            }
+        };
+        let prepared = prep()?;
+        let mut t = self.table.lock().unwrap();
+        let i = t.get(name)?;
+        if i.state.index != index {
+            // Destroyed and made again meanwhile: not the one asked about.
+            return Err(Errno::ENXIO);
+        }
+        i.driver
+            .commit_linkstr(&mut i.state, linkstr, prepared)
+            .map(|_| Reply::Ok)
     }
 
     /// A driver thread asked to be looked at: let the driver update its

@@ -22,6 +22,7 @@ pub mod offload;
 pub mod pcap;
 pub mod ping;
 pub mod port;
+pub mod reactor;
 pub mod server;
 
 pub use kernel::Kernel;

@@ -4,6 +4,7 @@
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::Errno;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Longest interface name, as IFNAMSIZ less the NUL.
 pub const IFNAMSIZ: usize = 16;
@@ -22,6 +23,16 @@ pub struct KernelEnv {
     /// `-m`), so whoever may configure the daemon may also use its taps.
     /// `None`: 0600.
     pub socket_mode: Option<u32>,
+    /// The data plane's threads. The kernel makes them at start when
+    /// `None`, from the thread that makes it (with its credentials).
+    pub reactor: Option<Arc<crate::reactor::Reactor>>,
+}
+
+impl KernelEnv {
+    /// The reactor drivers put their sources on.
+    pub fn reactor(&self) -> Result<Arc<crate::reactor::Reactor>, Errno> {
+        self.reactor.clone().ok_or(Errno::ENXIO)
+    }
 }
 
 /// A class of interfaces that can be created by name (`lo`, `shmif`, …).
