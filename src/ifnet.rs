@@ -255,6 +255,11 @@ pub trait Driver: Send {
         Err(Errno::EINVAL)
     }
 
+    /// The interface joined the bridge with index `bridge`, or left it
+    /// (`None`). A driver with reactor sources moves them to the bridge's
+    /// group: the members of a bridge share a thread (see `crate::reactor`).
+    fn set_bridge(&mut self, _ifs: &mut IfState, _bridge: Option<u32>) {}
+
     /// Another interface is being destroyed: forget it.
     fn ifdetach(&mut self, _ifs: &mut IfState, _gone: &mut IfState) {}
 

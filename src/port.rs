@@ -240,8 +240,9 @@ impl Port {
             self.counters.oerrors.fetch_add(1, Relaxed);
             return Err(Errno::ENETDOWN);
         }
-        let tx = self.tx.read().unwrap();
-        let Some(tx) = tx.as_ref() else {
+        // Not held across the send: `set_transmit` never waits for one.
+        let tx = self.tx.read().unwrap().clone();
+        let Some(tx) = tx else {
             self.counters.oerrors.fetch_add(1, Relaxed);
             return Err(Errno::ENXIO);
         };

@@ -404,6 +404,15 @@ impl Driver for Shmif {
         self.attached.as_ref().map(|a| a.linkstr.clone())
     }
 
+    fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
+        self.group = u64::from(bridge.unwrap_or(ifs.index));
+        if let Some(io) = self.io()
+            && let Err(e) = io.move_to(&self.notify, &self.reactor, self.group)
+        {
+            crate::log::warn(&format!("{}: {e}", ifs.name));
+        }
+    }
+
     fn media(&self, ifs: &IfState) -> Option<IfMedia> {
         Some(IfMedia {
             current: if self.media_none {
@@ -577,6 +586,31 @@ impl ShmifIo {
             watch: Some((n, wd)),
         });
         self.receiving.store(true, SeqCst);
+        drop(st);
+        self.wake();
+        Ok(())
+    }
+
+    /// Poll on the thread of `group` from now on.
+    fn move_to(
+        self: &Arc<Self>,
+        notify: &Notifiers,
+        reactor: &Arc<Reactor>,
+        group: u64,
+    ) -> Result<(), Errno> {
+        let new = reactor.register_in(group, None, self.clone())?;
+        let worker = new.worker();
+        let old = lock(&self.reg).replace(new);
+        drop(old);
+        let mut st = lock(&self.st);
+        if let Some(rx) = &mut st.rx {
+            if let Some((n, wd)) = rx.watch.take() {
+                n.remove(wd, self);
+            }
+            let n = notify.on(reactor, worker)?;
+            let wd = n.add(self)?;
+            rx.watch = Some((n, wd));
+        }
         drop(st);
         self.wake();
         Ok(())

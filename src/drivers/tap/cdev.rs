@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -44,7 +44,7 @@ pub struct Softc {
     pub mtu: AtomicU32,
     reactor: Arc<Reactor>,
     /// Reactor group of its sources.
-    group: u64,
+    group: AtomicU64,
     /// The device, touched by its sources' polls (on one reactor thread).
     dev: Mutex<Dev>,
     /// The listening socket's source, while the device exists.
@@ -78,7 +78,7 @@ impl Softc {
         let sc = Arc::new_cyclic(|me| Softc {
             me: me.clone(),
             name: name.to_string(),
-            group: u64::from(port.index),
+            group: AtomicU64::new(u64::from(port.index)),
             port,
             hook,
             mtu: AtomicU32::new(mtu),
@@ -97,10 +97,61 @@ impl Softc {
         });
         let reg = {
             let dev = lock(&sc.dev);
-            reactor.register_in(sc.group, Some(dev.listener.as_fd()), sc.clone())?
+            reactor.register_in(
+                sc.group.load(Relaxed),
+                Some(dev.listener.as_fd()),
+                sc.clone(),
+            )?
         };
         *lock(&sc.reg) = Some(reg);
         Ok(sc)
+    }
+
+    /// Poll its sources on the thread of `group` from now on. (Each source
+    /// goes before it comes back: a descriptor is in an epoll set once.)
+    pub fn move_to(self: &Arc<Self>, group: u64) -> Result<(), Errno> {
+        self.group.store(group, Relaxed);
+        let old = lock(&self.reg).take();
+        drop(old);
+        let new = {
+            let dev = lock(&self.dev);
+            self.reactor
+                .register_in(group, Some(dev.listener.as_fd()), self.clone())?
+        };
+        *lock(&self.reg) = Some(new);
+        // Its poll waits for the device lock: the old source goes without it.
+        let client = lock(&self.dev).client.take();
+        let Some(Client {
+            reg,
+            conn,
+            rx,
+            writable,
+        }) = client
+        else {
+            return Ok(());
+        };
+        drop(reg);
+        let reg = match self
+            .reactor
+            .register_in(group, Some(conn.as_fd()), self.clone())
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.detached(&rx);
+                return Err(e.into());
+            }
+        };
+        if writable {
+            let _ = reg.set_writable(true);
+        }
+        lock(&self.dev).client = Some(Client {
+            reg,
+            conn,
+            rx,
+            writable,
+        });
+        self.wake();
+        Ok(())
     }
 
     fn wake(&self) {
@@ -247,7 +298,10 @@ impl Softc {
         }
         // The handler is this softc, found again through the listener's source.
         let Some(me) = self.me.upgrade() else { return };
-        let reg = match self.reactor.register_in(self.group, Some(conn.as_fd()), me) {
+        let reg = match self
+            .reactor
+            .register_in(self.group.load(Relaxed), Some(conn.as_fd()), me)
+        {
             Ok(r) => r,
             Err(e) => {
                 crate::log::warn(&format!("{}: control device: {e}", self.name));

@@ -333,6 +333,14 @@ impl Driver for Tap {
         ether::set_autoselect_media(media)
     }
 
+    fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
+        if self.open
+            && let Err(e) = self.sc.move_to(u64::from(bridge.unwrap_or(ifs.index)))
+        {
+            crate::log::warn(&format!("{}: {e}", ifs.name));
+        }
+    }
+
     fn set_mtu(&mut self, _ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {
         if !(68..=TAP_MAXMTU).contains(&mtu) {
             return Err(Errno::EINVAL);

@@ -67,6 +67,17 @@ impl VirtIo {
         Ok(())
     }
 
+    /// Read the TAP on the thread of `group` from now on, if it is read.
+    pub fn move_to(self: &Arc<Self>, reactor: &Arc<Reactor>, group: u64) -> Result<(), Errno> {
+        if lock(&self.reg).is_none() {
+            return Ok(());
+        }
+        self.stop();
+        let reg = reactor.register_in(group, Some(self.tap.as_fd()), self.clone())?;
+        *lock(&self.reg) = Some(reg);
+        Ok(())
+    }
+
     /// Stop reading the TAP; no read of it is under way on return.
     pub fn stop(&self) {
         let reg = lock(&self.reg).take();

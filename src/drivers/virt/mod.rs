@@ -249,6 +249,15 @@ impl Driver for Virt {
         }
     }
 
+    fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
+        self.group = u64::from(bridge.unwrap_or(ifs.index));
+        if let Some(io) = &self.io
+            && let Err(e) = io.move_to(&self.reactor, self.group)
+        {
+            crate::log::warn(&format!("{}: {e}", self.name));
+        }
+    }
+
     fn media(&self, ifs: &IfState) -> Option<IfMedia> {
         Some(ether::autoselect_media(self.link_active(ifs)))
     }
