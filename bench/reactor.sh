@@ -59,7 +59,7 @@ ticks > "$W/t1"
 hz=$(getconf CLK_TCK)
 echo "# ifnet two bridges at once, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, $(nproc) cores, iperf3 -t $SECS TCP through each"
 for b in 0 1; do
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("bridge%s TCP %.2f Gbit/s" % (sys.argv[2], d["end"]["sum_received"]["bits_per_second"] / 1e9))' "$W/tcp$b.json" "$b"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("bridge%s TCP %.3f Gbit/s" % (sys.argv[2], d["end"]["sum_received"]["bits_per_second"] / 1e9))' "$W/tcp$b.json" "$b"
 done
 join "$W/t0" "$W/t1" | awk -v hz="$hz" -v s="$SECS" '{ printf "%s CPU %.0f%% of a core\n", $1, 100 * ($3 - $2) / hz / s }'
 "$B/brconfig" bridge0 >/dev/null

@@ -169,6 +169,13 @@ impl Handler for Notify {
             }
             let w = lock(&self.watches);
             for ev in evs {
+                if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                    // Events were lost: every bus may have news.
+                    for io in w.values().flatten().filter_map(Weak::upgrade) {
+                        io.wake();
+                    }
+                    continue;
+                }
                 for io in w.get(&ev.wd).into_iter().flatten() {
                     if let Some(io) = io.upgrade() {
                         io.wake();
@@ -721,6 +728,17 @@ impl ShmifIo {
     }
 }
 
+/// `t` rounded up to a multiple of 10 ms since the first call: the safety
+/// polls of many interfaces fall due together, one timer wakeup for all.
+fn coarse(t: Instant) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    const SLOT: u128 = 10_000_000;
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let ns = t.saturating_duration_since(epoch).as_nanos();
+    let up = ns.div_ceil(SLOT) * SLOT;
+    epoch + Duration::from_nanos(u64::try_from(up).unwrap_or(u64::MAX))
+}
+
 fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
     Some(a.map_or(b, |a| a.min(b)))
 }
@@ -747,7 +765,7 @@ impl Handler for ShmifIo {
             next = earliest(
                 next,
                 match r {
-                    Rx::Done => now + RX_POLL,
+                    Rx::Done => coarse(now + RX_POLL),
                     Rx::More => now,
                     Rx::Busy => {
                         busy = true;
