@@ -5,6 +5,7 @@
 //! - [`cloner`]: interface classes and name parsing.
 //! - [`drivers`]: one module per interface class.
 //! - [`port`]: the data-plane face of an interface.
+//! - [`reactor`]: the data plane's threads (epoll + timerfd), a few for all interfaces.
 //! - [`offload`]: checksum/segmentation work frames carry, done in software when needed.
 //! - [`ifconfig`]: the ifconfig(8) tool as a library.
 
