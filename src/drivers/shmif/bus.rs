@@ -1188,6 +1188,33 @@ impl Batch {
 mod tests {
     use super::*;
 
+    /// A lock left held: the data path gives up at once; the timer path
+    /// steals it once it has stood still for STALE_LOCK (time passed in).
+    #[test]
+    fn stuck_lock_is_not_waited_for_and_is_stolen_on_the_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::attach(&dir.path().join("bus")).unwrap();
+        bus.word(field::LOCK).store(1, Ordering::Relaxed);
+        let t = Instant::now();
+        assert!(bus.try_lock_briefly().is_none());
+        assert_eq!(bus.try_send(&[0xff; 60], 1), Err(Errno(libc::ENOBUFS)));
+        assert!(t.elapsed() < Duration::from_millis(50));
+        let mut w = StaleWatch::default();
+        let now = Instant::now();
+        assert!(bus.check_stale(&mut w, now));
+        assert!(bus.check_stale(&mut w, now + STALE_LOCK / 2));
+        assert_eq!(bus.header().lock, 1);
+        assert!(!bus.check_stale(&mut w, now + STALE_LOCK));
+        assert_eq!(bus.header().lock, 0);
+        bus.try_send(&[0xff; 60], 1).unwrap();
+        // Progress (a frame sent) while held is a live holder: not stolen.
+        bus.word(field::LOCK).store(1, Ordering::Relaxed);
+        assert!(bus.check_stale(&mut w, now));
+        bus.gen_word().fetch_add(1, Ordering::Relaxed);
+        assert!(bus.check_stale(&mut w, now + STALE_LOCK));
+        assert_eq!(bus.header().lock, 1);
+    }
+
     #[test]
     fn span_rules() {
         // Exactly to the end: a wrap, next offset 0.
