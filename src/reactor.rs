@@ -172,15 +172,17 @@ impl Worker {
                 heap.pop();
             }
             let next = heap.peek().map(|Reverse((t, _))| *t);
-            if next != armed {
+            // Already due (a handler with more work): no timer round trip.
+            let due_now = next.is_some_and(|t| t <= Instant::now());
+            if next != armed && !due_now {
                 self.arm(next);
                 armed = next;
             }
             self.sleeping.store(true, SeqCst);
-            let timeout = if lock(&self.ready).is_empty() {
-                EpollTimeout::NONE
-            } else {
+            let timeout = if due_now || !lock(&self.ready).is_empty() {
                 EpollTimeout::ZERO
+            } else {
+                EpollTimeout::NONE
             };
             let n = self.epoll.wait(&mut events, timeout);
             self.sleeping.store(false, SeqCst);

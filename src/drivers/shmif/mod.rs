@@ -71,7 +71,8 @@ const RX_POLL: Duration = Duration::from_millis(100);
 /// back-to-back writes). A lone frame is announced at once.
 const WAKE_COALESCE: Duration = Duration::from_micros(50);
 
-/// When the bus lock was busy: try to read again after this.
+/// When the bus lock was busy: try to read again at once, then after a
+/// delay doubling up to this (a dead holder costs little until stolen).
 const RX_RETRY: Duration = Duration::from_millis(1);
 
 /// How often a lock found held is looked at, to steal it from a dead peer.
@@ -536,6 +537,8 @@ struct IoState {
     stale: StaleWatch,
     /// The lock was found held: look at it on a timer.
     watching_lock: bool,
+    /// Receive passes in a row that found the lock held.
+    busy_rx: u32,
     rx: Option<RxState>,
 }
 
@@ -762,6 +765,10 @@ impl Handler for ShmifIo {
         if let Some(mut rx) = st.rx.take() {
             let r = BATCH.with(|b| self.receive(&mut rx, &mut b.borrow_mut()));
             st.rx = Some(rx);
+            st.busy_rx = match r {
+                Rx::Busy => st.busy_rx.saturating_add(1),
+                _ => 0,
+            };
             next = earliest(
                 next,
                 match r {
@@ -769,7 +776,9 @@ impl Handler for ShmifIo {
                     Rx::More => now,
                     Rx::Busy => {
                         busy = true;
-                        now + RX_RETRY
+                        // A live holder lets go within microseconds.
+                        let us = 1u64 << st.busy_rx.min(20);
+                        now + Duration::from_micros(us / 16).min(RX_RETRY)
                     }
                 },
             );
