@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Two bridges at once in one ifnetd: bridge0 = virt0 + virt1 and bridge1 =
 # virt2 + virt3, each between two namespaces, iperf3 TCP through both at
-# the same time. Reports each bridge's throughput and the CPU each reactor
-# thread used: the two bridges' members are two groups, on two threads.
+# the same time. Reports each bridge's throughput and the CPU each busy
+# thread of the daemon used: the two bridges' members are two groups, on two threads.
 # Needs root. Environment: SECS (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,9 +45,9 @@ sleep 0.5
 for b in 0 1; do
     ip netns exec "${P}n$((2 * b))" ping -c 3 -i 0.1 -q "10.78.$b.2" >/dev/null
 done
-ticks() { # per reactor thread: "name ticks"
+ticks() { # per thread: "name/tid ns-on-cpu"
     for t in /proc/"$PID"/task/*; do
-        c=$(cat "$t/comm"); case $c in reactor-*) echo "$c $(awk '{ print $14 + $15 }' "$t/stat")";; esac
+        echo "$(cat "$t/comm")/${t##*/} $(awk '{ print $1 }' "$t/schedstat")"
     done | sort
 }
 ticks > "$W/t0"
@@ -56,10 +56,10 @@ for b in 0 1; do
 done
 wait
 ticks > "$W/t1"
-hz=$(getconf CLK_TCK)
 echo "# ifnet two bridges at once, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, $(nproc) cores, iperf3 -t $SECS TCP through each"
 for b in 0 1; do
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("bridge%s TCP %.3f Gbit/s" % (sys.argv[2], d["end"]["sum_received"]["bits_per_second"] / 1e9))' "$W/tcp$b.json" "$b"
 done
-join "$W/t0" "$W/t1" | awk -v hz="$hz" -v s="$SECS" '{ printf "%s CPU %.0f%% of a core\n", $1, 100 * ($3 - $2) / hz / s }'
+# Every thread that used at least 1% of a core.
+join "$W/t0" "$W/t1" | awk -v s="$SECS" '{ p = ($3 - $2) / 1e7 / s; if (p >= 1) printf "thread %s CPU %.0f%% of a core\n", $1, p }'
 "$B/brconfig" bridge0 >/dev/null
