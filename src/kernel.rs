@@ -120,9 +120,7 @@ fn hook_thread(k: Arc<KernelInner>, events: Receiver<KernelEvent>) {
         match ev {
             KernelEvent::Quit => return,
             KernelEvent::Sync(index) => k.sync(index),
-            KernelEvent::CreateLowest { class, reply } => {
-                let _ = reply.send(k.create_lowest(class));
-            }
+            KernelEvent::CreateLowest { class, then } => then(k.create_lowest(class)),
         }
     }
 }
@@ -148,10 +146,16 @@ fn classful_mask(a: Ipv4Addr) -> Ipv4Addr {
 impl Kernel {
     /// A kernel with the interface classes `cloners` (the driver set; it
     /// must hold `lo`) and `lo0` attached.
-    pub fn new(env: KernelEnv, cloners: Cloners) -> Kernel {
+    pub fn new(mut env: KernelEnv, cloners: Cloners) -> Kernel {
         // Spawned here, by whoever makes the kernel (the daemon's main
-        // thread), so that it runs with the daemon's credentials.
+        // thread), so that they run with the daemon's credentials.
         let inet = inet::Driver::start().expect("the IP presence thread starts");
+        if env.reactor.is_none() {
+            match crate::reactor::Reactor::new(0) {
+                Ok(r) => env.reactor = Some(r),
+                Err(e) => crate::log::warn(&format!("reactor: {e}")),
+            }
+        }
         let inner = Arc::new(KernelInner {
             cloners,
             table: Mutex::new(IfTable {
@@ -251,8 +255,43 @@ impl KernelInner {
         {
             return self.echo(dst, scope.as_deref(), ident, seq, len, timeout_ms);
         }
+        if let Request::SetLinkStr {
+            name,
+            linkstr: Some(l),
+        } = &req
+            && !l.is_empty()
+            && l.len() <= MAX_LINKSTR
+        {
+            return self.set_linkstr(name, l);
+        }
         let mut t = self.table.lock().unwrap();
         self.ioctl_locked(&mut t, req)
+    }
+
+    /// SIOCSLINKSTR: check under the table lock, let the driver do its
+    /// slow work (open a bus file) without it, commit under it again.
+    fn set_linkstr(&self, name: &str, linkstr: &str) -> Response {
+        let (index, prep) = {
+            let mut t = self.table.lock().unwrap();
+            let i = t.get(name)?;
+            match i.driver.prepare_linkstr(&mut i.state, linkstr)? {
+                Some(prep) => (i.state.index, prep),
+                None => {
+                    i.driver.set_linkstr(&mut i.state, Some(linkstr))?;
+                    return Ok(Reply::Ok);
+                }
+            }
+        };
+        let prepared = prep()?;
+        let mut t = self.table.lock().unwrap();
+        let i = t.get(name)?;
+        if i.state.index != index {
+            // Destroyed and made again meanwhile: not the one asked about.
+            return Err(Errno::ENXIO);
+        }
+        i.driver
+            .commit_linkstr(&mut i.state, linkstr, prepared)
+            .map(|_| Reply::Ok)
     }
 
     /// A driver thread asked to be looked at: let the driver update its

@@ -2,7 +2,8 @@
 //!
 //! One-way layers, bottom to top (tests/layers.rs holds the map and checks
 //! it): the API ([`ioctl`]) and pure formats ([`offload`], [`pcap`], the
-//! shmif bus, the tap framing); the data plane ([`port`], [`frame`]); the interface
+//! shmif bus, the tap framing); the data plane ([`port`], [`frame`],
+//! [`reactor`]); the interface
 //! model ([`ifnet`], [`cloner`]); the drivers ([`drivers`]) and the IP
 //! presence ([`inet`]); the [`kernel`]; [`server`] and [`generic`], which
 //! give the kernel its drivers; and the tools ([`ifconfig`], [`brconfig`],
@@ -28,6 +29,7 @@ pub mod offload;
 pub mod pcap;
 pub mod ping;
 pub mod port;
+pub mod reactor;
 pub mod server;
 pub mod shmifdump;
 

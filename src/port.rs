@@ -220,7 +220,8 @@ impl Port {
     /// finished here. Counted as the frames it stands for; an error means
     /// it was dropped.
     pub fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
-        let tx = self.tx.read().unwrap();
+        // Not held across the send: `set_transmit` never waits for one.
+        let tx = self.tx.read().unwrap().clone();
         let mut r = Ok(());
         let dropped = match tx.as_ref() {
             _ if !self.is_running() => Err(Errno::ENETDOWN),

@@ -19,6 +19,7 @@ mod inspect;
 mod install;
 mod layers;
 mod neighbour_flood;
+mod reactor;
 mod scene;
 mod shmif_dump;
 mod shmif_procs;
