@@ -10,6 +10,7 @@ use crate::ioctl::{
     Response, iff, in_iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
+use crate::reactor::Reactor;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
@@ -97,7 +98,8 @@ pub struct KernelInner {
     cloners: Cloners,
     table: Mutex<IfTable>,
     /// Polls the IP presence of every interface.
-    inet: inet::Driver,
+    /// The data plane's threads: drivers' sources and the IP presences.
+    reactor: Arc<Reactor>,
     /// What sysctl sets at run time, from `env` at first.
     knobs: Mutex<Knobs>,
 }
@@ -147,22 +149,20 @@ impl Kernel {
     /// A kernel with the interface classes `cloners` (the driver set; it
     /// must hold `lo`) and `lo0` attached.
     pub fn new(mut env: KernelEnv, cloners: Cloners) -> Kernel {
-        // Spawned here, by whoever makes the kernel (the daemon's main
-        // thread), so that they run with the daemon's credentials.
-        let inet = inet::Driver::start().expect("the IP presence thread starts");
-        if env.reactor.is_none() {
-            match crate::reactor::Reactor::new(0) {
-                Ok(r) => env.reactor = Some(r),
-                Err(e) => crate::log::warn(&format!("reactor: {e}")),
-            }
-        }
+        // The data plane's threads, made here by whoever makes the kernel
+        // (the daemon's main thread), so that they run with its credentials.
+        let reactor = env
+            .reactor
+            .clone()
+            .unwrap_or_else(|| Reactor::new(0).expect("the reactor threads start"));
+        env.reactor = Some(reactor.clone());
         let inner = Arc::new(KernelInner {
             cloners,
             table: Mutex::new(IfTable {
                 ifs: Vec::new(),
                 next_index: 1,
             }),
-            inet,
+            reactor,
             knobs: Mutex::new(Knobs {
                 ip_dad_count: env.dad.probes_v4,
                 ip6_dad_count: env.dad.probes_v6,
@@ -303,7 +303,7 @@ impl KernelInner {
         };
         let link = i.state.link_state;
         let reqs = i.driver.sync(&mut i.state);
-        if_link_state_change(i, link, self.dad(), &self.inet);
+        if_link_state_change(i, link, self.dad(), &self.reactor);
         for req in reqs {
             if let Err(e) = self.ioctl_locked(&mut t, req.clone()) {
                 crate::log::warn(&format!("{req:?}: {e}"));
@@ -333,7 +333,7 @@ impl KernelInner {
             | Request::ALifAddr { name, .. } => Some(name.clone()),
             _ => None,
         };
-        age_addrs(t, Instant::now(), self.dad(), &self.inet);
+        age_addrs(t, Instant::now(), self.dad(), &self.reactor);
         let links: Vec<_> = t
             .ifs
             .iter()
@@ -342,11 +342,11 @@ impl KernelInner {
         let r = self.dispatch(t, req);
         for i in &mut t.ifs {
             if let Some(&(_, was)) = links.iter().find(|(x, _)| *x == i.state.index) {
-                if_link_state_change(i, was, self.dad(), &self.inet);
+                if_link_state_change(i, was, self.dad(), &self.reactor);
             }
         }
         if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
-            sync_inet(i, self.dad(), &self.inet);
+            sync_inet(i, self.dad(), &self.reactor);
         }
         r
     }
@@ -733,7 +733,7 @@ fn prefix_match(a: std::net::Ipv6Addr, b: std::net::Ipv6Addr, len: u8) -> bool {
 
 /// nd6_timer's look at the address lifetimes: an address past its
 /// preferred lifetime is DEPRECATED, past its valid lifetime it goes.
-fn age_addrs(t: &mut IfTable, now: Instant, dad: DadTimers, driver: &inet::Driver) {
+fn age_addrs(t: &mut IfTable, now: Instant, dad: DadTimers, reactor: &Arc<Reactor>) {
     for i in &mut t.ifs {
         if i.lifetimes.is_empty() {
             continue;
@@ -757,7 +757,7 @@ fn age_addrs(t: &mut IfTable, now: Instant, dad: DadTimers, driver: &inet::Drive
             }
         }
         if !gone.is_empty() {
-            sync_inet(i, dad, driver);
+            sync_inet(i, dad, reactor);
         }
     }
 }
@@ -789,7 +789,7 @@ fn status(i: &Ifnet) -> crate::ioctl::IfStatus {
 
 /// Start, reconfigure or stop the IP presence after a change: an Ethernet
 /// interface that is up and has addresses is a host on its segment.
-fn sync_inet(i: &mut Ifnet, dad: DadTimers, driver: &inet::Driver) {
+fn sync_inet(i: &mut Ifnet, dad: DadTimers, reactor: &Arc<Reactor>) {
     let s = &i.state;
     let mac = match s.lladdr() {
         Some(mac) if s.kind == IfType::Ethernet && s.flags & iff::UP != 0 => mac,
@@ -824,7 +824,7 @@ fn sync_inet(i: &mut Ifnet, dad: DadTimers, driver: &inet::Driver) {
     });
     let want: Vec<HostAddr> = v4.chain(v6).collect();
     if i.inet.is_none() {
-        match inet::Presence::start(s.port.clone(), mac, dad, driver) {
+        match inet::Presence::start(s.port.clone(), mac, dad, reactor) {
             Ok(h) => i.inet = Some(h),
             Err(e) => {
                 crate::log::warn(&format!("{}: cannot start the IP presence: {e}", s.name));
@@ -937,14 +937,14 @@ fn if_link_up(s: &mut IfState) {
 
 /// in_if_link_state_change: a link that went down detaches the addresses,
 /// one that came up tries them again.
-fn if_link_state_change(i: &mut Ifnet, was: LinkState, dad: DadTimers, driver: &inet::Driver) {
+fn if_link_state_change(i: &mut Ifnet, was: LinkState, dad: DadTimers, reactor: &Arc<Reactor>) {
     match i.state.link_state {
         now if now == was => return,
         LinkState::Down => if_link_down(&mut i.state),
         LinkState::Up => if_link_up(&mut i.state),
         LinkState::Unknown => return,
     }
-    sync_inet(i, dad, driver);
+    sync_inet(i, dad, reactor);
 }
 
 /// in_if_link_down, in6_if_link_down: DAD stops (the host goes) and the

@@ -7,13 +7,11 @@
 //!
 //! A [`Host`] is a state machine, as smoltcp's `Interface`: frames from the
 //! data plane are queued, and [`Host::poll`] with the time passed in does
-//! all the work and returns when it wants to be polled next. The kernel's
-//! [`Driver`] calls it.
+//! all the work and returns when it wants to be polled next. A reactor
+//! thread calls it, the one that serves the interface's own sources.
 
-pub mod driver;
 mod frames;
 
-pub use driver::{Driver, Handler, Registration};
 pub use frames::{arp_probe, dad_solicit, defend_advert, gratuitous_arp};
 use frames::{arp_reply, arp_request, neighbor_advert, neighbor_solicit};
 
@@ -22,6 +20,7 @@ use crate::frame::Frame;
 use crate::ioctl::{Errno, Mac, in_iff, in6_iff};
 use crate::log;
 use crate::port::{Port, Stack};
+use crate::reactor::{Handler, Reactor, Registration};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::icmp;
@@ -411,7 +410,7 @@ impl Stack for Host {
 }
 
 /// An interface's IP presence as the kernel holds it: the host, fed by
-/// its port and polled by the kernel's driver, until dropped.
+/// its port and polled by a reactor thread, until dropped.
 pub struct Presence {
     host: Arc<Host>,
     _reg: Arc<Registration>,
@@ -422,10 +421,15 @@ impl Presence {
         port: Arc<Port>,
         mac: Mac,
         timers: DadTimers,
-        driver: &Driver,
+        reactor: &Arc<Reactor>,
     ) -> Result<Presence, Errno> {
         let host = Arc::new(Host::new(port.clone(), mac, timers, Instant::now())?);
-        let reg = Arc::new(driver.register(host.clone()).map_err(|_| Errno::ENOMEM)?);
+        // With the interface's own sources: answers leave from the thread
+        // that read the question.
+        let reg = reactor
+            .register_in(u64::from(port.index), None, host.clone())
+            .map_err(|_| Errno::ENOMEM)?;
+        let reg = Arc::new(reg);
         let weak = Arc::downgrade(&reg);
         host.set_waker(Box::new(move || {
             if let Some(r) = weak.upgrade() {
