@@ -23,3 +23,4 @@ mod shmif_dump;
 mod shmif_procs;
 mod tap;
 mod virt;
+mod vm;

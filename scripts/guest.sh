@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A tiny Linux guest for QEMU: Debian's cloud kernel and its virtio-net
+# modules, and an initramfs of busybox whose init brings eth0 up, pings a
+# peer, moves bytes over TCP both ways with checksums, and powers off.
+#
+#   bash scripts/guest.sh DIR      -> DIR/vmlinuz DIR/initramfs.gz
+#
+# The downloaded packages are kept in DIR, so a second run is fast. The
+# guest is told what to do on the kernel command line (init takes unknown
+# `name=value` parameters as its environment; `ip=` is the kernel's own):
+#   guest_ip=    eth0's address with its prefix (10.9.0.2/24)
+#   guest_peer=  the address to ping and to send to
+#   guest_mtu=   eth0's MTU (optional)
+#   up_port=     send up_mib MiB of random bytes to guest_peer:up_port
+#   down_port=   listen here and checksum what arrives
+# Every line the test reads begins with "guest: ".
+set -euo pipefail
+out=${1:?usage: guest.sh DIR}
+mkdir -p "$out"
+cd "$out"
+
+# In load order: virtio_pci and virtio_net and what they depend on.
+mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net"
+
+# The cloud kernel: the smallest of Debian's, virtio as modules. Only the
+# kernel and those modules are kept.
+if [ ! -e vmlinuz ]; then
+    pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    [ -n "$pkg" ] || { echo "guest: no linux-image-cloud-amd64 in apt" >&2; exit 1; }
+    rm -rf kernel.tmp modules && mkdir -p kernel.tmp modules
+    (cd kernel.tmp && apt-get download -q "$pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb root)
+    for m in $mods; do
+        f=$(find kernel.tmp/root/lib/modules -name "$m.ko*" | head -n 1)
+        [ -n "$f" ] || { echo "guest: module $m not in $pkg" >&2; exit 1; }
+        cp "$f" modules/
+    done
+    cp kernel.tmp/root/boot/vmlinuz-* vmlinuz.tmp
+    rm -rf kernel.tmp
+    mv vmlinuz.tmp vmlinuz
+fi
+
+# A static busybox: the installed one (busybox-static), or its package.
+bb=/bin/busybox
+if ! dpkg -s busybox-static >/dev/null 2>&1; then
+    if [ ! -e busybox ]; then
+        rm -rf bb.tmp && mkdir bb.tmp
+        (cd bb.tmp && apt-get download -q busybox-static >/dev/null 2>&1 && dpkg-deb -x ./*.deb root)
+        cp bb.tmp/root/bin/busybox busybox.tmp && mv busybox.tmp busybox
+        rm -rf bb.tmp
+    fi
+    bb=$PWD/busybox
+fi
+
+rm -rf initramfs && mkdir -p initramfs/bin initramfs/lib/modules initramfs/proc initramfs/sys initramfs/dev initramfs/tmp
+cp "$bb" initramfs/bin/busybox
+cp modules/* initramfs/lib/modules/
+cat > initramfs/init <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $mods; do insmod /lib/modules/\$m.ko* || echo "guest: insmod \$m failed"; done
+EOF
+cat >> initramfs/init <<'EOF'
+ip link set lo up
+[ -z "$guest_mtu" ] || ip link set eth0 mtu "$guest_mtu" || echo "guest: mtu $guest_mtu refused"
+ip addr add "$guest_ip" dev eth0 && ip link set eth0 up
+echo "guest: eth0 $(cat /sys/class/net/eth0/address) mtu $(cat /sys/class/net/eth0/mtu)"
+if ping -c 3 -W 5 -w 20 "$guest_peer" >/tmp/ping 2>&1; then
+    echo "guest: ping ok"
+else
+    echo "guest: ping failed"; cat /tmp/ping
+fi
+if [ -n "$up_port" ]; then
+    dd if=/dev/urandom of=/tmp/up bs=1048576 count="${up_mib:-4}" 2>/dev/null
+    echo "guest: up sha256 $(sha256sum /tmp/up | cut -d' ' -f1)"
+    timeout 60 nc "$guest_peer" "$up_port" </tmp/up >/dev/null && echo "guest: sent ok" || echo "guest: sent failed"
+fi
+if [ -n "$down_port" ]; then
+    echo "guest: down listening"
+    sum=$(timeout 60 nc -l -p "$down_port" | sha256sum | cut -d' ' -f1)
+    echo "guest: down sha256 $sum"
+fi
+echo "guest: done"
+poweroff -f
+EOF
+chmod +x initramfs/init
+(cd initramfs && find . | "$bb" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -1 > initramfs.gz.tmp
+mv initramfs.gz.tmp initramfs.gz
+rm -rf initramfs

@@ -1,0 +1,230 @@
+//! A real guest: Debian's Linux kernel under QEMU (TCG, virtio-net-pci)
+//! plugged into tap0 with `-netdev stream`, tap0 and virt0 in bridge0,
+//! virt0's host TAP in a namespace. The guest (scripts/guest.sh) pings the
+//! namespace and moves bytes over TCP both ways; both ends compare
+//! checksums. Every step is bounded; under CI=true nothing may skip.
+
+use crate::common;
+
+use common::{Daemon, Netns, in_ci};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const GUEST_MAC: &str = "52:54:00:12:34:56";
+
+/// QEMU and the guest's kernel and initramfs, built once per run and
+/// cached under target/, or why not.
+fn guest() -> Option<(&'static str, &'static Path)> {
+    static GUEST: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let qemu = "qemu-system-x86_64";
+    if !Command::new(qemu)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(!in_ci(), "CI=true: {qemu} is needed (scripts/deps.sh)");
+        eprintln!("skipped: no {qemu}");
+        return None;
+    }
+    if !common::can_netadmin() {
+        return None;
+    }
+    let built = GUEST.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/guest.sh");
+        let out = Command::new("timeout")
+            .args(["300", "bash", script])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("bash: {e}"))?;
+        if out.status.success() {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "scripts/guest.sh: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    match built {
+        Ok(dir) => Some((qemu, dir.as_path())),
+        Err(why) => {
+            assert!(!in_ci(), "CI=true: no guest: {why}");
+            eprintln!("skipped: no guest: {why}");
+            None
+        }
+    }
+}
+
+/// A child killed and reaped when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A booted guest and its serial console.
+struct Guest {
+    qemu: Reaped,
+    console: PathBuf,
+}
+
+impl Guest {
+    /// Boot the guest on the tap socket `tap`; `env` is added to the
+    /// kernel command line (init's environment).
+    fn boot(qemu: &str, dir: &Path, tap: &Path, console: PathBuf, env: &str) -> Guest {
+        let child = Command::new(qemu)
+            .args(["-nodefaults", "-display", "none", "-no-reboot"])
+            .args(["-machine", "accel=tcg", "-m", "256", "-smp", "1"])
+            .arg("-kernel")
+            .arg(dir.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(dir.join("initramfs.gz"))
+            .arg("-append")
+            .arg(format!("console=ttyS0 quiet panic=-1 {env}"))
+            .arg("-serial")
+            .arg(format!("file:{}", console.display()))
+            .arg("-netdev")
+            .arg(format!(
+                "stream,id=n0,server=off,addr.type=unix,addr.path={}",
+                tap.display()
+            ))
+            .arg("-device")
+            .arg(format!("virtio-net-pci,netdev=n0,mac={GUEST_MAC}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn qemu");
+        Guest {
+            qemu: Reaped(child),
+            console,
+        }
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    /// The rest of the first console line that begins with `prefix`,
+    /// within `secs`; the whole console in the panic message otherwise.
+    fn line(&mut self, prefix: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let text = self.console();
+            if let Some(l) = text.lines().find_map(|l| l.trim_end().strip_prefix(prefix)) {
+                return l.trim().to_string();
+            }
+            if let Ok(Some(st)) = self.qemu.0.try_wait() {
+                panic!("qemu exited ({st}) before {prefix:?}; console:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {prefix:?} within {secs} s; console:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait for QEMU to exit (the guest powers off).
+    fn wait_exit(&mut self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.qemu.0.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the guest did not power off; console:\n{}",
+                self.console()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A TCP receiver in `ns` on `addr:port` that prints the SHA-256 of what
+/// it got. Returns once it listens.
+fn receiver(ns: &Netns, addr: &str, port: u16) -> (Reaped, BufReader<std::process::ChildStdout>) {
+    let code = format!(
+        "import socket,hashlib\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind((\"{addr}\",{port}));s.listen(1);s.settimeout(60);print(\"listening\",flush=True)\nc,_=s.accept();c.settimeout(30);h=hashlib.sha256()\nwhile True:\n  b=c.recv(65536)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", "-c", &code])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "listening");
+    (Reaped(child), out)
+}
+
+/// Send `mib` MiB of random bytes from `ns` to `addr:port` (retrying the
+/// connection while the guest's listener comes up); their SHA-256.
+fn send(ns: &Netns, addr: &str, port: u16, mib: u32) -> String {
+    ns.exec(&format!(
+        "timeout 60 python3 -c 'import socket,hashlib,os,time\nd=os.urandom({mib}<<20)\nfor i in range(200):\n  try:\n    s=socket.create_connection((\"{addr}\",{port}),timeout=5);break\n  except OSError:\n    time.sleep(0.1)\ns.settimeout(30);s.sendall(d);s.close();print(hashlib.sha256(d).hexdigest())'"
+    ))
+    .trim()
+    .to_string()
+}
+
+/// The guest on tap0 reaches the namespace behind virt0 through bridge0:
+/// ping both ways, 4 MiB each way intact, and its MAC learned on tap0.
+#[test]
+fn linux_guest_on_tap() {
+    let Some((qemu, dir)) = guest() else {
+        return;
+    };
+    let d = Daemon::start();
+    let ns = Netns::new();
+    common::virt_in_ns(&d, "virt0", &ns, "10.9.0.1/24");
+    d.ok(&["tap0", "create"]);
+    d.ok(&["bridge0", "create"]);
+    let (_, err, rc) = d.brconfig(&["bridge0", "add", "virt0", "add", "tap0", "up"]);
+    assert_eq!((err.as_str(), rc), ("", 0));
+    let (up, mut up_sum) = receiver(&ns, "10.9.0.1", 5001);
+    let scratch = tempfile::tempdir().unwrap();
+    let tap = d.sock.parent().unwrap().join("tap0");
+    let mut g = Guest::boot(
+        qemu,
+        dir,
+        &tap,
+        scratch.path().join("console"),
+        "guest_ip=10.9.0.2/24 guest_peer=10.9.0.1 up_port=5001 up_mib=4 down_port=5002",
+    );
+    let eth0 = g.line("guest: eth0 ", 60);
+    assert!(eth0.starts_with(GUEST_MAC), "{eth0}");
+    assert_eq!(g.line("guest: ping ", 30), "ok");
+    // The namespace's side: an answer from the guest.
+    ns.exec("ping -c 1 -W 5 10.9.0.2 >/dev/null");
+    let sent = g.line("guest: up sha256 ", 30);
+    assert_eq!(g.line("guest: sent ", 60), "ok");
+    let mut got = String::new();
+    up_sum.read_line(&mut got).unwrap();
+    assert_eq!(got.trim(), sent, "4 MiB up from the guest arrived intact");
+    drop(up);
+    g.line("guest: down listening", 30);
+    let sent = send(&ns, "10.9.0.2", 5002, 4);
+    assert_eq!(
+        g.line("guest: down sha256 ", 60),
+        sent,
+        "4 MiB down to the guest arrived intact"
+    );
+    g.line("guest: done", 10);
+    g.wait_exit(30);
+    let (out, _, _) = d.brconfig(&["bridge0"]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains(GUEST_MAC) && l.contains("tap0")),
+        "the guest's MAC learned on tap0:\n{out}"
+    );
+}
