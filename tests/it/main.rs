@@ -16,6 +16,7 @@ mod faults;
 mod ifconfig;
 mod inet;
 mod install;
+mod jumbo;
 mod layers;
 mod neighbour_flood;
 mod scene;
