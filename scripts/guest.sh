@@ -13,9 +13,21 @@
 #   guest_mtu=   eth0's MTU (optional)
 #   up_port=     send up_mib MiB of random bytes to guest_peer:up_port
 #   down_port=   listen here and checksum what arrives
+#   serve=1      then start `iperf3 -s` and stay up (bench/vm.sh)
+# GUEST_TOOLS="iperf3 ..." adds those host programs and their libraries.
 # Every line the test reads begins with "guest: ".
 set -euo pipefail
 out=${1:?usage: guest.sh DIR}
+
+# apt-get download PKG into the current directory; on a failure the
+# package lists may be stale or missing: refresh them once and retry.
+fetch() {
+    apt-get download -q "$1" >/dev/null 2>&1 && return
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq >/dev/null
+    apt-get download -q "$1" >/dev/null
+}
 mkdir -p "$out"
 cd "$out"
 
@@ -25,10 +37,13 @@ mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 
 # The cloud kernel: the smallest of Debian's, virtio as modules. Only the
 # kernel and those modules are kept.
 if [ ! -e vmlinuz ]; then
-    pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-    [ -n "$pkg" ] || { echo "guest: no linux-image-cloud-amd64 in apt" >&2; exit 1; }
     rm -rf kernel.tmp modules && mkdir -p kernel.tmp modules
-    (cd kernel.tmp && apt-get download -q "$pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb root)
+    (cd kernel.tmp && fetch linux-image-cloud-amd64 && dpkg-deb -f ./*.deb Depends >depends)
+    # The meta-package names the kernel: linux-image-6.1.0-NN-cloud-amd64.
+    pkg=$(tr ',' '\n' <kernel.tmp/depends | awk '/linux-image-[0-9]/ { print $1; exit }')
+    [ -n "$pkg" ] || { echo "guest: linux-image-cloud-amd64 names no kernel" >&2; exit 1; }
+    rm -f kernel.tmp/*.deb
+    (cd kernel.tmp && fetch "$pkg" && dpkg-deb -x ./*.deb root)
     for m in $mods; do
         f=$(find kernel.tmp/root/lib/modules -name "$m.ko*" | head -n 1)
         [ -n "$f" ] || { echo "guest: module $m not in $pkg" >&2; exit 1; }
@@ -44,7 +59,7 @@ bb=/bin/busybox
 if ! dpkg -s busybox-static >/dev/null 2>&1; then
     if [ ! -e busybox ]; then
         rm -rf bb.tmp && mkdir bb.tmp
-        (cd bb.tmp && apt-get download -q busybox-static >/dev/null 2>&1 && dpkg-deb -x ./*.deb root)
+        (cd bb.tmp && fetch busybox-static && dpkg-deb -x ./*.deb root)
         cp bb.tmp/root/bin/busybox busybox.tmp && mv busybox.tmp busybox
         rm -rf bb.tmp
     fi
@@ -54,6 +69,13 @@ fi
 rm -rf initramfs && mkdir -p initramfs/bin initramfs/lib/modules initramfs/proc initramfs/sys initramfs/dev initramfs/tmp
 cp "$bb" initramfs/bin/busybox
 cp modules/* initramfs/lib/modules/
+for t in ${GUEST_TOOLS:-}; do
+    bin=$(command -v "$t") || { echo "guest: no $t on this host" >&2; exit 1; }
+    for f in "$bin" $(ldd "$bin" | awk '/=> \// { print $3 } /^\t\// { print $1 }'); do
+        mkdir -p "initramfs$(dirname "$f")"
+        cp -L "$f" "initramfs$f"
+    done
+done
 cat > initramfs/init <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -83,6 +105,10 @@ if [ -n "$down_port" ]; then
     echo "guest: down sha256 $sum"
 fi
 echo "guest: done"
+if [ -n "$serve" ]; then
+    iperf3 -s -D && echo "guest: serving" || echo "guest: no iperf3"
+    while :; do sleep 3600; done
+fi
 poweroff -f
 EOF
 chmod +x initramfs/init
