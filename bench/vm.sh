@@ -8,7 +8,8 @@
 #           pair to the client's namespace
 # Measures ping RTT and iperf3 TCP down (namespace -> guest) and up (-R),
 # REPS times each (median reported), with iperf3's retransmits and, for
-# ifnet, tap0's output errors (frames the client queue dropped).
+# ifnet, tap0's output errors (frames the client queue dropped; the sum
+# over every run, both ways).
 # Writes bench/results/vm.txt. Needs root. Cleans up.
 # Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200),
 # ACCEL (tcg; kvm where it works).
