@@ -252,3 +252,69 @@ fn guest_through_bridge(mtu: u32) {
         "the guest's MAC learned on tap0:\n{out}"
     );
 }
+
+/// What "Connecting a virtual machine" promises, with plain clients in
+/// place of QEMU: `tap0 down` keeps the client attached and `up` resumes;
+/// a client that goes away and comes back finds tap0 still in its bridge.
+#[test]
+fn a_vm_port_survives_down_and_reconnects() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let d = Daemon::start();
+    d.ok(&["tap0", "create"]);
+    d.ok(&["tap1", "create"]);
+    d.ok(&["bridge0", "create"]);
+    let (_, err, rc) = d.brconfig(&["bridge0", "add", "tap0", "add", "tap1", "up"]);
+    assert_eq!((err.as_str(), rc), ("", 0));
+    let run = d.sock.parent().unwrap().to_path_buf();
+    let up = |name: &str| d.ifconfig(&[name]).0.contains("<UP,");
+    let connect = |name: &str| {
+        let c = UnixStream::connect(run.join(name)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        common::wait_until(5, "up on open", || up(name));
+        c
+    };
+    let send = |c: &mut UnixStream, tag: u8| {
+        let mut f = vec![tag; 60];
+        f[..6].copy_from_slice(&[0xff; 6]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, tag]);
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
+        c.write_all(&(f.len() as u32).to_be_bytes()).unwrap();
+        c.write_all(&f).unwrap();
+    };
+    // The next frame of ours (the interfaces' own IPv6 chatter skipped).
+    let recv = |c: &mut UnixStream| loop {
+        let mut len = [0u8; 4];
+        c.read_exact(&mut len).expect("a frame");
+        let mut f = vec![0u8; u32::from_be_bytes(len) as usize];
+        c.read_exact(&mut f).unwrap();
+        if f.len() == 60 && f[12..14] == [0x88, 0xb5] {
+            return f[59];
+        }
+    };
+    let mut c0 = connect("tap0");
+    let mut c1 = connect("tap1");
+    send(&mut c0, 1);
+    assert_eq!(recv(&mut c1), 1);
+
+    d.ok(&["tap0", "down"]);
+    let (out, _, _) = d.ifconfig(&["tap0"]);
+    assert!(out.contains("status: active"), "still attached:\n{out}");
+    send(&mut c0, 2);
+    common::wait_until(5, "frame 2 dropped, tap0 being down", || {
+        d.ifconfig(&["-v", "tap0"]).0.contains("1 queue drop")
+    });
+    d.ok(&["tap0", "up"]);
+    send(&mut c0, 3);
+    assert_eq!(recv(&mut c1), 3, "frame 2 was dropped, 3 crossed");
+
+    drop(c0);
+    common::wait_until(5, "down on last close", || !up("tap0"));
+    let (out, _, _) = d.brconfig(&["bridge0"]);
+    assert!(out.contains("tap0"), "still a member:\n{out}");
+    let mut c0 = connect("tap0");
+    send(&mut c0, 4);
+    assert_eq!(recv(&mut c1), 4);
+    send(&mut c1, 5);
+    assert_eq!(recv(&mut c0), 5);
+}
