@@ -318,3 +318,128 @@ fn a_vm_port_survives_down_and_reconnects() {
     send(&mut c1, 5);
     assert_eq!(recv(&mut c0), 5);
 }
+
+// Issue 14 items 1 to 3, which belong to the tap driver while it is being
+// rewritten elsewhere: each test states the behaviour wanted and fails
+// today; the change that makes it pass removes its `ignore`.
+
+fn tap_frame(dst: u8, src: u8, n: u16, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, dst]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, src]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f[14..16].copy_from_slice(&n.to_be_bytes());
+    f
+}
+
+/// Item 1: a switch port absorbs a burst of its own peer's window. The
+/// client on tap0 stops reading for 2 s while 1,000 frames of 1,400 bytes
+/// arrive for it; with the default queue it gets every one.
+#[test]
+#[ignore = "issue 14 item 1: tap's client queue is 256 KiB (about 250 of 1,000 arrive)"]
+fn a_stalled_client_gets_the_whole_burst() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let d = Daemon::start();
+    for i in ["tap0", "tap1", "bridge0"] {
+        d.ok(&[i, "create"]);
+    }
+    let (_, err, rc) = d.brconfig(&["bridge0", "add", "tap0", "add", "tap1", "up"]);
+    assert_eq!((err.as_str(), rc), ("", 0));
+    let run = d.sock.parent().unwrap().to_path_buf();
+    let mut c0 = UnixStream::connect(run.join("tap0")).unwrap();
+    let mut c1 = UnixStream::connect(run.join("tap1")).unwrap();
+    common::wait_until(5, "both up", || {
+        d.ifconfig(&["tap0"]).0.contains("<UP,") && d.ifconfig(&["tap1"]).0.contains("<UP,")
+    });
+    for n in 0..1000 {
+        let f = tap_frame(0xaa, 0xbb, n, 1400);
+        c1.write_all(&(f.len() as u32).to_be_bytes()).unwrap();
+        c1.write_all(&f).unwrap();
+    }
+    // The client's stall is the point of the test.
+    std::thread::sleep(Duration::from_secs(2));
+    c0.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut got = 0;
+    while got < 1000 {
+        let mut len = [0u8; 4];
+        if c0.read_exact(&mut len).is_err() {
+            break;
+        }
+        let mut f = vec![0u8; u32::from_be_bytes(len) as usize];
+        c0.read_exact(&mut f).unwrap();
+        if f.len() == 1400 && f[12..14] == [0x88, 0xb5] {
+            got += 1;
+        }
+    }
+    assert_eq!(got, 1000, "frames delivered after the stall");
+}
+
+/// Item 2: as FreeBSD's tap(4), the cloning device gives the lowest
+/// unused tap (one without a client) and makes one only when none is
+/// free: three clients in turn all get tap0.
+#[test]
+#[ignore = "issue 14 item 2: the cloning socket makes tap0, tap1, tap2"]
+fn the_cloning_socket_gives_the_lowest_unused_tap() {
+    use ifnet::client::Client;
+    use ifnet::client::tap::{connect, gifname};
+    let d = Daemon::start();
+    let mut c = Client::connect(&d.sock).unwrap();
+    let clone = d.sock.parent().unwrap().join("tap");
+    for _ in 0..3 {
+        let conn = connect(&clone).unwrap();
+        assert_eq!(gifname(&mut c, &conn), Ok("tap0".to_string()));
+        drop(conn);
+        common::wait_until(5, "tap0 free again", || {
+            !d.ifconfig(&["tap0"]).0.contains("<UP,")
+        });
+    }
+}
+
+/// Item 3: a QEMU retrying against a busy tap0 every 500 ms must not
+/// flood the log: the lines are rate-limited and name the client's pid.
+#[test]
+#[ignore = "issue 14 item 3: one log line per rejected client, without its pid"]
+fn rejected_clients_are_logged_sparingly_with_their_pid() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    // The daemon's own, to keep its log (standard error in the foreground).
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ifnetd.log");
+    let sock = dir.path().join("ifnetd.sock");
+    let _daemon = Reaped(
+        Command::new(common::IFNETD)
+            .args(["-f", "-s"])
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_for_socket(&sock);
+    let d = Daemon {
+        dir: tempfile::tempdir().unwrap(),
+        sock,
+        child: None,
+    };
+    d.ok(&["tap0", "create"]);
+    let tap = d.sock.parent().unwrap().join("tap0");
+    let _first = UnixStream::connect(&tap).unwrap();
+    common::wait_until(5, "tap0 up", || d.ifconfig(&["tap0"]).0.contains("<UP,"));
+    for _ in 0..20 {
+        let mut c = UnixStream::connect(&tap).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).expect("closed at once");
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let busy: Vec<&str> = text.lines().filter(|l| l.contains("busy")).collect();
+    assert!(
+        (1..=2).contains(&busy.len()),
+        "20 rejections, {} lines:\n{text}",
+        busy.len()
+    );
+    let pid = format!("pid {}", std::process::id());
+    assert!(busy.iter().all(|l| l.contains(&pid)), "{text}");
+}
