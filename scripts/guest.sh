@@ -104,6 +104,8 @@ if [ -n "$down_port" ]; then
     sum=$(timeout 60 nc -l -p "$down_port" | sha256sum | cut -d' ' -f1)
     echo "guest: down sha256 $sum"
 fi
+s=/sys/class/net/eth0/statistics
+echo "guest: counters tx $(cat $s/tx_packets) $(cat $s/tx_bytes)"
 echo "guest: done"
 if [ -n "$serve" ]; then
     iperf3 -s -D && echo "guest: serving" || echo "guest: no iperf3"

@@ -243,8 +243,31 @@ fn guest_through_bridge(mtu: u32) {
         sent,
         "4 MiB down to the guest arrived intact"
     );
+    let tx = g.line("guest: counters tx ", 10);
     g.line("guest: done", 10);
     g.wait_exit(30);
+    // Every frame the guest sent arrived on tap0, byte for byte (the
+    // stream's 4-byte record headers are not frame bytes).
+    let guest_tx = tx.replace(' ', "/");
+    let mut c = ifnet::client::Client::connect(&d.sock).unwrap();
+    let mut tap0_in = || {
+        use ifnet::ioctl::{Ioctl, Reply, Request};
+        match c.ioctl(Request::GetIfConf {
+            name: Some("tap0".into()),
+        }) {
+            Ok(Reply::IfConf(v)) => format!("{}/{}", v[0].data.ipackets, v[0].data.ibytes),
+            r => panic!("tap0: {r:?}"),
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tap0_in() != guest_tx && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        tap0_in(),
+        guest_tx,
+        "tap0's input (packets/bytes) = the guest's output"
+    );
     let (out, _, _) = d.brconfig(&["bridge0"]);
     assert!(
         out.lines()
