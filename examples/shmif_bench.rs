@@ -8,6 +8,7 @@
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
 use ifnet::drivers::shmif::bus::{self, Batch, Bus, BusReader, Recv, Watch};
+use ifnet::frame::Frame;
 use ifnet::generic;
 use ifnet::ioctl::{Request, iff};
 use ifnet::shmifdump::{self as dump, Dumper};
@@ -291,7 +292,7 @@ fn run_driver(dir: &Path, size: usize, count: u32, rate: Option<f64>) -> Row {
     let start = now_ns();
     for seq in 0..count {
         f[14..18].copy_from_slice(&seq.to_le_bytes());
-        port.output(&f).unwrap();
+        port.output(&Frame::new(&f).unwrap()).unwrap();
         if let Some(r) = rate {
             pace(start + (f64::from(seq + 1) / r * 1e9) as u64);
         }

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TOOLS=(ifnetd ifconfig brconfig shmifdump ifping)
+TOOLS=(ifnetd ifconfig brconfig shmifdump ifping ifnet-tools)
 mode=install from=""
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -163,6 +163,11 @@ pub trait IfLookup {
     fn lookup_index(&mut self, index: u32) -> Option<(&mut IfState, &mut dyn Driver)>;
 }
 
+/// Slow work a driver does for `linkstr` without the table lock (opening a
+/// bus file), run by the requesting thread; its result goes to
+/// [`Driver::commit_linkstr`].
+pub type LinkPrep = Box<dyn FnOnce() -> Result<Box<dyn std::any::Any + Send>, Errno> + Send>;
+
 /// What a driver does for the control plane. Defaults answer as a NetBSD
 /// driver that does not handle the request.
 pub trait Driver: Send {
@@ -182,6 +187,28 @@ pub trait Driver: Send {
 
     fn set_linkstr(&mut self, _ifs: &mut IfState, _linkstr: Option<&str>) -> Result<(), Errno> {
         Err(Errno::ENOTTY)
+    }
+
+    /// `set_linkstr` in two steps, so that nothing waits under the table
+    /// lock: under it, check and return the slow work (`None`: there is
+    /// none, `set_linkstr` runs); the kernel runs it without the lock.
+    fn prepare_linkstr(
+        &mut self,
+        _ifs: &mut IfState,
+        _linkstr: &str,
+    ) -> Result<Option<LinkPrep>, Errno> {
+        Ok(None)
+    }
+
+    /// Under the lock again: take the prepared result. The interface may
+    /// have changed meanwhile: check again.
+    fn commit_linkstr(
+        &mut self,
+        ifs: &mut IfState,
+        linkstr: &str,
+        _prepared: Box<dyn std::any::Any + Send>,
+    ) -> Result<(), Errno> {
+        self.set_linkstr(ifs, Some(linkstr))
     }
 
     fn linkstr(&self) -> Option<String> {
@@ -227,6 +254,11 @@ pub trait Driver: Send {
     ) -> Result<Reply, Errno> {
         Err(Errno::EINVAL)
     }
+
+    /// The interface joined the bridge with index `bridge`, or left it
+    /// (`None`). A driver with reactor sources moves them to the bridge's
+    /// group: the members of a bridge share a thread (see `crate::reactor`).
+    fn set_bridge(&mut self, _ifs: &mut IfState, _bridge: Option<u32>) {}
 
     /// Another interface is being destroyed: forget it.
     fn ifdetach(&mut self, _ifs: &mut IfState, _gone: &mut IfState) {}

@@ -2,11 +2,12 @@
 //! Used in-process by tests and Rust programs, and behind `ifnetd`.
 
 use crate::cloner::{Cloners, DadTimers, KernelEnv, KernelEvent, KernelHook};
+use crate::frame::Frame;
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
-    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, LinkState, Reply, Request, Response, iff,
-    in_iff, in6_iff,
+    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Knobs, LinkState, LlEntry, Reply, Request,
+    Response, iff, in_iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
 use std::net::{IpAddr, Ipv4Addr};
@@ -97,6 +98,8 @@ pub struct KernelInner {
     table: Mutex<IfTable>,
     /// Polls the IP presence of every interface.
     inet: inet::Driver,
+    /// What sysctl sets at run time, from `env` at first.
+    knobs: Mutex<Knobs>,
 }
 
 pub struct Kernel {
@@ -117,9 +120,7 @@ fn hook_thread(k: Arc<KernelInner>, events: Receiver<KernelEvent>) {
         match ev {
             KernelEvent::Quit => return,
             KernelEvent::Sync(index) => k.sync(index),
-            KernelEvent::CreateLowest { class, reply } => {
-                let _ = reply.send(k.create_lowest(class));
-            }
+            KernelEvent::CreateLowest { class, then } => then(k.create_lowest(class)),
         }
     }
 }
@@ -145,18 +146,29 @@ fn classful_mask(a: Ipv4Addr) -> Ipv4Addr {
 impl Kernel {
     /// A kernel with the interface classes `cloners` (the driver set; it
     /// must hold `lo`) and `lo0` attached.
-    pub fn new(env: KernelEnv, cloners: Cloners) -> Kernel {
+    pub fn new(mut env: KernelEnv, cloners: Cloners) -> Kernel {
         // Spawned here, by whoever makes the kernel (the daemon's main
-        // thread), so that it runs with the daemon's credentials.
+        // thread), so that they run with the daemon's credentials.
         let inet = inet::Driver::start().expect("the IP presence thread starts");
+        if env.reactor.is_none() {
+            match crate::reactor::Reactor::new(0) {
+                Ok(r) => env.reactor = Some(r),
+                Err(e) => crate::log::warn(&format!("reactor: {e}")),
+            }
+        }
         let inner = Arc::new(KernelInner {
-            env,
             cloners,
             table: Mutex::new(IfTable {
                 ifs: Vec::new(),
                 next_index: 1,
             }),
             inet,
+            knobs: Mutex::new(Knobs {
+                ip_dad_count: env.dad.probes_v4,
+                ip6_dad_count: env.dad.probes_v6,
+                auto_linklocal: !env.no_auto_linklocal,
+            }),
+            env,
         });
         let (hook, rx) = KernelHook::channel();
         let k2 = inner.clone();
@@ -198,8 +210,10 @@ impl KernelInner {
     }
 
     /// Put a frame on an interface, as if the host stack sent it.
+    /// Bytes too short for an Ethernet header are refused (`EINVAL`).
     pub fn send(&self, name: &str, frame: &[u8]) -> Result<(), Errno> {
-        self.port(name).ok_or(Errno::ENXIO)?.output(frame)
+        let port = self.port(name).ok_or(Errno::ENXIO)?;
+        port.output(&Frame::new(frame).ok_or(Errno::EINVAL)?)
     }
 
     /// Take the frames an interface receives for the host.
@@ -241,8 +255,43 @@ impl KernelInner {
         {
             return self.echo(dst, scope.as_deref(), ident, seq, len, timeout_ms);
         }
+        if let Request::SetLinkStr {
+            name,
+            linkstr: Some(l),
+        } = &req
+            && !l.is_empty()
+            && l.len() <= MAX_LINKSTR
+        {
+            return self.set_linkstr(name, l);
+        }
         let mut t = self.table.lock().unwrap();
         self.ioctl_locked(&mut t, req)
+    }
+
+    /// SIOCSLINKSTR: check under the table lock, let the driver do its
+    /// slow work (open a bus file) without it, commit under it again.
+    fn set_linkstr(&self, name: &str, linkstr: &str) -> Response {
+        let (index, prep) = {
+            let mut t = self.table.lock().unwrap();
+            let i = t.get(name)?;
+            match i.driver.prepare_linkstr(&mut i.state, linkstr)? {
+                Some(prep) => (i.state.index, prep),
+                None => {
+                    i.driver.set_linkstr(&mut i.state, Some(linkstr))?;
+                    return Ok(Reply::Ok);
+                }
+            }
+        };
+        let prepared = prep()?;
+        let mut t = self.table.lock().unwrap();
+        let i = t.get(name)?;
+        if i.state.index != index {
+            // Destroyed and made again meanwhile: not the one asked about.
+            return Err(Errno::ENXIO);
+        }
+        i.driver
+            .commit_linkstr(&mut i.state, linkstr, prepared)
+            .map(|_| Reply::Ok)
     }
 
     /// A driver thread asked to be looked at: let the driver update its
@@ -254,7 +303,7 @@ impl KernelInner {
         };
         let link = i.state.link_state;
         let reqs = i.driver.sync(&mut i.state);
-        if_link_state_change(i, link, self.env.dad, &self.inet);
+        if_link_state_change(i, link, self.dad(), &self.inet);
         for req in reqs {
             if let Err(e) = self.ioctl_locked(&mut t, req.clone()) {
                 crate::log::warn(&format!("{req:?}: {e}"));
@@ -284,7 +333,7 @@ impl KernelInner {
             | Request::ALifAddr { name, .. } => Some(name.clone()),
             _ => None,
         };
-        age_addrs(t, Instant::now(), self.env.dad, &self.inet);
+        age_addrs(t, Instant::now(), self.dad(), &self.inet);
         let links: Vec<_> = t
             .ifs
             .iter()
@@ -293,11 +342,11 @@ impl KernelInner {
         let r = self.dispatch(t, req);
         for i in &mut t.ifs {
             if let Some(&(_, was)) = links.iter().find(|(x, _)| *x == i.state.index) {
-                if_link_state_change(i, was, self.env.dad, &self.inet);
+                if_link_state_change(i, was, self.dad(), &self.inet);
             }
         }
         if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
-            sync_inet(i, self.env.dad, &self.inet);
+            sync_inet(i, self.dad(), &self.inet);
         }
         r
     }
@@ -459,6 +508,36 @@ impl KernelInner {
                 .map(|i| Reply::IfName(i.state.name.clone()))
                 .ok_or(Errno::ENXIO),
             Request::Echo { .. } => unreachable!("answered without the table lock"),
+            Request::GetLlTable => Ok(Reply::LlTable(lltable(t))),
+            Request::DelLlEntry { addr, v6, ifname } => Ok(Reply::LlTable(lltable_delete(
+                t,
+                addr,
+                v6,
+                ifname.as_deref(),
+            ))),
+            Request::GetKnobs => Ok(Reply::Knobs(self.knobs())),
+            Request::SetKnobs(k) => {
+                *self.knobs.lock().unwrap_or_else(|e| e.into_inner()) = k;
+                let dad = self.dad();
+                for h in t.ifs.iter().filter_map(|i| i.inet.as_ref()) {
+                    h.set_timers(dad);
+                }
+                Ok(Reply::Ok)
+            }
+        }
+    }
+
+    fn knobs(&self) -> Knobs {
+        *self.knobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The DAD timers with the counts sysctl set.
+    fn dad(&self) -> DadTimers {
+        let k = self.knobs();
+        DadTimers {
+            probes_v4: k.ip_dad_count,
+            probes_v6: k.ip6_dad_count,
+            ..self.env.dad
         }
     }
 
@@ -468,7 +547,7 @@ impl KernelInner {
         }
         let (class, unit) = self.cloners.lookup(name)?;
         let mut state = IfState::new(name, unit, t.next_index, IfType::Ethernet);
-        state.in6_attached = self.env.no_auto_linklocal;
+        state.in6_attached = !self.knobs().auto_linklocal;
         let driver = class.create(&self.env, &mut state)?;
         state.port.set_flags(state.flags);
         state.port.set_mac(state.lladdr());
@@ -524,6 +603,61 @@ impl KernelInner {
             rtt_us: r.rtt_us,
         })
     }
+}
+
+/// Every interface's neighbour cache entries, in interface order.
+fn lltable(t: &IfTable) -> Vec<LlEntry> {
+    let now = Instant::now();
+    let mut all = Vec::new();
+    for i in &t.ifs {
+        let Some(h) = &i.inet else { continue };
+        let mut v: Vec<LlEntry> = h
+            .neighbors(now)
+            .into_iter()
+            .map(|(addr, mac, left)| LlEntry {
+                ifname: i.state.name.clone(),
+                index: i.state.index,
+                addr,
+                mac,
+                expire: left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0),
+            })
+            .collect();
+        v.sort_by_key(|e| e.addr);
+        all.extend(v);
+    }
+    all
+}
+
+/// Delete the entry for `addr`, or all of one family.
+fn lltable_delete(
+    t: &IfTable,
+    addr: Option<IpAddr>,
+    v6: bool,
+    ifname: Option<&str>,
+) -> Vec<LlEntry> {
+    let which = |ip: IpAddr| addr.map_or(ip.is_ipv6() == v6, |a| a == ip);
+    let mut gone = Vec::new();
+    for i in t
+        .ifs
+        .iter()
+        .filter(|i| ifname.is_none_or(|n| n == i.state.name))
+    {
+        let Some(h) = &i.inet else { continue };
+        let mut v: Vec<LlEntry> = h
+            .forget(&which)
+            .into_iter()
+            .map(|(addr, mac)| LlEntry {
+                ifname: i.state.name.clone(),
+                index: i.state.index,
+                addr,
+                mac,
+                expire: 0,
+            })
+            .collect();
+        v.sort_by_key(|e| e.addr);
+        gone.extend(v);
+    }
+    gone
 }
 
 /// A local echo went out and in lo0 twice, the request and the reply
@@ -699,6 +833,7 @@ fn sync_inet(i: &mut Ifnet, dad: DadTimers, driver: &inet::Driver) {
         }
     }
     if let Some(h) = &i.inet {
+        h.set_timers(dad);
         h.configure(Instant::now(), mac, &want);
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! One-way layers, bottom to top (tests/layers.rs holds the map and checks
 //! it): the API ([`ioctl`]) and pure formats ([`offload`], [`pcap`], the
-//! shmif bus, the tap framing); the data plane ([`port`]); the interface
+//! shmif bus, the tap framing); the data plane ([`port`], [`frame`],
+//! [`reactor`]); the interface
 //! model ([`ifnet`], [`cloner`]); the drivers ([`drivers`]) and the IP
 //! presence ([`inet`]); the [`kernel`]; [`server`] and [`generic`], which
 //! give the kernel its drivers; and the tools ([`ifconfig`], [`brconfig`],
-//! [`ping`], [`client`], [`shmifdump`]), which use the API and formats only.
+//! [`ping`], [`client`], [`shmifdump`], [`inspect`]), which use the API and
+//! formats only.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -14,10 +16,12 @@ pub mod brconfig;
 pub mod client;
 pub mod cloner;
 pub mod drivers;
+pub mod frame;
 pub mod generic;
 pub mod ifconfig;
 pub mod ifnet;
 pub mod inet;
+pub mod inspect;
 pub mod ioctl;
 pub mod kernel;
 pub mod log;
@@ -25,6 +29,7 @@ pub mod offload;
 pub mod pcap;
 pub mod ping;
 pub mod port;
+pub mod reactor;
 pub mod server;
 pub mod shmifdump;
 

@@ -100,7 +100,12 @@ impl Offload {
     /// How many frames, and of how many bytes in all, this one stands for
     /// on a wire without offloads: what the interface counters count.
     pub fn wire_size(&self, frame: &[u8]) -> (u64, u64) {
-        let Some(hdr) = self.tcp_header_end(frame).filter(|_| self.is_gso()) else {
+        let hdr = if self.is_gso() {
+            self.tcp_header_end(frame)
+        } else {
+            None
+        };
+        let Some(hdr) = hdr else {
             return (1, frame.len() as u64);
         };
         let payload = frame.len() - hdr;
@@ -114,6 +119,44 @@ impl Offload {
         let off = *frame.get(l4 + 12)?;
         let end = l4 + usize::from(off >> 4) * 4;
         (end >= l4 + 20 && end <= frame.len()).then_some(end)
+    }
+}
+
+/// The offload work a medium takes along with a frame (a host TAP's
+/// `TUN_F_*` offloads); what it does not take is done before it gets the
+/// frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OffloadCaps(u8);
+
+impl OffloadCaps {
+    /// Finished frames only.
+    pub const NONE: OffloadCaps = OffloadCaps(0);
+    /// Partial TCP/UDP checksums.
+    pub const CSUM: OffloadCaps = OffloadCaps(1);
+    /// TCP super-frames over IPv4.
+    pub const TSO4: OffloadCaps = OffloadCaps(2);
+    /// TCP super-frames over IPv6.
+    pub const TSO6: OffloadCaps = OffloadCaps(4);
+
+    pub const fn union(self, other: OffloadCaps) -> OffloadCaps {
+        OffloadCaps(self.0 | other.0)
+    }
+
+    /// Whether a frame with `off`'s work left may be handed over as it is
+    /// (always, for one with nothing left).
+    pub fn takes(self, off: &Offload) -> bool {
+        let mut need = 0;
+        if off.needs_csum() {
+            need |= Self::CSUM.0;
+        }
+        if off.is_gso() {
+            need |= if off.is_tcpv6() {
+                Self::TSO6.0
+            } else {
+                Self::TSO4.0
+            };
+        }
+        self.0 & need == need
     }
 }
 

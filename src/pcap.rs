@@ -57,6 +57,7 @@ impl PcapRecordRepr {
 pub struct PcapWriter<W: Write> {
     w: W,
     nano: bool,
+    snaplen: u32,
 }
 
 impl<W: Write> PcapWriter<W> {
@@ -70,13 +71,15 @@ impl<W: Write> PcapWriter<W> {
             }
             .emit(),
         )?;
-        Ok(PcapWriter { w, nano })
+        Ok(PcapWriter { w, nano, snaplen })
     }
 
     /// Add a frame given in pieces (a frame split across a ring's end),
-    /// stamped `sec` + `usec`.
+    /// stamped `sec` + `usec`. At most `snaplen` bytes of it are written,
+    /// as the header promises readers (a corrupt ring can claim more).
     pub fn record(&mut self, sec: u32, usec: u32, parts: &[&[u8]]) -> io::Result<()> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        let caplen = len.min(self.snaplen as usize);
         let frac = if self.nano {
             usec.wrapping_mul(1000)
         } else {
@@ -85,12 +88,15 @@ impl<W: Write> PcapWriter<W> {
         let r = PcapRecordRepr {
             sec,
             frac,
-            caplen: len as u32,
-            len: len as u32,
+            caplen: caplen as u32,
+            len: len.min(u32::MAX as usize) as u32,
         };
         self.w.write_all(&r.emit())?;
+        let mut left = caplen;
         for p in parts {
-            self.w.write_all(p)?;
+            let n = p.len().min(left);
+            self.w.write_all(&p[..n])?;
+            left -= n;
         }
         Ok(())
     }
@@ -127,5 +133,18 @@ mod tests {
             u32::from_ne_bytes(n.get_mut()[28..32].try_into().unwrap()),
             2000
         );
+    }
+
+    /// A record never holds more than the snaplen the header promised,
+    /// whatever length a (corrupt) source claims; `len` keeps the truth.
+    #[test]
+    fn records_are_capped_at_the_snaplen() {
+        let mut p = PcapWriter::new(Vec::new(), false, 1518).unwrap();
+        let big = vec![7u8; 196_607];
+        p.record(1, 0, &[&big[..100_000], &big[100_000..]]).unwrap();
+        let v = p.get_mut().clone();
+        assert_eq!(u32::from_ne_bytes(v[32..36].try_into().unwrap()), 1518);
+        assert_eq!(u32::from_ne_bytes(v[36..40].try_into().unwrap()), 196_607);
+        assert_eq!(v.len(), 24 + 16 + 1518);
     }
 }

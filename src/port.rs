@@ -2,8 +2,9 @@
 //! needs, and where received frames go. Drivers hold an `Arc<Port>` in their
 //! I/O threads; the control plane updates it without stopping them.
 
+use crate::frame::Frame;
 use crate::ioctl::{Errno, IfData, Mac, iff};
-use crate::offload::{self, Offload};
+use crate::offload::OffloadCaps;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,30 +43,25 @@ counters!(
 );
 
 impl IfCounters {
-    /// Count `frame` received, as the `packets` frames of `bytes` in all
-    /// it stands for on a wire (more than one for a TCP super-frame).
-    pub fn count_input(&self, frame: &[u8], packets: u64, bytes: u64) {
+    /// Count `frame` received, as the frames it stands for on a wire.
+    pub fn count_input(&self, frame: &Frame) {
+        let (packets, bytes) = frame.wire_size();
         self.ipackets.fetch_add(packets, Relaxed);
         self.ibytes.fetch_add(bytes, Relaxed);
-        if frame.first().is_some_and(|b| b & 1 != 0) {
+        if frame.is_multicast() {
             self.imcasts.fetch_add(packets, Relaxed);
         }
     }
 
-    /// Count `frame` sent, or its `packets` as output errors when `r` says
-    /// it was dropped; hands `r` back.
-    pub fn count_output(
-        &self,
-        frame: &[u8],
-        packets: u64,
-        bytes: u64,
-        r: Result<(), Errno>,
-    ) -> Result<(), Errno> {
+    /// Count `frame` sent, or as output errors when `r` says it was
+    /// dropped, as the frames it stands for on a wire; hands `r` back.
+    pub fn count_output(&self, frame: &Frame, r: Result<(), Errno>) -> Result<(), Errno> {
+        let (packets, bytes) = frame.wire_size();
         match r {
             Ok(()) => {
                 self.opackets.fetch_add(packets, Relaxed);
                 self.obytes.fetch_add(bytes, Relaxed);
-                if frame.first().is_some_and(|b| b & 1 != 0) {
+                if frame.is_multicast() {
                     self.omcasts.fetch_add(packets, Relaxed);
                 }
             }
@@ -80,41 +76,34 @@ impl IfCounters {
 /// How a driver puts a frame on its medium. Must not block for long: a
 /// medium that cannot take the frame now returns an error and it is dropped.
 pub trait Transmit: Send + Sync {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno>;
+    /// Put `frame` on the medium. Any offload work left on it is work
+    /// `offloads` said the medium takes.
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno>;
 
-    /// Whether the medium takes `off`'s work along with the frame (a
-    /// host TAP with offloads on); if not, it is done before `transmit`.
-    fn takes_offload(&self, _off: &Offload) -> bool {
-        false
-    }
-
-    /// Send a frame with offload work left; only called when
-    /// `takes_offload` said yes.
-    fn transmit_offload(&self, frame: &[u8], _off: &Offload) -> Result<(), Errno> {
-        self.transmit(frame)
+    /// The offload work the medium takes along with a frame (a host TAP
+    /// with offloads on); any other is done before `transmit`.
+    fn offloads(&self) -> OffloadCaps {
+        OffloadCaps::NONE
     }
 }
 
 /// Where a port hands the frames it receives when it is a bridge member.
+/// Frames may carry offload work: whoever needs them finished finishes
+/// them (`Port::transmit`, `Port::deliver_local`).
 pub trait Upper: Send + Sync {
-    fn input(&self, from: &Arc<Port>, frame: &[u8]);
-
-    /// Forward a frame with offload work left, if it can go on unchanged;
-    /// `false` and the port does the work and calls `input` per frame.
-    fn input_offload(&self, _from: &Arc<Port>, _frame: &[u8], _off: &Offload) -> bool {
-        false
-    }
+    fn input(&self, from: &Arc<Port>, frame: &Frame);
 
     /// The host sends a frame out of member `from` (`bridge_output`):
     /// by default it goes on that member's own medium.
-    fn output(&self, from: &Port, frame: &[u8]) -> Result<(), Errno> {
+    fn output(&self, from: &Port, frame: &Frame) -> Result<(), Errno> {
         from.transmit(frame)
     }
 }
 
-/// The host side of an interface: the IP presence (`crate::inet`).
+/// The host side of an interface: the IP presence (`crate::inet`). Gets
+/// finished frames only.
 pub trait Stack: Send + Sync {
-    fn input(&self, frame: &[u8]);
+    fn input(&self, frame: &Frame);
 }
 
 /// Frames taken off an interface through the library API.
@@ -136,12 +125,16 @@ pub struct Port {
     listener: Mutex<Option<SyncSender<Vec<u8>>>>,
 }
 
-pub fn is_multicast(mac: &[u8]) -> bool {
+/// A group address: broadcast or multicast.
+pub fn is_multicast(mac: &Mac) -> bool {
     mac[0] & 1 != 0
 }
 
-fn mac_to_u64(mac: &Mac) -> u64 {
-    mac.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+/// A MAC as one word, as a port keeps it: cheap to compare against
+/// every member of a bridge.
+pub fn mac_word(mac: &Mac) -> u64 {
+    let [a, b, c, d, e, f] = *mac;
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }
 
 impl Port {
@@ -180,11 +173,16 @@ impl Port {
     }
 
     pub(crate) fn set_mac(&self, mac: Option<Mac>) {
-        self.mac.store(mac.as_ref().map_or(0, mac_to_u64), Relaxed)
+        self.mac.store(mac.as_ref().map_or(0, mac_word), Relaxed)
     }
 
-    pub fn is_own_mac(&self, mac: &[u8]) -> bool {
-        mac.len() >= 6 && self.mac.load(Relaxed) == mac_to_u64(&mac[..6].try_into().unwrap())
+    /// The active MAC as a [`mac_word`]; 0 for none.
+    pub fn mac_word(&self) -> u64 {
+        self.mac.load(Relaxed)
+    }
+
+    pub fn is_own_mac(&self, mac: &Mac) -> bool {
+        self.mac_word() == mac_word(mac)
     }
 
     /// Install the driver's transmitter (`None`: frames are dropped).
@@ -206,10 +204,9 @@ impl Port {
 
     /// Send a frame out of this interface (`if_output`); a bridge member
     /// hands it to its bridge.
-    pub fn output(&self, frame: &[u8]) -> Result<(), Errno> {
+    pub fn output(&self, frame: &Frame) -> Result<(), Errno> {
         if !self.is_running() {
-            self.counters.oerrors.fetch_add(1, Relaxed);
-            return Err(Errno::ENETDOWN);
+            return self.counters.count_output(frame, Err(Errno::ENETDOWN));
         }
         let upper = self.upper.read().unwrap().clone();
         match upper {
@@ -219,114 +216,78 @@ impl Port {
     }
 
     /// Put a frame on this interface's own medium (`if_transmit`), past
-    /// any bridge. Counts it; an error means it was dropped.
-    pub fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
-        self.transmit_offload(frame, &Offload::NONE)
-    }
-
-    /// Whether `transmit_offload` passes `off`'s work on to the medium.
-    pub fn takes_offload(&self, off: &Offload) -> bool {
-        self.tx
-            .read()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|tx| tx.takes_offload(off))
-    }
-
-    /// `transmit` for a frame with offload work left: the medium takes it
-    /// along, or it is done here first. Counted as the frames it stands for.
-    pub fn transmit_offload(&self, frame: &[u8], off: &Offload) -> Result<(), Errno> {
-        if !self.is_running() {
-            self.counters.oerrors.fetch_add(1, Relaxed);
-            return Err(Errno::ENETDOWN);
-        }
-        let tx = self.tx.read().unwrap();
-        let Some(tx) = tx.as_ref() else {
-            self.counters.oerrors.fetch_add(1, Relaxed);
-            return Err(Errno::ENXIO);
-        };
-        if off.is_none() || tx.takes_offload(off) {
-            let r = if off.is_none() {
-                tx.transmit(frame)
-            } else {
-                tx.transmit_offload(frame, off)
-            };
-            let (packets, bytes) = off.wire_size(frame);
-            return self.counters.count_output(frame, packets, bytes, r);
-        }
+    /// any bridge: with its offload work if the medium takes it, else
+    /// finished here. Counted as the frames it stands for; an error means
+    /// it was dropped.
+    pub fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
+        // Not held across the send: `set_transmit` never waits for one.
+        let tx = self.tx.read().unwrap().clone();
         let mut r = Ok(());
-        let done = offload::resolve(frame, off, |f| {
-            let sent = tx.transmit(f);
-            if let Err(e) = self.counters.count_output(f, 1, f.len() as u64, sent) {
-                r = Err(e);
-            }
-        });
-        if done.is_err() {
-            self.counters.oerrors.fetch_add(1, Relaxed);
-            return Err(Errno::EINVAL);
+        let dropped = match tx.as_ref() {
+            _ if !self.is_running() => Err(Errno::ENETDOWN),
+            None => Err(Errno::ENXIO),
+            Some(tx) => frame
+                .finish(tx.offloads(), |f| {
+                    let sent = tx.transmit(f);
+                    if let Err(e) = self.counters.count_output(f, sent) {
+                        r = Err(e);
+                    }
+                })
+                .map_err(|_| Errno::EINVAL),
+        };
+        match dropped {
+            Err(e) => self.counters.count_output(frame, Err(e)),
+            Ok(()) => r,
         }
-        r
+    }
+
+    /// Count an input error: bytes from the medium that are no frame.
+    pub fn input_error(&self) {
+        self.counters.ierrors.fetch_add(1, Relaxed);
     }
 
     /// A frame arrived from the medium (`ether_input`): count it and pass it
     /// to the bridge, or deliver it locally if it is for us.
-    pub fn input(self: &Arc<Self>, frame: &[u8]) {
-        if frame.len() < 14 {
-            self.counters.ierrors.fetch_add(1, Relaxed);
-            return;
-        }
-        self.counters.count_input(frame, 1, frame.len() as u64);
+    pub fn input(self: &Arc<Self>, frame: &Frame) {
+        self.counters.count_input(frame);
         if let Some(upper) = self.upper.read().unwrap().as_ref() {
             upper.input(self, frame);
             return;
         }
-        if is_multicast(frame) || self.is_own_mac(frame) || self.flags() & iff::PROMISC != 0 {
+        if frame.is_multicast() || self.is_own_mac(&frame.dst()) || self.flags() & iff::PROMISC != 0
+        {
             self.deliver_local(frame);
         }
     }
 
-    /// `input` for a frame with offload work left (from a host TAP): a
-    /// bridge may forward it as it is; anywhere else the work is done
-    /// first. A frame whose offload header does not fit it is an input
-    /// error.
-    pub fn input_offload(self: &Arc<Self>, frame: &[u8], off: &Offload) {
-        if off.is_none() {
-            return self.input(frame);
-        }
-        let upper = self.upper.read().unwrap().clone();
-        if frame.len() >= 14
-            && let Some(upper) = upper
-            && upper.input_offload(self, frame, off)
-        {
-            let (packets, bytes) = off.wire_size(frame);
-            self.counters.count_input(frame, packets, bytes);
-            return;
-        }
-        if offload::resolve(frame, off, |f| self.input(f)).is_err() {
-            self.counters.ierrors.fetch_add(1, Relaxed);
-        }
-    }
-
     /// Hand a frame to the host side of this interface: the IP stack and
-    /// the library listener. Frames nobody takes count as noproto.
-    pub fn deliver_local(&self, frame: &[u8]) {
+    /// the library listener, which take finished frames (a frame whose
+    /// offload header does not fit it is an input error). Frames nobody
+    /// takes count as noproto.
+    pub fn deliver_local(&self, frame: &Frame) {
         let stack = self.stack.read().unwrap().clone();
-        if let Some(stack) = &stack {
-            stack.input(frame);
-        }
-        let mut listener = self.listener.lock().unwrap();
-        let Some(tx) = listener.as_ref() else {
-            if stack.is_none() {
-                self.counters.noproto.fetch_add(1, Relaxed);
-            }
+        if stack.is_none() && self.listener.lock().unwrap().is_none() {
+            self.counters
+                .noproto
+                .fetch_add(frame.wire_size().0, Relaxed);
             return;
-        };
-        match tx.try_send(frame.to_vec()) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.counters.iqdrops.fetch_add(1, Relaxed);
+        }
+        let done = frame.finish(OffloadCaps::NONE, |f| {
+            if let Some(stack) = &stack {
+                stack.input(f);
             }
-            Err(TrySendError::Disconnected(_)) => *listener = None,
+            let mut listener = self.listener.lock().unwrap();
+            let Some(tx) = listener.as_ref() else { return };
+            match tx.try_send(f.bytes().to_vec()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.counters.iqdrops.fetch_add(1, Relaxed);
+                }
+                Err(TrySendError::Disconnected(_)) => *listener = None,
+            }
+        });
+        if done.is_err() {
+            self.input_error();
         }
     }
 
@@ -341,25 +302,93 @@ impl Port {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::offload::Offload;
 
-    struct Null;
-    impl Transmit for Null {
-        fn transmit(&self, _frame: &[u8]) -> Result<(), Errno> {
+    /// Records what reaches the medium, and the work left on it.
+    struct Medium(OffloadCaps, Mutex<Vec<(Vec<u8>, Offload)>>);
+    impl Transmit for Medium {
+        fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
+            let f = (frame.bytes().to_vec(), *frame.offload());
+            self.1.lock().unwrap().push(f);
             Ok(())
+        }
+        fn offloads(&self) -> OffloadCaps {
+            self.0
         }
     }
 
-    #[test]
-    fn any_frame_is_counted_never_a_panic() {
+    fn port(caps: OffloadCaps) -> (Arc<Port>, Arc<Medium>) {
         let p = Port::new(1, "x0");
         p.set_flags(iff::UP | iff::RUNNING);
-        p.set_transmit(Some(Arc::new(Null)));
-        for f in [&[][..], &[1], &[0; 13]] {
-            assert_eq!(p.transmit(f), Ok(()));
-            p.input(f);
-        }
+        let m = Arc::new(Medium(caps, Mutex::new(Vec::new())));
+        p.set_transmit(Some(m.clone()));
+        (p, m)
+    }
+
+    #[test]
+    fn frames_are_counted_in_and_out() {
+        let (p, m) = port(OffloadCaps::NONE);
+        let b = [[0xff; 6], [2; 6], [0; 6]].concat();
+        let f = Frame::new(&b).unwrap();
+        assert_eq!(p.transmit(&f), Ok(()));
+        p.input(&f);
         let d = p.counters.snapshot();
-        assert_eq!((d.opackets, d.omcasts, d.ierrors), (3, 1, 3));
+        assert_eq!((d.opackets, d.obytes, d.omcasts), (1, 18, 1));
+        assert_eq!((d.ipackets, d.ibytes, d.imcasts, d.noproto), (1, 18, 1, 1));
+        assert_eq!(m.1.lock().unwrap().len(), 1);
+        p.set_flags(iff::UP);
+        assert_eq!(p.output(&f), Err(Errno::ENETDOWN));
+        assert_eq!(p.counters.snapshot().oerrors, 1);
+    }
+
+    #[test]
+    fn offload_work_is_done_only_for_a_medium_that_does_not_take_it() {
+        let b = [[2; 6], [2; 6], [0; 6]].concat();
+        let csum = Offload {
+            flags: 1,
+            csum_start: 14,
+            csum_offset: 2,
+            ..Offload::NONE
+        };
+        let f = Frame::with_offload(&b, csum).unwrap();
+        let (p, m) = port(OffloadCaps::CSUM);
+        assert_eq!(p.transmit(&f), Ok(()));
+        assert_eq!(m.1.lock().unwrap()[0], (b.clone(), csum));
+        let (p, m) = port(OffloadCaps::NONE);
+        assert_eq!(p.transmit(&f), Ok(()));
+        let (sent, off) = m.1.lock().unwrap()[0].clone();
+        assert!(off.is_none() && sent[16..] == [0xff, 0xff]);
+        let bad = Offload {
+            csum_offset: 9,
+            ..csum
+        };
+        let f = Frame::with_offload(&b, bad).unwrap();
+        assert_eq!(p.transmit(&f), Err(Errno::EINVAL));
+        let d = p.counters.snapshot();
+        assert_eq!((d.opackets, d.oerrors), (1, 1));
+    }
+
+    #[test]
+    fn the_host_side_gets_finished_frames() {
+        let (p, _) = port(OffloadCaps::CSUM);
+        let rx = p.listen();
+        let b = [[0xff; 6], [2; 6], [0; 6]].concat();
+        let csum = Offload {
+            flags: 1,
+            csum_start: 14,
+            csum_offset: 2,
+            ..Offload::NONE
+        };
+        p.input(&Frame::with_offload(&b, csum).unwrap());
+        assert_eq!(rx.try_recv().unwrap()[16..], [0xff, 0xff]);
+        let bad = Offload {
+            csum_offset: 9,
+            ..csum
+        };
+        p.input(&Frame::with_offload(&b, bad).unwrap());
+        assert!(rx.try_recv().is_err());
+        let d = p.counters.snapshot();
+        assert_eq!((d.ipackets, d.ierrors), (2, 1));
     }
 
     #[test]

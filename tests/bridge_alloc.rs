@@ -6,6 +6,7 @@ use ifnet::Kernel;
 use ifnet::cloner::{Cloners, IfClone, KernelEnv};
 use ifnet::drivers::bridge::BridgeClone;
 use ifnet::drivers::lo::LoClone;
+use ifnet::frame::Frame;
 use ifnet::ifnet::{Driver, IfState, IfType};
 use ifnet::ioctl::{BridgeReq, Errno, Request, iff};
 use ifnet::port::Transmit;
@@ -43,7 +44,7 @@ static A: Counting = Counting;
 struct Sink(AtomicU64);
 
 impl Transmit for Sink {
-    fn transmit(&self, _frame: &[u8]) -> Result<(), Errno> {
+    fn transmit(&self, _frame: &Frame) -> Result<(), Errno> {
         self.0.fetch_add(1, Relaxed);
         Ok(())
     }
@@ -114,6 +115,7 @@ fn forwarding_does_not_allocate() {
     let (ab, ba) = (frame(b, a), frame(a, b));
     let bcast = frame([0xff; 6], a);
     let unknown = frame([2, 0, 0, 0, 0, 0xc], a);
+    let [ab, ba, bcast, unknown] = [&ab, &ba, &bcast, &unknown].map(|f| Frame::new(f).unwrap());
     // Learn both stations first: inserting into the cache may allocate.
     p0.input(&bcast);
     p1.input(&ba);
@@ -143,6 +145,7 @@ fn forwarding_rate() {
     let (p0, p1) = (k.port("sink0").unwrap(), k.port("sink1").unwrap());
     let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
     let (ab, ba) = (frame(b, a), frame(a, b));
+    let [ab, ba] = [&ab, &ba].map(|f| Frame::new(f).unwrap());
     p1.input(&ba);
     let n = 2_000_000;
     let t = std::time::Instant::now();
@@ -191,12 +194,13 @@ fn segmenting_in_the_bridge_does_not_allocate() {
     let k = kernel(2);
     let (p0, p1) = (k.port("sink0").unwrap(), k.port("sink1").unwrap());
     let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
-    p0.input(&frame([0xff; 6], a));
-    p1.input(&frame(a, b));
+    p0.input(&Frame::new(&frame([0xff; 6], a)).unwrap());
+    p1.input(&Frame::new(&frame(a, b)).unwrap());
     let (sf, off) = super_frame(b, a);
+    let sf = Frame::with_offload(&sf, off).unwrap();
     COUNTING.with(|c| c.set(true));
     for _ in 0..1000 {
-        p0.input_offload(&sf, &off);
+        p0.input(&sf);
     }
     COUNTING.with(|c| c.set(false));
     assert_eq!(ALLOCS.load(Relaxed), 0);

@@ -4,6 +4,7 @@
 use ifnet::Kernel;
 use ifnet::generic;
 use ifnet::cloner::KernelEnv;
+use ifnet::frame::Frame;
 use ifnet::ioctl::{In6AliasReq, InAliasReq, Request};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -35,7 +36,11 @@ fn kernel() -> &'static Kernel {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(port) = kernel().port("tap0") {
-        port.input(data);
+    // Bytes too short for an Ethernet header are refused where the frame
+    // is made; nothing past it checks a length again.
+    if let Some(port) = kernel().port("tap0")
+        && let Some(frame) = Frame::new(data)
+    {
+        port.input(&frame);
     }
 });

@@ -43,6 +43,12 @@ struct Args {
     /// Stop the daemon serving the socket, destroying its interfaces.
     #[arg(long)]
     stop: bool,
+    /// Print shell commands that point the NetBSD-named tools (netstat,
+    /// arp, ndp, sysctl, ifmcstat, shmif_pcapin, ifconfig, brconfig, ping)
+    /// at this daemon: `eval "$(ifnetd --env)"`. Makes their links in
+    /// bin/ beside the socket.
+    #[arg(long)]
+    env: bool,
     /// Duplicate address detection probes of a new IPv4 address.
     #[arg(long, value_name = "N", default_value_t = DadTimers::default().probes_v4)]
     ip_dad_count: u8,
@@ -93,6 +99,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => server_path().map_err(anyhow::Error::msg)?,
     };
+    if args.env {
+        return print_env(&path);
+    }
     if args.stop {
         let mut c = Client::connect(&path).with_context(|| path.display().to_string())?;
         // Return once it has gone: its interfaces destroyed, its socket
@@ -168,6 +177,40 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let why = rx.recv().unwrap_or(Stop::Request);
     log::info(&format!("stopping ({why:?})"));
     server.shutdown();
+    Ok(())
+}
+
+/// The NetBSD names and the binaries (beside ifnetd) that answer to them.
+const LINKS: [(&str, &str); 9] = [
+    ("netstat", "ifnet-tools"),
+    ("arp", "ifnet-tools"),
+    ("ndp", "ifnet-tools"),
+    ("sysctl", "ifnet-tools"),
+    ("ifmcstat", "ifnet-tools"),
+    ("shmif_pcapin", "ifnet-tools"),
+    ("ifconfig", "ifconfig"),
+    ("brconfig", "brconfig"),
+    ("ping", "ifping"),
+];
+
+/// --env: make the directory of NetBSD-named links beside the socket and
+/// print what puts it first on PATH, as rump's remote mode sets up its
+/// tools; the host's own tools stay where they are for everyone else.
+fn print_env(sock: &std::path::Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find ifnetd's directory")?;
+    let exe_dir = exe.parent().context("ifnetd has no directory")?;
+    let dir = sock.with_file_name("bin");
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    for (name, target) in LINKS {
+        let link = dir.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(exe_dir.join(target), &link)
+            .with_context(|| link.display().to_string())?;
+    }
+    let quote =
+        |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    println!("IFNET_SERVER={}; export IFNET_SERVER;", quote(sock));
+    println!("PATH={}:\"$PATH\"; export PATH;", quote(&dir));
     Ok(())
 }
 

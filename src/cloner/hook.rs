@@ -5,7 +5,10 @@
 //! may join driver threads without deadlock.
 
 use crate::ioctl::Errno;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+/// What [`KernelHook::create_lowest`] calls with the name made.
+pub type CreatedFn = Box<dyn FnOnce(Result<String, Errno>) + Send>;
 
 /// What a driver thread asks of the kernel.
 pub enum KernelEvent {
@@ -14,7 +17,7 @@ pub enum KernelEvent {
     /// Create the lowest unused unit of a class (a cloning device's open).
     CreateLowest {
         class: &'static str,
-        reply: SyncSender<Result<String, Errno>>,
+        then: CreatedFn,
     },
     /// The kernel is going away: its hook thread ends.
     Quit,
@@ -41,15 +44,15 @@ impl KernelHook {
         let _ = self.0.send(KernelEvent::Sync(index));
     }
 
-    /// Create the lowest unused `classN` and return its name. Blocks until
-    /// the kernel answers; never call it from a request (it would wait for
-    /// the table lock that request holds).
-    pub fn create_lowest(&self, class: &'static str) -> Result<String, Errno> {
-        let (reply, answer) = sync_channel(1);
-        self.0
-            .send(KernelEvent::CreateLowest { class, reply })
-            .map_err(|_| Errno::ENXIO)?;
-        answer.recv().unwrap_or(Err(Errno::ENXIO))
+    /// Create the lowest unused `classN` soon, then call `then` with its
+    /// name (on the kernel's hook thread, without the table lock). Never
+    /// waits: a reactor thread may call it.
+    pub fn create_lowest(&self, class: &'static str, then: CreatedFn) {
+        if let Err(e) = self.0.send(KernelEvent::CreateLowest { class, then })
+            && let KernelEvent::CreateLowest { then, .. } = e.0
+        {
+            then(Err(Errno::ENXIO));
+        }
     }
 
     /// End the kernel's hook thread.

@@ -3,11 +3,12 @@
 
 mod hook;
 
-pub use hook::{KernelEvent, KernelHook};
+pub use hook::{CreatedFn, KernelEvent, KernelHook};
 
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::Errno;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Longest interface name, as IFNAMSIZ less the NUL.
 pub const IFNAMSIZ: usize = 16;
@@ -28,6 +29,9 @@ pub struct KernelEnv {
     pub socket_mode: Option<u32>,
     /// Duplicate address detection of the IP presence.
     pub dad: DadTimers,
+    /// The data plane's threads. The kernel makes them at start when
+    /// `None`, from the thread that makes it (with its credentials).
+    pub reactor: Option<Arc<crate::reactor::Reactor>>,
 }
 
 /// Duplicate address detection, as NetBSD's sysctls net.inet.ip.dad_count
@@ -52,6 +56,13 @@ impl Default for DadTimers {
             probes_v6: 1,
             retrans: std::time::Duration::from_secs(1),
         }
+    }
+}
+
+impl KernelEnv {
+    /// The reactor drivers put their sources on.
+    pub fn reactor(&self) -> Result<Arc<crate::reactor::Reactor>, Errno> {
+        self.reactor.clone().ok_or(Errno::ENXIO)
     }
 }
 

@@ -1,10 +1,12 @@
 //! lo(4): the software loopback. What it sends it receives.
 
 use crate::cloner::{IfClone, KernelEnv};
+use crate::frame::Frame;
 use crate::ifnet::{Driver, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::ioctl::{Errno, InAddr, iff};
 use crate::port::{Port, Transmit};
 use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
 /// NetBSD's default loopback MTU.
@@ -18,14 +20,13 @@ struct Lo;
 struct Loopback(Weak<Port>);
 
 impl Transmit for Loopback {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         let port = self.0.upgrade().ok_or(Errno::ENXIO)?;
-        port.counters
-            .ipackets
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        port.counters
-            .ibytes
-            .fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        // As looutput: packets and bytes in, no multicasts; no link-level
+        // filter, and never a bridge member.
+        let (packets, bytes) = frame.wire_size();
+        port.counters.ipackets.fetch_add(packets, Relaxed);
+        port.counters.ibytes.fetch_add(bytes, Relaxed);
         port.deliver_local(frame);
         Ok(())
     }

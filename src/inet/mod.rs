@@ -18,6 +18,7 @@ pub use frames::{arp_probe, dad_solicit, defend_advert, gratuitous_arp};
 use frames::{arp_reply, arp_request, neighbor_advert, neighbor_solicit};
 
 use crate::cloner::DadTimers;
+use crate::frame::Frame;
 use crate::ioctl::{Errno, Mac, in_iff, in6_iff};
 use crate::log;
 use crate::port::{Port, Stack};
@@ -305,6 +306,47 @@ impl Host {
         self.wake();
     }
 
+    /// Take DAD counts set at run time (sysctl): addresses tried from
+    /// now on use them, as NetBSD reads ip_dad_count at each start.
+    pub fn set_timers(&self, timers: DadTimers) {
+        lock(&self.state).timers = timers;
+    }
+
+    /// The neighbour cache: address, link address, time left.
+    pub fn neighbors(&self, now: Instant) -> Vec<(IpAddr, Mac, Duration)> {
+        let st = lock(&self.state);
+        st.neighbors
+            .iter()
+            .map(|(&ip, &(mac, at))| {
+                let age = now.saturating_duration_since(at);
+                (ip, mac, NEIGHBOR_LIFE.saturating_sub(age))
+            })
+            .filter(|(_, _, left)| !left.is_zero())
+            .collect()
+    }
+
+    /// Forget the neighbours `which` picks (arp -d, ndp -c), in smoltcp's
+    /// cache too; returns those forgotten.
+    pub fn forget(&self, which: &dyn Fn(IpAddr) -> bool) -> Vec<(IpAddr, Mac)> {
+        let gone = {
+            let mut st = lock(&self.state);
+            let gone: Vec<(IpAddr, Mac)> = st
+                .neighbors
+                .iter()
+                .filter(|(ip, _)| which(**ip))
+                .map(|(&ip, &(mac, _))| (ip, mac))
+                .collect();
+            if gone.is_empty() {
+                return gone;
+            }
+            st.neighbors.retain(|ip, _| !which(*ip));
+            st.flush_neighbors();
+            gone
+        };
+        self.wake();
+        gone
+    }
+
     /// The TENTATIVE/DUPLICATED bits of an address, in the flag space of
     /// its family, for ifconfig's status.
     pub fn addr_flags(&self, ip: IpAddr) -> u32 {
@@ -347,7 +389,8 @@ impl Handler for Host {
 }
 
 impl Stack for Host {
-    fn input(&self, frame: &[u8]) {
+    fn input(&self, frame: &Frame) {
+        let frame = frame.bytes();
         let mut q = lock(&self.input);
         if q.frames.len() >= RX_QUEUE || q.bytes + frame.len() > RX_BYTES {
             self.port.counters.iqdrops.fetch_add(1, Relaxed);
@@ -479,7 +522,9 @@ impl phy::TxToken for TxTok<'_> {
         self.1.clear();
         self.1.resize(len, 0);
         let r = f(self.1);
-        let _ = self.0.output(self.1);
+        if let Some(f) = Frame::new(self.1) {
+            let _ = self.0.output(&f);
+        }
         r
     }
 }
@@ -567,7 +612,9 @@ impl State {
             self.sync_addrs();
         }
         for f in self.out.drain(..) {
-            let _ = self.dev.port.output(&f);
+            if let Some(f) = Frame::new(&f) {
+                let _ = self.dev.port.output(&f);
+            }
         }
         let mut echoes = std::mem::take(&mut self.echoes);
         for e in echoes.drain(..) {
@@ -651,6 +698,17 @@ impl State {
                 let _ = v.push(*c);
             }
         });
+        for (&ip, &(nmac, _)) in &self.neighbors {
+            if let Some(f) = primer(&self.iface, self.mac, ip, nmac) {
+                self.dev.rx.push_front(f);
+            }
+        }
+    }
+
+    /// Empty smoltcp's neighbour cache (it has no single delete) and
+    /// refill it with the neighbours still known.
+    fn flush_neighbors(&mut self) {
+        self.iface.update_ip_addrs(|_| {});
         for (&ip, &(nmac, _)) in &self.neighbors {
             if let Some(f) = primer(&self.iface, self.mac, ip, nmac) {
                 self.dev.rx.push_front(f);
@@ -993,6 +1051,7 @@ impl State {
         // second); resolve this destination now.
         if !self.neighbors.contains_key(&e.dst)
             && let Some(q) = solicit(&self.iface, self.mac, e.dst)
+            && let Some(q) = Frame::new(&q)
         {
             let _ = self.dev.port.output(&q);
         }
@@ -1112,13 +1171,18 @@ mod tests {
     const PEER4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
     const V6: Ipv6Addr = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 1);
 
+    /// A test frame into the host, as the data plane hands it over.
+    fn feed(h: &Host, f: &[u8]) {
+        h.input(&Frame::new(f).expect("a whole Ethernet header"));
+    }
+
     /// The medium: what the host sent.
     #[derive(Default)]
     struct Wire(Mutex<Vec<Vec<u8>>>);
 
     impl Transmit for Wire {
-        fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
-            self.0.lock().unwrap().push(frame.to_vec());
+        fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
+            self.0.lock().unwrap().push(frame.bytes().to_vec());
             Ok(())
         }
     }
@@ -1344,10 +1408,10 @@ mod tests {
         h.configure(t0, MAC, &a);
         assert_eq!(h.poll(t0), Some(end), "polled when it expires");
         wire.take();
-        h.input(&arp_request(PEER, PEER4, V4));
+        feed(&h, &arp_request(PEER, PEER4, V4));
         h.poll(end - Duration::from_millis(1));
         assert_eq!(wire.take().len(), 1, "answered while valid");
-        h.input(&arp_request(PEER, PEER4, V4));
+        feed(&h, &arp_request(PEER, PEER4, V4));
         h.poll(end);
         assert!(wire.take().is_empty(), "not once expired");
     }
@@ -1359,8 +1423,8 @@ mod tests {
         h.poll(t0);
         let t = t0 + Duration::from_millis(10);
         // Someone answers for both addresses.
-        h.input(&arp_reply(PEER, V4, MAC, PEER4));
-        h.input(&neighbor_advert(PEER, V6, MAC, V6));
+        feed(&h, &arp_reply(PEER, V4, MAC, PEER4));
+        feed(&h, &neighbor_advert(PEER, V6, MAC, V6));
         h.poll(t);
         assert_eq!(h.addr_flags(IpAddr::V4(V4)), in_iff::DUPLICATED);
         assert_eq!(h.addr_flags(IpAddr::V6(V6)), in6_iff::DUPLICATED);
@@ -1376,8 +1440,8 @@ mod tests {
         let (h, wire, t0) = holder();
         // Another host's RFC 5227 probe for our address: answered, as
         // in_arpinput replies to it, and by an advertisement.
-        h.input(&arp_request(PEER, Ipv4Addr::UNSPECIFIED, V4));
-        h.input(&dad_solicit(PEER, V6));
+        feed(&h, &arp_request(PEER, Ipv4Addr::UNSPECIFIED, V4));
+        feed(&h, &dad_solicit(PEER, V6));
         h.poll(t0);
         let sent = wire.take();
         let reply = arp_reply(MAC, V4, PEER, Ipv4Addr::UNSPECIFIED);
@@ -1385,7 +1449,7 @@ mod tests {
         assert!(sent.contains(&defend_advert(MAC, V6)), "advertisement");
         assert_eq!(h.addr_flags(IpAddr::V4(V4)), 0, "kept");
         // Someone announcing our address: defended with an announcement.
-        h.input(&gratuitous_arp(PEER, V4));
+        feed(&h, &gratuitous_arp(PEER, V4));
         h.poll(t0);
         assert!(wire.take().iter().any(|f| is_garp(f, V4)), "defended");
         assert_eq!(h.addr_flags(IpAddr::V4(V4)), 0, "kept");
@@ -1403,7 +1467,7 @@ mod tests {
         for i in 0..30_000u32 {
             // 30 s of a flood, a frame per millisecond.
             let t = t0 + Duration::from_millis(u64::from(i));
-            h.input(&gratuitous_arp(PEER, V4));
+            feed(&h, &gratuitous_arp(PEER, V4));
             h.poll(t);
             garps += wire.take().iter().filter(|f| is_garp(f, V4)).count();
         }
@@ -1418,8 +1482,8 @@ mod tests {
     fn arp_and_neighbour_queries_get_answers() {
         let (h, wire, t0) = holder();
         let peer6 = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 2);
-        h.input(&arp_request(PEER, PEER4, V4));
-        h.input(&neighbor_solicit(PEER, peer6, V6));
+        feed(&h, &arp_request(PEER, PEER4, V4));
+        feed(&h, &neighbor_solicit(PEER, peer6, V6));
         h.poll(t0);
         let sent = wire.take();
         let arp_reply = sent.iter().any(|f| {
@@ -1462,7 +1526,7 @@ mod tests {
     #[test]
     fn an_echo_request_gets_a_reply() {
         let (h, wire, t0) = holder();
-        h.input(&echo_request(PEER, PEER4, V4, 7));
+        feed(&h, &echo_request(PEER, PEER4, V4, 7));
         h.poll(t0);
         let replies: Vec<_> = wire
             .take()
@@ -1477,7 +1541,7 @@ mod tests {
         let (h, wire, t0) = holder();
         let n = ECHO_RATE as usize + 100;
         for seq in 0..n {
-            h.input(&echo_request(PEER, PEER4, V4, seq as u16));
+            feed(&h, &echo_request(PEER, PEER4, V4, seq as u16));
             if seq % 500 == 0 {
                 h.poll(t0);
             }
@@ -1490,7 +1554,7 @@ mod tests {
         );
         assert_eq!(h.port.counters.iqdrops.load(Relaxed), 100);
         // A second later the bucket is full again.
-        h.input(&echo_request(PEER, PEER4, V4, 1));
+        feed(&h, &echo_request(PEER, PEER4, V4, 1));
         h.poll(t0 + Duration::from_secs(1));
         assert_eq!(
             wire.take().iter().filter_map(|f| echo_reply_seq(f)).count(),
@@ -1501,7 +1565,7 @@ mod tests {
     #[test]
     fn neighbours_age_out() {
         let (h, _wire, t0) = holder();
-        h.input(&echo_request(PEER, PEER4, V4, 1));
+        feed(&h, &echo_request(PEER, PEER4, V4, 1));
         h.poll(t0);
         let known = |h: &Host| lock(&h.state).neighbors.contains_key(&IpAddr::V4(PEER4));
         assert!(known(&h));
@@ -1520,14 +1584,13 @@ mod tests {
             let b = i.to_be_bytes();
             let mac = [2, 1, b[0], b[1], b[2], b[3]];
             if i % 2 == 0 {
-                h.input(&arp_request(
-                    mac,
-                    Ipv4Addr::new(10, 0, 0, 2 + (i % 250) as u8),
-                    V4,
-                ));
+                feed(
+                    &h,
+                    &arp_request(mac, Ipv4Addr::new(10, 0, 0, 2 + (i % 250) as u8), V4),
+                );
             } else {
                 let src = Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, (i >> 16) as u16, i as u16);
-                h.input(&neighbor_solicit(mac, src, V6));
+                feed(&h, &neighbor_solicit(mac, src, V6));
             }
             if i % 1000 == 999 {
                 h.poll(t0);
@@ -1545,14 +1608,14 @@ mod tests {
         // Without a poll, the input queue stops at its bound.
         let before = h.port.counters.iqdrops.load(Relaxed);
         for _ in 0..RX_QUEUE + 10 {
-            h.input(&arp_request(PEER, PEER4, V4));
+            feed(&h, &arp_request(PEER, PEER4, V4));
         }
         assert_eq!(lock(&h.input).frames.len(), RX_QUEUE);
         assert_eq!(h.port.counters.iqdrops.load(Relaxed) - before, 10);
         // Big frames stop at the byte bound first.
         h.poll(t0);
         for _ in 0..100 {
-            h.input(&vec![0xff; 64 << 10]);
+            feed(&h, &vec![0xff; 64 << 10]);
         }
         assert!(lock(&h.input).bytes <= RX_BYTES);
         h.poll(t0);

@@ -303,6 +303,29 @@ pub struct BridgeStatus {
     pub routes: Vec<BridgeRoute>,
 }
 
+/// One entry of an interface's ARP or neighbour cache (`struct llentry`
+/// as NET_RT_FLAGS RTF_LLDATA dumps it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlEntry {
+    pub ifname: String,
+    pub index: u32,
+    pub addr: IpAddr,
+    pub mac: Mac,
+    /// Seconds until it expires.
+    pub expire: u32,
+}
+
+/// The kernel's knobs that `sysctl` reads and sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Knobs {
+    /// net.inet.ip.dad_count
+    pub ip_dad_count: u8,
+    /// net.inet6.ip6.dad_count
+    pub ip6_dad_count: u8,
+    /// net.inet6.ip6.auto_linklocal
+    pub auto_linklocal: bool,
+}
+
 /// A request to the virtual kernel. Names follow the BSD ioctls they model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -425,6 +448,22 @@ pub enum Request {
     TapGIfName {
         peer: Vec<u8>,
     },
+    /// Every interface's ARP and neighbour cache entries (the routing
+    /// socket's NET_RT_FLAGS dump of RTF_LLDATA).
+    GetLlTable,
+    /// RTM_DELETE of cache entries: the one for `addr` (on interface
+    /// `ifname` only, if given: a link-local address's zone), or with
+    /// `None` every entry of the family (`v6`). Answered with the entries
+    /// gone.
+    DelLlEntry {
+        addr: Option<IpAddr>,
+        v6: bool,
+        ifname: Option<String>,
+    },
+    /// Read the knobs.
+    GetKnobs,
+    /// Set the knobs (CTL_NET sysctl writes).
+    SetKnobs(Knobs),
 }
 
 /// A successful answer.
@@ -448,6 +487,8 @@ pub enum Reply {
     },
     /// An interface's name.
     IfName(String),
+    LlTable(Vec<LlEntry>),
+    Knobs(Knobs),
 }
 
 pub type Response = Result<Reply, Errno>;

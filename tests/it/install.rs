@@ -21,7 +21,14 @@ fn install_and_uninstall() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("ifnet installed in"), "{out}");
-    for t in ["ifnetd", "ifconfig", "brconfig", "shmifdump", "ifping"] {
+    for t in [
+        "ifnetd",
+        "ifconfig",
+        "brconfig",
+        "shmifdump",
+        "ifping",
+        "ifnet-tools",
+    ] {
         assert!(prefix.join("bin").join(t).is_file(), "bin/{t} missing");
     }
     for m in [
@@ -29,6 +36,8 @@ fn install_and_uninstall() {
         "man8/brconfig.8",
         "man1/shmifdump.1",
         "man4/virt.4",
+        "man8/ifnet-tools.8",
+        "man1/ifnet-netstat.1",
     ] {
         assert!(prefix.join("share/man").join(m).is_file(), "{m} missing");
     }

@@ -105,6 +105,8 @@ const LAYERS: &[Layer] = &[
             "src/client.rs",
             "src/client/",
             "src/shmifdump.rs",
+            "src/inspect/",
+            "src/bin/ifnet-tools.rs",
             "src/bin/ifconfig.rs",
             "src/bin/brconfig.rs",
             "src/bin/ifping.rs",

@@ -7,6 +7,7 @@ use crate::shmif_util;
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
 use ifnet::drivers::shmif::bus::{Bus, BusReader, Recv, Watch};
+use ifnet::frame::Frame;
 use ifnet::generic;
 use ifnet::ioctl::{IfStatus, Reply, Request, iff};
 use shmif_util::*;
@@ -175,8 +176,8 @@ fn role_writer() {
     tell("ready");
     hear();
     for seq in 0..n {
-        port.output(&frame(BCAST, me, id, b'H', seq, size_of(seq, id)))
-            .unwrap();
+        let f = frame(BCAST, me, id, b'H', seq, size_of(seq, id));
+        port.output(&Frame::new(&f).unwrap()).unwrap();
     }
     tell(&format!("sent {n}"));
 }

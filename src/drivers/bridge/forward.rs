@@ -4,9 +4,9 @@
 
 use super::Clock;
 use super::rtable::Rtable;
+use crate::frame::Frame;
 use crate::ioctl::{Errno, Mac, ifbif};
-use crate::offload::Offload;
-use crate::port::{Port, Upper, is_multicast};
+use crate::port::{Port, Upper, is_multicast, mac_word};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Destination of 802.1D BPDUs (`bstp_etheraddr`).
@@ -46,28 +46,22 @@ impl Softc {
 
     /// Send one frame out of member `dst` (`bridge_enqueue`). A member that
     /// is not running is skipped; one that cannot take the frame drops it
-    /// (counted in its `oerrors` and ours).
-    fn enqueue(&self, dst: &BridgeIf, frame: &[u8]) -> Result<(), Errno> {
-        self.enqueue_offload(dst, frame, &Offload::NONE)
-    }
-
-    /// `enqueue` for a frame with offload work left, counted as the frames
-    /// it stands for.
-    fn enqueue_offload(&self, dst: &BridgeIf, frame: &[u8], off: &Offload) -> Result<(), Errno> {
+    /// (counted in its `oerrors` and ours). The member's medium takes the
+    /// frame's offload work or the member does it: a TCP super-frame goes
+    /// on unchanged between host TAPs with offloads.
+    fn enqueue(&self, dst: &BridgeIf, frame: &Frame) -> Result<(), Errno> {
         if !dst.port.is_running() {
             return Ok(());
         }
-        let r = dst.port.transmit_offload(frame, off);
-        let (packets, bytes) = off.wire_size(frame);
-        self.port.counters.count_output(frame, packets, bytes, r)
+        let r = dst.port.transmit(frame);
+        self.port.counters.count_output(frame, r)
     }
 
     /// `bridge_broadcast`: send to every member but the input one (only to
     /// DISCOVER ones for an unknown unicast destination). A broadcast or
     /// multicast also reaches the host side of every member, the input one
     /// included, as the host is on the whole bridged segment.
-    fn flood(&self, members: &[BridgeIf], src: &BridgeIf, frame: &[u8]) {
-        let bmcast = is_multicast(frame);
+    fn flood(&self, members: &[BridgeIf], src: &BridgeIf, frame: &Frame, bmcast: bool) {
         for m in members {
             if (!bmcast && m.flags & ifbif::DISCOVER == 0) || !m.port.is_running() {
                 continue;
@@ -83,13 +77,13 @@ impl Softc {
 
     /// The member `dst` is known to be behind (`bridge_rtlookup`). An entry
     /// for a member that just left counts as unknown.
-    fn lookup<'a>(&self, members: &'a [BridgeIf], dst: &[u8], now: u64) -> Option<&'a BridgeIf> {
+    fn lookup<'a>(&self, members: &'a [BridgeIf], dst: &Mac, now: u64) -> Option<&'a BridgeIf> {
         let ifindex = self.rt.lock().unwrap().lookup(dst, now)?;
         members.iter().find(|m| m.port.index == ifindex)
     }
 
-    fn learn(&self, bif: &BridgeIf, src: &[u8], now: u64) {
-        if let Some(src) = learnable(bif, src) {
+    fn learn(&self, bif: &BridgeIf, src: &Mac, now: u64) {
+        if learnable(bif, src) {
             self.rt.lock().unwrap().learn(src, bif.port.index, now);
         }
     }
@@ -99,13 +93,13 @@ impl Softc {
         &self,
         members: &'a [BridgeIf],
         bif: &BridgeIf,
-        src: &[u8],
-        dst: &[u8],
+        src: &Mac,
+        dst: &Mac,
         now: u64,
     ) -> Option<&'a BridgeIf> {
         let ifindex = {
             let mut rt = self.rt.lock().unwrap();
-            if let Some(src) = learnable(bif, src) {
+            if learnable(bif, src) {
                 rt.learn(src, bif.port.index, now);
             }
             rt.lookup(dst, now)?
@@ -114,18 +108,10 @@ impl Softc {
     }
 }
 
-/// The source address to learn from a frame received on `bif`, if any:
-/// not on a -learn member, not a multicast or all-zero address.
-fn learnable<'a>(bif: &BridgeIf, src: &'a [u8]) -> Option<&'a Mac> {
-    if bif.flags & ifbif::LEARNING == 0 || is_multicast(src) || src.iter().all(|&b| b == 0) {
-        return None;
-    }
-    src.try_into().ok()
-}
-
-/// `addr` is member `m`'s own address (a member without one has none).
-fn is_own(m: &BridgeIf, addr: &[u8]) -> bool {
-    m.port.is_own_mac(addr) && addr.iter().any(|&b| b != 0)
+/// Whether to learn `src` from a frame received on `bif`: not on a -learn
+/// member, not a multicast or all-zero address.
+fn learnable(bif: &BridgeIf, src: &Mac) -> bool {
+    bif.flags & ifbif::LEARNING != 0 && !is_multicast(src) && *src != [0; 6]
 }
 
 /// Frames never go from one protected member to another.
@@ -135,90 +121,98 @@ fn protected_pair(a: &BridgeIf, b: &BridgeIf) -> bool {
 
 /// What a member does with a frame when it is not bridging: keep what is
 /// addressed to it, as `ether_input` would (its PROMISC is the bridge's).
-fn host_input(from: &Port, frame: &[u8]) {
-    if is_multicast(frame) || from.is_own_mac(frame) {
+fn host_input(from: &Port, frame: &Frame) {
+    if frame.is_multicast() || from.is_own_mac(&frame.dst()) {
         from.deliver_local(frame);
     }
 }
 
-impl Upper for Softc {
-    fn input(&self, from: &Arc<Port>, frame: &[u8]) {
-        // Port::input only hands us frames with a whole Ethernet header.
-        if frame.len() < 14 {
-            return;
+/// What the forwarding decision rests on, read off a frame and the member
+/// list in one pass.
+struct Facts<'m> {
+    dst: Mac,
+    src: Mac,
+    bmcast: bool,
+    /// The member the frame came in on (`None`: it just left).
+    bif: Option<&'m BridgeIf>,
+    /// The member whose own unicast address the frame is for.
+    for_member: Option<&'m BridgeIf>,
+    /// The frame is one a member sent, coming back in.
+    from_member: bool,
+}
+
+impl<'m> Facts<'m> {
+    fn of(frame: &Frame, from: &Port, members: &'m [BridgeIf]) -> Facts<'m> {
+        let (dst, src, bmcast) = (frame.dst(), frame.src(), frame.is_multicast());
+        let mut f = Facts {
+            dst,
+            src,
+            bmcast,
+            bif: None,
+            for_member: None,
+            from_member: false,
+        };
+        let (dst_w, src_w) = (mac_word(&dst), mac_word(&src));
+        for m in members {
+            if f.bif.is_none() && std::ptr::eq(&*m.port, from) {
+                f.bif = Some(m);
+            }
+            // 0: a member without an address, which has no own frames.
+            let own = m.port.mac_word();
+            if own == 0 {
+                continue;
+            }
+            if own == dst_w && !bmcast && f.for_member.is_none() {
+                f.for_member = Some(m);
+            }
+            f.from_member |= own == src_w;
         }
-        let (dst, src) = (&frame[..6], &frame[6..12]);
+        f
+    }
+}
+
+impl Upper for Softc {
+    /// `bridge_input` and `bridge_forward`, for finished frames and
+    /// frames with offload work alike: whoever they go to finishes them
+    /// if it needs to.
+    fn input(&self, from: &Arc<Port>, frame: &Frame) {
         if !self.port.is_running() {
             host_input(from, frame);
             return;
         }
         let members = self.members();
-        let Some(bif) = members.iter().find(|m| Arc::ptr_eq(&m.port, from)) else {
+        let fx = Facts::of(frame, from, &members);
+        let Some(bif) = fx.bif else {
             host_input(from, frame);
             return;
         };
-        if bif.flags & ifbif::STP != 0 && dst == BSTP_ETHERADDR {
+        if bif.flags & ifbif::STP != 0 && fx.dst == BSTP_ETHERADDR {
             // A BPDU for the spanning tree, which we do not run: consume it.
             return;
         }
         let now = self.now();
-        if !is_multicast(dst) {
-            // For one of the members' own addresses: deliver it there.
-            if let Some(m) = members.iter().find(|m| is_own(m, dst)) {
-                self.learn(bif, src, now);
-                m.port.deliver_local(frame);
-                return;
-            }
-        }
-        // A frame one of our members sent, coming back in.
-        if members.iter().any(|m| is_own(m, src)) {
+        // For one of the members' own addresses: deliver it there.
+        if let Some(m) = fx.for_member {
+            self.learn(bif, &fx.src, now);
+            m.port.deliver_local(frame);
             return;
         }
-        self.port.counters.count_input(frame, 1, frame.len() as u64);
-        if is_multicast(dst) {
-            self.learn(bif, src, now);
-            self.flood(&members, bif, frame);
+        if fx.from_member {
             return;
         }
-        match self.learn_lookup(&members, bif, src, dst, now) {
+        self.port.counters.count_input(frame);
+        if fx.bmcast {
+            self.learn(bif, &fx.src, now);
+            self.flood(&members, bif, frame, true);
+            return;
+        }
+        match self.learn_lookup(&members, bif, &fx.src, &fx.dst, now) {
             Some(m) if Arc::ptr_eq(&m.port, from) => {} // no hairpin
             Some(m) if protected_pair(bif, m) => {}
             Some(m) => {
                 let _ = self.enqueue(m, frame);
             }
-            None => self.flood(&members, bif, frame),
-        }
-    }
-
-    /// The fast path for offloaded frames (TCP super-frames between host
-    /// TAPs): a known unicast destination on another member whose medium
-    /// takes the offload gets the frame as it is. Anything else — the
-    /// host's own addresses, floods, members without offloads — is left to
-    /// `input`, one finished frame at a time.
-    fn input_offload(&self, from: &Arc<Port>, frame: &[u8], off: &Offload) -> bool {
-        let (dst, src) = (&frame[..6], &frame[6..12]);
-        if !self.port.is_running() || is_multicast(dst) {
-            return false;
-        }
-        let members = self.members();
-        let Some(bif) = members.iter().find(|m| Arc::ptr_eq(&m.port, from)) else {
-            return false;
-        };
-        if members.iter().any(|m| is_own(m, dst) || is_own(m, src)) {
-            return false;
-        }
-        match self.learn_lookup(&members, bif, src, dst, self.now()) {
-            Some(m)
-                if !Arc::ptr_eq(&m.port, from)
-                    && !protected_pair(bif, m)
-                    && m.port.takes_offload(off) =>
-            {
-                let (packets, bytes) = off.wire_size(frame);
-                self.port.counters.count_input(frame, packets, bytes);
-                let _ = self.enqueue_offload(m, frame, off);
-                true
-            }
-            _ => false,
+            None => self.flood(&members, bif, frame, false),
         }
     }
 
@@ -227,17 +221,16 @@ impl Upper for Softc {
     /// out of every member, the sending one included, and a broadcast or
     /// multicast reaches the host side of the other members too. Nothing
     /// is learned from them.
-    fn output(&self, from: &Port, frame: &[u8]) -> Result<(), Errno> {
-        if frame.len() < 14 || !self.port.is_running() {
+    fn output(&self, from: &Port, frame: &Frame) -> Result<(), Errno> {
+        if !self.port.is_running() {
             return from.transmit(frame);
         }
         let members = self.members();
         if !members.iter().any(|m| m.port.index == from.index) {
             return from.transmit(frame);
         }
-        let dst = &frame[..6];
-        let bmcast = is_multicast(dst);
-        if !bmcast && let Some(m) = self.lookup(&members, dst, self.now()) {
+        let bmcast = frame.is_multicast();
+        if !bmcast && let Some(m) = self.lookup(&members, &frame.dst(), self.now()) {
             return self.enqueue(m, frame);
         }
         let mut r = Ok(());

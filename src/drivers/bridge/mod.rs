@@ -194,6 +194,7 @@ impl Bridge {
             )
         });
         port.set_upper(Some(self.sc.clone() as Arc<dyn Upper>));
+        drv.set_bridge(st, Some(ifs.index));
         Ok(())
     }
 
@@ -204,6 +205,7 @@ impl Bridge {
         port.set_upper(None);
         self.sc.rt.lock().unwrap().delete_member(port.index);
         if let Some((st, drv)) = st {
+            drv.set_bridge(st, None);
             let old = st.flags;
             if old & iff::PROMISC != 0 {
                 st.set_flags(old & !iff::PROMISC);

@@ -161,8 +161,7 @@ impl Rtable {
     }
 
     /// Where `dst` lives (`bridge_rtlookup`); expired entries don't count.
-    pub fn lookup(&self, dst: &[u8], now: u64) -> Option<u32> {
-        let dst: &Mac = dst.get(..6)?.try_into().ok()?;
+    pub fn lookup(&self, dst: &Mac, now: u64) -> Option<u32> {
         self.nodes
             .get(dst)
             .filter(|n| !n.expired(now))

@@ -65,6 +65,18 @@ pub const STALE_LOCK: Duration = Duration::from_secs(1);
 /// Failed lock attempts between naps, as NetBSD counts them.
 const LOCK_SPINS: u32 = 1001;
 
+/// How long a data-plane thread tries for the bus lock before it gives up
+/// (drops the frame, or reads later): a live holder copies a frame in far
+/// less, and a thread serving other interfaces must not wait for a dead one.
+pub const LOCK_BRIEFLY: Duration = Duration::from_micros(5);
+
+/// What [`Bus::check_stale`] saw of a held lock: `gen`, `last`, the lock
+/// word, and since when they stand still.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StaleWatch {
+    seen: Option<((u64, u32, u32), Instant)>,
+}
+
 fn u32_at(b: &[u8], off: usize, swap: bool) -> u32 {
     let v = u32::from_ne_bytes(b[off..off + 4].try_into().unwrap());
     if swap { v.swap_bytes() } else { v }
@@ -544,6 +556,59 @@ impl Bus {
         }
     }
 
+    /// Take the lock if it comes within [`LOCK_BRIEFLY`]; never steals, never
+    /// sleeps: for data-plane threads.
+    pub fn try_lock_briefly(&self) -> Option<BusGuard<'_>> {
+        let start = Instant::now();
+        loop {
+            for _ in 0..32 {
+                if self.word(field::LOCK).load(Ordering::Relaxed) == 0 && self.try_lock(0) {
+                    return Some(BusGuard { bus: self });
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= LOCK_BRIEFLY {
+                return None;
+            }
+        }
+    }
+
+    /// Off the data path (a timer, every so often while the lock is found
+    /// held): a lock held for [`STALE_LOCK`] while `gen` and `last` stand
+    /// still is a dead peer's, stolen as [`Bus::lock`] does, repaired and
+    /// released. Never waits. `true` while someone holds the lock: look
+    /// again later.
+    pub fn check_stale(&self, w: &mut StaleWatch, now: Instant) -> bool {
+        let cur = (
+            self.gen_word().load(Ordering::Relaxed),
+            self.word(field::LAST).load(Ordering::Relaxed),
+            self.word(field::LOCK).load(Ordering::Relaxed),
+        );
+        if cur.2 == 0 || self.truncated() {
+            w.seen = None;
+            return false;
+        }
+        let since = match w.seen {
+            Some((seen, since)) if seen == cur => since,
+            _ => {
+                w.seen = Some((cur, now));
+                return true;
+            }
+        };
+        if now.saturating_duration_since(since) < STALE_LOCK || !self.try_lock(cur.2) {
+            return true;
+        }
+        crate::log::warn(&format!(
+            "shmif: {}: lock held {:?} with no progress, peer presumed dead: stolen",
+            self.path.display(),
+            now.saturating_duration_since(since)
+        ));
+        let g = BusGuard { bus: self };
+        self.repair(&g);
+        w.seen = None;
+        false
+    }
+
     /// After stealing the lock: a writer killed between moving `last` and
     /// writing the header there leaves stray bytes as the newest header.
     /// Make it an empty frame so that every peer steps over it the same way.
@@ -640,6 +705,24 @@ impl Bus {
         self.check()?;
         let ts = timestamp();
         let g = self.lock();
+        self.write_frame(&g, frame, sender, ts);
+        drop(g);
+        self.check()
+    }
+
+    /// `send` for a data-plane thread: ENOBUFS (the frame is dropped) when
+    /// the lock does not come within [`LOCK_BRIEFLY`].
+    pub fn try_send(&self, frame: &[u8], sender: u64) -> Result<(), Errno> {
+        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
+            return Err(if frame.len() > MAX_FRAME {
+                Errno::EMSGSIZE
+            } else {
+                Errno::EINVAL
+            });
+        }
+        self.check()?;
+        let ts = timestamp();
+        let g = self.try_lock_briefly().ok_or(Errno(libc::ENOBUFS))?;
         self.write_frame(&g, frame, sender, ts);
         drop(g);
         self.check()
@@ -750,6 +833,9 @@ pub enum Recv {
     /// The bus file was cut short under the mapping ([`Bus::truncated`]):
     /// nothing read from it is to be trusted, now or later.
     Lost,
+    /// The lock did not come within [`LOCK_BRIEFLY`] (`try_recv_batch`):
+    /// nothing was read; try again later.
+    Busy,
 }
 
 /// One receiver's position on a bus (`sc_nextpacket`, `sc_devgen`), and
@@ -773,7 +859,12 @@ impl BusReader {
     /// Start at the newest frame on the bus, which will be read (again):
     /// what shmif does on attach and on every up.
     pub fn at_newest(bus: &Bus) -> BusReader {
-        let _g = bus.lock();
+        let g = bus.lock();
+        BusReader::at_newest_locked(bus, &g)
+    }
+
+    /// `at_newest` with the lock already held.
+    pub fn at_newest_locked(bus: &Bus, _g: &BusGuard<'_>) -> BusReader {
         let h = bus.header();
         BusReader {
             nextpacket: h.last,
@@ -903,8 +994,16 @@ impl BusReader {
     /// newest frame of impossible length makes the end of the live region
     /// meaningless: rather than walk stale ring bytes up to it (and around
     /// again, re-reading old frames), wait where the next frame will go.
-    fn begin<'b>(&mut self, bus: &'b Bus) -> Result<(BusGuard<'b>, BusHeaderRepr, u32), Recv> {
-        let g = bus.lock();
+    fn begin<'b>(
+        &mut self,
+        bus: &'b Bus,
+        wait: bool,
+    ) -> Result<(BusGuard<'b>, BusHeaderRepr, u32), Recv> {
+        let g = if wait {
+            bus.lock()
+        } else {
+            bus.try_lock_briefly().ok_or(Recv::Busy)?
+        };
         let h = bus.header();
         if h.first > bus.size || h.last > bus.size {
             return Err(Recv::Corrupt);
@@ -941,7 +1040,7 @@ impl BusReader {
         buf: &mut [u8],
         want: impl FnOnce(&FrameHeaderRepr) -> bool,
     ) -> Recv {
-        let (g, h, lastoff) = match self.begin(bus) {
+        let (g, h, lastoff) = match self.begin(bus, true) {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -979,7 +1078,23 @@ impl BusReader {
         batch: &mut Batch,
         want: impl FnMut(&FrameHeaderRepr) -> bool,
     ) -> Recv {
-        let r = self.fill_batch(bus, batch, want);
+        let r = self.fill_batch(bus, batch, want, true);
+        if bus.truncated() {
+            batch.clear();
+            return Recv::Lost;
+        }
+        r
+    }
+
+    /// `recv_batch` for a data-plane thread: `Busy` when the lock does not
+    /// come within [`LOCK_BRIEFLY`].
+    pub fn try_recv_batch(
+        &mut self,
+        bus: &Bus,
+        batch: &mut Batch,
+        want: impl FnMut(&FrameHeaderRepr) -> bool,
+    ) -> Recv {
+        let r = self.fill_batch(bus, batch, want, false);
         if bus.truncated() {
             batch.clear();
             return Recv::Lost;
@@ -992,9 +1107,10 @@ impl BusReader {
         bus: &Bus,
         batch: &mut Batch,
         mut want: impl FnMut(&FrameHeaderRepr) -> bool,
+        wait: bool,
     ) -> Recv {
         batch.clear();
-        let (g, h, lastoff) = match self.begin(bus) {
+        let (g, h, lastoff) = match self.begin(bus, wait) {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -1124,6 +1240,33 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lock left held: the data path gives up at once; the timer path
+    /// steals it once it has stood still for STALE_LOCK (time passed in).
+    #[test]
+    fn stuck_lock_is_not_waited_for_and_is_stolen_on_the_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::attach(&dir.path().join("bus")).unwrap();
+        bus.word(field::LOCK).store(1, Ordering::Relaxed);
+        let t = Instant::now();
+        assert!(bus.try_lock_briefly().is_none());
+        assert_eq!(bus.try_send(&[0xff; 60], 1), Err(Errno(libc::ENOBUFS)));
+        assert!(t.elapsed() < Duration::from_millis(50));
+        let mut w = StaleWatch::default();
+        let now = Instant::now();
+        assert!(bus.check_stale(&mut w, now));
+        assert!(bus.check_stale(&mut w, now + STALE_LOCK / 2));
+        assert_eq!(bus.header().lock, 1);
+        assert!(!bus.check_stale(&mut w, now + STALE_LOCK));
+        assert_eq!(bus.header().lock, 0);
+        bus.try_send(&[0xff; 60], 1).unwrap();
+        // Progress (a frame sent) while held is a live holder: not stolen.
+        bus.word(field::LOCK).store(1, Ordering::Relaxed);
+        assert!(bus.check_stale(&mut w, now));
+        bus.gen_word().fetch_add(1, Ordering::Relaxed);
+        assert!(bus.check_stale(&mut w, now + STALE_LOCK));
+        assert_eq!(bus.header().lock, 1);
+    }
 
     #[test]
     fn span_rules() {

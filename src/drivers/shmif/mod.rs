@@ -3,12 +3,21 @@
 //!
 //! - [`bus`]: the bus format, lock and reader (shared with `shmifdump`,
 //!   whose printer is `crate::shmifdump`).
-//! - this module: the interface class and driver. Sending takes the bus
-//!   lock and copies the frame into the ring; a waker thread does the
-//!   wakeup write, coalescing back-to-back frames into one. Receiving is a
-//!   thread per interface that is up, woken by inotify, copying up to 32
-//!   frames per hold of the lock into a reused batch (no allocation per
-//!   frame) and handing each to `Port::input`.
+//! - this module: the interface class and driver. Each attached
+//!   interface is a reactor source ([`crate::reactor`]), on no thread of
+//!   its own. Sending takes the bus lock — on a reactor thread only if it
+//!   comes within a few microseconds, else the frame is dropped (an output
+//!   error) — and copies
+//!   the frame into the ring; the source does the wakeup write, coalescing
+//!   back-to-back frames into one. Receiving, while up: woken through
+//!   inotify (one instance per reactor thread, a watch per bus file) or a
+//!   safety timer, the source copies up to 32 frames per hold of the lock
+//!   into a per-thread batch (no allocation per frame) and hands each to
+//!   `Port::input`. A lock that stands still is looked at on a timer and
+//!   stolen from a dead holder there, never waited for on the data path.
+//! - Attaching (`linkstr`) opens, maps and initialises the bus file
+//!   without the table lock (it may wait for a dead peer's lock), then
+//!   commits under it.
 //!
 //! Where we differ from NetBSD, on purpose:
 //! - `linkstr` on a non-empty file that is not a bus (wrong magic, either
@@ -33,34 +42,149 @@ pub mod bus;
 mod fault;
 
 use crate::cloner::{IfClone, KernelEnv, KernelHook};
-use crate::ifnet::{Driver, IfState, IfType};
+use crate::frame::Frame;
+use crate::ifnet::{Driver, IfState, IfType, LinkPrep};
 use crate::ioctl::{Errno, IfMedia, LinkState, Request, iff};
-use crate::port::{Port, Transmit, is_multicast};
-use bus::{Batch, Bus, BusReader, Recv};
+use crate::port::{Port, Transmit};
+use crate::reactor::{Handler, Reactor, Registration};
+use bus::{Batch, Bus, BusReader, Recv, StaleWatch};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 const MEDIA_AUTO: &str = "Ethernet autoselect";
 const MEDIA_NONE: &str = "Ethernet none";
 
-/// How long the receive thread sleeps without an inotify event before it
+/// How long a receiving interface goes without an inotify event before it
 /// looks at the ring anyway.
 const RX_POLL: Duration = Duration::from_millis(100);
 
-/// After a wakeup write, the waker lets this pass before the next one, so
-/// that a busy sender announces many frames per write (instead of burning
-/// a CPU on back-to-back writes). A lone frame is announced at once.
+/// After a wakeup write, this passes before the next one, so that a busy
+/// sender announces many frames per write (instead of burning a CPU on
+/// back-to-back writes). A lone frame is announced at once.
 const WAKE_COALESCE: Duration = Duration::from_micros(50);
 
-/// Frames the receive thread copies out per hold of the bus lock.
+/// When the bus lock was busy: try to read again at once, then after a
+/// delay doubling up to this (a dead holder costs little until stolen).
+const RX_RETRY: Duration = Duration::from_millis(1);
+
+/// How often a lock found held is looked at, to steal it from a dead peer.
+const STALE_POLL: Duration = Duration::from_millis(100);
+
+/// Frames copied out per hold of the bus lock.
 const RX_BATCH: usize = 32;
+
+/// Batches read per poll before letting the thread's other sources run.
+const RX_BATCHES: usize = 8;
+
+thread_local! {
+    /// One receive batch per reactor thread: no allocation per frame.
+    static BATCH: RefCell<Batch> = RefCell::new(Batch::new(RX_BATCH));
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 #[derive(Default)]
 pub struct ShmifClone {
     hook: Mutex<Option<KernelHook>>,
+    notify: Arc<Notifiers>,
+}
+
+impl Drop for ShmifClone {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+/// The class's inotify instances, one per reactor thread (inotify
+/// instances are few: 128 per user by default), each with a watch per bus
+/// file an interface on that thread receives from.
+#[derive(Default)]
+struct Notifiers(Mutex<HashMap<usize, Arc<Notify>>>);
+
+impl Notifiers {
+    fn on(&self, reactor: &Arc<Reactor>, worker: usize) -> Result<Arc<Notify>, Errno> {
+        let mut m = lock(&self.0);
+        if let Some(n) = m.get(&worker) {
+            return Ok(n.clone());
+        }
+        let n = Arc::new(Notify {
+            ino: Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?,
+            watches: Mutex::new(HashMap::new()),
+            reg: Mutex::new(None),
+        });
+        let reg = reactor.register_on(worker, Some(n.ino.as_fd()), n.clone())?;
+        *lock(&n.reg) = Some(reg);
+        m.insert(worker, n.clone());
+        Ok(n)
+    }
+}
+
+struct Notify {
+    ino: Inotify,
+    /// Watch → the interfaces receiving from that bus file.
+    watches: Mutex<HashMap<WatchDescriptor, Vec<Weak<ShmifIo>>>>,
+    reg: Mutex<Option<Registration>>,
+}
+
+impl Notify {
+    fn add(&self, io: &Arc<ShmifIo>) -> Result<WatchDescriptor, Errno> {
+        // Watch the file we have open, wherever its name now points.
+        let proc = format!("/proc/self/fd/{}", io.bus.file().as_raw_fd());
+        let wd = self
+            .ino
+            .add_watch(proc.as_str(), AddWatchFlags::IN_MODIFY)
+            .or_else(|_| self.ino.add_watch(io.bus.path(), AddWatchFlags::IN_MODIFY))?;
+        lock(&self.watches)
+            .entry(wd)
+            .or_default()
+            .push(Arc::downgrade(io));
+        Ok(wd)
+    }
+
+    fn remove(&self, wd: WatchDescriptor, io: &ShmifIo) {
+        let mut w = lock(&self.watches);
+        let Some(v) = w.get_mut(&wd) else { return };
+        v.retain(|x| !std::ptr::eq(x.as_ptr(), io));
+        if v.is_empty() {
+            w.remove(&wd);
+            let _ = self.ino.rm_watch(wd);
+        }
+    }
+}
+
+impl Handler for Notify {
+    fn poll(&self, _now: Instant) -> Option<Instant> {
+        while let Ok(evs) = self.ino.read_events() {
+            if evs.is_empty() {
+                break;
+            }
+            let w = lock(&self.watches);
+            for ev in evs {
+                if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                    // Events were lost: every bus may have news.
+                    for io in w.values().flatten().filter_map(Weak::upgrade) {
+                        io.wake();
+                    }
+                    continue;
+                }
+                for io in w.get(&ev.wd).into_iter().flatten() {
+                    if let Some(io) = io.upgrade() {
+                        io.wake();
+                    }
+                }
+            }
+        }
+        None
+    }
 }
 
 impl IfClone for ShmifClone {
@@ -72,7 +196,15 @@ impl IfClone for ShmifClone {
         *self.hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook.clone());
     }
 
-    fn create(&self, _env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
+    fn detach(&self) {
+        let regs: Vec<_> = lock(&self.notify.0)
+            .drain()
+            .map(|(_, n)| lock(&n.reg).take())
+            .collect();
+        drop(regs);
+    }
+
+    fn create(&self, env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
         // As NetBSD 10: one random number is the sender id and gives the MAC.
         let id = bus::random_u64();
         let r = id.to_ne_bytes();
@@ -91,18 +223,19 @@ impl IfClone for ShmifClone {
             sender: id,
             port: ifs.port.clone(),
             hook,
+            reactor: env.reactor()?,
+            notify: self.notify.clone(),
+            group: u64::from(ifs.index),
             link_up: Arc::new(AtomicBool::new(false)),
             media_none: false,
             attached: None,
-            rx: None,
         }))
     }
 }
 
 struct Attached {
     /// None once the bus was lost (its file cut short).
-    bus: Option<Arc<Bus>>,
-    loss: Arc<Loss>,
+    io: Option<Arc<ShmifIo>>,
     linkstr: String,
 }
 
@@ -130,11 +263,14 @@ struct Shmif {
     sender: u64,
     port: Arc<Port>,
     hook: KernelHook,
+    reactor: Arc<Reactor>,
+    notify: Arc<Notifiers>,
+    /// Its reactor group: its bridge's index, or its own.
+    group: u64,
     /// Link state is up: frames go out and come in.
     link_up: Arc<AtomicBool>,
     media_none: bool,
     attached: Option<Attached>,
-    rx: Option<RxThread>,
 }
 
 impl Shmif {
@@ -145,7 +281,7 @@ impl Shmif {
 
     /// The link state of an attached interface.
     fn attached_link(&self) -> LinkState {
-        let lost = self.attached.as_ref().is_some_and(|a| a.bus.is_none());
+        let lost = self.attached.as_ref().is_some_and(|a| a.io.is_none());
         if self.media_none || lost {
             LinkState::Down
         } else {
@@ -153,53 +289,88 @@ impl Shmif {
         }
     }
 
+    fn io(&self) -> Option<&Arc<ShmifIo>> {
+        self.attached.as_ref().and_then(|a| a.io.as_ref())
+    }
+
     fn stop_rx(&mut self) {
-        if let Some(rx) = self.rx.take() {
-            rx.stop.store(true, SeqCst);
-            // The wakeup NetBSD writes when an interface stops; it also
-            // wakes our own thread.
-            if let Some(bus) = self.attached.as_ref().and_then(|a| a.bus.as_ref()) {
-                let _ = bus.wakeup();
-            }
-            let _ = rx.handle.join();
+        if let Some(io) = self.io() {
+            io.stop_rx();
+        }
+    }
+
+    /// Let go of the bus: no poll of it runs on return.
+    fn drop_io(&mut self) {
+        self.port.set_transmit(None);
+        if let Some(io) = self.attached.as_mut().and_then(|a| a.io.take()) {
+            io.stop_rx();
+            let reg = lock(&io.reg).take();
+            drop(reg);
         }
     }
 
     fn detach(&mut self, ifs: &mut IfState) {
-        self.stop_rx();
-        self.port.set_transmit(None);
+        self.drop_io();
         self.attached = None;
         self.set_link(ifs, LinkState::Unknown);
     }
+
+    /// Attach a bus opened and initialised beforehand.
+    fn attach_bus(&mut self, ifs: &mut IfState, path: &str, bus: Arc<Bus>) -> Result<(), Errno> {
+        let loss = Arc::new(Loss {
+            hook: self.hook.clone(),
+            reported: AtomicBool::new(false),
+        });
+        let io = Arc::new(ShmifIo {
+            bus,
+            port: self.port.clone(),
+            sender: self.sender,
+            link_up: self.link_up.clone(),
+            loss,
+            pending: AtomicBool::new(false),
+            contended: AtomicBool::new(false),
+            receiving: AtomicBool::new(false),
+            st: Mutex::new(IoState::default()),
+            reg: Mutex::new(None),
+        });
+        let reg = self.reactor.register_in(self.group, None, io.clone())?;
+        *lock(&io.reg) = Some(reg);
+        self.port
+            .set_transmit(Some(Arc::new(ShmifTx { io: io.clone() })));
+        self.attached = Some(Attached {
+            io: Some(io),
+            linkstr: path.to_string(),
+        });
+        self.set_link(ifs, self.attached_link());
+        Ok(())
+    }
+
+    /// Whether `linkstr` may attach the bus at `path` now. The client
+    /// resolves a relative path (ifconfig does): one that arrives relative
+    /// would be resolved against the daemon's cwd.
+    fn may_attach(&self, ifs: &IfState, path: &str) -> Result<(), Errno> {
+        if ifs.flags & iff::UP != 0 || self.io().is_some() {
+            return Err(Errno::EBUSY);
+        }
+        if !Path::new(path).is_absolute() {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
 }
 
-/// A kernel dropped with the interface still up (no destroy): the
-/// receive thread and the transmitter, which holds the port, go too.
+/// A kernel dropped with the interface still up (no destroy): its
+/// reactor source (which holds the reactor and the port) goes too.
 impl Drop for Shmif {
     fn drop(&mut self) {
-        self.stop_rx();
-        self.port.set_transmit(None);
+        self.drop_io();
     }
 }
 
 impl Driver for Shmif {
     fn init(&mut self, ifs: &mut IfState) -> Result<(), Errno> {
-        let Some((bus, loss)) = self
-            .attached
-            .as_ref()
-            .and_then(|a| Some((a.bus.clone()?, a.loss.clone())))
-        else {
-            return Err(Errno::ENXIO);
-        };
-        if self.rx.is_none() {
-            self.rx = Some(RxThread::start(Rx {
-                bus,
-                port: self.port.clone(),
-                sender: self.sender,
-                link_up: self.link_up.clone(),
-                loss,
-            })?);
-        }
+        let io = self.io().ok_or(Errno::ENXIO)?.clone();
+        io.start_rx(&self.notify, &self.reactor)?;
         ifs.set_flags(ifs.flags | iff::RUNNING);
         Ok(())
     }
@@ -217,38 +388,49 @@ impl Driver for Shmif {
             self.detach(ifs);
             return Ok(());
         };
-        if self.attached.as_ref().is_some_and(|a| a.bus.is_some()) {
-            return Err(Errno::EBUSY);
-        }
-        // The client resolves a relative path (ifconfig does): one that
-        // arrives relative would be resolved against the daemon's cwd.
-        if !Path::new(path).is_absolute() {
-            return Err(Errno::EINVAL);
-        }
+        self.may_attach(ifs, path)?;
         let bus = Arc::new(Bus::attach(Path::new(path))?);
-        let loss = Arc::new(Loss {
-            hook: self.hook.clone(),
-            reported: AtomicBool::new(false),
-        });
-        self.port.set_transmit(Some(Arc::new(ShmifTx {
-            waker: Waker::start(bus.clone())?,
-            bus: bus.clone(),
-            sender: self.sender,
-            link_up: self.link_up.clone(),
-            loss: loss.clone(),
-            port: self.port.clone(),
-        })));
-        self.attached = Some(Attached {
-            bus: Some(bus),
-            loss,
-            linkstr: path.to_string(),
-        });
-        self.set_link(ifs, self.attached_link());
-        Ok(())
+        self.attach_bus(ifs, path, bus)
+    }
+
+    /// Opening, mapping and initialising the file may wait for a dead
+    /// peer's lock: done without the table lock.
+    fn prepare_linkstr(
+        &mut self,
+        ifs: &mut IfState,
+        linkstr: &str,
+    ) -> Result<Option<LinkPrep>, Errno> {
+        self.may_attach(ifs, linkstr)?;
+        let path = linkstr.to_string();
+        Ok(Some(Box::new(move || {
+            let bus: Box<dyn Any + Send> = Box::new(Arc::new(Bus::attach(Path::new(&path))?));
+            Ok(bus)
+        })))
+    }
+
+    fn commit_linkstr(
+        &mut self,
+        ifs: &mut IfState,
+        linkstr: &str,
+        prepared: Box<dyn Any + Send>,
+    ) -> Result<(), Errno> {
+        // Up or attached meanwhile: the bus opened is let go of.
+        self.may_attach(ifs, linkstr)?;
+        let bus = prepared.downcast::<Arc<Bus>>().map_err(|_| Errno::EINVAL)?;
+        self.attach_bus(ifs, linkstr, *bus)
     }
 
     fn linkstr(&self) -> Option<String> {
         self.attached.as_ref().map(|a| a.linkstr.clone())
+    }
+
+    fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
+        self.group = u64::from(bridge.unwrap_or(ifs.index));
+        if let Some(io) = self.io()
+            && let Err(e) = io.move_to(&self.notify, &self.reactor, self.group)
+        {
+            crate::log::warn(&format!("{}: {e}", ifs.name));
+        }
     }
 
     fn media(&self, ifs: &IfState) -> Option<IfMedia> {
@@ -290,17 +472,9 @@ impl Driver for Shmif {
     /// receive thread and transmitter go, and with them the mapping) and
     /// take the link down. The linkstr stays on show until changed.
     fn sync(&mut self, ifs: &mut IfState) -> Vec<Request> {
-        let lost = self
-            .attached
-            .as_ref()
-            .and_then(|a| a.bus.as_ref())
-            .is_some_and(|b| b.truncated());
+        let lost = self.io().is_some_and(|io| io.bus.truncated());
         if lost {
-            self.stop_rx();
-            self.port.set_transmit(None);
-            if let Some(a) = &mut self.attached {
-                a.bus = None;
-            }
+            self.drop_io();
             ifs.set_flags(ifs.flags & !iff::RUNNING);
             self.set_link(ifs, self.attached_link());
         }
@@ -310,124 +484,332 @@ impl Driver for Shmif {
 
 /// The transmit side of an attached interface.
 struct ShmifTx {
-    bus: Arc<Bus>,
-    sender: u64,
-    link_up: Arc<AtomicBool>,
-    waker: Waker,
-    loss: Arc<Loss>,
-    port: Arc<Port>,
+    io: Arc<ShmifIo>,
 }
 
 impl Transmit for ShmifTx {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
-        if !self.link_up.load(Relaxed) {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
+        let frame = frame.bytes();
+        let io = &self.io;
+        if !io.link_up.load(Relaxed) {
             return Err(Errno::ENETDOWN);
         }
-        match self.bus.send(frame, self.sender) {
+        // The data plane drops a frame rather than wait for the lock (it
+        // serves other interfaces); the host stack may wait, as a
+        // blocking write would.
+        let sent = if crate::reactor::on_reactor() {
+            io.bus.try_send(frame, io.sender)
+        } else {
+            io.bus.send(frame, io.sender)
+        };
+        match sent {
             // Counted as an output error by the port.
-            Err(e) if self.bus.truncated() => {
-                self.loss.report(&self.port, &self.bus);
+            Err(e) if io.bus.truncated() => {
+                io.loss.report(&io.port, &io.bus);
+                return Err(e);
+            }
+            Err(e) if e == Errno(libc::ENOBUFS) => {
+                // Held by a peer: perhaps a dead one, which the timer sees.
+                if !io.contended.swap(true, SeqCst) {
+                    io.wake();
+                }
                 return Err(e);
             }
             r => r?,
         }
-        self.waker.kick();
+        // Release pairs with the poll's swap: the frame is in the ring
+        // before the write that announces it.
+        if !io.pending.swap(true, SeqCst) {
+            io.wake();
+        }
         Ok(())
     }
 }
 
-/// Does the wakeup write for a sender, off its path: a frame only sets a
-/// flag (and unparks the waker if it sleeps); frames sent while a write is
-/// under way share the next one.
-struct Waker {
-    shared: Arc<WakerShared>,
-    thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct WakerShared {
-    pending: AtomicBool,
-    stop: AtomicBool,
-}
-
-impl Waker {
-    fn start(bus: Arc<Bus>) -> Result<Waker, Errno> {
-        let shared = Arc::new(WakerShared::default());
-        let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("shmif-waker".into())
-            .spawn(move || {
-                loop {
-                    // Acquire pairs with the sender's release: the frame is
-                    // in the ring before the write that announces it.
-                    if s.pending.swap(false, SeqCst) {
-                        let _ = bus.wakeup();
-                        // Under load, let frames gather before the next
-                        // write rather than spend a CPU on wakeups: the
-                        // ring holds far longer than this.
-                        std::thread::sleep(WAKE_COALESCE);
-                        continue;
-                    }
-                    if s.stop.load(SeqCst) {
-                        break;
-                    }
-                    std::thread::park();
-                }
-            })
-            .map_err(Errno::from)?;
-        Ok(Waker {
-            shared,
-            thread: Some(thread),
-        })
-    }
-
-    fn kick(&self) {
-        if !self.shared.pending.swap(true, SeqCst)
-            && let Some(t) = &self.thread
-        {
-            t.thread().unpark();
-        }
-    }
-}
-
-impl Drop for Waker {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-/// The receive thread of an interface that is up.
-struct RxThread {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<()>,
-}
-
-/// What the receive thread works with.
-struct Rx {
+/// An attached interface as its reactor thread sees it.
+struct ShmifIo {
     bus: Arc<Bus>,
     port: Arc<Port>,
     /// Our sender id: our own frames are skipped.
     sender: u64,
     link_up: Arc<AtomicBool>,
     loss: Arc<Loss>,
+    /// A frame was sent and not yet announced by a wakeup write.
+    pending: AtomicBool,
+    /// A send found the lock held: look for a dead holder.
+    contended: AtomicBool,
+    /// The interface is up: frames are read.
+    receiving: AtomicBool,
+    st: Mutex<IoState>,
+    reg: Mutex<Option<Registration>>,
 }
 
-impl RxThread {
-    fn start(rx: Rx) -> Result<RxThread, Errno> {
-        let watch = bus::Watch::new(&rx.bus)?;
+#[derive(Default)]
+struct IoState {
+    last_wakeup: Option<Instant>,
+    stale: StaleWatch,
+    /// The lock was found held: look at it on a timer.
+    watching_lock: bool,
+    /// Receive passes in a row that found the lock held.
+    busy_rx: u32,
+    rx: Option<RxState>,
+}
+
+/// The receive side, while up.
+struct RxState {
+    /// Placed at the newest frame on the first poll after up.
+    reader: Option<BusReader>,
+    laps: u64,
+    lost: bool,
+    unlinked: bool,
+    /// The inotify watch that wakes us.
+    watch: Option<(Arc<Notify>, WatchDescriptor)>,
+}
+
+/// How a receive pass ended.
+enum Rx {
+    Done,
+    /// The batch limit: more to read.
+    More,
+    /// The lock was held: try again soon.
+    Busy,
+}
+
+impl ShmifIo {
+    fn wake(&self) {
+        if let Some(r) = lock(&self.reg).as_ref() {
+            r.wake();
+        }
+    }
+
+    /// Start receiving (up): on the reactor thread's inotify instance.
+    fn start_rx(self: &Arc<Self>, notify: &Notifiers, reactor: &Arc<Reactor>) -> Result<(), Errno> {
+        let mut st = lock(&self.st);
+        if st.rx.is_some() {
+            return Ok(());
+        }
+        let worker = lock(&self.reg)
+            .as_ref()
+            .map(|r| r.worker())
+            .ok_or(Errno::ENXIO)?;
+        let n = notify.on(reactor, worker)?;
+        let wd = n.add(self)?;
         // Reset on every up: the newest frame on the bus is read again.
-        let reader = BusReader::at_newest(&rx.bus);
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("shmif-rx-{}", rx.port.name))
-            .spawn(move || rx_loop(&rx, &s, &watch, reader))
-            .map_err(Errno::from)?;
-        Ok(RxThread { stop, handle })
+        // Placed now, so that what is sent after the up is read; if the
+        // lock is busy, by the first poll.
+        let reader = self
+            .bus
+            .try_lock_briefly()
+            .map(|g| BusReader::at_newest_locked(&self.bus, &g));
+        st.rx = Some(RxState {
+            reader,
+            laps: reader.map_or(0, |r| r.laps),
+            lost: false,
+            unlinked: false,
+            watch: Some((n, wd)),
+        });
+        self.receiving.store(true, SeqCst);
+        drop(st);
+        self.wake();
+        Ok(())
+    }
+
+    /// Poll on the thread of `group` from now on.
+    fn move_to(
+        self: &Arc<Self>,
+        notify: &Notifiers,
+        reactor: &Arc<Reactor>,
+        group: u64,
+    ) -> Result<(), Errno> {
+        let new = reactor.register_in(group, None, self.clone())?;
+        let worker = new.worker();
+        let old = lock(&self.reg).replace(new);
+        drop(old);
+        let mut st = lock(&self.st);
+        if let Some(rx) = &mut st.rx {
+            if let Some((n, wd)) = rx.watch.take() {
+                n.remove(wd, self);
+            }
+            let n = notify.on(reactor, worker)?;
+            let wd = n.add(self)?;
+            rx.watch = Some((n, wd));
+        }
+        drop(st);
+        self.wake();
+        Ok(())
+    }
+
+    /// Stop receiving: no frame of this bus is handed on after return.
+    fn stop_rx(&self) {
+        self.receiving.store(false, SeqCst);
+        let rx = lock(&self.st).rx.take();
+        if let Some(RxState {
+            watch: Some((n, wd)),
+            ..
+        }) = rx
+        {
+            n.remove(wd, self);
+            // The wakeup NetBSD writes when an interface stops.
+            let _ = self.bus.wakeup();
+        }
+    }
+
+    /// Read what is new on the bus and hand it on.
+    fn receive(&self, rx: &mut RxState, batch: &mut Batch) -> Rx {
+        let (bus, port) = (&self.bus, &self.port);
+        let intact = bus.intact();
+        if !rx.unlinked && bus.unlinked() {
+            // Not an error: the attached peers keep talking. Say why a
+            // newcomer on the same path does not hear them.
+            rx.unlinked = true;
+            crate::log::warn(&format!(
+                "{}: bus file {} was removed; attached peers keep this bus, new ones get another",
+                port.name,
+                bus.path().display()
+            ));
+        }
+        // Found short here, or cut short under a read: never touch it
+        // again, and wait for the driver to stop us.
+        if !intact {
+            if !rx.lost {
+                rx.lost = true;
+                port.counters.ierrors.fetch_add(1, Relaxed);
+                self.loss.report(port, bus);
+            }
+            return Rx::Done;
+        }
+        let reader = match &mut rx.reader {
+            Some(r) => r,
+            None => {
+                // Reset on every up: the newest frame on the bus is read again.
+                let Some(g) = bus.try_lock_briefly() else {
+                    return Rx::Busy;
+                };
+                let r = BusReader::at_newest_locked(bus, &g);
+                drop(g);
+                rx.laps = r.laps;
+                rx.reader.insert(r)
+            }
+        };
+        for _ in 0..RX_BATCHES {
+            let r = reader.try_recv_batch(bus, batch, |h| h.sender != self.sender);
+            if reader.laps != rx.laps {
+                port.counters
+                    .iqdrops
+                    .fetch_add(reader.laps - rx.laps, Relaxed);
+                rx.laps = reader.laps;
+                crate::log::debug(&format!("{}: lapped on the bus, frames lost", port.name));
+            }
+            if batch.runts > 0 {
+                port.counters
+                    .ierrors
+                    .fetch_add(u64::from(batch.runts), Relaxed);
+            }
+            // shmif's filter: link down drops everything; then our MAC,
+            // group addresses, or promiscuous mode.
+            if self.link_up.load(Relaxed) && self.receiving.load(Relaxed) {
+                let promisc = port.flags() & iff::PROMISC != 0;
+                // The bus hands over no runts (counted above).
+                let frames = batch
+                    .frames
+                    .iter()
+                    .filter_map(|f| Frame::new(batch.frame(f)));
+                for frame in frames {
+                    if promisc || frame.is_multicast() || port.is_own_mac(&frame.dst()) {
+                        port.input(&frame);
+                    }
+                }
+            }
+            match r {
+                Recv::Skipped => {}
+                Recv::Busy => return Rx::Busy,
+                Recv::Garbage => {
+                    port.counters.ierrors.fetch_add(1, Relaxed);
+                    warn_limited(&format!(
+                        "{}: garbage frame on bus {}, skipped",
+                        port.name,
+                        bus.path().display()
+                    ));
+                    return Rx::Done;
+                }
+                Recv::Corrupt => {
+                    port.counters.ierrors.fetch_add(1, Relaxed);
+                    warn_limited(&format!(
+                        "{}: bus {} header corrupt",
+                        port.name,
+                        bus.path().display()
+                    ));
+                    return Rx::Done;
+                }
+                _ => return Rx::Done,
+            }
+        }
+        Rx::More
+    }
+}
+
+/// `t` rounded up to a multiple of 10 ms since the first call: the safety
+/// polls of many interfaces fall due together, one timer wakeup for all.
+fn coarse(t: Instant) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    const SLOT: u128 = 10_000_000;
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let ns = t.saturating_duration_since(epoch).as_nanos();
+    let up = ns.div_ceil(SLOT) * SLOT;
+    epoch + Duration::from_nanos(u64::try_from(up).unwrap_or(u64::MAX))
+}
+
+fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+impl Handler for ShmifIo {
+    fn poll(&self, now: Instant) -> Option<Instant> {
+        let mut st = lock(&self.st);
+        let mut next = None;
+        // Announce frames sent: at most one wakeup write per WAKE_COALESCE.
+        if self.pending.load(SeqCst) {
+            match st.last_wakeup {
+                Some(t) if now < t + WAKE_COALESCE => next = earliest(next, t + WAKE_COALESCE),
+                _ => {
+                    self.pending.swap(false, SeqCst);
+                    let _ = self.bus.wakeup();
+                    st.last_wakeup = Some(now);
+                }
+            }
+        }
+        let mut busy = self.contended.swap(false, SeqCst);
+        if let Some(mut rx) = st.rx.take() {
+            let r = BATCH.with(|b| self.receive(&mut rx, &mut b.borrow_mut()));
+            st.rx = Some(rx);
+            st.busy_rx = match r {
+                Rx::Busy => st.busy_rx.saturating_add(1),
+                _ => 0,
+            };
+            next = earliest(
+                next,
+                match r {
+                    Rx::Done => coarse(now + RX_POLL),
+                    Rx::More => now,
+                    Rx::Busy => {
+                        busy = true;
+                        // A live holder lets go within microseconds.
+                        let us = 1u64 << st.busy_rx.min(20);
+                        now + Duration::from_micros(us / 16).min(RX_RETRY)
+                    }
+                },
+            );
+        }
+        // A lock that stands still: stolen here, off the data path, once
+        // it has stood still long enough; looked at again until released.
+        if busy || st.watching_lock {
+            let IoState { stale, .. } = &mut *st;
+            st.watching_lock = self.bus.check_stale(stale, now);
+            if st.watching_lock {
+                next = earliest(next, now + STALE_POLL);
+            }
+        }
+        next
     }
 }
 
@@ -439,98 +821,6 @@ fn warn_limited(msg: &str) {
     if w.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
         *w = Some(std::time::Instant::now());
         crate::log::warn(msg);
-    }
-}
-
-/// Receive until stopped: drain the ring, then wait for a wakeup.
-fn rx_loop(rx: &Rx, stop: &AtomicBool, watch: &bus::Watch, mut reader: BusReader) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let Rx {
-        bus,
-        port,
-        sender,
-        link_up,
-        loss,
-    } = rx;
-    let sender = *sender;
-    let mut batch = Batch::new(RX_BATCH);
-    let mut laps = reader.laps;
-    let mut lost = false;
-    let mut unlinked = false;
-    'wake: while !stop.load(Relaxed) {
-        let intact = bus.intact();
-        if !unlinked && bus.unlinked() {
-            // Not an error: the attached peers keep talking. Say why a
-            // newcomer on the same path does not hear them.
-            unlinked = true;
-            crate::log::warn(&format!(
-                "{}: bus file {} was removed; attached peers keep this bus, new ones get another",
-                port.name,
-                bus.path().display()
-            ));
-        }
-        // Found short here, or cut short under a read: never touch it
-        // again, and wait for the driver to stop us.
-        if !intact {
-            if !lost {
-                lost = true;
-                port.counters.ierrors.fetch_add(1, Relaxed);
-                loss.report(port, bus);
-            }
-            watch.wait(RX_POLL);
-            continue;
-        }
-        loop {
-            let r = reader.recv_batch(bus, &mut batch, |h| h.sender != sender);
-            if reader.laps != laps {
-                port.counters.iqdrops.fetch_add(reader.laps - laps, Relaxed);
-                laps = reader.laps;
-                crate::log::debug(&format!("{}: lapped on the bus, frames lost", port.name));
-            }
-            if batch.runts > 0 {
-                port.counters
-                    .ierrors
-                    .fetch_add(u64::from(batch.runts), Relaxed);
-            }
-            // shmif's filter: link down drops everything; then our MAC,
-            // group addresses, or promiscuous mode.
-            if link_up.load(Relaxed) {
-                let promisc = port.flags() & iff::PROMISC != 0;
-                for f in &batch.frames {
-                    let frame = batch.frame(f);
-                    if promisc || is_multicast(frame) || port.is_own_mac(frame) {
-                        port.input(frame);
-                    }
-                }
-            }
-            match r {
-                Recv::Skipped => {}
-                Recv::Lost => continue 'wake,
-                Recv::Garbage => {
-                    port.counters.ierrors.fetch_add(1, Relaxed);
-                    warn_limited(&format!(
-                        "{}: garbage frame on bus {}, skipped",
-                        port.name,
-                        bus.path().display()
-                    ));
-                    break;
-                }
-                Recv::Corrupt => {
-                    port.counters.ierrors.fetch_add(1, Relaxed);
-                    warn_limited(&format!(
-                        "{}: bus {} header corrupt",
-                        port.name,
-                        bus.path().display()
-                    ));
-                    break;
-                }
-                _ => break,
-            }
-            if stop.load(Relaxed) {
-                return;
-            }
-        }
-        watch.wait(RX_POLL);
     }
 }
 

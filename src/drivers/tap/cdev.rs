@@ -1,31 +1,37 @@
 //! The tap control device: a Unix stream socket through which one client
-//! program exchanges frames with the interface. One thread per interface
-//! accepts clients, reads their frames into `Port::input` and writes the
-//! frames the interface transmits, queued by [`Softc`]'s `Transmit`.
+//! program exchanges frames with the interface. Its listening socket and
+//! its client are reactor sources: polled, it accepts clients, reads their
+//! frames into `Port::input` and writes the frames the interface
+//! transmits, queued by [`Softc`]'s `Transmit`.
 //!
 //! Exclusive open: while a client is attached, another one is accepted and
 //! closed at once, without a byte written (it reads EOF).
 
 use super::framing::{Deframer, Record, TxRing};
 use crate::cloner::KernelHook;
-use crate::drivers::kthread::Wakeup;
+use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::port::{Port, Transmit};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use crate::reactor::{Handler, Reactor, Registration};
 use nix::sys::socket::{MsgFlags, send};
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
-use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// Bytes queued for a client before frames are dropped.
 pub const TAP_QUEUE_BYTES: usize = 256 * 1024;
 
 /// Ethernet header length: the least a frame has, and MTU + this the most.
 const ETHER_HDR_LEN: usize = 14;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// `Softc::events` bits: what happened since the kernel last looked.
 pub const EV_OPENED: u32 = 1;
@@ -36,8 +42,16 @@ pub struct Softc {
     pub name: String,
     pub port: Arc<Port>,
     pub hook: KernelHook,
-    pub wakeup: Arc<Wakeup>,
     pub mtu: AtomicU32,
+    reactor: Arc<Reactor>,
+    /// Reactor group of its sources.
+    group: AtomicU64,
+    /// The device, touched by its sources' polls (on one reactor thread).
+    dev: Mutex<Dev>,
+    /// The listening socket's source, while the device exists.
+    reg: Mutex<Option<Registration>>,
+    /// The handler of the client's source.
+    me: std::sync::Weak<Softc>,
     /// Frames for the client; `None` while no client is attached, so that
     /// the interface's output is dropped (and counted) rather than queued.
     txq: Mutex<Option<TxRing>>,
@@ -53,20 +67,110 @@ pub struct Softc {
 }
 
 impl Softc {
-    pub fn new(name: &str, port: Arc<Port>, hook: KernelHook, mtu: u32) -> Result<Softc, Errno> {
-        Ok(Softc {
+    /// A device listening on `listener`, its sources on `reactor`.
+    pub fn start(
+        name: &str,
+        port: Arc<Port>,
+        hook: KernelHook,
+        mtu: u32,
+        listener: UnixListener,
+        reactor: &Arc<Reactor>,
+    ) -> Result<Arc<Softc>, Errno> {
+        let sc = Arc::new_cyclic(|me| Softc {
+            me: me.clone(),
             name: name.to_string(),
+            group: AtomicU64::new(u64::from(port.index)),
             port,
             hook,
-            wakeup: Arc::new(Wakeup::new()?),
             mtu: AtomicU32::new(mtu),
+            reactor: reactor.clone(),
+            dev: Mutex::new(Dev {
+                listener,
+                client: None,
+            }),
+            reg: Mutex::new(None),
             txq: Mutex::new(None),
             spare: Mutex::new(Some(TxRing::new(TAP_QUEUE_BYTES))),
             handoff: Mutex::new(None),
             attached: AtomicBool::new(false),
             peer: Mutex::new(None),
             events: AtomicU32::new(0),
-        })
+        });
+        let reg = {
+            let dev = lock(&sc.dev);
+            reactor.register_in(
+                sc.group.load(Relaxed),
+                Some(dev.listener.as_fd()),
+                sc.clone(),
+            )?
+        };
+        *lock(&sc.reg) = Some(reg);
+        Ok(sc)
+    }
+
+    /// Poll its sources on the thread of `group` from now on. (Each source
+    /// goes before it comes back: a descriptor is in an epoll set once.)
+    pub fn move_to(self: &Arc<Self>, group: u64) -> Result<(), Errno> {
+        self.group.store(group, Relaxed);
+        let old = lock(&self.reg).take();
+        drop(old);
+        let new = {
+            let dev = lock(&self.dev);
+            self.reactor
+                .register_in(group, Some(dev.listener.as_fd()), self.clone())?
+        };
+        *lock(&self.reg) = Some(new);
+        // Its poll waits for the device lock: the old source goes without it.
+        let client = lock(&self.dev).client.take();
+        let Some(Client {
+            reg,
+            conn,
+            rx,
+            writable,
+        }) = client
+        else {
+            return Ok(());
+        };
+        drop(reg);
+        let reg = match self
+            .reactor
+            .register_in(group, Some(conn.as_fd()), self.clone())
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.detached(&rx);
+                return Err(e.into());
+            }
+        };
+        if writable {
+            let _ = reg.set_writable(true);
+        }
+        lock(&self.dev).client = Some(Client {
+            reg,
+            conn,
+            rx,
+            writable,
+        });
+        self.wake();
+        Ok(())
+    }
+
+    fn wake(&self) {
+        if let Some(r) = lock(&self.reg).as_ref() {
+            r.wake();
+        }
+    }
+
+    /// Stop the device: its sources are gone on return; a client attached
+    /// is closed, as on its last close.
+    pub fn stop(&self) {
+        let reg = lock(&self.reg).take();
+        drop(reg);
+        let client = lock(&self.dev).client.take();
+        if let Some(c) = client {
+            drop(c.reg);
+            self.detached(&c.rx);
+        }
     }
 
     pub fn attached(&self) -> bool {
@@ -80,8 +184,8 @@ impl Softc {
 
     /// Give the thread a client from the cloning socket.
     pub fn hand_over(&self, conn: UnixStream) {
-        *self.handoff.lock().unwrap() = Some(conn);
-        self.wakeup.wake();
+        *lock(&self.handoff) = Some(conn);
+        self.wake();
     }
 
     /// Throw queued frames away (the interface went down).
@@ -123,114 +227,109 @@ impl Softc {
 pub struct TapTx(pub Arc<Softc>);
 
 impl Transmit for TapTx {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         let sc = &self.0;
         let mut q = sc.txq.lock().unwrap();
         // No client: dropped, and counted as an output error by the port.
         let ring = q.as_mut().ok_or(Errno::EHOSTDOWN)?;
         let was_empty = ring.is_empty();
-        ring.push(frame)?;
+        ring.push(frame.bytes())?;
         drop(q);
         if was_empty {
-            sc.wakeup.wake();
+            sc.wake();
         }
         Ok(())
     }
 }
 
-/// The control device thread, until the wakeup says stop.
-pub fn run(sc: Arc<Softc>, listener: UnixListener) {
-    let mut client: Option<UnixStream> = None;
-    let mut rx = Deframer::new();
-    while !sc.wakeup.stopping() {
-        let want_out = client.is_some()
-            && sc
-                .txq
-                .lock()
-                .unwrap()
-                .as_ref()
-                .is_some_and(|q| !q.is_empty());
-        let (wake_ev, listen_ev, client_ev) = {
-            let mut fds = [
-                PollFd::new(sc.wakeup.fd(), PollFlags::POLLIN),
-                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-                PollFd::new(sc.wakeup.fd(), PollFlags::empty()),
-            ];
-            if let Some(c) = &client {
-                let mut ev = PollFlags::POLLIN;
-                if want_out {
-                    ev |= PollFlags::POLLOUT;
-                }
-                fds[2] = PollFd::new(c.as_fd(), ev);
+/// The device as its polls see it.
+struct Dev {
+    listener: UnixListener,
+    client: Option<Client>,
+}
+
+struct Client {
+    /// First, so that it goes before the socket it watches.
+    reg: Registration,
+    conn: UnixStream,
+    rx: Deframer,
+    /// Polled for POLLOUT too: output is queued.
+    writable: bool,
+}
+
+impl Handler for Softc {
+    fn poll(&self, _now: Instant) -> Option<Instant> {
+        let mut dev = lock(&self.dev);
+        let handed = lock(&self.handoff).take();
+        if let Some(conn) = handed {
+            self.attach(&mut dev, conn);
+        }
+        while let Ok((conn, _)) = dev.listener.accept() {
+            self.attach(&mut dev, conn);
+        }
+        let c = dev.client.as_mut()?;
+        let mut keep = receive(self, &c.conn, &mut c.rx);
+        if keep {
+            keep = transmit(self, &c.conn);
+            let want_out = keep && lock(&self.txq).as_ref().is_some_and(|q| !q.is_empty());
+            if want_out != c.writable && c.reg.set_writable(want_out).is_ok() {
+                c.writable = want_out;
             }
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => break,
+        }
+        if !keep && let Some(c) = dev.client.take() {
+            // On this thread: dropping its source does not wait.
+            drop(c.reg);
+            self.detached(&c.rx);
+        }
+        None
+    }
+}
+
+impl Softc {
+    fn attach(&self, dev: &mut Dev, conn: UnixStream) {
+        if dev.client.is_some() {
+            crate::log::info(&format!(
+                "{}: control device busy; closing a second client",
+                self.name
+            ));
+            return;
+        }
+        if conn.set_nonblocking(true).is_err() {
+            return;
+        }
+        // The handler is this softc, found again through the listener's source.
+        let Some(me) = self.me.upgrade() else { return };
+        let reg = match self
+            .reactor
+            .register_in(self.group.load(Relaxed), Some(conn.as_fd()), me)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                crate::log::warn(&format!("{}: control device: {e}", self.name));
+                return;
             }
-            let ev = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
-            (
-                ev(0),
-                ev(1),
-                if client.is_some() {
-                    ev(2)
-                } else {
-                    PollFlags::empty()
-                },
-            )
         };
-        if !wake_ev.is_empty() {
-            sc.wakeup.clear();
-            if let Some(conn) = sc.handoff.lock().unwrap().take() {
-                attach(&sc, &mut client, conn);
-            }
-        }
-        if !listen_ev.is_empty() {
-            while let Ok((conn, _)) = listener.accept() {
-                attach(&sc, &mut client, conn);
-            }
-        }
-        let mut keep = true;
-        if client_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-            keep = client.as_mut().is_some_and(|c| receive(&sc, c, &mut rx));
-        }
-        if keep && client.is_some() && (client_ev.contains(PollFlags::POLLOUT) || want_out) {
-            keep = client.as_ref().is_some_and(|c| transmit(&sc, c));
-        }
-        if !keep {
-            detach(&sc, &mut client, &mut rx);
-        }
+        let peer = conn.peer_addr().ok();
+        *lock(&self.peer) = peer.and_then(|a| a.as_abstract_name().map(<[u8]>::to_vec));
+        dev.client = Some(Client {
+            reg,
+            conn,
+            rx: Deframer::new(),
+            writable: false,
+        });
+        self.open();
+        // What the client already wrote is read on the next turn.
+        self.wake();
     }
-    if client.is_some() {
-        detach(&sc, &mut client, &mut rx);
-    }
-}
 
-fn attach(sc: &Softc, client: &mut Option<UnixStream>, conn: UnixStream) {
-    if client.is_some() {
-        crate::log::info(&format!(
-            "{}: control device busy; closing a second client",
-            sc.name
-        ));
-        return;
+    /// Last close: frames still queued are thrown away; the kernel is told.
+    fn detached(&self, rx: &Deframer) {
+        if rx.pending() > 0 {
+            // A frame cut short by the disconnect.
+            self.port.counters.ierrors.fetch_add(1, Relaxed);
+        }
+        self.close();
     }
-    if conn.set_nonblocking(true).is_err() {
-        return;
-    }
-    let peer = conn.peer_addr().ok();
-    *sc.peer.lock().unwrap() = peer.and_then(|a| a.as_abstract_name().map(<[u8]>::to_vec));
-    *client = Some(conn);
-    sc.open();
-}
-
-/// Last close: frames still queued are thrown away; the kernel is told.
-fn detach(sc: &Softc, client: &mut Option<UnixStream>, rx: &mut Deframer) {
-    if rx.pending() > 0 {
-        // A frame cut short by the disconnect.
-        sc.port.counters.ierrors.fetch_add(1, Relaxed);
-    }
-    rx.reset();
-    *client = None;
-    sc.close();
 }
 
 /// Read what the client wrote; false when it must be disconnected.
@@ -249,14 +348,14 @@ fn receive(sc: &Softc, mut c: &UnixStream, rx: &mut Deframer) -> bool {
         let max = sc.mtu.load(Relaxed) as usize + ETHER_HDR_LEN;
         loop {
             match rx.next_record() {
-                Record::Frame(f) if f.len() < ETHER_HDR_LEN || f.len() > max => {
-                    counters.ierrors.fetch_add(1, Relaxed);
-                }
-                // A write to an interface that is down is thrown away.
-                Record::Frame(f) if sc.port.is_running() => sc.port.input(f),
-                Record::Frame(_) => {
-                    counters.iqdrops.fetch_add(1, Relaxed);
-                }
+                Record::Frame(f) => match Frame::new(f).filter(|f| f.len() <= max) {
+                    None => sc.port.input_error(),
+                    // A write to an interface that is down is thrown away.
+                    Some(f) if sc.port.is_running() => sc.port.input(&f),
+                    Some(_) => {
+                        counters.iqdrops.fetch_add(1, Relaxed);
+                    }
+                },
                 Record::TooLong(len) => {
                     counters.ierrors.fetch_add(1, Relaxed);
                     crate::log::info(&format!(

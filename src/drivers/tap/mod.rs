@@ -23,8 +23,8 @@
 //!   TAPGIFINFO is the interface's status; FIONREAD/FIONBIO are the
 //!   client's own socket's.
 //!
-//! The thread of one interface and the kernel meet through
-//! [`KernelHook`]: the thread records what happened in
+//! The device's reactor sources and the kernel meet through
+//! [`KernelHook`]: a poll records what happened in
 //! `Softc::events` and asks for a sync; [`Driver::sync`] turns it into
 //! requests the kernel runs (IFF_UP set or cleared).
 
@@ -33,11 +33,11 @@ pub mod framing;
 
 use crate::cloner::{IfClone, KernelEnv, KernelHook};
 use crate::drivers::ether;
-use crate::drivers::kthread::{KThread, Wakeup, random_bytes};
+use crate::drivers::kthread::random_bytes;
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
+use crate::reactor::{Handler, Registration};
 use cdev::{EV_CLOSED, EV_OPENED, Softc, TapTx};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -88,7 +88,7 @@ pub struct TapClone {
     dir: Mutex<Option<Arc<SockDir>>>,
     /// The interfaces, for the cloning socket to hand clients to.
     units: Units,
-    cloner: Mutex<Option<(KThread, PathBuf)>>,
+    cloner: Mutex<Option<(Registration, Arc<Cloning>, PathBuf)>>,
 }
 
 /// Bind a control socket, replacing a stale one (the daemon's lock file
@@ -139,22 +139,26 @@ impl IfClone for TapClone {
         let Ok(listener) = bind(&path, env) else {
             return;
         };
-        let (hook, units) = (hook.clone(), self.units.clone());
-        let Ok(wakeup) = Wakeup::new().map(Arc::new) else {
-            return;
-        };
-        let w = wakeup.clone();
-        match KThread::spawn("tap-clone".into(), wakeup, move || {
-            clone_loop(listener, w, hook, units)
-        }) {
-            Ok(t) => *self.cloner.lock().unwrap() = Some((t, path)),
+        let cloning = Arc::new(Cloning {
+            listener,
+            hook: hook.clone(),
+            units: self.units.clone(),
+        });
+        let reg = env.reactor().and_then(|r| {
+            r.register(Some(cloning.listener.as_fd()), cloning.clone())
+                .map_err(Errno::from)
+        });
+        match reg {
+            Ok(reg) => *self.cloner.lock().unwrap() = Some((reg, cloning, path)),
             Err(e) => crate::log::warn(&format!("tap: cloning socket: {e}")),
         }
     }
 
     fn detach(&self) {
-        if let Some((mut t, path)) = self.cloner.lock().unwrap().take() {
-            t.stop();
+        let cloner = self.cloner.lock().unwrap().take();
+        if let Some((reg, cloning, path)) = cloner {
+            drop(reg);
+            drop(cloning);
             let _ = std::fs::remove_file(path);
         }
     }
@@ -173,14 +177,12 @@ impl IfClone for TapClone {
         let dir = self.sock_dir(env)?;
         let path = dir.path().join(&ifs.name);
         let listener = bind(&path, env)?;
-        let sc = Arc::new(Softc::new(&ifs.name, ifs.port.clone(), hook, ifs.mtu)?);
-        let sc2 = sc.clone();
-        let thread = KThread::spawn(format!("{}-cdev", ifs.name), sc.wakeup.clone(), move || {
-            cdev::run(sc2, listener)
-        })
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&path);
-        })?;
+        let sc = env
+            .reactor()
+            .and_then(|r| Softc::start(&ifs.name, ifs.port.clone(), hook, ifs.mtu, listener, &r))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&path);
+            })?;
         ifs.port.set_transmit(Some(Arc::new(TapTx(sc.clone()))));
         self.units
             .lock()
@@ -189,7 +191,7 @@ impl IfClone for TapClone {
         Ok(Box::new(Tap {
             unit: ifs.unit,
             sc,
-            thread: Some(thread),
+            open: true,
             path,
             _dir: dir,
             units: self.units.clone(),
@@ -203,43 +205,55 @@ impl Drop for TapClone {
     }
 }
 
-/// Accept on the cloning socket: make the lowest unused tapN and hand it
-/// the client. (A client connecting to the new tapN's own socket in
-/// between would win it; this one would then be closed as a second open.)
-fn clone_loop(listener: UnixListener, wakeup: Arc<Wakeup>, hook: KernelHook, units: Units) {
-    while !wakeup.stopping() {
-        let mut fds = [
-            PollFd::new(wakeup.fd(), PollFlags::POLLIN),
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-        ];
-        if let Err(e) = poll(&mut fds, PollTimeout::NONE)
-            && e != nix::errno::Errno::EINTR
-        {
-            return;
+/// The cloning socket, a reactor source.
+struct Cloning {
+    listener: UnixListener,
+    hook: KernelHook,
+    units: Units,
+}
+
+/// Accept on the cloning socket: have the kernel make the lowest unused
+/// tapN (without waiting for it here) and hand it the client. (A client
+/// connecting to the new tapN's own socket in between would win it; this
+/// one would then be closed as a second open.)
+impl Handler for Cloning {
+    fn poll(&self, _now: std::time::Instant) -> Option<std::time::Instant> {
+        while let Ok((conn, _)) = self.listener.accept() {
+            let units = self.units.clone();
+            self.hook.create_lowest(
+                TAP_CLONE,
+                Box::new(move |r| {
+                    let name = match r {
+                        Ok(n) => n,
+                        Err(e) => {
+                            crate::log::warn(&format!("tap: cloning: {e}"));
+                            return;
+                        }
+                    };
+                    let unit = crate::cloner::split_name(&name).map(|(_, u)| u);
+                    let sc = unit.and_then(|u| {
+                        units
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&u)
+                            .and_then(Weak::upgrade)
+                    });
+                    if let Some(sc) = sc {
+                        crate::log::info(&format!("tap: cloned {name}"));
+                        sc.hand_over(conn);
+                    }
+                }),
+            );
         }
-        wakeup.clear();
-        while let Ok((conn, _)) = listener.accept() {
-            let name = match hook.create_lowest(TAP_CLONE) {
-                Ok(n) => n,
-                Err(e) => {
-                    crate::log::warn(&format!("tap: cloning: {e}"));
-                    continue;
-                }
-            };
-            let unit = crate::cloner::split_name(&name).map(|(_, u)| u);
-            let sc = unit.and_then(|u| units.lock().unwrap().get(&u).and_then(Weak::upgrade));
-            if let Some(sc) = sc {
-                crate::log::info(&format!("tap: cloned {name}"));
-                sc.hand_over(conn);
-            }
-        }
+        None
     }
 }
 
 pub struct Tap {
     unit: u32,
     sc: Arc<Softc>,
-    thread: Option<KThread>,
+    /// The device is served (until destroy).
+    open: bool,
     path: PathBuf,
     /// Keeps a private socket directory until its last interface goes.
     _dir: Arc<SockDir>,
@@ -248,8 +262,8 @@ pub struct Tap {
 
 impl Tap {
     fn close(&mut self) {
-        if let Some(mut t) = self.thread.take() {
-            t.stop();
+        if std::mem::take(&mut self.open) {
+            self.sc.stop();
             self.sc.port.set_transmit(None);
             let _ = std::fs::remove_file(&self.path);
             self.units.lock().unwrap().remove(&self.unit);
@@ -277,6 +291,14 @@ impl Driver for Tap {
 
     fn set_media(&mut self, _ifs: &mut IfState, media: &str) -> Result<(), Errno> {
         ether::set_autoselect_media(media)
+    }
+
+    fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
+        if self.open
+            && let Err(e) = self.sc.move_to(u64::from(bridge.unwrap_or(ifs.index)))
+        {
+            crate::log::warn(&format!("{}: {e}", ifs.name));
+        }
     }
 
     fn set_mtu(&mut self, _ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {

@@ -1,66 +1,99 @@
-//! virt's data plane: the transmitter (`Port::output` → host TAP) and one
-//! I/O thread that reads every running virt's host TAP (→ `Port::input`).
+//! virt's data plane: the transmitter (`Port::output` → host TAP) and the
+//! receiver, a reactor source per running virt (host TAP → `Port::input`).
 //!
-//! One thread for all, as a user-space switch's single loop: a write to a
-//! host TAP runs the host's stack at once, so an answer — a ping reply, a
-//! TCP ACK — is already queued on the other TAP when the write returns,
-//! and the same thread reads it on its next turn. With a thread per TAP
-//! that answer would first wake another sleeping thread, which costs a
-//! round trip a cross-CPU wakeup and doubles its best case. The price is
-//! that all virts of a daemon share one CPU for reading.
+//! The members of one bridge share a reactor thread, as a user-space
+//! switch's single loop: a write to a host TAP runs the host's stack at
+//! once, so an answer — a ping reply, a TCP ACK — is already queued on the
+//! other TAP when the write returns, and the same thread reads it on its
+//! next turn. On another thread that answer would first wake a sleeping
+//! thread, which costs a round trip a cross-CPU wakeup and doubles its best
+//! case. Two bridges are two groups, on two threads (see [`crate::reactor`]).
 
 use super::tun::{HostTap, VIRTIF_RXBUF};
 use crate::cloner::KernelHook;
-use crate::drivers::kthread::{KThread, Wakeup};
+use crate::frame::Frame;
 use crate::ioctl::Errno;
-use crate::offload::Offload;
+use crate::offload::OffloadCaps;
 use crate::port::{Port, Transmit};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use std::collections::HashMap;
+use crate::reactor::{Handler, Reactor, Registration};
+use std::cell::RefCell;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 /// Frames read from one TAP before turning to the next.
 const RX_BATCH: usize = 64;
-/// The epoll key of the thread's wakeup descriptor.
-const WAKEUP_KEY: u64 = 0;
+
+thread_local! {
+    /// One receive buffer per reactor thread: no allocation per frame.
+    static RXBUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; VIRTIF_RXBUF]);
+}
 
 /// One virt's host TAP as the data plane sees it.
 pub struct VirtIo {
     tap: Arc<HostTap>,
     port: Weak<Port>,
-    /// Held while frames are read and handed on: `stop_port` takes it to
-    /// know no read is under way.
-    rx: Mutex<()>,
-    /// The interface is running: its frames may be read.
-    receiving: AtomicBool,
-    /// Its key in the I/O thread's epoll set.
-    key: AtomicU64,
+    hook: KernelHook,
+    /// Its reactor source while the interface is running.
+    reg: Mutex<Option<Registration>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl VirtIo {
-    pub fn new(tap: Arc<HostTap>, port: &Arc<Port>) -> Arc<VirtIo> {
+    pub fn new(tap: Arc<HostTap>, port: &Arc<Port>, hook: KernelHook) -> Arc<VirtIo> {
         Arc::new(VirtIo {
             tap,
             port: Arc::downgrade(port),
-            rx: Mutex::new(()),
-            receiving: AtomicBool::new(false),
-            key: AtomicU64::new(WAKEUP_KEY),
+            hook,
+            reg: Mutex::new(None),
         })
+    }
+
+    /// Start reading the TAP on the thread of `group`. Frames the host
+    /// queued while the interface was down are stale: they are dropped
+    /// first.
+    pub fn start(self: &Arc<Self>, reactor: &Arc<Reactor>, group: u64) -> Result<(), Errno> {
+        self.stop();
+        let mut buf = vec![0u8; VIRTIF_RXBUF];
+        while self.tap.recv(&mut buf).is_ok() {}
+        if self.tap.is_dead() {
+            return Ok(());
+        }
+        let reg = reactor.register_in(group, Some(self.tap.as_fd()), self.clone())?;
+        *lock(&self.reg) = Some(reg);
+        Ok(())
+    }
+
+    /// Read the TAP on the thread of `group` from now on, if it is read.
+    pub fn move_to(self: &Arc<Self>, reactor: &Arc<Reactor>, group: u64) -> Result<(), Errno> {
+        if lock(&self.reg).is_none() {
+            return Ok(());
+        }
+        self.stop();
+        let reg = reactor.register_in(group, Some(self.tap.as_fd()), self.clone())?;
+        *lock(&self.reg) = Some(reg);
+        Ok(())
+    }
+
+    /// Stop reading the TAP; no read of it is under way on return.
+    pub fn stop(&self) {
+        let reg = lock(&self.reg).take();
+        drop(reg);
     }
 
     /// Read up to a batch of frames and hand them on; `true` when the TAP
     /// failed (it is gone).
-    fn read_batch(&self, buf: &mut [u8]) -> bool {
-        let _reading = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(port) = self.port.upgrade().filter(|_| self.receiving.load(Relaxed)) else {
-            return false;
-        };
+    fn read_batch(&self, port: &Arc<Port>, buf: &mut [u8]) -> bool {
         for _ in 0..RX_BATCH {
             match self.tap.recv(buf) {
-                Ok((off, frame)) => port.input_offload(frame, &off),
+                Ok((off, bytes)) => match Frame::with_offload(bytes, off) {
+                    Some(frame) => port.input(&frame),
+                    None => port.input_error(),
+                },
                 Err(Errno::EAGAIN) => return false,
                 Err(Errno(libc::EINTR)) => {}
                 // Shorter than the offload header: not a frame.
@@ -76,136 +109,42 @@ impl VirtIo {
         std::thread::yield_now();
         false
     }
+
+    /// The host TAP disappeared: count one input error, stop watching it and
+    /// tell the kernel (link down). The next `up` looks for it again.
+    fn gone(&self, port: &Port) {
+        self.stop();
+        self.tap.set_dead();
+        port.counters.ierrors.fetch_add(1, Relaxed);
+        crate::log::warn(&format!(
+            "{}: host TAP {} is gone",
+            port.name,
+            self.tap.name()
+        ));
+        self.hook.sync(port.index);
+    }
+}
+
+impl Handler for VirtIo {
+    fn poll(&self, _now: Instant) -> Option<Instant> {
+        let port = self.port.upgrade()?;
+        let failed = RXBUF.with(|b| self.read_batch(&port, &mut b.borrow_mut()));
+        if failed {
+            self.gone(&port);
+        }
+        None
+    }
 }
 
 pub struct VirtTx(pub Arc<VirtIo>);
 
 impl Transmit for VirtTx {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         // As libvirtif: a frame the host cannot take is dropped (oerrors).
-        self.0.tap.send(frame)
+        self.0.tap.send(frame.bytes(), frame.offload())
     }
 
-    fn takes_offload(&self, off: &Offload) -> bool {
-        self.0.tap.takes(off)
-    }
-
-    fn transmit_offload(&self, frame: &[u8], off: &Offload) -> Result<(), Errno> {
-        self.0.tap.send_offload(frame, off)
-    }
-}
-
-/// What the I/O thread shares with the control plane.
-struct Shared {
-    epoll: Epoll,
-    ports: Mutex<HashMap<u64, Arc<VirtIo>>>,
-    hook: KernelHook,
-}
-
-/// The daemon's virt I/O thread, started with the first running virt.
-pub struct IoThread {
-    shared: Arc<Shared>,
-    thread: Mutex<Option<KThread>>,
-    next_key: AtomicU64,
-}
-
-impl IoThread {
-    pub fn new(hook: KernelHook) -> Result<IoThread, Errno> {
-        Ok(IoThread {
-            shared: Arc::new(Shared {
-                epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
-                ports: Mutex::new(HashMap::new()),
-                hook,
-            }),
-            thread: Mutex::new(None),
-            next_key: AtomicU64::new(WAKEUP_KEY + 1),
-        })
-    }
-
-    /// Start reading `io`'s TAP. Frames the host queued while the
-    /// interface was down are stale: they are dropped first.
-    pub fn start_port(&self, io: &Arc<VirtIo>) -> Result<(), Errno> {
-        self.ensure_thread()?;
-        let mut buf = vec![0u8; VIRTIF_RXBUF];
-        while io.tap.recv(&mut buf).is_ok() {}
-        let key = self.next_key.fetch_add(1, Relaxed);
-        io.key.store(key, Relaxed);
-        io.receiving.store(true, Relaxed);
-        self.shared.ports.lock().unwrap().insert(key, io.clone());
-        if !io.tap.is_dead() {
-            let ev = EpollEvent::new(EpollFlags::EPOLLIN, key);
-            self.shared.epoll.add(io.tap.as_fd(), ev)?;
-        }
-        Ok(())
-    }
-
-    /// Stop reading `io`'s TAP; no read of it is under way on return.
-    pub fn stop_port(&self, io: &VirtIo) {
-        io.receiving.store(false, Relaxed);
-        let _ = self.shared.epoll.delete(io.tap.as_fd());
-        self.shared
-            .ports
-            .lock()
-            .unwrap()
-            .remove(&io.key.load(Relaxed));
-        drop(io.rx.lock());
-    }
-
-    fn ensure_thread(&self) -> Result<(), Errno> {
-        let mut thread = self.thread.lock().unwrap();
-        if thread.is_some() {
-            return Ok(());
-        }
-        let wakeup = Arc::new(Wakeup::new()?);
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, WAKEUP_KEY);
-        self.shared.epoll.add(wakeup.fd(), ev)?;
-        let (shared, w) = (self.shared.clone(), wakeup.clone());
-        *thread = Some(KThread::spawn("virt-io".into(), wakeup, move || {
-            io_loop(&shared, &w)
-        })?);
-        Ok(())
-    }
-}
-
-/// Read every TAP that has frames, in turn, until stopped.
-fn io_loop(shared: &Shared, wakeup: &Wakeup) {
-    let mut buf = vec![0u8; VIRTIF_RXBUF];
-    let mut events = [EpollEvent::empty(); 32];
-    while !wakeup.stopping() {
-        let n = match shared.epoll.wait(&mut events, EpollTimeout::NONE) {
-            Ok(n) => n,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
-        };
-        for ev in &events[..n] {
-            if ev.data() == WAKEUP_KEY {
-                wakeup.clear();
-                continue;
-            }
-            let io = shared.ports.lock().unwrap().get(&ev.data()).cloned();
-            let Some(io) = io else { continue };
-            let failed = ev
-                .events()
-                .intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP);
-            if failed || io.read_batch(&mut buf) {
-                tap_gone(shared, &io);
-            }
-        }
-    }
-}
-
-/// The host TAP disappeared: count one input error, stop watching it and
-/// tell the kernel (link down). The next `up` looks for it again.
-fn tap_gone(shared: &Shared, io: &VirtIo) {
-    let _ = shared.epoll.delete(io.tap.as_fd());
-    io.tap.set_dead();
-    if let Some(port) = io.port.upgrade() {
-        port.counters.ierrors.fetch_add(1, Relaxed);
-        crate::log::warn(&format!(
-            "{}: host TAP {} is gone",
-            port.name,
-            io.tap.name()
-        ));
-        shared.hook.sync(port.index);
+    fn offloads(&self) -> OffloadCaps {
+        self.0.tap.offloads()
     }
 }

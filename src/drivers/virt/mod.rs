@@ -23,6 +23,7 @@ use crate::drivers::kthread::random_bytes;
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, ifcap, iff};
 use crate::port::Port;
+use crate::reactor::Reactor;
 use std::sync::{Arc, Mutex};
 use tun::HostTap;
 
@@ -62,8 +63,6 @@ fn tun_offloads(enabled: u32) -> u32 {
 #[derive(Default)]
 pub struct VirtClone {
     hook: Mutex<Option<KernelHook>>,
-    /// Reads every virt's host TAP; made with the first virt.
-    io: Mutex<Option<Arc<io::IoThread>>>,
 }
 
 /// NetBSD's scheme: b2:0a:RR:0b:0e:NN, RR random, NN the unit.
@@ -78,35 +77,31 @@ impl IfClone for VirtClone {
     }
 
     fn attach(&self, _env: &KernelEnv, hook: &KernelHook) {
-        *self.hook.lock().unwrap() = Some(hook.clone());
+        *self.hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook.clone());
     }
 
-    fn create(&self, _env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
+    fn create(&self, env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
         ifs.flags = iff::BROADCAST | iff::SIMPLEX | iff::MULTICAST;
         ifs.mtu = 1500;
         ifs.set_lladdr(virt_mac(ifs.unit)?);
         ifs.link_state = LinkState::Down;
         ifs.capabilities = Some((VIRT_CAPS, VIRT_CAPS));
-        let io_thread = {
-            let mut t = self.io.lock().unwrap();
-            match &*t {
-                Some(t) => t.clone(),
-                None => {
-                    let hook = self.hook.lock().unwrap().clone();
-                    let new = Arc::new(io::IoThread::new(
-                        hook.unwrap_or_else(KernelHook::detached),
-                    )?);
-                    t.insert(new).clone()
-                }
-            }
-        };
+        let hook = self
+            .hook
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(KernelHook::detached);
+        let reactor = env.reactor()?;
         Ok(Box::new(Virt {
             name: ifs.name.clone(),
             linkstr: format!("tap{}", ifs.unit),
             default_linkstr: format!("tap{}", ifs.unit),
             host: None,
             io: None,
-            io_thread,
+            reactor,
+            hook,
+            group: u64::from(ifs.index),
             port: ifs.port.clone(),
             caps: VIRT_CAPS,
         }))
@@ -123,7 +118,10 @@ pub struct Virt {
     /// The host TAP as the data plane sees it; with `host`.
     io: Option<Arc<io::VirtIo>>,
     /// Reads the host TAP while the interface is up.
-    io_thread: Arc<io::IoThread>,
+    reactor: Arc<Reactor>,
+    hook: KernelHook,
+    /// Its reactor group: its bridge's index, or its own.
+    group: u64,
     port: Arc<Port>,
     /// Enabled capabilities (IFCAP_*).
     caps: u32,
@@ -140,7 +138,7 @@ impl Virt {
         }
         let h = Arc::new(HostTap::open(&self.name, &self.linkstr)?);
         self.apply_offloads(&h);
-        let vio = io::VirtIo::new(h.clone(), &self.port);
+        let vio = io::VirtIo::new(h.clone(), &self.port, self.hook.clone());
         self.port
             .set_transmit(Some(Arc::new(io::VirtTx(vio.clone()))));
         self.io = Some(vio);
@@ -176,7 +174,7 @@ impl Virt {
 
     fn stop_rx(&mut self) {
         if let Some(io) = &self.io {
-            self.io_thread.stop_port(io);
+            io.stop();
         }
     }
 
@@ -207,9 +205,8 @@ impl Driver for Virt {
                 ifs.mtu
             ));
         }
-        self.stop_rx();
         let vio = self.io.clone().ok_or(Errno::ENXIO)?;
-        self.io_thread.start_port(&vio)?;
+        vio.start(&self.reactor, self.group)?;
         host.set_carrier(true);
         ifs.set_flags(ifs.flags | iff::RUNNING);
         ifs.link_state = LinkState::Up;
@@ -248,6 +245,15 @@ impl Driver for Virt {
         self.caps = ifs.capabilities.map_or(0, |c| c.1);
         if let Some(h) = &self.host {
             self.apply_offloads(h);
+        }
+    }
+
+    fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
+        self.group = u64::from(bridge.unwrap_or(ifs.index));
+        if let Some(io) = &self.io
+            && let Err(e) = io.move_to(&self.reactor, self.group)
+        {
+            crate::log::warn(&format!("{}: {e}", self.name));
         }
     }
 

@@ -7,7 +7,7 @@
 
 use crate::ioctl::Errno;
 use crate::log;
-use crate::offload::{Offload, VNET_HDR_LEN};
+use crate::offload::{Offload, OffloadCaps, VNET_HDR_LEN};
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use std::ffi::c_int;
@@ -198,16 +198,17 @@ impl HostTap {
         Ok(())
     }
 
-    /// Whether a frame with `off`'s work left may be written as it is.
-    pub fn takes(&self, off: &Offload) -> bool {
+    /// The work a frame may be written with: the offloads in force.
+    pub fn offloads(&self) -> OffloadCaps {
         let on = self.offloads.load(Ordering::Relaxed);
-        let need = (if off.needs_csum() { TUN_F_CSUM } else { 0 })
-            | match (off.is_gso(), off.is_tcpv6()) {
-                (false, _) => 0,
-                (true, false) => TUN_F_TSO4,
-                (true, true) => TUN_F_TSO6,
-            };
-        on & need == need
+        [
+            (TUN_F_CSUM, OffloadCaps::CSUM),
+            (TUN_F_TSO4, OffloadCaps::TSO4),
+            (TUN_F_TSO6, OffloadCaps::TSO6),
+        ]
+        .into_iter()
+        .filter(|(f, _)| on & f != 0)
+        .fold(OffloadCaps::NONE, |caps, (_, c)| caps.union(c))
     }
 
     /// Read one frame and the work left on it; `EAGAIN` when there is none.
@@ -220,15 +221,10 @@ impl HostTap {
         Ok((Offload::from_bytes(hdr.try_into().unwrap()), frame))
     }
 
-    /// Write one finished frame.
-    pub fn send(&self, frame: &[u8]) -> Result<(), Errno> {
-        self.send_offload(frame, &Offload::NONE)
-    }
-
-    /// Write one frame with `off`'s work left to the host. Never blocks:
-    /// the descriptor is non-blocking and a tun write hands the frame
-    /// straight to the host stack.
-    pub fn send_offload(&self, frame: &[u8], off: &Offload) -> Result<(), Errno> {
+    /// Write one frame with `off`'s work left to the host (`NONE`: a
+    /// finished frame). Never blocks: the descriptor is non-blocking and a
+    /// tun write hands the frame straight to the host stack.
+    pub fn send(&self, frame: &[u8], off: &Offload) -> Result<(), Errno> {
         let hdr = off.to_bytes();
         match nix::sys::uio::writev(&self.fd, &[IoSlice::new(&hdr), IoSlice::new(frame)]) {
             Ok(_) => Ok(()),

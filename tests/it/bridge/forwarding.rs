@@ -552,7 +552,7 @@ fn forwarding_while_reconfiguring() {
             let mut n = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let f = frame(host((n % 7) as u8 + 1), host(u + 10), 0);
-                port.input(&f);
+                port.input(&Frame::new(&f).unwrap());
                 n += 1;
             }
         }));

@@ -10,6 +10,7 @@ use ifnet::Kernel;
 use ifnet::cloner::{Cloners, IfClone, KernelEnv};
 use ifnet::drivers::bridge::{BridgeClone, Clock};
 use ifnet::drivers::lo::LoClone;
+use ifnet::frame::Frame;
 use ifnet::ifnet::{Driver, IfState, IfType};
 use ifnet::ioctl::{Errno, IfStatus, Mac, Reply, Request, iff};
 use ifnet::port::Transmit;
@@ -44,8 +45,8 @@ struct TestEther {
 struct Wire(SyncSender<Vec<u8>>);
 
 impl Transmit for Wire {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
-        match self.0.try_send(frame.to_vec()) {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
+        match self.0.try_send(frame.bytes().to_vec()) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(Errno(libc::ENOBUFS)),
             Err(TrySendError::Disconnected(_)) => Err(Errno::ENXIO),
@@ -241,9 +242,13 @@ impl Net {
         self.ok("bridge0 addr")
     }
 
-    /// A frame arrives on `name` from its wire.
+    /// A frame arrives on `name` from its wire (a runt is an input error).
     pub fn inject(&self, name: &str, f: &[u8]) {
-        self.k.port(name).unwrap().input(f);
+        let port = self.k.port(name).unwrap();
+        match Frame::new(f) {
+            Some(f) => port.input(&f),
+            None => port.input_error(),
+        }
     }
 
     /// What `name` put on its wire since the last look.

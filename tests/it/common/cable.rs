@@ -4,6 +4,7 @@
 
 use ifnet::Kernel;
 use ifnet::cloner::{IfClone, KernelEnv};
+use ifnet::frame::Frame;
 use ifnet::ifnet::{Driver, IfState, IfType};
 use ifnet::ioctl::{Errno, iff};
 use ifnet::port::{Port, Transmit};
@@ -16,7 +17,7 @@ pub type Plug = Arc<Mutex<Weak<Port>>>;
 struct End(Plug);
 
 impl Transmit for End {
-    fn transmit(&self, frame: &[u8]) -> Result<(), Errno> {
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         if let Some(p) = self.0.lock().unwrap().upgrade() {
             p.input(frame);
         }

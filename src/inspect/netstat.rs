@@ -1,0 +1,387 @@
+//! netstat(1) -r and -i: the routes NetBSD shows for a kernel's addresses
+//! (the connected route `UC` of each prefix, the local host route `UHl` of
+//! each address on lo0, the interface and link-local multicast routes of
+//! inet6, the ARP and NDP entries `UHL`) and the interfaces with their
+//! counters, in NetBSD's columns (sbin/route/rtutil.c, usr.bin/netstat/if.c).
+//! Routes are derived from the addresses: ifnet has no routing table yet.
+
+use super::{ether_ntoa, getopt, interfaces, ntop6};
+use crate::ioctl::{IfStatus, Ioctl, LlEntry, Reply, Request, iff};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub const USAGE: &str = "\
+usage: netstat [-bn] [-f address_family] [-I interface] -i
+       netstat [-abn] -i
+       netstat [-n] [-f address_family] -r
+";
+
+#[derive(Default)]
+struct Opts {
+    n: bool,
+    a: bool,
+    /// Bytes instead of packets.
+    b: bool,
+    r: bool,
+    i: bool,
+    /// Some(false) inet, Some(true) inet6.
+    af: Option<bool>,
+    interface: Option<String>,
+}
+
+pub fn main_with(
+    args: &[String],
+    ctl: &mut dyn Ioctl,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let mut o = Opts::default();
+    let usage = |err: &mut dyn Write| {
+        let _ = err.write_all(USAGE.as_bytes());
+        1
+    };
+    let Ok((opts, rest)) = getopt(args, "abf:I:inr") else {
+        return usage(err);
+    };
+    if !rest.is_empty() {
+        return usage(err);
+    }
+    for (c, v) in opts {
+        match c {
+            'a' => o.a = true,
+            'b' => o.b = true,
+            'n' => o.n = true,
+            'r' => o.r = true,
+            'i' => o.i = true,
+            'I' => {
+                o.i = true;
+                o.interface = v;
+            }
+            'f' => {
+                o.af = match v.as_deref() {
+                    Some("inet") => Some(false),
+                    Some("inet6") => Some(true),
+                    Some(f) => {
+                        let _ = writeln!(err, "netstat: {f}: unknown address family");
+                        return 1;
+                    }
+                    None => return usage(err),
+                }
+            }
+            _ => return usage(err),
+        }
+    }
+    let ifs = match interfaces(ctl) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = writeln!(err, "netstat: {e}");
+            return 1;
+        }
+    };
+    let text = if o.r {
+        let ll = match ctl.ioctl(Request::GetLlTable) {
+            Ok(Reply::LlTable(v)) => v,
+            _ => Vec::new(),
+        };
+        routes(&ifs, &ll, &o)
+    } else if o.i {
+        if let Some(name) = &o.interface
+            && !ifs.iter().any(|i| &i.name == name)
+        {
+            let _ = writeln!(err, "netstat: {name}: unknown interface");
+            return 1;
+        }
+        intpr(&ifs, &o)
+    } else {
+        // No sockets in ifnet: nothing to list.
+        String::new()
+    };
+    let _ = out.write_all(text.as_bytes());
+    0
+}
+
+/// One line of the routing table.
+struct Rt {
+    key: (Vec<u8>, u8),
+    dst: String,
+    gw: String,
+    flags: &'static str,
+    mtu: Option<u32>,
+    ifname: String,
+}
+
+/// netname4: the network number with as many octets as the mask covers.
+fn netname4(a: Ipv4Addr, bits: u32) -> String {
+    let o = a.octets();
+    let n = match bits {
+        0..=8 => 1,
+        9..=16 => 2,
+        17..=24 => 3,
+        _ => 4,
+    };
+    let parts: Vec<String> = o[..n].iter().map(|b| b.to_string()).collect();
+    format!("{}/{bits}", parts.join("."))
+}
+
+fn mask6(a: Ipv6Addr, len: u8) -> Ipv6Addr {
+    let len = u32::from(len.min(128));
+    let m = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    Ipv6Addr::from(u128::from(a) & m)
+}
+
+/// The radix key of an inet6 destination: the zone index embedded in the
+/// second word of a scoped address, as the kernel keeps it.
+fn key6(a: Ipv6Addr, index: u32) -> Vec<u8> {
+    let mut o = a.octets();
+    if super::is_scoped(a) {
+        o[2..4].copy_from_slice(&(index as u16).to_be_bytes());
+    }
+    o.to_vec()
+}
+
+/// netname6 of a prefix: with its zone for scoped ones.
+fn netname6(a: Ipv6Addr, len: u8, ifname: &str) -> String {
+    format!("{}/{len}", ntop6(mask6(a, len), ifname))
+}
+
+fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
+    let lo = ifs.iter().find(|i| i.flags & iff::LOOPBACK != 0);
+    let lo_name = lo.map_or("lo0", |l| l.name.as_str()).to_string();
+    let lo_mtu = lo.map_or(33624, |l| l.mtu);
+    let mut v4: Vec<Rt> = Vec::new();
+    let mut v6: Vec<Rt> = Vec::new();
+    let push = |v: &mut Vec<Rt>, r: Rt| {
+        if !v.iter().any(|x| x.key == r.key) {
+            v.push(r);
+        }
+    };
+    for i in ifs {
+        let link = format!("link#{}", i.index);
+        let loopback = i.flags & iff::LOOPBACK != 0;
+        for a in &i.inet {
+            let bits = u32::from(a.mask).count_ones();
+            let host = Rt {
+                key: (a.addr.octets().to_vec(), 32),
+                dst: a.addr.to_string(),
+                gw: if loopback {
+                    i.name.clone()
+                } else {
+                    link.clone()
+                },
+                flags: "UHl",
+                mtu: loopback.then_some(i.mtu),
+                ifname: lo_name.clone(),
+            };
+            if !loopback && bits < 32 {
+                let net = Ipv4Addr::from(u32::from(a.addr) & u32::from(a.mask));
+                let r = Rt {
+                    key: (net.octets().to_vec(), bits as u8),
+                    dst: netname4(net, bits),
+                    gw: link.clone(),
+                    flags: "UC",
+                    mtu: None,
+                    ifname: i.name.clone(),
+                };
+                push(&mut v4, r);
+            }
+            push(&mut v4, host);
+        }
+        for a in &i.inet6 {
+            if a.prefixlen < 128 {
+                let r = Rt {
+                    key: (key6(mask6(a.addr, a.prefixlen), i.index), a.prefixlen),
+                    dst: netname6(a.addr, a.prefixlen, &i.name),
+                    gw: if loopback {
+                        a.addr.to_string()
+                    } else {
+                        link.clone()
+                    },
+                    flags: if loopback { "U" } else { "UC" },
+                    mtu: None,
+                    ifname: i.name.clone(),
+                };
+                push(&mut v6, r);
+            }
+            let r = Rt {
+                key: (key6(a.addr, i.index), 128),
+                dst: a.addr.to_string(),
+                gw: if loopback {
+                    i.name.clone()
+                } else {
+                    link.clone()
+                },
+                flags: "UHl",
+                mtu: (loopback && !a.addr.is_unicast_link_local()).then_some(i.mtu),
+                ifname: lo_name.clone(),
+            };
+            push(&mut v6, r);
+        }
+        // in6_ifattach's interface-local and link-local multicast routes.
+        if !i.inet6.is_empty() {
+            for g in [0xff01u16, 0xff02] {
+                let a = Ipv6Addr::new(g, 0, 0, 0, 0, 0, 0, 0);
+                let dst = if g == 0xff01 {
+                    format!("ff01:{}::/32", i.index)
+                } else {
+                    netname6(a, 32, &i.name)
+                };
+                let r = Rt {
+                    key: (key6(a, i.index), 32),
+                    dst,
+                    gw: if loopback { "::1".into() } else { link.clone() },
+                    flags: "UC",
+                    mtu: loopback.then_some(lo_mtu),
+                    ifname: i.name.clone(),
+                };
+                push(&mut v6, r);
+            }
+        }
+    }
+    v4.sort_by(|a, b| a.key.cmp(&b.key));
+    v6.sort_by(|a, b| a.key.cmp(&b.key));
+    for e in ll {
+        let r = Rt {
+            key: (Vec::new(), 0),
+            dst: e.addr.to_string(),
+            gw: ether_ntoa(&e.mac),
+            flags: "UHL",
+            mtu: None,
+            ifname: e.ifname.clone(),
+        };
+        match e.addr {
+            IpAddr::V4(_) => v4.push(r),
+            IpAddr::V6(_) => v6.push(r),
+        }
+    }
+    let mut s = String::from("Routing tables\n");
+    for (six, v) in [(false, v4), (true, v6)] {
+        if v.is_empty() || o.af.is_some_and(|f| f != six) {
+            continue;
+        }
+        let (wd, wg) = match (six, o.n) {
+            (true, true) => (39, 30),
+            _ => (18, 18),
+        };
+        s += if six {
+            "\nInternet6:\n"
+        } else {
+            "\nInternet:\n"
+        };
+        s += &format!(
+            "{:<wd$.wd$} {:<wg$.wg$} {:<6.6} {:>6.6} {:>8.8} {:>6.6} {}\n",
+            "Destination", "Gateway", "Flags", "Refs", "Use", "Mtu", "Interface"
+        );
+        for r in v {
+            let (dst, gw) = if o.n {
+                (format!("{:<wd$}", r.dst), format!("{:<wg$}", r.gw))
+            } else {
+                (format!("{:<wd$.wd$}", r.dst), format!("{:<wg$.wg$}", r.gw))
+            };
+            let mtu = r.mtu.map_or("-".to_string(), |m| m.to_string());
+            let ifname: String = r.ifname.chars().take(16).collect();
+            s += &format!(
+                "{dst} {gw} {:<6.6} {:>6} {:>8} {mtu:>6}  {ifname}\n",
+                r.flags, "-", "-"
+            );
+        }
+    }
+    s
+}
+
+/// netstat -i: a line for the link of each interface and one for each of
+/// its addresses, each with the interface's counters.
+fn intpr(ifs: &[IfStatus], o: &Opts) -> String {
+    let mut s = format!(
+        "{:<5.5} {:<5.5} {:<13.13} {:<17.17}",
+        "Name", "Mtu", "Network", "Address"
+    );
+    s += &if o.b {
+        format!(" {:>10.10} {:>10.10}\n", "Ibytes", "Obytes")
+    } else {
+        format!(
+            " {:>8.8} {:>5.5} {:>8.8} {:>5.5} {:>5.5}\n",
+            "Ipkts", "Ierrs", "Opkts", "Oerrs", "Colls"
+        )
+    };
+    for i in ifs {
+        if o.interface.as_ref().is_some_and(|n| *n != i.name) {
+            continue;
+        }
+        let mut name = i.name.clone();
+        if i.flags & iff::UP == 0 {
+            name.push('*');
+        }
+        let d = &i.data;
+        let counters = if o.b {
+            format!("{:>10} {:>10}", d.ibytes, d.obytes)
+        } else {
+            format!(
+                "{:>8} {:>5} {:>8} {:>5} {:>5}",
+                d.ipackets, d.ierrors, d.opackets, d.oerrors, d.collisions
+            )
+        };
+        let head = format!("{name:<5.5} {:<5} ", i.mtu);
+        if o.af.is_none() {
+            let ll = i.lladdr.map(|m| ether_ntoa(&m) + " ").unwrap_or_default();
+            s += &format!("{head}{:<13.13} {ll:<18}{counters}\n", "<Link>");
+        }
+        let mc = super::memberships(i);
+        if o.af != Some(true) {
+            for (n, a) in i.inet.iter().enumerate() {
+                let bits = u32::from(a.mask).count_ones();
+                let net = Ipv4Addr::from(u32::from(a.addr) & u32::from(a.mask));
+                s += &format!(
+                    "{head}{:<13.13} {:<17.17} ",
+                    netname4(net, bits),
+                    a.addr.to_string()
+                );
+                if o.a
+                    && n == 0
+                    && let Some((g, _)) = mc.inet
+                {
+                    s += &format!("\n{:25} {:<17.17} ", "", g.to_string());
+                }
+                s += &counters;
+                s.push('\n');
+            }
+        }
+        if o.af != Some(false) {
+            for a in &i.inet6 {
+                s += &format!(
+                    "{head}{:<13.13} {:<17.17} ",
+                    netname6(a.addr, a.prefixlen, &i.name),
+                    ntop6(a.addr, &i.name)
+                );
+                // The groups this address joined (mc_print).
+                let groups = mc.inet6.iter().find(|(x, _)| *x == a.addr);
+                for (g, _) in groups.filter(|_| o.a).map_or(&[][..], |(_, g)| g) {
+                    s += &format!("\n{:25} {:<17.17} ", "", ntop6(*g, &i.name));
+                }
+                s += &counters;
+                s.push('\n');
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netnames() {
+        assert_eq!(netname4(Ipv4Addr::new(10, 0, 2, 0), 24), "10.0.2/24");
+        assert_eq!(netname4(Ipv4Addr::new(127, 0, 0, 0), 8), "127/8");
+        assert_eq!(netname4(Ipv4Addr::new(172, 31, 16, 0), 20), "172.31.16/20");
+        assert_eq!(
+            netname6("fe80::1".parse().unwrap(), 64, "shmif0"),
+            "fe80::%shmif0/64"
+        );
+        assert_eq!(netname6("fc00::1".parse().unwrap(), 64, "x"), "fc00::/64");
+    }
+}

@@ -1,0 +1,594 @@
+//! The data plane's threads: a small fixed pool of reactors, each an epoll
+//! loop with one timerfd and one eventfd, owning a set of sources (a host
+//! TAP, a tap control socket, a shmif bus's wakeups). No thread per
+//! interface: 1,000 interfaces cost 1,000 epoll entries, not threads.
+//!
+//! A source is a [`Handler`], polled on its thread when its descriptor is
+//! readable (level-triggered: a handler that leaves work behind is polled
+//! again on the next turn), when its deadline passes, or after
+//! [`Registration::wake`]. Sources of one group (a bridge and its members)
+//! share a thread: a write to one member's host TAP queues the host's
+//! answer on the other, which the same thread reads on its next turn,
+//! without a cross-CPU wakeup. Groups are spread over the threads, so two
+//! bridges use two CPUs.
+//!
+//! Threads are made by [`Reactor::new`], from whoever makes the kernel (the
+//! daemon's main thread), so they run with the daemon's credentials.
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+/// Something a reactor thread polls.
+pub trait Handler: Send + Sync + 'static {
+    /// Called on the owning reactor thread when the registered fd is
+    /// readable (or writable, when asked for), when the handler's deadline
+    /// has passed, or after [`Registration::wake`]. Do the work; return the
+    /// next instant it wants to be polled without an event (a timer), if any.
+    fn poll(&self, now: Instant) -> Option<Instant>;
+}
+
+const WAKE_KEY: u64 = 0;
+const TIMER_KEY: u64 = 1;
+const FIRST_KEY: u64 = 2;
+
+thread_local! {
+    static ON_REACTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the caller is a reactor thread: the data plane, which must
+/// never wait (a driver drops a frame rather than wait for its medium).
+pub fn on_reactor() -> bool {
+    ON_REACTOR.with(|c| c.get())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking handler ends the daemon (panic policy); the data under
+    // these locks stays consistent either way.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Source {
+    key: u64,
+    handler: Arc<dyn Handler>,
+    fd: Option<RawFd>,
+    /// Held while `poll` runs: what deregistration waits for.
+    running: Mutex<()>,
+    dead: AtomicBool,
+    /// On the ready list, not yet polled: further wakes are free.
+    woken: AtomicBool,
+}
+
+/// One reactor thread's shared part.
+struct Worker {
+    epoll: Epoll,
+    timer: OwnedFd,
+    wake: EventFd,
+    sources: Mutex<HashMap<u64, Arc<Source>>>,
+    ready: Mutex<Vec<Arc<Source>>>,
+    /// In (or about to enter) epoll_wait: a wake must write the eventfd.
+    sleeping: AtomicBool,
+    stop: AtomicBool,
+    thread: Mutex<Option<ThreadId>>,
+    /// Registrations placed here, for placement.
+    load: AtomicUsize,
+}
+
+impl Worker {
+    fn new() -> io::Result<Worker> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        // SAFETY: plain syscall; the descriptor is checked and owned at once.
+        let t = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if t < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `t` is a fresh descriptor nobody else owns.
+        let timer = unsafe { OwnedFd::from_raw_fd(t) };
+        let wake =
+            EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        epoll.add(&timer, EpollEvent::new(EpollFlags::EPOLLIN, TIMER_KEY))?;
+        epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE_KEY))?;
+        Ok(Worker {
+            epoll,
+            timer,
+            wake,
+            sources: Mutex::new(HashMap::new()),
+            ready: Mutex::new(Vec::new()),
+            sleeping: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            load: AtomicUsize::new(0),
+        })
+    }
+
+    fn is_current(&self) -> bool {
+        *lock(&self.thread) == Some(std::thread::current().id())
+    }
+
+    fn kick(&self) {
+        if self.sleeping.load(SeqCst) {
+            // Only fails when the counter would overflow: it is nonzero then.
+            let _ = self.wake.write(1);
+        }
+    }
+
+    /// Arm the timer for `at` (relative, from now), or disarm it.
+    fn arm(&self, at: Option<Instant>) {
+        let it_value = match at {
+            None => libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            Some(at) => {
+                // Zero would disarm: at least a nanosecond.
+                let d = at
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_nanos(1));
+                libc::timespec {
+                    tv_sec: d.as_secs() as libc::time_t,
+                    tv_nsec: d.subsec_nanos() as libc::c_long,
+                }
+            }
+        };
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value,
+        };
+        // SAFETY: a valid timerfd and a valid itimerspec on the stack.
+        unsafe { libc::timerfd_settime(self.timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+    }
+
+    fn run(&self) {
+        let mut events = vec![EpollEvent::empty(); 64];
+        // Deadlines: a heap with lazy deletion, checked against `due`.
+        let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
+        let mut due: Deadlines = HashMap::new();
+        let mut armed: Option<Instant> = None;
+        let mut batch: Vec<Arc<Source>> = Vec::new();
+        while !self.stop.load(SeqCst) {
+            while let Some(Reverse((t, k))) = heap.peek().copied() {
+                if due
+                    .get(&k)
+                    .is_some_and(|(d, s)| *d == t && !s.dead.load(Relaxed))
+                {
+                    break;
+                }
+                heap.pop();
+            }
+            let next = heap.peek().map(|Reverse((t, _))| *t);
+            // Already due (a handler with more work): no timer round trip.
+            let due_now = next.is_some_and(|t| t <= Instant::now());
+            if next != armed && !due_now {
+                self.arm(next);
+                armed = next;
+            }
+            self.sleeping.store(true, SeqCst);
+            let timeout = if due_now || !lock(&self.ready).is_empty() {
+                EpollTimeout::ZERO
+            } else {
+                EpollTimeout::NONE
+            };
+            let n = self.epoll.wait(&mut events, timeout);
+            self.sleeping.store(false, SeqCst);
+            let n = match n {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => {
+                    crate::log::warn(&format!("reactor: epoll_wait: {e}"));
+                    return;
+                }
+            };
+            for ev in &events[..n] {
+                match ev.data() {
+                    WAKE_KEY => {
+                        let _ = self.wake.read();
+                    }
+                    TIMER_KEY => {
+                        let mut b = [0u8; 8];
+                        let _ = nix::unistd::read(&self.timer, &mut b);
+                        armed = None;
+                    }
+                    k => {
+                        let s = lock(&self.sources).get(&k).cloned();
+                        if let Some(s) = s {
+                            poll(&s, &mut heap, &mut due);
+                        }
+                    }
+                }
+            }
+            std::mem::swap(&mut batch, &mut lock(&self.ready));
+            for s in batch.drain(..) {
+                s.woken.store(false, SeqCst);
+                poll(&s, &mut heap, &mut due);
+            }
+            let now = Instant::now();
+            while let Some(Reverse((t, k))) = heap.peek().copied() {
+                if t > now {
+                    break;
+                }
+                heap.pop();
+                let s = match due.get(&k) {
+                    Some((d, s)) if *d == t => s.clone(),
+                    _ => continue,
+                };
+                due.remove(&k);
+                poll(&s, &mut heap, &mut due);
+            }
+        }
+    }
+}
+
+type Deadlines = HashMap<u64, (Instant, Arc<Source>)>;
+
+/// Poll a source and note the deadline it asks for.
+fn poll(s: &Arc<Source>, heap: &mut BinaryHeap<Reverse<(Instant, u64)>>, due: &mut Deadlines) {
+    if let Some(next) = poll_source(s) {
+        due.insert(s.key, (next, s.clone()));
+        heap.push(Reverse((next, s.key)));
+    } else {
+        due.remove(&s.key);
+    }
+}
+
+/// Poll one source unless it was deregistered; `None` then.
+fn poll_source(s: &Source) -> Option<Instant> {
+    if s.dead.load(SeqCst) {
+        return None;
+    }
+    let _running = lock(&s.running);
+    if s.dead.load(SeqCst) {
+        return None;
+    }
+    s.handler.poll(Instant::now())
+}
+
+/// The pool of reactor threads of one kernel.
+pub struct Reactor {
+    workers: Vec<Arc<Worker>>,
+    joins: Mutex<Vec<JoinHandle<()>>>,
+    /// Group → (thread, registrations in it).
+    groups: Mutex<HashMap<u64, (usize, usize)>>,
+    next_key: AtomicU64,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reactor({} threads)", self.workers.len())
+    }
+}
+
+/// Threads of a reactor made with `Reactor::new(0)`: one per CPU, or
+/// `IFNET_REACTOR_THREADS`.
+pub fn default_threads() -> usize {
+    std::env::var("IFNET_REACTOR_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+impl Reactor {
+    /// Start `threads` reactor threads (0: [`default_threads`]).
+    pub fn new(threads: usize) -> io::Result<Arc<Reactor>> {
+        let n = if threads == 0 {
+            default_threads()
+        } else {
+            threads
+        };
+        let workers = (0..n)
+            .map(|_| Worker::new().map(Arc::new))
+            .collect::<io::Result<Vec<_>>>()?;
+        let r = Arc::new(Reactor {
+            workers,
+            joins: Mutex::new(Vec::new()),
+            groups: Mutex::new(HashMap::new()),
+            next_key: AtomicU64::new(FIRST_KEY),
+        });
+        for (i, w) in r.workers.iter().enumerate() {
+            let w2 = w.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let h = std::thread::Builder::new()
+                .name(format!("reactor-{i}"))
+                .spawn(move || {
+                    *lock(&w2.thread) = Some(std::thread::current().id());
+                    ON_REACTOR.with(|c| c.set(true));
+                    let _ = tx.send(());
+                    w2.run()
+                })?;
+            // Known before any registration, so drops from it never wait.
+            let _ = rx.recv();
+            lock(&r.joins).push(h);
+        }
+        Ok(r)
+    }
+
+    /// How many threads the pool has.
+    pub fn threads(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn least_loaded(&self) -> usize {
+        (0..self.workers.len())
+            .min_by_key(|&i| self.workers[i].load.load(Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// Attach a handler (with an fd to watch, or none for a pure
+    /// timer/wakeup source) to the least loaded thread. The fd must stay
+    /// open until the registration is dropped.
+    pub fn register(
+        self: &Arc<Self>,
+        fd: Option<BorrowedFd<'_>>,
+        h: Arc<dyn Handler>,
+    ) -> io::Result<Registration> {
+        self.add(self.least_loaded(), None, fd, h)
+    }
+
+    /// `register` on the thread of `group` (e.g. the ifindex of a bridge
+    /// for its members, of the interface itself otherwise): sources of one
+    /// group share a thread; a new group goes to the least loaded one.
+    pub fn register_in(
+        self: &Arc<Self>,
+        group: u64,
+        fd: Option<BorrowedFd<'_>>,
+        h: Arc<dyn Handler>,
+    ) -> io::Result<Registration> {
+        let worker = {
+            let mut g = lock(&self.groups);
+            let least = self.least_loaded();
+            let e = g.entry(group).or_insert((least, 0));
+            e.1 += 1;
+            e.0
+        };
+        let r = self.add(worker, Some(group), fd, h);
+        if r.is_err() {
+            self.leave(group);
+        }
+        r
+    }
+
+    /// `register` on thread `worker` (modulo the pool size).
+    pub fn register_on(
+        self: &Arc<Self>,
+        worker: usize,
+        fd: Option<BorrowedFd<'_>>,
+        h: Arc<dyn Handler>,
+    ) -> io::Result<Registration> {
+        self.add(worker % self.workers.len(), None, fd, h)
+    }
+
+    fn leave(&self, group: u64) {
+        let mut g = lock(&self.groups);
+        if let Some(e) = g.get_mut(&group) {
+            e.1 -= 1;
+            if e.1 == 0 {
+                g.remove(&group);
+            }
+        }
+    }
+
+    fn add(
+        self: &Arc<Self>,
+        worker: usize,
+        group: Option<u64>,
+        fd: Option<BorrowedFd<'_>>,
+        h: Arc<dyn Handler>,
+    ) -> io::Result<Registration> {
+        let w = self.workers[worker].clone();
+        let key = self.next_key.fetch_add(1, Relaxed);
+        let src = Arc::new(Source {
+            key,
+            handler: h,
+            fd: fd.map(|f| f.as_raw_fd()),
+            running: Mutex::new(()),
+            dead: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+        });
+        lock(&w.sources).insert(key, src.clone());
+        if let Some(fd) = fd
+            && let Err(e) = w.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, key))
+        {
+            lock(&w.sources).remove(&key);
+            return Err(e.into());
+        }
+        w.load.fetch_add(1, Relaxed);
+        Ok(Registration {
+            reactor: self.clone(),
+            worker,
+            group,
+            source: src,
+        })
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.stop.store(true, SeqCst);
+            let _ = w.wake.write(1);
+        }
+        for h in lock(&self.joins).drain(..) {
+            // The last reference may go on a reactor thread itself.
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// A handler attached to a reactor thread; dropping it deregisters.
+pub struct Registration {
+    reactor: Arc<Reactor>,
+    worker: usize,
+    group: Option<u64>,
+    source: Arc<Source>,
+}
+
+impl Registration {
+    /// Have `poll` called soon on the owning thread (from any thread,
+    /// cheap, coalesced).
+    pub fn wake(&self) {
+        let s = &self.source;
+        if s.woken.swap(true, SeqCst) {
+            return;
+        }
+        let w = &self.reactor.workers[self.worker];
+        lock(&w.ready).push(s.clone());
+        w.kick();
+    }
+
+    /// The index of the thread polling it.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Also poll when the fd is writable (a socket with output queued), or
+    /// stop doing so.
+    pub fn set_writable(&self, on: bool) -> io::Result<()> {
+        let Some(fd) = self.source.fd else {
+            return Ok(());
+        };
+        let mut flags = EpollFlags::EPOLLIN;
+        if on {
+            flags |= EpollFlags::EPOLLOUT;
+        }
+        // SAFETY: the owner keeps the fd open while registered.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let mut ev = EpollEvent::new(flags, self.source.key);
+        self.reactor.workers[self.worker]
+            .epoll
+            .modify(fd, &mut ev)
+            .map_err(io::Error::from)
+    }
+}
+
+impl Drop for Registration {
+    /// Returns once `poll` is not running and will never run again, unless
+    /// called from the owning thread (inside a poll), which never waits.
+    fn drop(&mut self) {
+        let s = &self.source;
+        let w = &self.reactor.workers[self.worker];
+        s.dead.store(true, SeqCst);
+        if let Some(fd) = s.fd {
+            // SAFETY: the owner keeps the fd open while registered.
+            let _ = w.epoll.delete(unsafe { BorrowedFd::borrow_raw(fd) });
+        }
+        lock(&w.sources).remove(&s.key);
+        w.load.fetch_sub(1, Relaxed);
+        if let Some(g) = self.group {
+            self.reactor.leave(g);
+        }
+        if !w.is_current() {
+            drop(lock(&s.running));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::sync::mpsc::{Sender, channel};
+
+    struct Count(AtomicU32, Mutex<Sender<u32>>, Option<Duration>);
+    impl Handler for Count {
+        fn poll(&self, now: Instant) -> Option<Instant> {
+            let n = self.0.fetch_add(1, SeqCst) + 1;
+            let _ = lock(&self.1).send(n);
+            self.2.filter(|_| n < 5).map(|d| now + d)
+        }
+    }
+
+    #[test]
+    fn wakes_and_timers() {
+        let r = Reactor::new(2).unwrap();
+        assert_eq!(r.threads(), 2);
+        let (tx, rx) = channel();
+        let h = Arc::new(Count(
+            AtomicU32::new(0),
+            Mutex::new(tx),
+            Some(Duration::from_millis(1)),
+        ));
+        let reg = r.register(None, h.clone()).unwrap();
+        reg.wake();
+        // The first poll asks for four more, by timer.
+        for i in 1..=5 {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(i));
+        }
+        drop(reg);
+        assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
+    }
+
+    #[test]
+    fn readable_fd_is_polled_and_groups_share_a_thread() {
+        let r = Reactor::new(2).unwrap();
+        let ev = EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK).unwrap();
+        let (tx, rx) = channel();
+        let h = Arc::new(Count(AtomicU32::new(0), Mutex::new(tx), None));
+        let a = r.register_in(7, Some(ev.as_fd()), h.clone()).unwrap();
+        let (tx2, _rx2) = channel();
+        let b = r
+            .register_in(
+                7,
+                None,
+                Arc::new(Count(AtomicU32::new(0), Mutex::new(tx2), None)),
+            )
+            .unwrap();
+        assert_eq!(a.worker(), b.worker());
+        let (tx3, _rx3) = channel();
+        let c = r
+            .register_in(
+                8,
+                None,
+                Arc::new(Count(AtomicU32::new(0), Mutex::new(tx3), None)),
+            )
+            .unwrap();
+        assert_ne!(a.worker(), c.worker());
+        ev.write(1).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(1));
+        // Level-triggered: polled until read. After the drop, never again.
+        let _ = ev.read();
+        drop(a);
+        while rx.try_recv().is_ok() {}
+        ev.write(1).unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
+    }
+
+    /// Dropping its own registration inside poll must not wait for itself.
+    struct SelfDrop(Mutex<Option<Registration>>, Mutex<Sender<()>>);
+    impl Handler for SelfDrop {
+        fn poll(&self, _now: Instant) -> Option<Instant> {
+            drop(lock(&self.0).take());
+            let _ = lock(&self.1).send(());
+            None
+        }
+    }
+
+    #[test]
+    fn drop_inside_poll() {
+        let r = Reactor::new(1).unwrap();
+        let (tx, rx) = channel();
+        let h = Arc::new(SelfDrop(Mutex::new(None), Mutex::new(tx)));
+        let reg = r.register(None, h.clone()).unwrap();
+        let mut slot = lock(&h.0);
+        slot.insert(reg).wake();
+        drop(slot);
+        assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok());
+    }
+}

@@ -1,0 +1,200 @@
+//! The data plane's threads, seen from outside a real daemon: their number
+//! stays bounded whatever the number of interfaces, and a shmif bus whose
+//! lock a dead peer holds stalls neither the control plane nor the
+//! forwarding of other interfaces. The namespace test needs root and
+//! /dev/net/tun (required in CI).
+
+use crate::common::*;
+use ifnet::client::Client;
+use ifnet::drivers::shmif::bus::Bus;
+use ifnet::ioctl::{Ioctl, Request, iff};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Offset of the lock word in a bus header.
+const LOCK_OFF: u64 = 24;
+
+fn pid(d: &Daemon) -> u32 {
+    d.child.as_ref().unwrap().id()
+}
+
+/// The daemon's threads, less the IP presence's (one per interface with
+/// addresses, not the reactor's business), and all of them.
+fn threads(pid: u32) -> (usize, usize) {
+    let mut all = 0;
+    let mut inet = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let comm = std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap_or_default();
+        all += 1;
+        if comm.starts_with("inet-") {
+            inet += 1;
+        }
+    }
+    (all - inet, all)
+}
+
+fn req(c: &mut Client, r: Request) {
+    let what = format!("{r:?}");
+    c.ioctl(r).unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+fn create_up(c: &mut Client, name: &str, linkstr: Option<&str>) {
+    req(c, Request::IfCreate { name: name.into() });
+    if let Some(l) = linkstr {
+        req(
+            c,
+            Request::SetLinkStr {
+                name: name.into(),
+                linkstr: Some(l.into()),
+            },
+        );
+    }
+    req(
+        c,
+        Request::SetIfFlags {
+            name: name.into(),
+            flags: iff::UP,
+        },
+    );
+}
+
+/// A bus whose lock word is stuck at 1, as a peer that died holding it
+/// leaves it.
+fn stuck_bus(path: &Path) -> std::fs::File {
+    drop(Bus::attach(path).unwrap());
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_at(&1u32.to_ne_bytes(), LOCK_OFF).unwrap();
+    f
+}
+
+#[test]
+fn threads_stay_few_whatever_the_interfaces() {
+    let d = Daemon::start();
+    let mut c = Client::connect(&d.sock).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let before = threads(pid(&d)).0;
+    for i in 0..100 {
+        let bus = d.dir.path().join(format!("bus{i}"));
+        create_up(&mut c, &format!("shmif{i}"), bus.to_str());
+    }
+    for i in 0..10 {
+        create_up(&mut c, &format!("tap{i}"), None);
+    }
+    if can_netadmin() {
+        for i in 0..10 {
+            let tap = unique("ifr");
+            create_up(&mut c, &format!("virt{i}"), Some(&tap));
+        }
+    }
+    let (n, all) = threads(pid(&d));
+    assert!(
+        n <= cpus + 8,
+        "{n} threads (of {all}; {before} before) for 120 interfaces on {cpus} CPUs"
+    );
+}
+
+#[test]
+fn a_stuck_bus_lock_stalls_no_other_client() {
+    let d = Daemon::start();
+    let path = d.dir.path().join("stuck");
+    let _f = stuck_bus(&path);
+    let mut c = Client::connect(&d.sock).unwrap();
+    req(
+        &mut c,
+        Request::IfCreate {
+            name: "shmif0".into(),
+        },
+    );
+    let sock = d.sock.clone();
+    let p = path.to_str().unwrap().to_string();
+    // Attaching waits for the lock (and takes it from the dead peer after
+    // a second) — without the table lock.
+    let linkstr = std::thread::spawn(move || {
+        let mut c = Client::connect(&sock).unwrap();
+        let t = Instant::now();
+        let r = c.ioctl(Request::SetLinkStr {
+            name: "shmif0".into(),
+            linkstr: Some(p),
+        });
+        (r, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut worst = Duration::ZERO;
+    let mut c2 = Client::connect(&d.sock).unwrap();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let rc = ifnet::ifconfig::main_with(&["-l".to_string()], &mut c2, &mut out, &mut err);
+        worst = worst.max(t.elapsed());
+        assert_eq!(rc, 0);
+        assert!(String::from_utf8_lossy(&out).contains("shmif0"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (r, took) = linkstr.join().unwrap();
+    r.unwrap();
+    assert!(took >= Duration::from_millis(300), "linkstr took {took:?}");
+    assert!(
+        worst < Duration::from_millis(10),
+        "ifconfig -l took {worst:?}"
+    );
+}
+
+#[test]
+fn forwarding_goes_on_beside_a_stuck_bus() {
+    if !can_netadmin() {
+        return;
+    }
+    let d = Daemon::start();
+    let path = d.dir.path().join("stuck");
+    let (ns1, ns2) = (Netns::new(), Netns::new());
+    virt_in_ns(&d, "virt0", &ns1, "10.0.7.1/24");
+    virt_in_ns(&d, "virt1", &ns2, "10.0.7.2/24");
+    d.ok(&["shmif0", "create"]);
+    d.ok(&["shmif0", "linkstr", path.to_str().unwrap()]);
+    d.ok(&["shmif0", "up"]);
+    d.ok(&["bridge0", "create"]);
+    // shmif0 in the same bridge: the thread forwarding between the virts
+    // also floods every broadcast onto the stuck bus.
+    let (o, e, rc) = d.brconfig(&[
+        "bridge0", "add", "virt0", "add", "virt1", "add", "shmif0", "up",
+    ]);
+    assert_eq!(rc, 0, "{o}{e}");
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // Keep the lock stuck: the daemon takes it from the "dead" holder
+    // after a second of standing still; it is stuck again at once.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let sticker = std::thread::spawn(move || {
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = f.write_at(&1u32.to_ne_bytes(), LOCK_OFF);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // Broadcast pings go to the bus too (dropped there), unicast ones
+    // only between the virts; each must be answered at once.
+    let out = ns1
+        .exec("ping -c 10 -i 0.1 -W 1 10.0.7.2; ping -b -c 3 -i 0.1 -W 1 10.0.7.255 2>&1 || true");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sticker.join().unwrap();
+    assert!(out.contains("10 received"), "{out}");
+    let max = out
+        .lines()
+        .find_map(|l| l.split(" = ").nth(1))
+        .and_then(|v| v.split('/').nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(f64::MAX);
+    assert!(max < 200.0, "max RTT {max} ms: {out}");
+    // What the bus could not take was dropped and counted, not waited for.
+    let (ifc, _, _) = d.ifconfig(&["-v", "shmif0"]);
+    let oerrors = ifc
+        .lines()
+        .find(|l| l.trim_start().starts_with("output:"))
+        .and_then(|l| {
+            l.split(", ")
+                .find(|w| w.ends_with(" errors") || w.ends_with(" error"))
+        })
+        .and_then(|w| w.split(' ').next()?.parse::<u64>().ok());
+    assert!(oerrors.is_some_and(|n| n > 0), "{ifc}");
+}
