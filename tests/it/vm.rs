@@ -422,7 +422,6 @@ fn the_cloning_socket_gives_the_lowest_unused_tap() {
 /// Item 3: a QEMU retrying against a busy tap0 every 500 ms must not
 /// flood the log: the lines are rate-limited and name the client's pid.
 #[test]
-#[ignore = "issue 14 item 3: one log line per rejected client, without its pid"]
 fn rejected_clients_are_logged_sparingly_with_their_pid() {
     use std::io::Read;
     use std::os::unix::net::UnixStream;
