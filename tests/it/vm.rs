@@ -401,7 +401,6 @@ fn a_stalled_client_gets_the_whole_burst() {
 /// unused tap (one without a client) and makes one only when none is
 /// free: three clients in turn all get tap0.
 #[test]
-#[ignore = "issue 14 item 2: the cloning socket makes tap0, tap1, tap2"]
 fn the_cloning_socket_gives_the_lowest_unused_tap() {
     use ifnet::client::Client;
     use ifnet::client::tap::{connect, gifname};

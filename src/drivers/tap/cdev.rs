@@ -193,6 +193,21 @@ impl Softc {
         self.wake();
     }
 
+    /// Give the thread a client from the cloning socket if the device is
+    /// unused: no client attached or handed over. Under the device lock,
+    /// which the thread holds from taking a client to attaching it.
+    pub fn hand_over_if_unused(&self, conn: UnixStream) -> Result<(), UnixStream> {
+        let dev = lock(&self.dev);
+        let mut handoff = lock(&self.handoff);
+        if dev.client.is_some() || handoff.is_some() {
+            return Err(conn);
+        }
+        *handoff = Some(conn);
+        drop((handoff, dev));
+        self.wake();
+        Ok(())
+    }
+
     /// Throw queued frames away (the interface went down).
     pub fn flush(&self) {
         if let Some(q) = self.txq.lock().unwrap().as_mut() {
