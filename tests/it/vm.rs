@@ -342,9 +342,8 @@ fn a_vm_port_survives_down_and_reconnects() {
     assert_eq!(recv(&mut c0), 5);
 }
 
-// Issue 14 items 1 to 3, which belong to the tap driver while it is being
-// rewritten elsewhere: each test states the behaviour wanted and fails
-// today; the change that makes it pass removes its `ignore`.
+// Issue 14 items 1 to 3: what a VM's port needs of the tap driver (each
+// failed before its change).
 
 fn tap_frame(dst: u8, src: u8, n: u16, len: usize) -> Vec<u8> {
     let mut f = vec![0u8; len];
