@@ -12,6 +12,8 @@ have iperf3   || need+=(iperf3)
 have python3  || need+=(python3)
 have qemu-system-x86_64 || need+=(qemu-system-x86)
 have vde_switch || need+=(vde-switch)
+# The guest of tests/it/vm.rs (scripts/guest.sh): a static busybox.
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ "${#need[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"

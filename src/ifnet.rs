@@ -235,7 +235,7 @@ pub trait Driver: Send {
     /// Check (and apply to the medium) a new MTU; the kernel stores it.
     fn set_mtu(&mut self, ifs: &mut IfState, mtu: u32) -> Result<(), Errno> {
         match ifs.kind {
-            IfType::Ethernet | IfType::Bridge if !(68..=1500).contains(&mtu) => Err(Errno::EINVAL),
+            IfType::Ethernet if !(68..=1500).contains(&mtu) => Err(Errno::EINVAL),
             _ => Ok(()),
         }
     }

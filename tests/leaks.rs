@@ -67,6 +67,10 @@ fn no_threads_or_fds_left() {
             .unwrap();
         }
         let c = UnixStream::connect(dir.path().join("tap1")).unwrap();
+        // Every tap busy, so that the cloning socket makes one (tap3).
+        let busy = ["tap0", "tap2"].map(|t| UnixStream::connect(dir.path().join(t)).unwrap());
+        wait_up(&k, "tap0");
+        wait_up(&k, "tap2");
         let cl = UnixStream::connect(dir.path().join("tap")).unwrap();
         wait_up(&k, "tap1");
         wait_up(&k, "tap3");
@@ -142,7 +146,7 @@ fn no_threads_or_fds_left() {
             })
             .unwrap();
         }
-        drop((c, cl));
+        drop((c, cl, busy));
         drop(k);
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),

@@ -283,6 +283,13 @@ impl Driver for Bridge {
         self.sc.rt.lock().unwrap().flush(false);
     }
 
+    /// As NetBSD's bridge (ifioctl_common): any MTU, the members
+    /// unchecked. It is checked when a member is added, so a jumbo bridge
+    /// is built by setting the bridge's MTU and its members', then adding.
+    fn set_mtu(&mut self, _ifs: &mut IfState, _mtu: u32) -> Result<(), Errno> {
+        Ok(())
+    }
+
     fn drvspec(
         &mut self,
         ifs: &mut IfState,

@@ -21,10 +21,13 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Bytes queued for a client before frames are dropped.
-pub const TAP_QUEUE_BYTES: usize = 256 * 1024;
+/// Bytes queued for a client before frames are dropped. A switch port
+/// must absorb a burst of its peer's TCP window: one 64 KiB super-frame
+/// from a virt becomes ~44 frames at once, and 256 KiB (5 of them) cost a
+/// guest 1-6 % of its frames downstream. Pages are touched only as used.
+pub const TAP_QUEUE_BYTES: usize = 4 << 20;
 
 /// Ethernet header length: the least a frame has, and MTU + this the most.
 const ETHER_HDR_LEN: usize = 14;
@@ -87,6 +90,8 @@ impl Softc {
             dev: Mutex::new(Dev {
                 listener,
                 client: None,
+                busy_logged: None,
+                busy_quiet: 0,
             }),
             reg: Mutex::new(None),
             txq: Mutex::new(None),
@@ -188,6 +193,21 @@ impl Softc {
         self.wake();
     }
 
+    /// Give the thread a client from the cloning socket if the device is
+    /// unused: no client attached or handed over. Under the device lock,
+    /// which the thread holds from taking a client to attaching it.
+    pub fn hand_over_if_unused(&self, conn: UnixStream) -> Result<(), UnixStream> {
+        let dev = lock(&self.dev);
+        let mut handoff = lock(&self.handoff);
+        if dev.client.is_some() || handoff.is_some() {
+            return Err(conn);
+        }
+        *handoff = Some(conn);
+        drop((handoff, dev));
+        self.wake();
+        Ok(())
+    }
+
     /// Throw queued frames away (the interface went down).
     pub fn flush(&self) {
         if let Some(q) = self.txq.lock().unwrap().as_mut() {
@@ -246,7 +266,14 @@ impl Transmit for TapTx {
 struct Dev {
     listener: UnixListener,
     client: Option<Client>,
+    /// When "busy" was last logged, and the clients closed since unlogged.
+    busy_logged: Option<Instant>,
+    busy_quiet: u32,
 }
+
+/// At most one "busy" line per this interval (ratecheck(9)'s way): a
+/// QEMU with `reconnect-ms` retries against a busy device forever.
+const BUSY_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 struct Client {
     /// First, so that it goes before the socket it watches.
@@ -288,10 +315,26 @@ impl Handler for Softc {
 impl Softc {
     fn attach(&self, dev: &mut Dev, conn: UnixStream) {
         if dev.client.is_some() {
+            let now = Instant::now();
+            if dev
+                .busy_logged
+                .is_some_and(|t| now.duration_since(t) < BUSY_LOG_INTERVAL)
+            {
+                dev.busy_quiet += 1;
+                return;
+            }
+            let pid =
+                nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials)
+                    .map_or_else(|_| "?".to_string(), |c| c.pid().to_string());
+            let more = match std::mem::take(&mut dev.busy_quiet) {
+                0 => String::new(),
+                n => format!(" ({n} more since the last report)"),
+            };
             crate::log::info(&format!(
-                "{}: control device busy; closing a second client",
+                "{}: control device busy; closing a second client, pid {pid}{more}",
                 self.name
             ));
+            dev.busy_logged = Some(now);
             return;
         }
         if conn.set_nonblocking(true).is_err() {

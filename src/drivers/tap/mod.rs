@@ -4,8 +4,9 @@
 //! daemon's control socket (in-process, without a run directory: in a
 //! private temporary directory; `linkstr:` shows the path either way).
 //! Framing is QEMU's `-netdev stream` (see [`framing`]). Connecting to the
-//! cloning socket `tap` creates the lowest unused `tapN` and attaches the
-//! client to it (daemon only: the socket lives in the run directory).
+//! cloning socket `tap` attaches the client to the lowest `tapN` without
+//! one, creating the lowest unused unit only when every tap is busy, as
+//! FreeBSD's (daemon only: the socket lives in the run directory).
 //!
 //! Choices, after FreeBSD's tap(4):
 //! - Opening the control device marks the interface up (as FreeBSD with
@@ -41,7 +42,7 @@ use cdev::{EV_CLOSED, EV_OPENED, Softc, TapTx};
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::AcqRel;
 use std::sync::{Arc, Mutex, Weak};
@@ -212,13 +213,17 @@ struct Cloning {
     units: Units,
 }
 
-/// Accept on the cloning socket: have the kernel make the lowest unused
-/// tapN (without waiting for it here) and hand it the client. (A client
-/// connecting to the new tapN's own socket in between would win it; this
-/// one would then be closed as a second open.)
+/// Accept on the cloning socket: as FreeBSD's, hand the client to the
+/// lowest tapN that has none; only when every one is busy have the kernel
+/// make the lowest unused unit (without waiting for it here) and hand it
+/// the client. (A client connecting to the new tapN's own socket in
+/// between would win it; this one would then be closed as a second open.)
 impl Handler for Cloning {
     fn poll(&self, _now: std::time::Instant) -> Option<std::time::Instant> {
         while let Ok((conn, _)) = self.listener.accept() {
+            let Some(conn) = self.hand_to_unused(conn) else {
+                continue;
+            };
             let units = self.units.clone();
             self.hook.create_lowest(
                 TAP_CLONE,
@@ -246,6 +251,30 @@ impl Handler for Cloning {
             );
         }
         None
+    }
+}
+
+impl Cloning {
+    /// The client to the lowest existing tap without one; back if none.
+    fn hand_to_unused(&self, mut conn: UnixStream) -> Option<UnixStream> {
+        let mut units: Vec<(u32, Arc<Softc>)> = self
+            .units
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|(u, w)| Some((*u, w.upgrade()?)))
+            .collect();
+        units.sort_by_key(|(u, _)| *u);
+        for (_, sc) in units {
+            match sc.hand_over_if_unused(conn) {
+                Ok(()) => {
+                    crate::log::info(&format!("tap: reused {}", sc.name));
+                    return None;
+                }
+                Err(c) => conn = c,
+            }
+        }
+        Some(conn)
     }
 }
 
