@@ -260,7 +260,7 @@ fn socket_mode_keeps_other_users_out() {
     // so that only the socket's own mode (0600) stands in the way.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+    let (out, err, rc) = run(std::process::Command::new(for_others(IFCONFIG))
         .args(["lo1", "create"])
         .env("IFNET_SERVER", &d.sock)
         .env("IFNET_NO_AUTOSTART", "1")
@@ -281,7 +281,7 @@ fn unprivileged_user_runs_own_daemon() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let sock = dir.path().join("user.sock");
-    let mut child = std::process::Command::new(IFNETD)
+    let mut child = std::process::Command::new(for_others(IFNETD))
         .arg("-f")
         .arg("-s")
         .arg(&sock)
@@ -300,14 +300,14 @@ fn unprivileged_user_runs_own_daemon() {
     }
     let _guard = KillOnDrop(child.id());
     wait_for_socket(&sock);
-    let (out, err, rc) = run(std::process::Command::new(IFCONFIG)
+    let (out, err, rc) = run(std::process::Command::new(for_others(IFCONFIG))
         .args(["lo1", "create", "inet", "10.9.0.1/24"])
         .env("IFNET_SERVER", &sock)
         .env("IFNET_NO_AUTOSTART", "1")
         .uid(uid)
         .gid(gid));
     assert_eq!((out.as_str(), err.as_str(), rc), ("", "", 0));
-    let (out, _, rc) = run(std::process::Command::new(IFCONFIG)
+    let (out, _, rc) = run(std::process::Command::new(for_others(IFCONFIG))
         .arg("-l")
         .env("IFNET_SERVER", &sock)
         .uid(uid)
@@ -410,7 +410,7 @@ fn linkstr_opens_with_the_clients_rights() {
         .unwrap();
     wait_for_socket(&sock);
     let as_nobody = |args: &[&str]| {
-        run(std::process::Command::new(IFCONFIG)
+        run(std::process::Command::new(for_others(IFCONFIG))
             .args(args)
             .env("IFNET_SERVER", &sock)
             .env("IFNET_NO_AUTOSTART", "1")
@@ -489,7 +489,7 @@ fn linkstr_uses_the_clients_groups() {
         child: Some(child),
     };
     let as_nobody_at = |sock: &std::path::Path, groups: Vec<libc::gid_t>, args: &[&str]| {
-        let mut c = std::process::Command::new(IFCONFIG);
+        let mut c = std::process::Command::new(for_others(IFCONFIG));
         c.args(args)
             .env("IFNET_SERVER", sock)
             .env("IFNET_NO_AUTOSTART", "1");
@@ -625,11 +625,11 @@ fn a_foreign_run_directory_is_refused() {
     let xdg = tempfile::tempdir().unwrap();
     std::fs::set_permissions(xdg.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let ifconfig = |args: &[&str]| {
-        run(std::process::Command::new(IFCONFIG)
+        run(std::process::Command::new(for_others(IFCONFIG))
             .args(args)
             .env_clear()
             .env("XDG_RUNTIME_DIR", xdg.path())
-            .env("IFNETD", IFNETD)
+            .env("IFNETD", for_others(IFNETD))
             .uid(uid)
             .gid(gid))
     };
@@ -656,7 +656,7 @@ fn a_foreign_run_directory_is_refused() {
     assert_eq!((out.as_str(), err.as_str(), rc), ("lo0\n", "", 0));
     let m = std::fs::metadata(&rundir).unwrap();
     assert_eq!((m.uid(), m.mode() & 0o777), (uid, 0o700));
-    let (_, err, rc) = run(std::process::Command::new(IFNETD)
+    let (_, err, rc) = run(std::process::Command::new(for_others(IFNETD))
         .arg("--stop")
         .env_clear()
         .env("XDG_RUNTIME_DIR", xdg.path())

@@ -249,3 +249,36 @@ pub fn tcp_transfer_intact(
     let got = std::fs::read_to_string(&sum).unwrap();
     assert_eq!(sent.trim(), got.trim(), "{mib} MiB arrived intact");
 }
+
+/// `exe` at a path other users can reach, for tests that run the tools as
+/// `nobody`. A build directory under a 0700 directory (a home, `mktemp -d`)
+/// is not: then ifnetd and ifconfig are copied, side by side (ifconfig
+/// starts the ifnetd beside it), into a world-readable directory, once per
+/// process.
+pub fn for_others(exe: &str) -> PathBuf {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::sync::OnceLock;
+    let reachable = Path::new(exe)
+        .ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o001 != 0));
+    if reachable {
+        return PathBuf::from(exe);
+    }
+    static COPIES: OnceLock<PathBuf> = OnceLock::new();
+    let dir = COPIES.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("ifnet-test-bins.")
+            .tempdir()
+            .unwrap()
+            .keep();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for e in [IFNETD, IFCONFIG] {
+            let to = dir.join(Path::new(e).file_name().unwrap());
+            std::fs::copy(e, &to).unwrap();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    });
+    dir.join(Path::new(exe).file_name().unwrap())
+}
