@@ -1,6 +1,6 @@
 //! ifnet: a NetBSD-style virtual network kernel in userspace.
 //!
-//! One-way layers, bottom to top (tests/layers.rs holds the map and checks
+//! One-way layers, bottom to top (tests/it/layers.rs holds the map and checks
 //! it): the API ([`ioctl`]) and pure formats ([`offload`], [`pcap`], the
 //! shmif bus, the tap framing); the data plane ([`port`], [`frame`],
 //! [`reactor`]); the interface
