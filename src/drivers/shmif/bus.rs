@@ -1314,6 +1314,35 @@ mod tests {
         assert_eq!(bus.header().lock, 1);
     }
 
+    /// A wild `first` (one stray store) is reset by the next writer to a
+    /// fresh bus's layout, which NetBSD's shmif_dumpbus reads as empty
+    /// (`first` = DATASIZE is read from 0), and readers resync.
+    #[test]
+    fn impossible_header_is_reset_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::attach(&dir.path().join("bus")).unwrap();
+        let mut r = BusReader::at_end(&bus);
+        for seq in 0..5 {
+            bus.send(&test_frame(seq, 100), 1).unwrap();
+        }
+        let g0 = bus.header().generation;
+        bus.word(field::FIRST).store(0xffff_fff0, Ordering::Relaxed);
+        let mut buf = vec![0u8; MAX_FRAME];
+        assert_eq!(r.recv(&bus, &mut buf, |_| true), Recv::Corrupt);
+        bus.send(&test_frame(7, 100), 1).unwrap();
+        let h = bus.header();
+        assert_eq!((h.first, h.last, h.generation), (DATASIZE, 0x18, g0 + 2));
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            match r.recv(&bus, &mut buf, |_| true) {
+                Recv::Frame { hdr, .. } => got.push(seq_of(&buf[..hdr.len as usize])),
+                Recv::Empty => break,
+                _ => {}
+            }
+        }
+        assert_eq!(got, vec![7]);
+    }
+
     #[test]
     fn span_rules() {
         // Exactly to the end: a wrap, next offset 0.
