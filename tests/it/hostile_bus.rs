@@ -174,7 +174,16 @@ fn a_lock_held_forever_costs_only_its_bus() {
     assert!(took < Duration::from_secs(5), "linkstr took {took:?}");
     assert_ne!(rc, 0, "attached through a lock held forever?\n{out}{err}");
 
-    // SIGTERM stops the daemon while the attack goes on.
+    // SIGTERM stops the daemon while the attack goes on, and while a
+    // client waits to attach to the hostile bus.
+    a.ok(&["shmif3", "create"]);
+    let mut waiting = a
+        .cmd(IFCONFIG)
+        .args(["shmif3", "linkstr", evil.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let mut child = a.child.take().unwrap();
     let t = Instant::now();
     // SAFETY: plain kill(2) of a process we started.
@@ -187,5 +196,6 @@ fn a_lock_held_forever_costs_only_its_bus() {
         std::thread::sleep(Duration::from_millis(10));
     }
     eprintln!("SIGTERM during the attack: gone after {:?}", t.elapsed());
+    let _ = waiting.wait();
     drop(locker);
 }
