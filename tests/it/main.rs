@@ -13,6 +13,7 @@ mod bridge_inet;
 mod bridge_scene;
 mod daemon;
 mod faults;
+mod hostile_bus;
 mod ifconfig;
 mod inet;
 mod inspect;

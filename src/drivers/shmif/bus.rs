@@ -62,6 +62,10 @@ pub mod field {
 /// microseconds; a second is far beyond any live holder.
 pub const STALE_LOCK: Duration = Duration::from_secs(1);
 
+/// How long a control-plane caller waits for the bus lock before it
+/// gives up with EBUSY: twice [`STALE_LOCK`], time to steal a dead peer's.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// Failed lock attempts between naps, as NetBSD counts them.
 const LOCK_SPINS: u32 = 1001;
 
@@ -370,7 +374,11 @@ impl Bus {
         }
         let bus = Bus::map(path, file, BUS_SIZE)?;
         {
-            let _g = bus.lock();
+            // Long enough to steal a dead peer's lock, bounded for a live
+            // one that never lets go.
+            let _g = bus
+                .lock_until(Some(Instant::now() + LOCK_WAIT))
+                .ok_or(Errno::EBUSY)?;
             match bus.word(field::MAGIC).load(Ordering::Relaxed) {
                 0 => {
                     bus.word(field::MAGIC).store(MAGIC, Ordering::Relaxed);
@@ -510,8 +518,19 @@ impl Bus {
     /// waiters exactly one wins, and NetBSD peers, which only ever swap
     /// 0→1, keep waiting until we release it.
     pub fn lock(&self) -> BusGuard<'_> {
+        loop {
+            if let Some(g) = self.lock_until(None) {
+                return g;
+            }
+        }
+    }
+
+    /// [`Bus::lock`], giving up at `deadline`: a peer that holds the lock
+    /// while it keeps moving `gen` looks alive and is never stolen from,
+    /// and must not hold the caller for ever.
+    pub fn lock_until(&self, deadline: Option<Instant>) -> Option<BusGuard<'_>> {
         if self.try_lock(0) {
-            return BusGuard { bus: self };
+            return Some(BusGuard { bus: self });
         }
         let mut tries = 0u32;
         let mut since = Instant::now();
@@ -522,7 +541,7 @@ impl Bus {
         );
         loop {
             if self.try_lock(0) {
-                return BusGuard { bus: self };
+                return Some(BusGuard { bus: self });
             }
             tries += 1;
             if tries < 64 {
@@ -534,6 +553,9 @@ impl Bus {
                 continue;
             }
             tries = 0;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(1));
             let now = (
                 self.gen_word().load(Ordering::Relaxed),
@@ -551,7 +573,7 @@ impl Bus {
                 ));
                 let g = BusGuard { bus: self };
                 self.repair(&g);
-                return g;
+                return Some(g);
             }
         }
     }
@@ -612,7 +634,8 @@ impl Bus {
     /// After stealing the lock: a writer killed between moving `last` and
     /// writing the header there leaves stray bytes as the newest header.
     /// Make it an empty frame so that every peer steps over it the same way.
-    fn repair(&self, _g: &BusGuard<'_>) {
+    fn repair(&self, g: &BusGuard<'_>) {
+        self.reset_if_impossible(g);
         let last = self.word(field::LAST).load(Ordering::Relaxed);
         if last > self.size {
             return;
@@ -623,6 +646,28 @@ impl Bus {
             let zero = FrameHeaderRepr::default().emit();
             self.bus_write(&mut first, last, &zero);
         }
+    }
+
+    /// A header whose offsets lie outside the ring (one stray store is
+    /// enough) leaves every reader stuck on `Corrupt` for good: the writer
+    /// that finds it empties the ring as a fresh bus is (`first` at the
+    /// end, `last` on an empty frame at 0, what NetBSD's shmif and
+    /// shmif_dumpbus read too) and moves `gen` on by two, so that every
+    /// reader's position is out of date and it resyncs from `first`.
+    fn reset_if_impossible(&self, _g: &BusGuard<'_>) {
+        let first = self.word(field::FIRST).load(Ordering::Relaxed);
+        let last = self.word(field::LAST).load(Ordering::Relaxed);
+        if first <= self.size && last < self.size {
+            return;
+        }
+        crate::log::warn(&format!(
+            "shmif: {}: impossible header (first {first:#x}, last {last:#x}): ring reset",
+            self.path.display()
+        ));
+        self.ring().copy_in(0, &FrameHeaderRepr::default().emit());
+        self.word(field::FIRST).store(self.size, Ordering::Relaxed);
+        self.word(field::LAST).store(0, Ordering::Relaxed);
+        self.gen_word().fetch_add(2, Ordering::Relaxed);
     }
 
     /// `advancefirst`: before bytes [off, off+n) are overwritten, move
@@ -663,13 +708,14 @@ impl Bus {
     /// 14..=1514 bytes: the caller checks, NetBSD peers crash on longer ones.
     pub fn write_frame(
         &self,
-        _g: &BusGuard<'_>,
+        g: &BusGuard<'_>,
         frame: &[u8],
         sender: u64,
         (sec, usec): (u32, u32),
     ) {
         debug_assert!((MIN_FRAME..=MAX_FRAME).contains(&frame.len()));
         let frame = &frame[..frame.len().min(MAX_FRAME)];
+        self.reset_if_impossible(g);
         let ring = self.ring();
         let last = next_pkt_off(
             &ring,
@@ -1266,6 +1312,35 @@ mod tests {
         bus.gen_word().fetch_add(1, Ordering::Relaxed);
         assert!(bus.check_stale(&mut w, now + STALE_LOCK));
         assert_eq!(bus.header().lock, 1);
+    }
+
+    /// A wild `first` (one stray store) is reset by the next writer to a
+    /// fresh bus's layout, which NetBSD's shmif_dumpbus reads as empty
+    /// (`first` = DATASIZE is read from 0), and readers resync.
+    #[test]
+    fn impossible_header_is_reset_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::attach(&dir.path().join("bus")).unwrap();
+        let mut r = BusReader::at_end(&bus);
+        for seq in 0..5 {
+            bus.send(&test_frame(seq, 100), 1).unwrap();
+        }
+        let g0 = bus.header().generation;
+        bus.word(field::FIRST).store(0xffff_fff0, Ordering::Relaxed);
+        let mut buf = vec![0u8; MAX_FRAME];
+        assert_eq!(r.recv(&bus, &mut buf, |_| true), Recv::Corrupt);
+        bus.send(&test_frame(7, 100), 1).unwrap();
+        let h = bus.header();
+        assert_eq!((h.first, h.last, h.generation), (DATASIZE, 0x18, g0 + 2));
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            match r.recv(&bus, &mut buf, |_| true) {
+                Recv::Frame { hdr, .. } => got.push(seq_of(&buf[..hdr.len as usize])),
+                Recv::Empty => break,
+                _ => {}
+            }
+        }
+        assert_eq!(got, vec![7]);
     }
 
     #[test]
