@@ -68,7 +68,7 @@ ifconfig bridge0 create
 brconfig bridge0 add virt0 add tap0 up
 ip link set "$TAP_I" netns "$NS_I"
 ip -n "$NS_I" addr add 10.78.0.1/24 dev "$TAP_I"; ip -n "$NS_I" link set "$TAP_I" up
-boot ifnet 10.78.0.2 -netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$W/tap0"
+boot ifnet 10.78.0.2 -netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$W/ifnetd.sock.d/tap0"
 
 # (2) kernel: QEMU's own TAP in NS_KB on br0, a veth pair to NS_K.
 ip -n "$NS_KB" link add br0 type bridge

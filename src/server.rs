@@ -172,10 +172,14 @@ impl Server {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err("cannot remove stale socket", path, e)),
         }
+        // The drivers' sockets (tap) go in a directory of this daemon's
+        // own, so that daemons sharing a socket directory never meet.
+        let run_dir = run_dir(path);
+        prepare_run_dir(&run_dir)?;
         // The kernel first: once the control socket answers, the drivers'
-        // sockets (tap) are there too.
+        // sockets are there too.
         let env = KernelEnv {
-            run_dir: path.parent().map(Path::to_path_buf),
+            run_dir: Some(run_dir),
             socket_mode: Some(mode),
             ..env
         };
@@ -257,6 +261,8 @@ impl Server {
         if file_id(&self.path) == Some(self.socket_id) {
             let _ = fs::remove_file(&self.path);
         }
+        // Empty now that the drivers are gone; left alone if not.
+        let _ = fs::remove_dir(run_dir(&self.path));
         log::info("stopped");
     }
 }
@@ -347,9 +353,40 @@ pub fn wait_stopped(path: &Path, timeout: std::time::Duration) -> bool {
 }
 
 pub fn lock_path(path: &Path) -> PathBuf {
+    with_suffix(path, ".lock")
+}
+
+/// The directory of the drivers' sockets of the daemon at `path`
+/// (`SOCKET.d`: tap(4)'s control devices).
+pub fn run_dir(path: &Path) -> PathBuf {
+    with_suffix(path, ".d")
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
-    p.push(".lock");
+    p.push(suffix);
     PathBuf::from(p)
+}
+
+/// Make the run directory, or take over the one a dead predecessor left
+/// (we hold the lock): only a real directory of our own that nobody else
+/// may write, so that no one can swap a socket under a client.
+fn prepare_run_dir(dir: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::MetadataExt;
+    // Searchable by all: the sockets' own modes say who may connect.
+    match fs::DirBuilder::new().mode(0o755).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err("cannot create", dir, e)),
+    }
+    let m = fs::symlink_metadata(dir).map_err(|e| err("cannot use", dir, e))?;
+    if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() || m.mode() & 0o022 != 0 {
+        return Err(ServeError(format!(
+            "{}: not a directory of this user's own that only it may write; refusing to serve there",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 fn socket_owner(path: &Path) -> (u32, u32, u32) {

@@ -199,3 +199,73 @@ fn a_lock_held_forever_costs_only_its_bus() {
     let _ = waiting.wait();
     drop(locker);
 }
+
+/// Item 12: a frame on the bus from before the interface came up (here
+/// a dead predecessor's DAD probe for the same address) is not evidence
+/// of a duplicate: the address comes out of DAD clean.
+#[test]
+fn a_probe_from_before_up_is_no_duplicate() {
+    use ifnet::drivers::shmif::bus::Bus;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    let d = bus_host(&bus, "10.0.13.1/24");
+    d.ok(&["shmif0", "down"]);
+    // who-has 10.0.13.1 tell 0.0.0.0, from another host's MAC.
+    let mut probe = vec![0xff; 6];
+    probe.extend([0x02, 0, 0, 0, 0x13, 1, 0x08, 0x06]);
+    probe.extend([0, 1, 0x08, 0, 6, 4, 0, 1]);
+    probe.extend([0x02, 0, 0, 0, 0x13, 1, 0, 0, 0, 0]);
+    probe.extend([0, 0, 0, 0, 0, 0, 10, 0, 13, 1]);
+    probe.resize(60, 0);
+    Bus::attach(&bus).unwrap().send(&probe, 0x5eed).unwrap();
+    d.ok(&["shmif0", "up"]);
+    // DAD runs at up (3 probes, 50 ms apart) and ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (out, _, _) = d.ifconfig(&["shmif0"]);
+        let line = out.lines().find(|l| l.contains("inet 10.0.13.1")).unwrap();
+        assert!(!line.contains("DUPLICATED"), "{out}");
+        if line.contains("flags 0x0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "DAD never ended: {out}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Item 14: a bus file on a full file system is refused at linkstr with
+/// ENOSPC (its blocks are allocated when attaching), not attached and
+/// later reported as "truncated".
+#[test]
+fn a_bus_on_a_full_file_system_is_refused() {
+    if !can_netadmin() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    sh(&format!(
+        "mount -t tmpfs -o size=512k tmpfs {}",
+        mnt.display()
+    ));
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .args(["-l"])
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _u = Umount(mnt.clone());
+    let d = Daemon::start();
+    d.ok(&["shmif0", "create"]);
+    let bus = mnt.join("bus");
+    let (out, err, rc) = d.ifconfig(&["shmif0", "linkstr", bus.to_str().unwrap()]);
+    assert_eq!(
+        (out.as_str(), err.as_str(), rc),
+        ("", "ifconfig: SIOCSLINKSTR: No space left on device\n", 1)
+    );
+    let (out, _, _) = d.ifconfig(&["shmif0"]);
+    assert!(!out.contains("linkstr:"), "{out}");
+}

@@ -38,7 +38,7 @@ fn jumbo_bridge_in_the_natural_order() {
         out.starts_with("bridge0: flags=0x41<UP,RUNNING> mtu 9000\n"),
         "{out}"
     );
-    let mut c = UnixStream::connect(d.sock.parent().unwrap().join("tap0")).unwrap();
+    let mut c = UnixStream::connect(d.run_dir().join("tap0")).unwrap();
 
     // Namespace to tap0: a 9014-byte frame (ping -s 8972, not fragmented).
     ns.exec(&format!(

@@ -117,7 +117,7 @@ fn memory_stays_bounded_under_a_neighbour_flood() {
     let d = Daemon::start();
     let pid = d.child.as_ref().unwrap().id();
     d.ok(&["tap0", "create"]);
-    let mut c = UnixStream::connect(d.dir.path().join("tap0")).unwrap();
+    let mut c = UnixStream::connect(d.run_dir().join("tap0")).unwrap();
     wait_until(5, "tap0 up on open", || {
         d.ifconfig(&["tap0"]).0.contains("RUNNING")
     });

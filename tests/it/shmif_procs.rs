@@ -355,6 +355,106 @@ fn lock_of_a_dead_peer_is_stolen() {
     assert!(t.elapsed() < Duration::from_millis(100));
 }
 
+/// Child: take the bus lock, stop itself (SIGSTOP, as Ctrl-Z or a
+/// debugger would) while holding it, and when continued try to write a
+/// frame under it and let it go.
+#[test]
+#[ignore = "a child role, run by its parent test"]
+fn role_stopped_writer() {
+    if !is_child() {
+        return;
+    }
+    let bus = Bus::attach(std::path::Path::new(&std::env::var("BUS").unwrap())).unwrap();
+    let g = bus.lock();
+    tell("locked");
+    nix::sys::signal::raise(nix::sys::signal::SIGSTOP).unwrap();
+    let f = frame(BCAST, [3; 6], 7, b'Z', 0, 200);
+    let r = bus.write_frame(&g, &f, 7, ifnet::drivers::shmif::bus::timestamp());
+    drop(g);
+    tell(&format!("wrote {r:?}"));
+}
+
+/// Issue 12 item 5: a writer stopped inside its critical section for
+/// longer than the stale-lock time has its lock stolen. Resumed, it finds
+/// it lost the lock, discards its write and releases nothing: the thief
+/// still holds the lock (word 1, as NetBSD peers must see it), and the
+/// bus holds exactly the thief's frames, intact. 50 runs at once, each on
+/// a bus of its own (IFNET_STOP_RUNS for more).
+#[test]
+fn a_writer_resumed_after_losing_the_lock_corrupts_nothing() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if is_child() {
+        return;
+    }
+    let runs: usize = std::env::var("IFNET_STOP_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let one = |i: usize| {
+        let path = dir.path().join(format!("bus{i}"));
+        let bus = Bus::attach(&path).unwrap();
+        let mut reader = BusReader::at_end(&bus);
+        let mut kid = spawn_role(
+            "shmif_procs::role_stopped_writer",
+            &[("BUS", path.to_str().unwrap().to_string())],
+        );
+        let mut lines = Lines::new(&mut kid);
+        assert_eq!(lines.next().as_deref(), Some("locked"));
+        let pid = Pid::from_raw(kid.id() as i32);
+        // Stopped (state T) while holding the lock.
+        let stopped = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('T')
+            })
+        };
+        let t = Instant::now();
+        while !stopped() {
+            assert!(t.elapsed() < Duration::from_secs(10), "child never stopped");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The thief waits out STALE_LOCK, takes the lock and writes.
+        let g = bus.lock();
+        let mine = frame(BCAST, [2; 6], 9, b'T', i as u32, 300);
+        bus.write_frame(&g, &mine, 9, ifnet::drivers::shmif::bus::timestamp())
+            .unwrap();
+        kill(pid, Signal::SIGCONT).unwrap();
+        let said = lines.next();
+        kid.wait().unwrap();
+        assert_eq!(said.as_deref(), Some("wrote Err(Errno(105))"), "run {i}");
+        assert!(
+            g.held(),
+            "run {i}: the late holder released the thief's lock"
+        );
+        assert_eq!(bus.header().lock, 1, "run {i}");
+        drop(g);
+        assert_eq!(bus.header().lock, 0, "run {i}");
+        bus.send(&frame(BCAST, [2; 6], 9, b'T', 1000 + i as u32, 60), 9)
+            .unwrap();
+        let mut buf = vec![0u8; 1514];
+        let mut got = Vec::new();
+        loop {
+            match reader.recv(&bus, &mut buf, |_| true) {
+                Recv::Frame { hdr, .. } => got.push(parse(&buf[..hdr.len as usize])),
+                Recv::Empty => break,
+                r => panic!("run {i}: {r:?}"),
+            }
+        }
+        assert_eq!(got, vec![(9, b'T', i as u32), (9, b'T', 1000 + i as u32)]);
+    };
+    std::thread::scope(|s| {
+        for i in 0..runs {
+            let one = &one;
+            s.spawn(move || one(i));
+        }
+    });
+}
+
 /// An ARP request for `ip` from `mac`/`from` (the daemon answers it, so
 /// frames flow both ways).
 fn arp_request(mac: [u8; 6], from: [u8; 4], ip: [u8; 4]) -> Vec<u8> {

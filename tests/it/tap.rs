@@ -422,12 +422,12 @@ fn destroy_closes_the_client_and_removes_the_socket() {
     assert!(!e.run.join("tap0").exists());
 }
 
-/// The daemon serves tap sockets beside its control socket and removes
-/// them when it stops.
+/// The daemon serves tap sockets in its run directory (`SOCKET.d`) and
+/// removes them, and the directory, when it stops.
 #[test]
 fn daemon_sockets() {
     let d = Daemon::start();
-    let dir = d.sock.parent().unwrap().to_path_buf();
+    let dir = d.run_dir();
     assert!(dir.join("tap").exists(), "cloning socket");
     let mut a = UnixStream::connect(dir.join("tap")).unwrap();
     let mut c = Client::connect(&d.sock).unwrap();
@@ -445,9 +445,7 @@ fn daemon_sockets() {
     // Whatever the interface sent (its DAD probes) and then EOF.
     let mut rest = Vec::new();
     a.read_to_end(&mut rest).expect("EOF, not a timeout");
-    wait_for("sockets removed", || {
-        !dir.join("tap").exists() && !dir.join("tap0").exists()
-    });
+    wait_for("sockets removed", || !dir.exists());
 }
 
 fn qemu() -> Option<&'static str> {
@@ -548,7 +546,7 @@ fn tap_sockets_take_the_daemons_mode() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let d = Daemon::start();
     d.ok(&["tap0", "create"]);
-    let rundir = d.sock.parent().unwrap();
+    let rundir = d.run_dir();
     assert_eq!(
         (mode(&rundir.join("tap0")), mode(&rundir.join("tap"))),
         (0o600, 0o600)
@@ -570,8 +568,8 @@ fn tap_sockets_take_the_daemons_mode() {
     assert_eq!((err.as_str(), rc), ("", 0));
     let got = (
         mode(&sock),
-        mode(&dir.path().join("tap3")),
-        mode(&dir.path().join("tap")),
+        mode(&ifnet::server::run_dir(&sock).join("tap3")),
+        mode(&ifnet::server::run_dir(&sock).join("tap")),
     );
     let _ = child.kill();
     let _ = child.wait();
@@ -585,13 +583,13 @@ fn gifname_names_the_clients_tap() {
     use ifnet::client::tap::{connect, gifname};
     let d = Daemon::start();
     let mut c = Client::connect(&d.sock).unwrap();
-    let clone = d.sock.parent().unwrap().join("tap");
+    let clone = d.run_dir().join("tap");
     let first = connect(&clone).unwrap();
     let second = connect(&clone).unwrap();
     assert_eq!(gifname(&mut c, &second), Ok("tap1".to_string()));
     assert_eq!(gifname(&mut c, &first), Ok("tap0".to_string()));
     // A direct connection is named too; one without an address cannot be.
-    let third = connect(&d.sock.parent().unwrap().join("tap1")).unwrap();
+    let third = connect(&d.run_dir().join("tap1")).unwrap();
     let t = Instant::now();
     assert_eq!(gifname(&mut c, &third), Err(Errno::ENXIO), "tap1 is busy");
     assert!(t.elapsed() < Duration::from_secs(3));
@@ -609,4 +607,42 @@ fn gifname_names_the_clients_tap() {
         }),
         Err(Errno::ENXIO)
     );
+}
+
+/// Two daemons whose control sockets share a directory keep their tap
+/// sockets apart (each in its `SOCKET.d`): B's start does not replace
+/// A's `tap0`, and stopping B leaves A's sockets alone.
+#[test]
+fn daemons_sharing_a_directory_keep_their_taps() {
+    let a = Daemon::start();
+    a.ok(&["tap0", "create"]);
+    let mut b = Daemon {
+        dir: tempfile::tempdir().unwrap(),
+        sock: a.dir.path().join("b.sock"),
+        child: None,
+    };
+    b.spawn();
+    b.ok(&["tap0", "create"]);
+    let mut ca = Client::connect(&a.sock).unwrap();
+    let mut cb = Client::connect(&b.sock).unwrap();
+    let (la, lb) = (
+        status(&mut ca, "tap0").linkstr.unwrap(),
+        status(&mut cb, "tap0").linkstr.unwrap(),
+    );
+    assert_ne!(la, lb);
+    let mut conn = UnixStream::connect(&la).unwrap();
+    wait_for("A's tap0 up on open", || {
+        status(&mut ca, "tap0").flags & iff::UP != 0
+    });
+    write_frame(&mut conn, &frame(60, 0x11));
+    wait_for("A's tap0 input", || {
+        status(&mut ca, "tap0").data.ipackets == 1
+    });
+    assert_eq!(status(&mut cb, "tap0").data.ipackets, 0);
+    drop(conn);
+    cb.ioctl(Request::Shutdown).unwrap();
+    wait_for("B's run directory removed", || !b.run_dir().exists());
+    for s in ["tap", "tap0"] {
+        assert!(a.run_dir().join(s).exists(), "A's {s} survives B's stop");
+    }
 }

@@ -211,7 +211,7 @@ fn guest_through_bridge(mtu: u32) {
     assert_eq!((err.as_str(), rc), ("", 0));
     let (up, mut up_sum) = receiver(&ns, "10.9.0.1", 5001);
     let scratch = tempfile::tempdir().unwrap();
-    let tap = d.sock.parent().unwrap().join("tap0");
+    let tap = d.run_dir().join("tap0");
     let mut g = Guest::boot(
         qemu,
         dir,
@@ -289,7 +289,7 @@ fn a_vm_port_survives_down_and_reconnects() {
     d.ok(&["bridge0", "create"]);
     let (_, err, rc) = d.brconfig(&["bridge0", "add", "tap0", "add", "tap1", "up"]);
     assert_eq!((err.as_str(), rc), ("", 0));
-    let run = d.sock.parent().unwrap().to_path_buf();
+    let run = d.run_dir();
     let up = |name: &str| d.ifconfig(&[name]).0.contains("<UP,");
     let connect = |name: &str| {
         let c = UnixStream::connect(run.join(name)).unwrap();
@@ -367,7 +367,7 @@ fn a_stalled_client_gets_the_whole_burst() {
     }
     let (_, err, rc) = d.brconfig(&["bridge0", "add", "tap0", "add", "tap1", "up"]);
     assert_eq!((err.as_str(), rc), ("", 0));
-    let run = d.sock.parent().unwrap().to_path_buf();
+    let run = d.run_dir();
     let mut c0 = UnixStream::connect(run.join("tap0")).unwrap();
     let mut c1 = UnixStream::connect(run.join("tap1")).unwrap();
     common::wait_until(5, "both up", || {
@@ -405,7 +405,7 @@ fn the_cloning_socket_gives_the_lowest_unused_tap() {
     use ifnet::client::tap::{connect, gifname};
     let d = Daemon::start();
     let mut c = Client::connect(&d.sock).unwrap();
-    let clone = d.sock.parent().unwrap().join("tap");
+    let clone = d.run_dir().join("tap");
     for _ in 0..3 {
         let conn = connect(&clone).unwrap();
         assert_eq!(gifname(&mut c, &conn), Ok("tap0".to_string()));
@@ -443,7 +443,7 @@ fn rejected_clients_are_logged_sparingly_with_their_pid() {
         child: None,
     };
     d.ok(&["tap0", "create"]);
-    let tap = d.sock.parent().unwrap().join("tap0");
+    let tap = d.run_dir().join("tap0");
     let _first = UnixStream::connect(&tap).unwrap();
     common::wait_until(5, "tap0 up", || d.ifconfig(&["tap0"]).0.contains("<UP,"));
     for _ in 0..20 {

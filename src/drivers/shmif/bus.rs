@@ -29,6 +29,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,9 @@ pub mod field {
     pub const FIRST: usize = 16;
     pub const LAST: usize = 20;
     pub const LOCK: usize = 24;
+    /// NetBSD's spare word, which it never reads nor writes: the token of
+    /// the ifnet peer that holds the lock (0: none, or a NetBSD peer).
+    pub const OWNER: usize = 28;
 }
 
 /// How long a lock may be held without any progress of `gen`/`last` before
@@ -78,7 +82,7 @@ pub const LOCK_BRIEFLY: Duration = Duration::from_micros(5);
 /// word, and since when they stand still.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StaleWatch {
-    seen: Option<((u64, u32, u32), Instant)>,
+    seen: Option<((u64, u32, u32, u32), Instant)>,
 }
 
 fn u32_at(b: &[u8], off: usize, swap: bool) -> u32 {
@@ -302,14 +306,45 @@ impl SharedRing<'_> {
     }
 }
 
-/// Proof that this process holds the bus lock; released on drop.
+/// Proof that this process took the bus lock; released on drop, unless
+/// it was stolen meanwhile (see [`Bus::lock`]).
 pub struct BusGuard<'a> {
     bus: &'a Bus,
+    token: u32,
+}
+
+impl BusGuard<'_> {
+    /// Whether the lock is still ours: a holder stopped for longer than
+    /// [`STALE_LOCK`] (a debugger, Ctrl-Z, a paused VM) has lost it.
+    pub fn held(&self) -> bool {
+        self.bus.word(field::OWNER).load(Ordering::Acquire) == self.token
+    }
 }
 
 impl Drop for BusGuard<'_> {
     fn drop(&mut self) {
-        self.bus.word(field::LOCK).swap(0, Ordering::Release);
+        // Release only a lock we still hold: a thief's stays its own.
+        let owner = self.bus.word(field::OWNER);
+        if owner
+            .compare_exchange(self.token, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.bus.word(field::LOCK).store(0, Ordering::Release);
+        }
+    }
+}
+
+/// A token for one hold of a bus lock: unique within the process, and
+/// unlikely (2^-32) to equal another process's.
+fn lock_token() -> u32 {
+    static SEED: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = *SEED.get_or_init(|| random_u64() as u32);
+    loop {
+        let t = seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        if t != 0 {
+            return t;
+        }
     }
 }
 
@@ -371,6 +406,18 @@ impl Bus {
         }
         if len != BUS_SIZE as u64 {
             file.set_len(BUS_SIZE as u64)?;
+        }
+        // Give the file its blocks now: on a full file system (a tmpfs)
+        // attaching fails with ENOSPC, where a sparse file would fault
+        // under the mapping later, looking like a truncated bus.
+        match nix::fcntl::fallocate(
+            &file,
+            nix::fcntl::FallocateFlags::empty(),
+            0,
+            BUS_SIZE as i64,
+        ) {
+            Ok(()) | Err(nix::errno::Errno::EOPNOTSUPP) => {}
+            Err(e) => return Err(Errno::from(e)),
         }
         let bus = Bus::map(path, file, BUS_SIZE)?;
         {
@@ -496,27 +543,64 @@ impl Bus {
         }
     }
 
-    fn try_lock(&self, from: u32) -> bool {
+    /// The lock as NetBSD takes it (0→1), then our token in the owner word.
+    fn try_lock(&self) -> Option<BusGuard<'_>> {
         self.word(field::LOCK)
-            .compare_exchange(
-                from,
-                if from == 0 {
-                    1
-                } else {
-                    from.wrapping_add(1).max(1)
-                },
-                Ordering::Acquire,
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        let token = lock_token();
+        self.word(field::OWNER).store(token, Ordering::Relaxed);
+        Some(BusGuard { bus: self, token })
+    }
+
+    /// Take over a lock seen held, with owner word `owner`, by a peer that
+    /// made no progress for [`STALE_LOCK`]. The lock word stays 1 (NetBSD
+    /// peers take any other value for a free lock); the owner word moves
+    /// from what was seen to our token, so that of several thieves exactly
+    /// one wins, and the late holder sees it lost the lock.
+    fn steal(&self, owner: u32) -> Option<BusGuard<'_>> {
+        let token = lock_token();
+        self.word(field::OWNER)
+            .compare_exchange(owner, token, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        let g = BusGuard { bus: self, token };
+        // The holder let go just now (a NetBSD peer does not clear the
+        // owner word): take the free lock the ordinary way, or leave it to
+        // whoever did.
+        let lock = self.word(field::LOCK);
+        if lock.load(Ordering::Acquire) == 0
+            && lock
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            std::mem::forget(g);
+            let _ = self.word(field::OWNER).compare_exchange(
+                token,
+                0,
                 Ordering::Relaxed,
-            )
-            .is_ok()
+                Ordering::Relaxed,
+            );
+            return None;
+        }
+        Some(g)
+    }
+
+    /// What says a holder is alive: `gen`, `last`, the lock and its owner.
+    fn progress(&self) -> (u64, u32, u32, u32) {
+        (
+            self.gen_word().load(Ordering::Relaxed),
+            self.word(field::LAST).load(Ordering::Relaxed),
+            self.word(field::LOCK).load(Ordering::Relaxed),
+            self.word(field::OWNER).load(Ordering::Relaxed),
+        )
     }
 
     /// Take the bus lock: compare-and-swap 0→1, a nap of 1 ms after every
     /// 1001 failures, as NetBSD does. A lock held for [`STALE_LOCK`] while
-    /// `gen` and `last` did not move belongs to a peer that died holding it:
-    /// it is stolen by bumping the lock word (1→2…), so that of several
-    /// waiters exactly one wins, and NetBSD peers, which only ever swap
-    /// 0→1, keep waiting until we release it.
+    /// `gen`, `last` and the owner word did not move belongs to a peer that
+    /// died (or is stopped) holding it: it is stolen (see `steal`). A
+    /// holder resumed later finds [`BusGuard::held`] false: its writes are
+    /// discarded and it does not release the thief's lock.
     pub fn lock(&self) -> BusGuard<'_> {
         loop {
             if let Some(g) = self.lock_until(None) {
@@ -529,19 +613,15 @@ impl Bus {
     /// while it keeps moving `gen` looks alive and is never stolen from,
     /// and must not hold the caller for ever.
     pub fn lock_until(&self, deadline: Option<Instant>) -> Option<BusGuard<'_>> {
-        if self.try_lock(0) {
-            return Some(BusGuard { bus: self });
+        if let Some(g) = self.try_lock() {
+            return Some(g);
         }
         let mut tries = 0u32;
         let mut since = Instant::now();
-        let mut seen = (
-            self.gen_word().load(Ordering::Relaxed),
-            self.word(field::LAST).load(Ordering::Relaxed),
-            self.word(field::LOCK).load(Ordering::Relaxed),
-        );
+        let mut seen = self.progress();
         loop {
-            if self.try_lock(0) {
-                return Some(BusGuard { bus: self });
+            if let Some(g) = self.try_lock() {
+                return Some(g);
             }
             tries += 1;
             if tries < 64 {
@@ -557,21 +637,18 @@ impl Bus {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(1));
-            let now = (
-                self.gen_word().load(Ordering::Relaxed),
-                self.word(field::LAST).load(Ordering::Relaxed),
-                self.word(field::LOCK).load(Ordering::Relaxed),
-            );
+            let now = self.progress();
             if now != seen || now.2 == 0 {
                 seen = now;
                 since = Instant::now();
-            } else if since.elapsed() >= STALE_LOCK && self.try_lock(now.2) {
+            } else if since.elapsed() >= STALE_LOCK
+                && let Some(g) = self.steal(now.3)
+            {
                 crate::log::warn(&format!(
                     "shmif: {}: lock held {:?} with no progress, peer presumed dead: stolen",
                     self.path.display(),
                     since.elapsed()
                 ));
-                let g = BusGuard { bus: self };
                 self.repair(&g);
                 return Some(g);
             }
@@ -584,8 +661,10 @@ impl Bus {
         let start = Instant::now();
         loop {
             for _ in 0..32 {
-                if self.word(field::LOCK).load(Ordering::Relaxed) == 0 && self.try_lock(0) {
-                    return Some(BusGuard { bus: self });
+                if self.word(field::LOCK).load(Ordering::Relaxed) == 0
+                    && let Some(g) = self.try_lock()
+                {
+                    return Some(g);
                 }
                 std::hint::spin_loop();
             }
@@ -601,11 +680,7 @@ impl Bus {
     /// released. Never waits. `true` while someone holds the lock: look
     /// again later.
     pub fn check_stale(&self, w: &mut StaleWatch, now: Instant) -> bool {
-        let cur = (
-            self.gen_word().load(Ordering::Relaxed),
-            self.word(field::LAST).load(Ordering::Relaxed),
-            self.word(field::LOCK).load(Ordering::Relaxed),
-        );
+        let cur = self.progress();
         if cur.2 == 0 || self.truncated() {
             w.seen = None;
             return false;
@@ -617,15 +692,17 @@ impl Bus {
                 return true;
             }
         };
-        if now.saturating_duration_since(since) < STALE_LOCK || !self.try_lock(cur.2) {
+        if now.saturating_duration_since(since) < STALE_LOCK {
             return true;
         }
+        let Some(g) = self.steal(cur.3) else {
+            return true;
+        };
         crate::log::warn(&format!(
             "shmif: {}: lock held {:?} with no progress, peer presumed dead: stolen",
             self.path.display(),
             now.saturating_duration_since(since)
         ));
-        let g = BusGuard { bus: self };
         self.repair(&g);
         w.seen = None;
         false
@@ -706,15 +783,22 @@ impl Bus {
 
     /// Put one frame on the bus (lock held by `g`). `frame` must be
     /// 14..=1514 bytes: the caller checks, NetBSD peers crash on longer ones.
+    /// ENOBUFS, and the frame dropped, if the lock was stolen from us.
+    ///
+    /// `last` moves to the new frame once it is written, so that a writer
+    /// killed (or robbed) midway leaves the previous newest frame newest.
     pub fn write_frame(
         &self,
         g: &BusGuard<'_>,
         frame: &[u8],
         sender: u64,
         (sec, usec): (u32, u32),
-    ) {
+    ) -> Result<(), Errno> {
         debug_assert!((MIN_FRAME..=MAX_FRAME).contains(&frame.len()));
         let frame = &frame[..frame.len().min(MAX_FRAME)];
+        if !g.held() {
+            return Err(Errno(libc::ENOBUFS));
+        }
         self.reset_if_impossible(g);
         let ring = self.ring();
         let last = next_pkt_off(
@@ -722,7 +806,6 @@ impl Bus {
             Format::V3,
             self.word(field::LAST).load(Ordering::Relaxed),
         );
-        self.word(field::LAST).store(last, Ordering::Relaxed);
         let hdr = FrameHeaderRepr {
             len: frame.len() as u32,
             sec,
@@ -733,9 +816,16 @@ impl Bus {
         let mut first = self.word(field::FIRST).load(Ordering::Relaxed);
         let (data, w1) = self.bus_write(&mut first, last, &hdr);
         let (_, w2) = self.bus_write(&mut first, data, frame);
+        // Robbed while copying: the thief's `last` stands (and a reader
+        // that finds our bytes over its frames resyncs).
+        if !g.held() {
+            return Err(Errno(libc::ENOBUFS));
+        }
+        self.word(field::LAST).store(last, Ordering::Relaxed);
         if w1 || w2 {
             self.gen_word().fetch_add(1, Ordering::Relaxed);
         }
+        Ok(())
     }
 
     /// Lock, write one frame, unlock. Wake the readers with [`Bus::wakeup`]
@@ -751,7 +841,7 @@ impl Bus {
         self.check()?;
         let ts = timestamp();
         let g = self.lock();
-        self.write_frame(&g, frame, sender, ts);
+        self.write_frame(&g, frame, sender, ts)?;
         drop(g);
         self.check()
     }
@@ -769,7 +859,7 @@ impl Bus {
         self.check()?;
         let ts = timestamp();
         let g = self.try_lock_briefly().ok_or(Errno(libc::ENOBUFS))?;
-        self.write_frame(&g, frame, sender, ts);
+        self.write_frame(&g, frame, sender, ts)?;
         drop(g);
         self.check()
     }
@@ -792,7 +882,7 @@ impl Bus {
         let ts = timestamp();
         let g = self.lock();
         for f in frames {
-            self.write_frame(&g, f, sender, ts);
+            self.write_frame(&g, f, sender, ts)?;
         }
         drop(g);
         self.check()
@@ -927,7 +1017,8 @@ impl BusReader {
         r
     }
 
-    fn after(bus: &Bus, _g: &BusGuard<'_>) -> BusReader {
+    /// `at_end` with the lock already held.
+    pub fn after(bus: &Bus, _g: &BusGuard<'_>) -> BusReader {
         let h = bus.header();
         let last = h.last.min(bus.size);
         BusReader {
@@ -1312,6 +1403,39 @@ mod tests {
         bus.gen_word().fetch_add(1, Ordering::Relaxed);
         assert!(bus.check_stale(&mut w, now + STALE_LOCK));
         assert_eq!(bus.header().lock, 1);
+    }
+
+    /// A holder stopped past STALE_LOCK (Ctrl-Z, a debugger) has lost the
+    /// lock to a thief: the lock word stays 1, as NetBSD peers must see
+    /// it; the late holder's write is refused and its release leaves the
+    /// thief's lock alone; only the thief's frame is on the bus.
+    #[test]
+    fn a_late_holder_has_lost_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Bus::attach(&dir.path().join("bus")).unwrap();
+        let mut r = BusReader::at_end(&bus);
+        let late = bus.lock();
+        let thief = bus.steal(bus.progress().3).expect("stolen");
+        assert_eq!(bus.header().lock, 1);
+        assert!(!late.held() && thief.held());
+        let ts = timestamp();
+        let lost = bus.write_frame(&late, &test_frame(1, 100), 1, ts);
+        assert_eq!(lost, Err(Errno(libc::ENOBUFS)));
+        bus.write_frame(&thief, &test_frame(2, 100), 2, ts).unwrap();
+        drop(late);
+        assert!(thief.held());
+        assert_eq!(bus.header().lock, 1);
+        // A second thief that saw the first's token loses to nobody else.
+        assert!(bus.steal(0).is_none());
+        drop(thief);
+        assert_eq!(bus.header().lock, 0);
+        assert_eq!(bus.word(field::OWNER).load(Ordering::Relaxed), 0);
+        let mut buf = vec![0u8; MAX_FRAME];
+        let mut got = Vec::new();
+        while let Recv::Frame { hdr, .. } = r.recv(&bus, &mut buf, |_| true) {
+            got.push(seq_of(&buf[..hdr.len as usize]));
+        }
+        assert_eq!(got, vec![2]);
     }
 
     /// A wild `first` (one stray store) is reset by the next writer to a

@@ -557,7 +557,7 @@ struct IoState {
 
 /// The receive side, while up.
 struct RxState {
-    /// Placed at the newest frame on the first poll after up.
+    /// Placed after the newest frame on the first poll after up.
     reader: Option<BusReader>,
     laps: u64,
     lost: bool,
@@ -594,13 +594,15 @@ impl ShmifIo {
             .ok_or(Errno::ENXIO)?;
         let n = notify.on(reactor, worker)?;
         let wd = n.add(self)?;
-        // Reset on every up: the newest frame on the bus is read again.
+        // Reset on every up, after the newest frame. (NetBSD reads that
+        // frame again; but a frame from before the up, such as a dead
+        // predecessor's DAD probe, must not reach a tentative address.)
         // Placed now, so that what is sent after the up is read; if the
         // lock is busy, by the first poll.
         let reader = self
             .bus
             .try_lock_briefly()
-            .map(|g| BusReader::at_newest_locked(&self.bus, &g));
+            .map(|g| BusReader::after(&self.bus, &g));
         st.rx = Some(RxState {
             reader,
             laps: reader.map_or(0, |r| r.laps),
@@ -681,11 +683,11 @@ impl ShmifIo {
         let reader = match &mut rx.reader {
             Some(r) => r,
             None => {
-                // Reset on every up: the newest frame on the bus is read again.
+                // Reset on every up, after the newest frame (see start_rx).
                 let Some(g) = bus.try_lock_briefly() else {
                     return Rx::Busy;
                 };
-                let r = BusReader::at_newest_locked(bus, &g);
+                let r = BusReader::after(bus, &g);
                 drop(g);
                 rx.laps = r.laps;
                 rx.reader.insert(r)

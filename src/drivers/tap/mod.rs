@@ -1,8 +1,9 @@
 //! tap(4): an Ethernet interface with a control device for one program.
 //!
-//! The control device of `tapN` is the Unix stream socket `tapN` beside the
-//! daemon's control socket (in-process, without a run directory: in a
-//! private temporary directory; `linkstr:` shows the path either way).
+//! The control device of `tapN` is the Unix stream socket `tapN` in the
+//! daemon's run directory, `SOCKET.d` beside its control socket `SOCKET`
+//! (in-process, without a run directory: in a private temporary
+//! directory; `linkstr:` shows the path either way).
 //! Framing is QEMU's `-netdev stream` (see [`framing`]). Connecting to the
 //! cloning socket `tap` attaches the client to the lowest `tapN` without
 //! one, creating the lowest unused unit only when every tap is busy, as

@@ -26,6 +26,11 @@ pub struct Daemon {
 pub const FAST_DAD: [&str; 2] = ["--retrans-timer", "50"];
 
 impl Daemon {
+    /// Where the daemon serves its tap sockets (`SOCKET.d`).
+    pub fn run_dir(&self) -> PathBuf {
+        ifnet::server::run_dir(&self.sock)
+    }
+
     pub fn start() -> Daemon {
         Daemon::start_with(&FAST_DAD)
     }
