@@ -15,6 +15,7 @@
 pub mod brconfig;
 pub mod client;
 pub mod cloner;
+pub mod cred;
 pub mod drivers;
 pub mod frame;
 pub mod generic;

@@ -5,7 +5,7 @@
 //! serves a path; a socket file left by a killed daemon is replaced.
 
 use crate::cloner::{Cloners, KernelEnv};
-use crate::ioctl::{Errno, Request, Response, wire};
+use crate::ioctl::{Errno, Request, wire};
 use crate::kernel::Kernel;
 use crate::log;
 use nix::fcntl::{Flock, FlockArg};
@@ -436,15 +436,17 @@ fn serve_client(mut conn: UnixStream, peer: Peer, kernel: &Kernel, stop: &Sender
         };
         log::debug(&format!("{req:?}"));
         let shutdown = req == Request::Shutdown;
-        let resp = match &req {
-            // A path the client named is opened with the client's rights.
-            Request::SetLinkStr { .. } => as_client(&peer, || kernel.ioctl(req)),
-            _ => kernel.ioctl(req),
+        // Only root and the daemon's own user may stop it.
+        let resp = if shutdown && !peer.owner() {
+            Err(Errno::EPERM)
+        } else {
+            // What is done on the host for the client, with its rights.
+            crate::cred::serving(peer.requester(), || kernel.ioctl(req))
         };
         if wire::write_response(&mut conn, &resp).is_err() {
             return;
         }
-        if shutdown {
+        if shutdown && resp.is_ok() {
             let _ = stop.send(Stop::Request);
             return;
         }
@@ -461,6 +463,19 @@ struct Peer {
 }
 
 impl Peer {
+    fn requester(&self) -> crate::cred::Requester {
+        crate::cred::Requester {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        }
+    }
+
+    /// Root, or the daemon's own user.
+    fn owner(&self) -> bool {
+        self.uid == 0 || self.uid == nix::unistd::geteuid().as_raw()
+    }
+
     fn of(conn: &UnixStream) -> Option<Peer> {
         let cred = getsockopt(conn, PeerCredentials).ok()?;
         Some(Peer {
@@ -503,83 +518,4 @@ fn peer_groups(conn: &UnixStream) -> Vec<libc::gid_t> {
         }
         groups.resize(want, 0);
     }
-}
-
-/// This thread's supplementary groups.
-fn thread_groups() -> Vec<libc::gid_t> {
-    // SAFETY: a count query, then a fill of at most that many.
-    unsafe {
-        let n = libc::getgroups(0, std::ptr::null_mut());
-        let mut g = vec![0; n.max(0) as usize];
-        let n = libc::getgroups(g.len() as libc::c_int, g.as_mut_ptr());
-        g.truncate(n.max(0) as usize);
-        g
-    }
-}
-
-/// setgroups(2) for this thread only. The raw system call: glibc's wrapper
-/// applies it to every thread of the process, as POSIX wants, which would
-/// hand one client's groups to all the others.
-fn set_thread_groups(groups: &[libc::gid_t]) -> Result<(), Errno> {
-    // SAFETY: the kernel reads `groups.len()` gids from the slice.
-    let r = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error().into())
-    }
-}
-
-/// The daemon's own filesystem identity, put back on drop (also if the
-/// request panics).
-struct Restore {
-    uid: u32,
-    gid: u32,
-    groups: Vec<libc::gid_t>,
-}
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        // SAFETY: plain syscalls on this thread's credentials.
-        unsafe {
-            libc::setfsuid(self.uid);
-            libc::setfsgid(self.gid);
-        }
-        let _ = set_thread_groups(&self.groups);
-    }
-}
-
-/// Run `f` with this thread's filesystem uid and gid and its supplementary
-/// groups set to the client's, so that files opened for it (a shmif bus
-/// named by `linkstr`) are opened with no more rights than the client has:
-/// a client that may not write /etc/passwd cannot make the daemon map it,
-/// and a client in a bus file's group may use it. Linux's fsuid, fsgid
-/// and groups are per thread; capabilities other than the filesystem ones
-/// (CAP_NET_ADMIN for TAPs) are kept.
-fn as_client(peer: &Peer, f: impl FnOnce() -> Response) -> Response {
-    let me = Restore {
-        uid: nix::unistd::geteuid().as_raw(),
-        gid: nix::unistd::getegid().as_raw(),
-        groups: thread_groups(),
-    };
-    if (peer.uid, peer.gid, &peer.groups) == (me.uid, me.gid, &me.groups) {
-        return f();
-    }
-    // An unprivileged daemon cannot take on anyone's groups, and opens
-    // with its own rights as before; a root daemon that kept its own
-    // groups would lend them (root's group) to the client: refuse.
-    if let Err(e) = set_thread_groups(&peer.groups)
-        && me.uid == 0
-    {
-        return Err(e);
-    }
-    // SAFETY: plain syscalls on this thread's credentials; `me` restores
-    // them.
-    unsafe {
-        libc::setfsgid(peer.gid);
-        libc::setfsuid(peer.uid);
-    }
-    let r = f();
-    drop(me);
-    r
 }

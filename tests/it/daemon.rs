@@ -790,3 +790,141 @@ fn linkstr_paths_resolve_in_the_client() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Issue 12 item 3: host TAPs are attached, created and changed with the
+/// requesting client's rights, not root's: `nobody`, admitted by `-m
+/// 0666`, cannot create a host TAP (CAP_NET_ADMIN), attach root's or
+/// another user's persistent TAP, nor raise the MTU of one; it may attach
+/// a TAP made for it. Only root and the daemon's user may stop it.
+#[test]
+fn host_taps_are_used_with_the_clients_rights() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let Some((uid, gid)) = nobody() else { return };
+    if !can_netadmin() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("taps.sock");
+    let mut child = std::process::Command::new(IFNETD)
+        .args(["-f", "-m", "0666", "-s"])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: plain kill(2) of a process we started.
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+    }
+    let _kill = Kill(child.id());
+    wait_for_socket(&sock);
+    let as_nobody = |args: &[&str]| {
+        run(std::process::Command::new(for_others(IFCONFIG))
+            .args(args)
+            .env("IFNET_SERVER", &sock)
+            .env("IFNET_NO_AUTOSTART", "1")
+            .uid(uid)
+            .gid(gid))
+    };
+    // Host TAPs of root, of uid 1000 and of nobody, persistent.
+    let names = [unique("rt"), unique("ut"), unique("nt")];
+    struct Del(Vec<String>);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", n])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+    }
+    let evil = unique("ev");
+    let _del = Del(vec![
+        names[0].clone(),
+        names[1].clone(),
+        names[2].clone(),
+        evil.clone(),
+    ]);
+    for (n, owner) in names.iter().zip(["0", "1000", &uid.to_string()]) {
+        sh(&format!("ip tuntap add {n} mode tap user {owner}"));
+    }
+    // Refused by tun (EPERM), or before, by /dev/net/tun's mode (EACCES:
+    // some systems make it 0600).
+    let refused = |r: (String, String, i32)| {
+        let ok = [
+            "ifconfig: exec_matches: Operation not permitted\n",
+            "ifconfig: exec_matches: Permission denied\n",
+        ];
+        assert!(
+            r.0.is_empty() && ok.contains(&r.1.as_str()) && r.2 == 1,
+            "{r:?}"
+        );
+    };
+    // Creating one needs CAP_NET_ADMIN, which nobody lacks.
+    assert_eq!(as_nobody(&["virt0", "create", "linkstr", &evil]).2, 0);
+    refused(as_nobody(&["virt0", "up"]));
+    assert!(
+        !sh("ip -o link show").contains(&format!("{evil}:")),
+        "nobody made a host TAP"
+    );
+    // Someone else's persistent TAP: refused, as tun refuses it.
+    for (i, n) in names[..2].iter().enumerate() {
+        let v = format!("virt{}", i + 1);
+        assert_eq!(as_nobody(&[&v, "create", "linkstr", n]).2, 0);
+        refused(as_nobody(&[&v, "up"]));
+    }
+    // Its own: attached where it may open /dev/net/tun itself.
+    assert_eq!(as_nobody(&["virt3", "create", "linkstr", &names[2]]).2, 0);
+    let tun_mode = std::fs::metadata("/dev/net/tun")
+        .unwrap()
+        .permissions()
+        .mode();
+    if tun_mode & 0o006 == 0o006 {
+        assert_eq!(
+            as_nobody(&["virt3", "up"]),
+            (String::new(), String::new(), 0)
+        );
+    } else {
+        refused(as_nobody(&["virt3", "up"]));
+    }
+    // Attached by root, its MTU is still not nobody's to raise.
+    let as_root = |args: &[&str]| {
+        run(std::process::Command::new(IFCONFIG)
+            .args(args)
+            .env("IFNET_SERVER", &sock)
+            .env("IFNET_NO_AUTOSTART", "1"))
+    };
+    assert_eq!(as_root(&["virt3", "up"]).2, 0);
+    // (A warning, exit 0, as NetBSD's ifconfig.)
+    assert_eq!(
+        as_nobody(&["virt3", "mtu", "9000"]),
+        (
+            String::new(),
+            "ifconfig: SIOCSIFMTU: Operation not permitted\n".to_string(),
+            0
+        )
+    );
+    let mtu = sh(&format!("cat /sys/class/net/{}/mtu", names[2]));
+    assert_eq!(mtu.trim(), "1500");
+    assert_eq!(as_root(&["virt3", "mtu", "9000"]).2, 0);
+    let mtu = sh(&format!("cat /sys/class/net/{}/mtu", names[2]));
+    assert_eq!(mtu.trim(), "9000");
+    // Stopping the daemon is for root and its owner.
+    let (_, err, rc) = run(std::process::Command::new(for_others(IFNETD))
+        .arg("--stop")
+        .env("IFNET_SERVER", &sock)
+        .uid(uid)
+        .gid(gid));
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert_eq!(as_nobody(&["-l"]).2, 0, "still serving");
+    // SAFETY: plain kill(2) of a process we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}

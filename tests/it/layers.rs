@@ -24,10 +24,11 @@ struct Layer {
 /// The layers, bottom to top.
 const LAYERS: &[Layer] = &[
     // The kernel/user API: requests, replies, errno, flag constants, the
-    // wire format, the `Ioctl` trait. And the log every layer writes to.
+    // wire format, the `Ioctl` trait. And the log every layer writes to,
+    // and the client's rights that host-side work runs with.
     Layer {
         name: "api",
-        files: &["src/ioctl/", "src/log.rs"],
+        files: &["src/ioctl/", "src/log.rs", "src/cred.rs"],
         uses: None,
     },
     // Pure formats, read and written by the layers above and by the tools:

@@ -389,7 +389,7 @@ impl Driver for Shmif {
             return Ok(());
         };
         self.may_attach(ifs, path)?;
-        let bus = Arc::new(Bus::attach(Path::new(path))?);
+        let bus = Arc::new(crate::cred::as_requester(|| Bus::attach(Path::new(path)))?);
         self.attach_bus(ifs, path, bus)
     }
 
@@ -403,7 +403,9 @@ impl Driver for Shmif {
         self.may_attach(ifs, linkstr)?;
         let path = linkstr.to_string();
         Ok(Some(Box::new(move || {
-            let bus: Box<dyn Any + Send> = Box::new(Arc::new(Bus::attach(Path::new(&path))?));
+            // The client's file, opened with the client's rights.
+            let bus = crate::cred::as_requester(|| Bus::attach(Path::new(&path)))?;
+            let bus: Box<dyn Any + Send> = Box::new(Arc::new(bus));
             Ok(bus)
         })))
     }

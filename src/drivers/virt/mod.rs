@@ -6,7 +6,8 @@
 //! configuration of it survives `down`/`up`. A missing TAP is created
 //! (needs CAP_NET_ADMIN) and, not being persistent, disappears when we
 //! close it; an existing persistent one is attached without privileges and
-//! left in place. While virt is down its host TAP is not read and the
+//! left in place. Both, and changes of the host TAP's MTU, are done with
+//! the rights of the client that asked (see `cred`). While virt is down its host TAP is not read and the
 //! host TAP has no carrier.
 //!
 //! Media: "Ethernet autoselect" only. Status is active while virt is
@@ -136,7 +137,11 @@ impl Virt {
             // Deleted underneath us: let go and look for it again.
             self.detach_host();
         }
-        let h = Arc::new(HostTap::open(&self.name, &self.linkstr)?);
+        // Attached or created with the client's rights: tun checks the
+        // device's owner and group, and CAP_NET_ADMIN to create one.
+        let h = Arc::new(crate::cred::as_requester(|| {
+            HostTap::open(&self.name, &self.linkstr)
+        })?);
         self.apply_offloads(&h);
         let vio = io::VirtIo::new(h.clone(), &self.port, self.hook.clone());
         self.port
@@ -196,7 +201,7 @@ impl Driver for Virt {
             && host_mtu < ifs.mtu
             // Both ends of a link want the same MTU; raising the host's
             // needs root, and a smaller host MTU only drops big frames.
-            && let Err(e) = host.set_host_mtu(ifs.mtu)
+            && let Err(e) = crate::cred::as_requester(|| host.set_host_mtu(ifs.mtu))
         {
             crate::log::warn(&format!(
                 "{}: host TAP {} has MTU {host_mtu} < {}: {e}",
@@ -274,7 +279,7 @@ impl Driver for Virt {
             && let Some((_, host_mtu)) = h.host_status()
             && host_mtu < mtu
         {
-            h.set_host_mtu(mtu)?;
+            crate::cred::as_requester(|| h.set_host_mtu(mtu))?;
         }
         Ok(())
     }
