@@ -290,14 +290,6 @@ fn unprivileged_user_runs_own_daemon() {
         .gid(gid)
         .spawn()
         .unwrap();
-    // Killed if an assertion below fails, so it cannot hold the test's output.
-    struct KillOnDrop(u32);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            // SAFETY: plain kill(2) of a process we started.
-            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
-        }
-    }
     let _guard = KillOnDrop(child.id());
     wait_for_socket(&sock);
     let (out, err, rc) = run(std::process::Command::new(for_others(IFCONFIG))
@@ -814,14 +806,7 @@ fn host_taps_are_used_with_the_clients_rights() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(u32);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            // SAFETY: plain kill(2) of a process we started.
-            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
-        }
-    }
-    let _kill = Kill(child.id());
+    let _kill = KillOnDrop(child.id());
     wait_for_socket(&sock);
     let as_nobody = |args: &[&str]| {
         run(std::process::Command::new(for_others(IFCONFIG))

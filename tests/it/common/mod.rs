@@ -287,3 +287,14 @@ pub fn for_others(exe: &str) -> PathBuf {
     });
     dir.join(Path::new(exe).file_name().unwrap())
 }
+
+/// SIGKILL for a process a test started, when the test ends (also by a
+/// failed assertion, so that it cannot hold the test's output open).
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) of a process we started.
+        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+    }
+}
