@@ -546,6 +546,12 @@ impl KernelInner {
             return Err(Errno::EEXIST);
         }
         let (class, unit) = self.cloners.lookup(name)?;
+        if let Some(max) = self.env.max_interfaces
+            && t.ifs.len() >= max
+        {
+            crate::log::warn(&format!("{name}: not created: {max} interfaces, the limit"));
+            return Err(Errno::ENOSPC);
+        }
         let mut state = IfState::new(name, unit, t.next_index, IfType::Ethernet);
         state.in6_attached = !self.knobs().auto_linklocal;
         let driver = class.create(&self.env, &mut state)?;

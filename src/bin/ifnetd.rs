@@ -58,6 +58,9 @@ struct Args {
     /// The DAD retransmission timer in milliseconds (RetransTimer; RFC 5227's second).
     #[arg(long, value_name = "MS", default_value_t = DadTimers::default().retrans.as_millis() as u64)]
     retrans_timer: u64,
+    /// Most interfaces at once; creating more fails with ENOSPC.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_interfaces: usize,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -135,6 +138,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             probes_v6: args.ip6_dad_count,
             retrans: Duration::from_millis(args.retrans_timer),
         },
+        max_interfaces: Some(args.max_interfaces),
         ..KernelEnv::default()
     };
     // The log is opened before the socket is bound: refused, nothing serves.

@@ -29,6 +29,9 @@ pub struct KernelEnv {
     pub socket_mode: Option<u32>,
     /// Duplicate address detection of the IP presence.
     pub dad: DadTimers,
+    /// Most interfaces the kernel holds at once (`ifnetd
+    /// --max-interfaces`); more are refused with ENOSPC. `None`: no limit.
+    pub max_interfaces: Option<usize>,
     /// The data plane's threads. The kernel makes them at start when
     /// `None`, from the thread that makes it (with its credentials).
     pub reactor: Option<Arc<crate::reactor::Reactor>>,

@@ -913,3 +913,39 @@ fn host_taps_are_used_with_the_clients_rights() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+/// Issue 12 item 4: a daemon holds at most `--max-interfaces`; beyond
+/// that creating fails with ENOSPC, by name and through the tap cloning
+/// socket alike, and the daemon goes on serving.
+#[test]
+fn interfaces_are_limited() {
+    let d = Daemon::start_with(&["--max-interfaces", "4"]);
+    for i in ["lo1", "shmif0", "tap0"] {
+        assert_eq!(
+            d.ifconfig(&[i, "create"]),
+            (String::new(), String::new(), 0)
+        );
+    }
+    assert_eq!(
+        d.ifconfig(&["lo2", "create"]),
+        (
+            String::new(),
+            "ifconfig: clone_command: No space left on device\n\
+             ifconfig: exec_matches: No space left on device\n"
+                .into(),
+            1
+        )
+    );
+    // tap0 busy, so a client of the cloning socket would need a tap1.
+    let _busy = UnixStream::connect(d.run_dir().join("tap0")).unwrap();
+    let clone = UnixStream::connect(d.run_dir().join("tap")).unwrap();
+    // Refused: the daemon closes the clone's connection.
+    clone
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!((&clone).read(&mut b).unwrap(), 0, "connection closed");
+    assert_eq!(d.ifconfig(&["-l"]).0, "lo0 lo1 shmif0 tap0\n");
+    d.ok(&["lo1", "destroy"]);
+    d.ok(&["lo2", "create"]);
+}
