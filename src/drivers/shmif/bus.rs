@@ -829,7 +829,9 @@ impl Bus {
     }
 
     /// Lock, write one frame, unlock. Wake the readers with [`Bus::wakeup`]
-    /// after a batch.
+    /// after a batch. ENOBUFS (the frame dropped) when the lock does not
+    /// come within [`LOCK_WAIT`]: a live-looking peer that keeps it must
+    /// not hold the sender for ever.
     pub fn send(&self, frame: &[u8], sender: u64) -> Result<(), Errno> {
         if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
             return Err(if frame.len() > MAX_FRAME {
@@ -840,10 +842,15 @@ impl Bus {
         }
         self.check()?;
         let ts = timestamp();
-        let g = self.lock();
+        let g = self.lock_for_sending()?;
         self.write_frame(&g, frame, sender, ts)?;
         drop(g);
         self.check()
+    }
+
+    fn lock_for_sending(&self) -> Result<BusGuard<'_>, Errno> {
+        self.lock_until(Some(Instant::now() + LOCK_WAIT))
+            .ok_or(Errno(libc::ENOBUFS))
     }
 
     /// `send` for a data-plane thread: ENOBUFS (the frame is dropped) when
@@ -880,7 +887,7 @@ impl Bus {
         }
         self.check()?;
         let ts = timestamp();
-        let g = self.lock();
+        let g = self.lock_for_sending()?;
         for f in frames {
             self.write_frame(&g, f, sender, ts)?;
         }
