@@ -61,6 +61,9 @@ struct Args {
     /// Most interfaces at once; creating more fails with ENOSPC.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_interfaces: usize,
+    /// The bridge that taps made by the cloning socket `tap` join.
+    #[arg(long, value_name = "BRIDGE")]
+    tap_bridge: Option<String>,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -155,8 +158,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let server = Server::bind(&path, args.mode, env, drivers::cloners())
-        .map_err(|e| anyhow::Error::msg(e.0))?;
+    let classes = drivers::cloners_with(&drivers::Options {
+        tap_bridge: args.tap_bridge.clone(),
+    });
+    let server =
+        Server::bind(&path, args.mode, env, classes).map_err(|e| anyhow::Error::msg(e.0))?;
     if let (Some(ready), Some(log)) = (ready, log) {
         redirect_stdio(&log);
         let _ = (&ready).write_all(b"1");

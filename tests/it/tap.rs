@@ -646,3 +646,52 @@ fn daemons_sharing_a_directory_keep_their_taps() {
         assert!(a.run_dir().join(s).exists(), "A's {s} survives B's stop");
     }
 }
+
+/// Issue 14 item 2: with `ifnetd --tap-bridge bridge0`, a tap that the
+/// cloning socket makes (every tap busy) joins bridge0; a reused one keeps
+/// its membership; without the option clones join nothing.
+#[test]
+fn clones_join_the_template_bridge() {
+    let members = |d: &Daemon| {
+        let (out, _, _) = d.brconfig(&["bridge0"]);
+        out.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("tap") && l.contains(" flags="))
+            .map(|l| l.split(' ').next().unwrap_or("").to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let mut args = FAST_DAD.to_vec();
+    args.extend(["--tap-bridge", "bridge0"]);
+    let d = Daemon::start_with(&args);
+    d.ok(&["bridge0", "create"]);
+    let c0 = UnixStream::connect(d.run_dir().join("tap")).unwrap();
+    wait_for("tap0 in bridge0", || members(&d) == ["tap0"]);
+    let c1 = UnixStream::connect(d.run_dir().join("tap")).unwrap();
+    wait_for("tap1 in bridge0", || members(&d) == ["tap0", "tap1"]);
+    // Reused (tap0's client gone): nothing more to join.
+    let mut c = Client::connect(&d.sock).unwrap();
+    wait_for("tap0 up", || status(&mut c, "tap0").flags & iff::UP != 0);
+    drop(c0);
+    wait_for("tap0 free", || status(&mut c, "tap0").flags & iff::UP == 0);
+    let _c2 = UnixStream::connect(d.run_dir().join("tap")).unwrap();
+    wait_for("tap0 taken again", || {
+        status(&mut c, "tap0").flags & iff::UP != 0
+    });
+    assert_eq!(members(&d), ["tap0", "tap1"]);
+    assert_eq!(d.ifconfig(&["-l"]).0, "lo0 bridge0 tap0 tap1\n");
+    drop(c1);
+    // Without the option, a clone joins nothing.
+    let plain = Daemon::start();
+    plain.ok(&["bridge0", "create"]);
+    let _p = UnixStream::connect(plain.run_dir().join("tap")).unwrap();
+    let mut pc = Client::connect(&plain.sock).unwrap();
+    wait_for("tap0 made", || {
+        pc.ioctl(Request::GetIfFlags {
+            name: "tap0".into(),
+        })
+        .is_ok()
+    });
+    assert_eq!(members(&plain), Vec::<String>::new());
+}

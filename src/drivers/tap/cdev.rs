@@ -67,6 +67,9 @@ pub struct Softc {
     /// abstract name, see `super::connect`): what TAPGIFNAME matches.
     peer: Mutex<Option<Vec<u8>>>,
     pub events: AtomicU32,
+    /// A bridge a new clone is to join (the class's template), taken by
+    /// the next `Driver::sync`.
+    pub join: Mutex<Option<String>>,
 }
 
 impl Softc {
@@ -100,6 +103,7 @@ impl Softc {
             attached: AtomicBool::new(false),
             peer: Mutex::new(None),
             events: AtomicU32::new(0),
+            join: Mutex::new(None),
         });
         let reg = {
             let dev = lock(&sc.dev);

@@ -18,6 +18,9 @@
 //!   counted as output errors.
 //! - Media "Ethernet autoselect", active and link up while a client is
 //!   attached.
+//! - A template for clones (ifnet's own): a tap the cloning socket makes
+//!   joins the bridge the class names (`ifnetd --tap-bridge`), so that a
+//!   VM that finds every tap busy still lands on the switch.
 //! - MAC: NetBSD's tap scheme, f2:0b:a4 and three random bytes.
 //! - Information requests: TAPGIFNAME is a control request naming the
 //!   client's socket (see `client::tap`): a socket has no
@@ -37,7 +40,7 @@ use crate::cloner::{IfClone, KernelEnv, KernelHook};
 use crate::drivers::ether;
 use crate::drivers::kthread::random_bytes;
 use crate::ifnet::{Driver, IfState};
-use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, iff};
+use crate::ioctl::{BridgeReq, Errno, IfMedia, LinkState, Mac, Request, iff};
 use crate::reactor::{Handler, Registration};
 use cdev::{EV_CLOSED, EV_OPENED, Softc, TapTx};
 use std::collections::HashMap;
@@ -86,6 +89,8 @@ type Units = Arc<Mutex<HashMap<u32, Weak<Softc>>>>;
 
 #[derive(Default)]
 pub struct TapClone {
+    /// The bridge that taps made by the cloning socket join.
+    clone_bridge: Option<String>,
     hook: Mutex<Option<KernelHook>>,
     dir: Mutex<Option<Arc<SockDir>>>,
     /// The interfaces, for the cloning socket to hand clients to.
@@ -111,6 +116,13 @@ fn bind(path: &Path, env: &KernelEnv) -> Result<UnixListener, Errno> {
 }
 
 impl TapClone {
+    /// The class, with the taps its cloning socket makes joining `bridge`.
+    pub fn with_clone_bridge(bridge: Option<String>) -> TapClone {
+        let mut c = TapClone::default();
+        c.clone_bridge = bridge;
+        c
+    }
+
     fn sock_dir(&self, env: &KernelEnv) -> Result<Arc<SockDir>, Errno> {
         let mut dir = self.dir.lock().unwrap();
         if let Some(d) = dir.as_ref() {
@@ -145,6 +157,7 @@ impl IfClone for TapClone {
             listener,
             hook: hook.clone(),
             units: self.units.clone(),
+            bridge: self.clone_bridge.clone(),
         });
         let reg = env.reactor().and_then(|r| {
             r.register(Some(cloning.listener.as_fd()), cloning.clone())
@@ -212,6 +225,7 @@ struct Cloning {
     listener: UnixListener,
     hook: KernelHook,
     units: Units,
+    bridge: Option<String>,
 }
 
 /// Accept on the cloning socket: as FreeBSD's, hand the client to the
@@ -226,6 +240,7 @@ impl Handler for Cloning {
                 continue;
             };
             let units = self.units.clone();
+            let bridge = self.bridge.clone();
             self.hook.create_lowest(
                 TAP_CLONE,
                 Box::new(move |r| {
@@ -246,6 +261,10 @@ impl Handler for Cloning {
                     });
                     if let Some(sc) = sc {
                         crate::log::info(&format!("tap: cloned {name}"));
+                        if bridge.is_some() {
+                            *sc.join.lock().unwrap_or_else(|e| e.into_inner()) = bridge;
+                            sc.hook.sync(sc.port.index);
+                        }
                         sc.hand_over(conn);
                     }
                 }),
@@ -367,6 +386,14 @@ impl Driver for Tap {
                     flags,
                 });
             }
+        }
+        if let Some(bridge) = self.sc.join.lock().unwrap().take() {
+            reqs.push(Request::SetDrvSpec {
+                name: bridge,
+                req: BridgeReq::Add {
+                    member: ifs.name.clone(),
+                },
+            });
         }
         if ev & EV_OPENED != 0 && attached && flags & iff::UP == 0 {
             flags |= iff::UP;
