@@ -24,6 +24,7 @@ pub mod inet;
 pub mod inspect;
 pub mod ioctl;
 pub mod kernel;
+pub mod libxo;
 pub mod log;
 pub mod offload;
 pub mod pcap;

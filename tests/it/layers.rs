@@ -106,6 +106,7 @@ const LAYERS: &[Layer] = &[
             "src/client/",
             "src/shmifdump.rs",
             "src/inspect/",
+            "src/libxo.rs",
             "src/bin/ifnet-tools.rs",
             "src/bin/ifconfig.rs",
             "src/bin/brconfig.rs",

@@ -20,6 +20,7 @@ mod inspect;
 mod install;
 mod jumbo;
 mod layers;
+mod libxo;
 mod neighbour_flood;
 mod reactor;
 mod scene;
