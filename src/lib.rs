@@ -30,8 +30,10 @@ pub mod offload;
 pub mod pcap;
 pub mod ping;
 pub mod port;
+pub mod rcnet;
 pub mod reactor;
 pub mod server;
+pub mod service;
 pub mod shmifdump;
 
 pub use kernel::Kernel;

@@ -121,8 +121,22 @@ pub enum Stop {
     Request,
 }
 
+/// What the daemon does after each request that changed the
+/// configuration, before it answers: write the state file (`ifnetd -S`).
+/// An error fails the request with that errno; the change stays in memory
+/// and is in the next state written (see ifnetd(8), STATE).
+pub type PersistFn = dyn Fn(&Kernel) -> Result<(), Errno> + Send + Sync;
+
+/// Requests that change the configuration run one at a time with their
+/// state write, so that each reply follows a state that holds its change.
+struct Persist {
+    lock: std::sync::Mutex<()>,
+    write: Box<PersistFn>,
+}
+
 pub struct Server {
     pub path: PathBuf,
+    persist: Option<Arc<Persist>>,
     /// (device, inode) of the socket we bound: only that file is ours to
     /// remove on the way out, not one a later daemon bound at the same path.
     socket_id: (u64, u64),
@@ -155,6 +169,19 @@ impl Server {
         env: KernelEnv,
         cloners: Cloners,
     ) -> Result<Server, ServeError> {
+        Server::bind_or_take(path, mode, env, cloners, None)
+    }
+
+    /// As [`Server::bind`], but serve `listener`, a socket a service
+    /// manager bound at `path` and passed to us: it stays the manager's
+    /// (never removed, its mode left as it made it).
+    pub fn bind_or_take(
+        path: &Path,
+        mode: u32,
+        env: KernelEnv,
+        cloners: Cloners,
+        listener: Option<UnixListener>,
+    ) -> Result<Server, ServeError> {
         prepare_socket_dir(path)?;
         let lock_path = lock_path(path);
         let lock_file =
@@ -167,7 +194,9 @@ impl Server {
             ))
         })?;
         // We hold the lock, so a socket file here is stale: its daemon died.
+        // (Unless a service manager made it and passed it to us.)
         match fs::remove_file(path) {
+            _ if listener.is_some() => {}
             Ok(()) => log::info(&format!("removed stale socket {}", path.display())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err("cannot remove stale socket", path, e)),
@@ -180,12 +209,20 @@ impl Server {
             ..env
         };
         let kernel = Arc::new(Kernel::new(env, cloners));
-        let listener = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| err("cannot chmod", path, e))?;
+        let (listener, socket_id) = match listener {
+            // (0, 0) is no file: shutdown leaves the manager's socket.
+            Some(l) => (l, (0, 0)),
+            None => {
+                let l = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;
+                fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                    .map_err(|e| err("cannot chmod", path, e))?;
+                (l, file_id(path).unwrap_or_default())
+            }
+        };
         Ok(Server {
             path: path.to_path_buf(),
-            socket_id: file_id(path).unwrap_or_default(),
+            persist: None,
+            socket_id,
             listener,
             _lock: lock,
             kernel,
@@ -196,11 +233,34 @@ impl Server {
         &self.kernel
     }
 
+    /// Run `write` after every request that changes the configuration,
+    /// before the reply (see [`PersistFn`]). Set before
+    /// [`Server::spawn_accept`].
+    pub fn set_persist(&mut self, write: Box<PersistFn>) {
+        self.persist = Some(Arc::new(Persist {
+            lock: std::sync::Mutex::new(()),
+            write,
+        }));
+    }
+
+    /// Write the state now, in turn with the requests (after changes made
+    /// in-process, as at start).
+    pub fn persist_now(&self) -> Result<(), Errno> {
+        match &self.persist {
+            Some(p) => {
+                let _serial = p.lock.lock().unwrap_or_else(|e| e.into_inner());
+                (p.write)(&self.kernel)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Accept clients on a background thread; a `Shutdown` request is
     /// reported on `stop`.
     pub fn spawn_accept(&self, stop: Sender<Stop>) -> io::Result<()> {
         let listener = self.listener.try_clone()?;
         let kernel = self.kernel.clone();
+        let persist = self.persist.clone();
         let (uid, gid, mode) = socket_owner(&self.path);
         let admission = Arc::new(Admission::new(uid));
         std::thread::Builder::new()
@@ -236,11 +296,12 @@ impl Server {
                         let _ = conn.set_read_timeout(Some(IDLE_TIMEOUT));
                     }
                     let (kernel, stop) = (kernel.clone(), stop.clone());
+                    let persist = persist.clone();
                     let spawned =
                         std::thread::Builder::new()
                             .name("client".into())
                             .spawn(move || {
-                                serve_client(conn, peer, &kernel, &stop);
+                                serve_client(conn, peer, &kernel, persist.as_deref(), &stop);
                                 drop(ticket);
                             });
                     if spawned.is_err() {
@@ -376,7 +437,13 @@ fn peer_allowed(p: &Peer, uid: u32, gid: u32, mode: u32) -> bool {
 
 /// Answer one client's requests until it goes away. Garbage ends only this
 /// client's connection.
-fn serve_client(mut conn: UnixStream, peer: Peer, kernel: &Kernel, stop: &Sender<Stop>) {
+fn serve_client(
+    mut conn: UnixStream,
+    peer: Peer,
+    kernel: &Kernel,
+    persist: Option<&Persist>,
+    stop: &Sender<Stop>,
+) {
     loop {
         let req = match wire::read_request(&mut conn) {
             Ok(r) => r,
@@ -399,11 +466,20 @@ fn serve_client(mut conn: UnixStream, peer: Peer, kernel: &Kernel, stop: &Sender
         };
         log::debug(&format!("{req:?}"));
         let shutdown = req == Request::Shutdown;
-        let resp = match &req {
+        let persist = persist.filter(|_| req.changes_config());
+        let _serial = persist.map(|p| p.lock.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut resp = match &req {
             // A path the client named is opened with the client's rights.
             Request::SetLinkStr { .. } => as_client(&peer, || kernel.ioctl(req)),
             _ => kernel.ioctl(req),
         };
+        if let Some(p) = persist
+            && resp.is_ok()
+            && let Err(e) = (p.write)(kernel)
+        {
+            resp = Err(e);
+        }
+        drop(_serial);
         if wire::write_response(&mut conn, &resp).is_err() {
             return;
         }
