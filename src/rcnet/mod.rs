@@ -98,10 +98,13 @@ fn run_tool(ctl: &mut dyn Ioctl, argv: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let msg = String::from_utf8_lossy(&err);
-    // The usage text says nothing the first line does not.
+    // The first line says it; a usage text says only that the words are
+    // wrong.
     let first = msg.lines().next().unwrap_or("").trim();
     Err(if first.is_empty() {
         format!("{tool} exited {rc}")
+    } else if first.starts_with("usage:") {
+        format!("{}: invalid arguments", argv.join(" "))
     } else {
         first.to_string()
     })

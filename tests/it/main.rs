@@ -22,6 +22,7 @@ mod jumbo;
 mod layers;
 mod libxo;
 mod neighbour_flood;
+mod persist;
 mod reactor;
 mod scene;
 mod shmif_dump;
