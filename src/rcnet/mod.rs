@@ -312,6 +312,12 @@ pub fn apply_state(ctl: &mut dyn Ioctl, path: &Path) -> Vec<Problem> {
     apply_state_lines(ctl, path, &lines)
 }
 
+/// [`apply_state`] on a script in memory; `name` names it in problems.
+pub fn apply_script(ctl: &mut dyn Ioctl, name: &Path, text: &str) -> Vec<Problem> {
+    let lines: Vec<Vec<u8>> = text.split('\n').map(|l| l.as_bytes().to_vec()).collect();
+    apply_state_lines(ctl, name, &lines)
+}
+
 fn apply_state_lines(ctl: &mut dyn Ioctl, path: &Path, lines: &[Vec<u8>]) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut ended = false;

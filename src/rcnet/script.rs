@@ -62,7 +62,7 @@ pub fn script(ctl: &mut dyn Ioctl) -> Result<String, Errno> {
             Reply::Bridge(b) => b,
             _ => return Err(Errno::EIO),
         };
-        bridge(&mut s, &ifs.name, &b);
+        bridge(&mut s, ifs, &list, &b);
     }
     s.push_str(STATE_END);
     s.push('\n');
@@ -186,9 +186,12 @@ fn interface(s: &mut String, ifs: &IfStatus) {
         l.push_str(" alias");
         line(&l);
     }
-    if ifs.flags & iff::UP != 0 {
-        line("up");
-    }
+    // Last, and down too: an address brings an interface up by itself.
+    line(if ifs.flags & iff::UP != 0 {
+        "up"
+    } else {
+        "down"
+    });
 }
 
 pub(super) fn mac_ntoa(m: &crate::ioctl::Mac) -> String {
@@ -198,8 +201,11 @@ pub(super) fn mac_ntoa(m: &crate::ioctl::Mac) -> String {
         .join(":")
 }
 
-fn bridge(s: &mut String, name: &str, b: &crate::ioctl::BridgeStatus) {
-    let n = quote(name);
+/// A bridge takes a member only of its own MTU, but either may change
+/// later: each member is added with the bridge at the member's MTU, and the
+/// bridge's own is set last.
+fn bridge(s: &mut String, ifs: &IfStatus, all: &[IfStatus], b: &crate::ioctl::BridgeStatus) {
+    let n = quote(&ifs.name);
     let _ = writeln!(
         s,
         "brconfig {n} priority {} hellotime {} fwddelay {} maxage {} maxaddr {} timeout {} {}",
@@ -215,6 +221,9 @@ fn bridge(s: &mut String, name: &str, b: &crate::ioctl::BridgeStatus) {
     // numbers and order come back the same.
     for m in b.members.iter().rev() {
         let mn = quote(&m.name);
+        if let Some(mtu) = all.iter().find(|i| i.name == m.name).map(|i| i.mtu) {
+            let _ = writeln!(s, "ifconfig {n} mtu {mtu}");
+        }
         let mut l = format!("brconfig {n} add {mn}");
         for (bit, w) in MEMBER_WORDS {
             let neg = if m.flags & bit != 0 { "" } else { "-" };
@@ -226,6 +235,9 @@ fn bridge(s: &mut String, name: &str, b: &crate::ioctl::BridgeStatus) {
             m.priority, m.path_cost
         );
         let _ = writeln!(s, "{l}");
+    }
+    if !b.members.is_empty() {
+        let _ = writeln!(s, "ifconfig {n} mtu {}", ifs.mtu);
     }
     for r in b.routes.iter().rev().filter(|r| r.flags & 1 != 0) {
         let _ = writeln!(

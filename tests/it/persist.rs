@@ -197,3 +197,275 @@ fn config_dir_brings_up_the_network() {
         assert!(o.contains("1 packets received"), "{o}");
     }
 }
+
+/// A daemon in the foreground with a state file, for killing.
+struct Fg {
+    sock: PathBuf,
+    state: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Fg {
+    fn start(dir: &Path) -> Fg {
+        let mut f = Fg {
+            sock: dir.join("fg.sock"),
+            state: dir.join("state"),
+            child: None,
+        };
+        f.spawn();
+        f
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(IFNETD)
+            .arg("-f")
+            .arg("-s")
+            .arg(&self.sock)
+            .arg("-S")
+            .arg(&self.state)
+            .args(common::FAST_DAD)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        common::wait_for_socket(&self.sock);
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    fn reap(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Fg {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A connection that notes when the daemon went away under it.
+struct Tracking<'a> {
+    c: &'a mut Client,
+    lost: bool,
+}
+
+impl Ioctl for Tracking<'_> {
+    fn ioctl(&mut self, req: Request) -> Response {
+        let r = self.c.ioctl(req);
+        if let Err(e) = r
+            && [Errno::EPROTO.0, libc::EPIPE, libc::ECONNRESET].contains(&e.0)
+        {
+            self.lost = true;
+        }
+        r
+    }
+}
+
+/// The configuration as the state script says it, without the link
+/// addresses (made up at random by each kernel).
+fn fingerprint(ctl: &mut dyn Ioctl) -> Result<String, Errno> {
+    Ok(ifnet::rcnet::script(ctl)?
+        .lines()
+        .filter(|l| !l.contains(" link "))
+        .map(|l| format!("{l}\n"))
+        .collect())
+}
+
+/// Run one tool line in-process against `ctl`.
+fn tool_line(ctl: &mut dyn Ioctl, argv: &[String]) -> i32 {
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    match argv[0].as_str() {
+        "ifconfig" => ifnet::ifconfig::main_with(&argv[1..], ctl, &mut o, &mut e),
+        _ => ifnet::brconfig::main_with(&argv[1..], ctl, &mut o, &mut e),
+    }
+}
+
+/// What a kernel in configuration `before` has after `argv`: a fresh
+/// in-process kernel told both.
+fn model(before: &str, argv: &[String]) -> String {
+    let k = ifnet::generic::kernel(ifnet::cloner::KernelEnv::default());
+    let mut kr: &ifnet::Kernel = &k;
+    let problems = ifnet::rcnet::apply_script(&mut kr, Path::new("model"), before);
+    assert!(problems.is_empty(), "{problems:?}\n{before}");
+    tool_line(&mut kr, argv);
+    let fp = fingerprint(&mut kr).unwrap();
+    k.shutdown();
+    fp
+}
+
+/// xorshift64*: a reproducible stream from the seed the test prints.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A random change that is one request (so that a kill cannot leave half
+/// of it): on lo1-3, shmif0-2 (no bus) and bridge0-1.
+fn random_change(r: &mut Rng) -> Vec<String> {
+    let pick = |r: &mut Rng, v: &[&str]| v[r.below(v.len() as u64) as usize].to_string();
+    let any = [
+        "lo1", "lo2", "lo3", "shmif0", "shmif1", "shmif2", "bridge0", "bridge1",
+    ];
+    let ifname = pick(r, &any);
+    let shmif = pick(r, &["shmif0", "shmif1", "shmif2"]);
+    let bridge = pick(r, &["bridge0", "bridge1"]);
+    let n = r.below(250) + 1;
+    let words: Vec<String> = match r.below(14) {
+        0 | 1 | 2 => vec!["ifconfig".into(), ifname, "create".into()],
+        3 => vec!["ifconfig".into(), ifname, "destroy".into()],
+        4 => vec![
+            "ifconfig".into(),
+            ifname,
+            "inet".into(),
+            format!("10.{}.0.{n}/24", n % 4),
+            "alias".into(),
+        ],
+        5 => vec![
+            "ifconfig".into(),
+            ifname,
+            "inet".into(),
+            format!("10.{}.0.{n}", n % 4),
+            "-alias".into(),
+        ],
+        6 => vec![
+            "ifconfig".into(),
+            ifname,
+            "mtu".into(),
+            format!("{}", 1000 + n),
+        ],
+        7 => vec![
+            "ifconfig".into(),
+            ifname,
+            "description".into(),
+            format!("d {n}"),
+        ],
+        8 => vec![
+            "ifconfig".into(),
+            ifname,
+            pick(r, &["up", "down", "link0", "-link0"]),
+        ],
+        9 => vec!["brconfig".into(), bridge, "add".into(), shmif],
+        10 => vec!["brconfig".into(), bridge, "delete".into(), shmif],
+        11 => vec![
+            "brconfig".into(),
+            bridge,
+            "static".into(),
+            shmif,
+            format!("02:00:00:00:00:{n:02x}"),
+        ],
+        12 => vec!["brconfig".into(), bridge, "maxaddr".into(), format!("{n}")],
+        _ => vec![
+            "brconfig".into(),
+            bridge,
+            pick(r, &["-learn", "learn", "stp"]),
+            shmif,
+        ],
+    };
+    words
+}
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn sigkill_at_any_moment_loses_no_acknowledged_change() {
+    let changes = knob("IFNET_CRASH_CHANGES", 2000);
+    let kills = knob("IFNET_CRASH_KILLS", 100).clamp(1, changes);
+    let seed = knob(
+        "IFNET_CRASH_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1,
+    );
+    eprintln!("IFNET_CRASH_SEED={seed} changes {changes} kills {kills}");
+    let mut rng = Rng(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Fg::start(tmp.path());
+    let mut c = Client::connect(&d.sock).unwrap();
+    let mut fp = fingerprint(&mut c).unwrap();
+    let every = changes / kills;
+    let (mut killed, mut in_flight, mut applied_in_flight) = (0, 0, 0);
+    let start = Instant::now();
+    for i in 0..changes {
+        let argv = random_change(&mut rng);
+        let kill = i % every == every - 1;
+        let killer = kill.then(|| {
+            let pid = d.pid();
+            let delay = Duration::from_micros(rng.below(3000));
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                // SAFETY: kill(2) of the daemon this test started and has
+                // not reaped yet.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            })
+        });
+        let mut t = Tracking {
+            c: &mut c,
+            lost: false,
+        };
+        tool_line(&mut t, &argv);
+        let lost = t.lost;
+        let Some(killer) = killer else {
+            assert!(!lost, "the daemon went away at change {i}: {argv:?}");
+            fp = fingerprint(&mut c).unwrap();
+            continue;
+        };
+        killer.join().unwrap();
+        d.reap();
+        killed += 1;
+        let text = std::fs::read_to_string(&d.state).unwrap();
+        assert!(
+            text.ends_with(&format!("{}\n", ifnet::rcnet::STATE_END)),
+            "state file cut short after kill {killed}:\n{text}"
+        );
+        let after = model(&fp, &argv);
+        d.spawn();
+        c = Client::connect(&d.sock).unwrap();
+        let got = fingerprint(&mut c).unwrap();
+        if lost {
+            in_flight += 1;
+            assert!(
+                got == fp || got == after,
+                "seed {seed}, change {i} {argv:?} in flight at the kill:\n{got}\nis neither before:\n{fp}\nnor after:\n{after}"
+            );
+            applied_in_flight += usize::from(got == after && fp != after);
+        } else {
+            assert_eq!(
+                got, after,
+                "seed {seed}, change {i} {argv:?} acknowledged, then lost"
+            );
+        }
+        fp = got;
+    }
+    eprintln!(
+        "{changes} changes, {killed} kills ({in_flight} during a request, {applied_in_flight} of those kept it) in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(killed >= kills.min(50), "{killed} kills");
+}
