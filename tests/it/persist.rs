@@ -331,7 +331,7 @@ fn random_change(r: &mut Rng) -> Vec<String> {
     let bridge = pick(r, &["bridge0", "bridge1"]);
     let n = r.below(250) + 1;
     let words: Vec<String> = match r.below(14) {
-        0 | 1 | 2 => vec!["ifconfig".into(), ifname, "create".into()],
+        0..=2 => vec!["ifconfig".into(), ifname, "create".into()],
         3 => vec!["ifconfig".into(), ifname, "destroy".into()],
         4 => vec![
             "ifconfig".into(),
