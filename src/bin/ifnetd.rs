@@ -124,17 +124,23 @@ fn run(args: &Args, inherited: Option<std::os::unix::net::UnixListener>) -> anyh
         return print_env(&path);
     }
     if args.stop {
-        let mut c = Client::connect(&path).with_context(|| path.display().to_string())?;
-        // Return once it has gone: its interfaces destroyed, its socket
-        // removed, its lock released.
-        c.ioctl(Request::Shutdown)?;
-        if !wait_stopped(&path, Duration::from_secs(30)) {
-            bail!("{}: still stopping after 30 s", path.display());
+        if args.forget && args.state.is_none() {
+            bail!("--forget: which state file? Give it with -S FILE");
         }
-        if args.forget {
-            let Some(state) = &args.state else {
-                bail!("--forget: which state file? Give it with -S FILE");
-            };
+        match Client::connect(&path) {
+            Ok(mut c) => {
+                // Return once it has gone: its interfaces destroyed, its
+                // socket removed, its lock released.
+                c.ioctl(Request::Shutdown)?;
+                if !wait_stopped(&path, Duration::from_secs(30)) {
+                    bail!("{}: still stopping after 30 s", path.display());
+                }
+            }
+            // Forgetting the state of a daemon that is not running is fine.
+            Err(_) if args.forget && wait_stopped(&path, Duration::ZERO) => {}
+            Err(e) => return Err(e).with_context(|| path.display().to_string()),
+        }
+        if let (true, Some(state)) = (args.forget, &args.state) {
             ifnet::rcnet::statefile::forget(state)
                 .with_context(|| format!("cannot remove {}", state.display()))?;
         }
@@ -198,7 +204,11 @@ fn run(args: &Args, inherited: Option<std::os::unix::net::UnixListener>) -> anyh
     let restored = match &args.state {
         Some(state) if state.exists() => {
             log::info(&format!("restoring {}", state.display()));
-            report(ifnet::rcnet::apply_state(&mut &**server.kernel(), state));
+            let problems = ifnet::rcnet::apply_state(&mut &**server.kernel(), state);
+            if !problems.is_empty() {
+                keep_bad(state);
+            }
+            report(problems);
             true
         }
         _ => false,
@@ -252,6 +262,22 @@ fn default_config_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
     Some(base.join("ifnet"))
+}
+
+/// The state written from now on holds what could be applied; the file
+/// as it was is kept beside it, as FILE.bad.
+fn keep_bad(state: &std::path::Path) {
+    let mut bad = state.as_os_str().to_owned();
+    bad.push(".bad");
+    let bad = PathBuf::from(bad);
+    match std::fs::rename(state, &bad) {
+        Ok(()) => log::error(&format!(
+            "{}: could not all be applied; kept as {}",
+            state.display(),
+            bad.display()
+        )),
+        Err(e) => log::error(&format!("cannot rename {}: {e}", state.display())),
+    }
 }
 
 /// Log what could not be applied, file and line.

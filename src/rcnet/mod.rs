@@ -56,7 +56,13 @@ pub fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, Problem> {
         line: 0,
         msg,
     };
-    let f = std::fs::File::open(path).map_err(|e| whole(e.to_string()))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO put there must not hold the daemon's start.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| whole(e.to_string()))?;
     let m = f.metadata().map_err(|e| whole(e.to_string()))?;
     if !m.is_file() {
         return Err(whole("not a regular file".into()));

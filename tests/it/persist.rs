@@ -469,3 +469,246 @@ fn sigkill_at_any_moment_loses_no_acknowledged_change() {
     );
     assert!(killed >= kills.min(50), "{killed} kills");
 }
+
+#[test]
+fn state_survives_stop_and_forget_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let st = state.to_str().unwrap();
+    let (d, rc) = Bg::start(tmp.path(), "s", &["-S", st]);
+    assert_eq!(rc, 0, "{}", d.log());
+    d.tool(IFCONFIG, &["lo1", "create"]);
+    d.tool(
+        IFCONFIG,
+        &["lo1", "inet", "10.5.0.1/16", "description", "it's kept"],
+    );
+    d.tool(IFCONFIG, &["shmif0", "create"]);
+    d.tool(IFCONFIG, &["shmif0", "link", "02:00:00:00:00:05", "active"]);
+    d.tool(IFCONFIG, &["bridge0", "create"]);
+    d.tool(
+        BRCONFIG,
+        &["bridge0", "add", "shmif0", "timeout", "77", "up"],
+    );
+    let before = d.config();
+    d.tool(IFNETD, &["--stop", "-s", d.sock.to_str().unwrap()]);
+    assert!(state.exists());
+    let (d2, rc) = Bg::start(tmp.path(), "s", &["-S", st]);
+    assert_eq!(rc, 0, "{}", d2.log());
+    assert_eq!(d2.config(), before);
+    assert!(!d2.log().contains("error"), "{}", d2.log());
+    // --forget wants to know which file.
+    let (_, e, rc) =
+        run(Command::new(IFNETD).args(["--stop", "--forget", "-s", d2.sock.to_str().unwrap()]));
+    assert_eq!(rc, 1);
+    assert!(e.contains("-S FILE"), "{e}");
+    d2.tool(
+        IFNETD,
+        &[
+            "--stop",
+            "--forget",
+            "-S",
+            st,
+            "-s",
+            d2.sock.to_str().unwrap(),
+        ],
+    );
+    assert!(!state.exists());
+    let (d3, rc) = Bg::start(tmp.path(), "s", &["-S", st]);
+    assert_eq!(rc, 0);
+    assert_eq!(d3.tool(IFCONFIG, &["-l"]), "lo0\n");
+}
+
+/// Files that are not configurations: a clear error naming each, and the
+/// daemon starts with what it could apply.
+#[test]
+fn bad_files_are_reported_never_fatal() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    // Binary, huge, a directory, a FIFO, unreadable (for a user), good.
+    let mut binary = b"inet 10.6.0.1/24\n".to_vec();
+    binary.extend((0..=255u8).cycle().take(3000));
+    binary.extend(b"\ndescription after-the-noise\n");
+    std::fs::write(conf.join("ifconfig.lo1"), &binary).unwrap();
+    let huge = std::fs::File::create(conf.join("ifconfig.lo2")).unwrap();
+    huge.set_len((16 << 20) + 1).unwrap();
+    std::fs::create_dir(conf.join("ifconfig.lo3")).unwrap();
+    nix::unistd::mkfifo(&conf.join("ifconfig.lo4"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    write(&conf, "ifconfig.lo5", "inet 10.6.5.1/24\n");
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        std::fs::set_permissions(
+            conf.join("ifconfig.lo5"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+    }
+    write(
+        &conf,
+        "ifconfig.lo6",
+        "inet 10.6.6.1/24\ndescription 'open quote\n",
+    );
+    write(&conf, "ifconfig.nosuch0", "up\n");
+    let (d, rc) = Bg::start(tmp.path(), "bad", &["-c", conf.to_str().unwrap()]);
+    assert_eq!(rc, 0, "{}", d.log());
+    let log = d.log();
+    let p = |n: &str| conf.join(n).display().to_string();
+    for want in [
+        format!("{}:2: not text", p("ifconfig.lo1")),
+        format!("{}: larger than 16 MiB; not read", p("ifconfig.lo2")),
+        format!("{}: not a regular file", p("ifconfig.lo3")),
+        format!("{}: not a regular file", p("ifconfig.lo4")),
+        format!("{}:2: unterminated ' quote", p("ifconfig.lo6")),
+        format!("{}: no such interface", p("ifconfig.nosuch0")),
+    ] {
+        assert!(log.contains(&want), "{want}\n{log}");
+    }
+    if !root {
+        assert!(
+            log.contains(&format!("{}: Permission denied", p("ifconfig.lo5"))),
+            "{log}"
+        );
+    }
+    assert!(!log.contains("panic"), "{log}");
+    // What could be applied was.
+    let c = d.config();
+    let lo1 = jq(
+        r#".interfaces? // empty | .[] | select(.name == "lo1") | [.description, .inet[0].address] | @tsv"#,
+        &c,
+    );
+    assert_eq!(lo1, "after-the-noise\t10.6.0.1\n");
+    assert!(c.contains("10.6.6.1"), "{c}");
+
+    // The state file, cut short, binary, huge, a directory.
+    let state = tmp.path().join("state");
+    let st = state.to_str().unwrap();
+    let good = "# x\nifconfig lo1 create\nifconfig lo1 inet 10.8.0.1 netmask 255.255.0.0 alias\nifconfig lo1 up\n";
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Make, &str)> = vec![
+        (
+            "cut",
+            Box::new(|| std::fs::write(&state, good).unwrap()),
+            "truncated",
+        ),
+        (
+            "binary",
+            Box::new(|| {
+                let mut b = good.as_bytes().to_vec();
+                b.extend([0xff, 0, 1, 2, b'\n']);
+                b.extend(format!("{}\n", ifnet::rcnet::STATE_END).as_bytes());
+                std::fs::write(&state, b).unwrap()
+            }),
+            ":5: not text",
+        ),
+        (
+            "huge",
+            Box::new(|| {
+                let f = std::fs::File::create(&state).unwrap();
+                f.set_len(17 << 20).unwrap();
+            }),
+            "larger than 16 MiB",
+        ),
+        (
+            "dir",
+            Box::new(|| std::fs::create_dir(&state).unwrap()),
+            "not a regular file",
+        ),
+    ];
+    for (name, make, want) in cases {
+        let _ = std::fs::remove_dir(&state);
+        let _ = std::fs::remove_file(&state);
+        make();
+        let (d, rc) = Bg::start(tmp.path(), name, &["-S", st]);
+        assert_eq!(rc, 0, "{name}: {}", d.log());
+        let log = d.log();
+        assert!(
+            log.contains(st) && log.contains(want),
+            "{name}: {want}\n{log}"
+        );
+        assert!(log.contains(&format!("kept as {st}.bad")), "{name}: {log}");
+        let names = d.tool(IFCONFIG, &["-l"]);
+        if name == "cut" || name == "binary" {
+            assert_eq!(names, "lo0 lo1\n", "{name}");
+        } else {
+            assert_eq!(names, "lo0\n", "{name}");
+        }
+        // What it runs with is the state now, whole.
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert!(
+            text.ends_with(&format!("{}\n", ifnet::rcnet::STATE_END)),
+            "{name}"
+        );
+        drop(d);
+        let bad = PathBuf::from(format!("{st}.bad"));
+        if bad.is_dir() {
+            std::fs::remove_dir(&bad).unwrap();
+        } else {
+            std::fs::remove_file(&bad).unwrap();
+        }
+    }
+}
+
+/// A full disk while the state is written: the request fails with ENOSPC
+/// and the state before it stays. The disk is a 16 KiB tmpfs mounted in a
+/// mount namespace of the daemon's own (gone with it).
+#[test]
+fn full_disk_fails_the_request_and_keeps_the_old_state() {
+    if !can_netadmin() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("disk");
+    std::fs::create_dir(&mnt).unwrap();
+    let sock = tmp.path().join("full.sock");
+    let state = mnt.join("state");
+    let script = format!(
+        "mount -t tmpfs -o size=16k ifnet-test '{}' && exec '{IFNETD}' -f -s '{}' -S '{}'",
+        mnt.display(),
+        sock.display(),
+        state.display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for_socket(&sock);
+    // The daemon's view of its file system.
+    let seen = PathBuf::from(format!("/proc/{}/root{}", child.id(), state.display()));
+    let mut c = Client::connect(&sock).unwrap();
+    let descr = "x".repeat(60);
+    let mut failed = None;
+    for i in 1..400 {
+        let before = std::fs::read_to_string(&seen).unwrap();
+        let r = c.ioctl(Request::IfCreate {
+            name: format!("lo{i}"),
+        });
+        let r = r.and_then(|_| {
+            c.ioctl(Request::SetIfDescr {
+                name: format!("lo{i}"),
+                descr: Some(descr.clone()),
+            })
+        });
+        if let Err(e) = r {
+            failed = Some((i, e, before));
+            break;
+        }
+    }
+    let (i, e, before) = failed.expect("the 16 KiB disk never filled");
+    assert_eq!(e, Errno::ENOSPC, "at lo{i}");
+    let after = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(after, before, "the state changed although its write failed");
+    assert!(after.ends_with(&format!("{}\n", ifnet::rcnet::STATE_END)));
+    // The daemon goes on serving; the tool says why the request failed.
+    let (_, err, rc) = run(Command::new(IFCONFIG)
+        .args(["lo999", "create"])
+        .env("IFNET_SERVER", &sock)
+        .env("IFNET_NO_AUTOSTART", "1"));
+    assert_eq!(rc, 1);
+    assert!(err.contains("No space left on device"), "{err}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
