@@ -195,11 +195,12 @@ impl Server {
         })?;
         // We hold the lock, so a socket file here is stale: its daemon died.
         // (Unless a service manager made it and passed it to us.)
-        match fs::remove_file(path) {
-            _ if listener.is_some() => {}
-            Ok(()) => log::info(&format!("removed stale socket {}", path.display())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err("cannot remove stale socket", path, e)),
+        if listener.is_none() {
+            match fs::remove_file(path) {
+                Ok(()) => log::info(&format!("removed stale socket {}", path.display())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err("cannot remove stale socket", path, e)),
+            }
         }
         // The kernel first: once the control socket answers, the drivers'
         // sockets (tap) are there too.

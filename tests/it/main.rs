@@ -25,6 +25,7 @@ mod neighbour_flood;
 mod persist;
 mod reactor;
 mod scene;
+mod service;
 mod shmif_dump;
 mod shmif_procs;
 mod tap;
