@@ -83,7 +83,13 @@ fn interface(s: &mut String, ifs: &IfStatus) {
     if ifs.name != "lo0" {
         line("create");
     }
-    if let Some(l) = &ifs.linkstr {
+    // A tap's linkstr names the control socket its driver made beside the
+    // daemon's: shown, never set.
+    if let Some(l) = ifs
+        .linkstr
+        .as_ref()
+        .filter(|_| !super::of_class(&ifs.name, "tap"))
+    {
         line(&format!("linkstr {}", quote(l)));
     }
     for mac in &ifs.lladdrs {

@@ -484,6 +484,8 @@ fn state_survives_stop_and_forget_removes_it() {
     );
     d.tool(IFCONFIG, &["shmif0", "create"]);
     d.tool(IFCONFIG, &["shmif0", "link", "02:00:00:00:00:05", "active"]);
+    d.tool(IFCONFIG, &["tap0", "create"]);
+    d.tool(IFCONFIG, &["tap0", "mtu", "1400", "up"]);
     d.tool(IFCONFIG, &["bridge0", "create"]);
     d.tool(
         BRCONFIG,
