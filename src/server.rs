@@ -125,7 +125,7 @@ pub enum Stop {
 /// configuration, before it answers: write the state file (`ifnetd -S`).
 /// An error fails the request with that errno; the change stays in memory
 /// and is in the next state written (see ifnetd(8), STATE).
-pub type PersistFn = dyn Fn(&Kernel) -> Result<(), Errno> + Send + Sync;
+pub type PersistFn = dyn Fn(&mut dyn crate::ioctl::Ioctl) -> Result<(), Errno> + Send + Sync;
 
 /// Requests that change the configuration run one at a time with their
 /// state write, so that each reply follows a state that holds its change.
@@ -238,10 +238,20 @@ impl Server {
     /// before the reply (see [`PersistFn`]). Set before
     /// [`Server::spawn_accept`].
     pub fn set_persist(&mut self, write: Box<PersistFn>) {
-        self.persist = Some(Arc::new(Persist {
+        let p = Arc::new(Persist {
             lock: std::sync::Mutex::new(()),
             write,
+        });
+        // What a driver changes by itself (a tap going down when its
+        // client leaves) is written too, in turn with the requests.
+        let weak = Arc::downgrade(&p);
+        self.kernel.set_on_sync_change(Box::new(move |k| {
+            if let Some(p) = weak.upgrade() {
+                let _serial = p.lock.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = (p.write)(&mut { k });
+            }
         }));
+        self.persist = Some(p);
     }
 
     /// Write the state now, in turn with the requests (after changes made
@@ -250,7 +260,7 @@ impl Server {
         match &self.persist {
             Some(p) => {
                 let _serial = p.lock.lock().unwrap_or_else(|e| e.into_inner());
-                (p.write)(&self.kernel)
+                (p.write)(&mut &*self.kernel)
             }
             None => Ok(()),
         }
@@ -476,7 +486,7 @@ fn serve_client(
         };
         if let Some(p) = persist
             && resp.is_ok()
-            && let Err(e) = (p.write)(kernel)
+            && let Err(e) = (p.write)(&mut { kernel })
         {
             resp = Err(e);
         }

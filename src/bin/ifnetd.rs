@@ -329,9 +329,8 @@ fn apply_config_dir(server: &Server, dir: &std::path::Path, sock: &std::path::Pa
 /// crash-safely when it changed.
 fn persist_to(state: PathBuf) -> Box<ifnet::server::PersistFn> {
     let last = std::sync::Mutex::new(None::<String>);
-    Box::new(move |k: &ifnet::Kernel| {
-        let mut k = k;
-        let text = ifnet::rcnet::script(&mut k)?;
+    Box::new(move |k: &mut dyn ifnet::ioctl::Ioctl| {
+        let text = ifnet::rcnet::script(k)?;
         let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
         if last.as_deref() == Some(text.as_str()) {
             return Ok(());

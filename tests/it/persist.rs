@@ -64,10 +64,12 @@ impl Bg {
 
 impl Drop for Bg {
     fn drop(&mut self) {
+        // Quietly: a test may have stopped it already.
         let _ = Command::new(IFNETD)
             .arg("--stop")
             .arg("-s")
             .arg(&self.sock)
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
@@ -713,4 +715,29 @@ fn full_disk_fails_the_request_and_keeps_the_old_state() {
     assert!(err.contains("No space left on device"), "{err}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// What a driver changes by itself is in the state too: a tap whose
+/// client leaves goes down and loses its addresses.
+#[test]
+fn driver_changes_are_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let (d, rc) = Bg::start(tmp.path(), "t", &["-S", state.to_str().unwrap()]);
+    assert_eq!(rc, 0, "{}", d.log());
+    d.tool(IFCONFIG, &["tap0", "create"]);
+    let ctl = tmp.path().join("tap0");
+    let client = std::os::unix::net::UnixStream::connect(&ctl).unwrap();
+    common::wait_until(10, "tap0 up", || {
+        d.tool(IFCONFIG, &["tap0"]).contains("<UP,")
+    });
+    d.tool(IFCONFIG, &["tap0", "inet", "10.4.0.1/24"]);
+    let read = || std::fs::read_to_string(&state).unwrap();
+    assert!(read().contains("ifconfig tap0 up\n"), "{}", read());
+    assert!(read().contains("ifconfig tap0 inet 10.4.0.1"), "{}", read());
+    drop(client);
+    common::wait_until(10, "the state to say tap0 is down", || {
+        read().contains("ifconfig tap0 down\n")
+    });
+    assert!(!read().contains("10.4.0.1"), "{}", read());
 }
