@@ -130,8 +130,21 @@ pub type PersistFn = dyn Fn(&mut dyn crate::ioctl::Ioctl) -> Result<(), Errno> +
 /// Requests that change the configuration run one at a time with their
 /// state write, so that each reply follows a state that holds its change.
 struct Persist {
-    lock: std::sync::Mutex<()>,
+    /// Held across a change and its write; `true` once the daemon stops:
+    /// what stopping destroys is not a change to keep.
+    lock: std::sync::Mutex<bool>,
     write: Box<PersistFn>,
+}
+
+impl Persist {
+    /// Write the state, unless the daemon is stopping.
+    fn write_now(&self, ctl: &mut dyn crate::ioctl::Ioctl) -> Result<(), Errno> {
+        let stopped = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if *stopped {
+            return Err(Errno(libc::ESHUTDOWN));
+        }
+        (self.write)(ctl)
+    }
 }
 
 pub struct Server {
@@ -239,7 +252,7 @@ impl Server {
     /// [`Server::spawn_accept`].
     pub fn set_persist(&mut self, write: Box<PersistFn>) {
         let p = Arc::new(Persist {
-            lock: std::sync::Mutex::new(()),
+            lock: std::sync::Mutex::new(false),
             write,
         });
         // What a driver changes by itself (a tap going down when its
@@ -247,8 +260,7 @@ impl Server {
         let weak = Arc::downgrade(&p);
         self.kernel.set_on_sync_change(Box::new(move |k| {
             if let Some(p) = weak.upgrade() {
-                let _serial = p.lock.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = (p.write)(&mut { k });
+                let _ = p.write_now(&mut { k });
             }
         }));
         self.persist = Some(p);
@@ -258,10 +270,7 @@ impl Server {
     /// in-process, as at start).
     pub fn persist_now(&self) -> Result<(), Errno> {
         match &self.persist {
-            Some(p) => {
-                let _serial = p.lock.lock().unwrap_or_else(|e| e.into_inner());
-                (p.write)(&mut &*self.kernel)
-            }
+            Some(p) => p.write_now(&mut &*self.kernel),
             None => Ok(()),
         }
     }
@@ -323,8 +332,12 @@ impl Server {
         Ok(())
     }
 
-    /// Destroy every interface and remove the socket.
+    /// Destroy every interface and remove the socket. The state file keeps
+    /// the configuration from before.
     pub fn shutdown(self) {
+        if let Some(p) = &self.persist {
+            *p.lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
         self.kernel.shutdown();
         if file_id(&self.path) == Some(self.socket_id) {
             let _ = fs::remove_file(&self.path);
@@ -478,19 +491,19 @@ fn serve_client(
         log::debug(&format!("{req:?}"));
         let shutdown = req == Request::Shutdown;
         let persist = persist.filter(|_| req.changes_config());
-        let _serial = persist.map(|p| p.lock.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut resp = match &req {
+        let serial = persist.map(|p| p.lock.lock().unwrap_or_else(|e| e.into_inner()));
+        let resp = match (&serial, &req) {
+            // Stopping: nothing changes any more.
+            (Some(stopped), _) if **stopped => Err(Errno(libc::ESHUTDOWN)),
             // A path the client named is opened with the client's rights.
-            Request::SetLinkStr { .. } => as_client(&peer, || kernel.ioctl(req)),
+            (_, Request::SetLinkStr { .. }) => as_client(&peer, || kernel.ioctl(req)),
             _ => kernel.ioctl(req),
         };
-        if let Some(p) = persist
-            && resp.is_ok()
-            && let Err(e) = (p.write)(&mut { kernel })
-        {
-            resp = Err(e);
-        }
-        drop(_serial);
+        let resp = match (persist, resp) {
+            (Some(p), Ok(r)) => (p.write)(&mut { kernel }).map(|()| r),
+            (_, r) => r,
+        };
+        drop(serial);
         if wire::write_response(&mut conn, &resp).is_err() {
             return;
         }

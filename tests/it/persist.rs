@@ -706,6 +706,14 @@ fn full_disk_fails_the_request_and_keeps_the_old_state() {
     let after = std::fs::read_to_string(&seen).unwrap();
     assert_eq!(after, before, "the state changed although its write failed");
     assert!(after.ends_with(&format!("{}\n", ifnet::rcnet::STATE_END)));
+    // The documented rule: the change stays in memory (only the file is
+    // behind).
+    assert!(
+        c.ioctl(Request::GetIfFlags {
+            name: format!("lo{i}")
+        })
+        .is_ok()
+    );
     // The daemon goes on serving; the tool says why the request failed.
     let (_, err, rc) = run(Command::new(IFCONFIG)
         .args(["lo999", "create"])
@@ -740,4 +748,14 @@ fn driver_changes_are_kept() {
         read().contains("ifconfig tap0 down\n")
     });
     assert!(!read().contains("10.4.0.1"), "{}", read());
+    // Stopping destroys the interfaces, which their drivers see: that is
+    // no change to keep.
+    let client = std::os::unix::net::UnixStream::connect(&ctl).unwrap();
+    common::wait_until(10, "the state to say tap0 is up", || {
+        read().contains("ifconfig tap0 up\n")
+    });
+    let kept = read();
+    d.tool(IFNETD, &["--stop", "-s", d.sock.to_str().unwrap()]);
+    drop(client);
+    assert_eq!(read(), kept);
 }
