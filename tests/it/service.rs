@@ -93,3 +93,30 @@ fn socket_activation_and_readiness() {
     assert_eq!(tool(&["-l"]).0, "lo0 lo1\n");
     let _ = run(Command::new(IFNETD).arg("--stop").arg("-s").arg(&sock));
 }
+
+/// The units in contrib/systemd are valid (systemd-analyze verify), with
+/// ExecStart pointed at the binary built here.
+#[test]
+fn units_verify() {
+    if !have_socket_activate() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let service = std::fs::read_to_string(format!("{root}/contrib/systemd/ifnetd.service"))
+        .unwrap()
+        .replace("/opt/ifnet/bin/ifnetd", IFNETD);
+    assert!(service.contains(&format!("ExecStart={IFNETD} -f -S ")));
+    assert!(service.contains("Type=notify"));
+    std::fs::write(tmp.path().join("ifnetd.service"), service).unwrap();
+    std::fs::copy(
+        format!("{root}/contrib/systemd/ifnetd.socket"),
+        tmp.path().join("ifnetd.socket"),
+    )
+    .unwrap();
+    let (o, e, rc) = run(Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "./ifnetd.socket", "./ifnetd.service"])
+        .current_dir(tmp.path()));
+    assert_eq!(rc, 0, "{o}{e}");
+    assert_eq!(e, "", "{o}");
+}
