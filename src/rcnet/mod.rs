@@ -404,3 +404,74 @@ fn apply_state_lines(ctl: &mut dyn Ioctl, path: &Path, lines: &[Vec<u8>]) -> Vec
 pub fn errno_of(e: &std::io::Error) -> Errno {
     Errno::from_io(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kernel() -> crate::Kernel {
+        crate::generic::kernel(crate::cloner::KernelEnv::default())
+    }
+
+    /// Words that make mostly valid lines, and some that do not.
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("lo1".to_string()),
+            Just("shmif0".to_string()),
+            Just("bridge0".to_string()),
+            Just("create".to_string()),
+            Just("destroy".to_string()),
+            Just("up".to_string()),
+            Just("down".to_string()),
+            Just("add".to_string()),
+            Just("static".to_string()),
+            Just("inet".to_string()),
+            Just("10.0.0.1/24".to_string()),
+            Just("alias".to_string()),
+            Just("mtu".to_string()),
+            Just("1400".to_string()),
+            Just("description".to_string()),
+            Just("'a b".to_string()),
+            Just("\"".to_string()),
+            Just("02:00:00:00:00:01".to_string()),
+            "[ -~]{0,8}",
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![Just("ifconfig"), Just("brconfig"), Just("rm"), Just("")],
+            proptest::collection::vec(word(), 0..6),
+        )
+            .prop_map(|(t, w)| format!("{t} {}", w.join(" ")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever a state file holds, applying it never panics, every
+        /// problem names a line of it, and what was applied is written
+        /// back as a script that makes the same configuration again.
+        #[test]
+        fn scripts_round_trip(lines in proptest::collection::vec(line(), 0..30)) {
+            let text = lines.join("\n");
+            let k = kernel();
+            let problems = apply_script(&mut &k, Path::new("t"), &text);
+            for p in &problems {
+                prop_assert!(p.line <= lines.len() + 1, "{p}");
+            }
+            let first = script(&mut &k).unwrap();
+            let k2 = kernel();
+            let again = apply_script(&mut &k2, Path::new("t2"), &first);
+            prop_assert!(again.is_empty(), "{again:?}\n{first}");
+            let second = script(&mut &k2).unwrap();
+            let no_links = |s: &str| {
+                s.lines().filter(|l| !l.contains(" link ")).collect::<Vec<_>>().join("\n")
+            };
+            prop_assert_eq!(no_links(&first), no_links(&second));
+            k.shutdown();
+            k2.shutdown();
+        }
+    }
+}
