@@ -448,7 +448,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Whatever a state file holds, applying it never panics, every
         /// problem names a line of it, and what was applied is written

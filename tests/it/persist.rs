@@ -584,6 +584,22 @@ fn bad_files_are_reported_never_fatal() {
     assert_eq!(lo1, "after-the-noise\t10.6.0.1\n");
     assert!(c.contains("10.6.6.1"), "{c}");
 
+    // The one file that stops the start: a directory named by -c that
+    // cannot be read.
+    let missing = tmp.path().join("no-such-dir");
+    let sock = tmp.path().join("nodir.sock");
+    let (_, e, rc) = run(Command::new(IFNETD)
+        .arg("-s")
+        .arg(&sock)
+        .arg("-c")
+        .arg(&missing));
+    assert_eq!(rc, 1, "{e}");
+    assert!(
+        e.contains(&format!("config directory {}", missing.display())),
+        "{e}"
+    );
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_err());
+
     // The state file, cut short, binary, huge, a directory.
     let state = tmp.path().join("state");
     let st = state.to_str().unwrap();
