@@ -106,7 +106,8 @@ pub struct KernelInner {
     /// What sysctl sets at run time, from `env` at first.
     knobs: Mutex<Knobs>,
     /// Called after a driver's `sync` (which may have changed the
-    /// configuration), without the table lock: the daemon writes its state.
+    /// configuration) or an interface it had made (a tap cloned on
+    /// connect), without the table lock: the daemon writes its state.
     on_sync_change: Mutex<Option<Box<SyncHook>>>,
 }
 
@@ -128,7 +129,10 @@ fn hook_thread(k: Arc<KernelInner>, events: Receiver<KernelEvent>) {
         match ev {
             KernelEvent::Quit => return,
             KernelEvent::Sync(index) => k.sync(index),
-            KernelEvent::CreateLowest { class, then } => then(k.create_lowest(class)),
+            KernelEvent::CreateLowest { class, then } => {
+                then(k.create_lowest(class));
+                k.driver_changed();
+            }
         }
     }
 }
@@ -307,8 +311,8 @@ impl KernelInner {
             .map(|_| Reply::Ok)
     }
 
-    /// Run `hook` after every driver `sync`, which may have changed the
-    /// configuration.
+    /// Run `hook` after every driver `sync` and every interface a driver
+    /// has made, which may have changed the configuration.
     pub fn set_on_sync_change(&self, hook: Box<SyncHook>) {
         *self.on_sync_change.lock().unwrap() = Some(hook);
     }
@@ -331,6 +335,11 @@ impl KernelInner {
         drop(t);
         // A driver may also change its state directly (a tap drops its
         // addresses): the hook looks at the whole.
+        self.driver_changed();
+    }
+
+    /// A driver changed the configuration (or may have): tell the hook.
+    fn driver_changed(&self) {
         if let Some(hook) = &*self.on_sync_change.lock().unwrap() {
             hook(self);
         }

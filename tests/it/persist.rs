@@ -741,22 +741,26 @@ fn full_disk_fails_the_request_and_keeps_the_old_state() {
     let _ = child.wait();
 }
 
-/// What a driver changes by itself is in the state too: a tap whose
-/// client leaves goes down and loses its addresses.
+/// What a driver changes by itself is in the state too: a tap made by
+/// its cloning socket, a tap whose client leaves going down and losing its
+/// addresses.
 #[test]
 fn driver_changes_are_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let (d, rc) = Bg::start(tmp.path(), "t", &["-S", state.to_str().unwrap()]);
     assert_eq!(rc, 0, "{}", d.log());
-    d.tool(IFCONFIG, &["tap0", "create"]);
+    // The cloning socket makes tap0 for its first client.
+    let client = std::os::unix::net::UnixStream::connect(tmp.path().join("tap")).unwrap();
+    let read = || std::fs::read_to_string(&state).unwrap();
+    common::wait_until(10, "the state to have tap0", || {
+        read().contains("ifconfig tap0 create\n")
+    });
     let ctl = tmp.path().join("tap0");
-    let client = std::os::unix::net::UnixStream::connect(&ctl).unwrap();
     common::wait_until(10, "tap0 up", || {
         d.tool(IFCONFIG, &["tap0"]).contains("<UP,")
     });
     d.tool(IFCONFIG, &["tap0", "inet", "10.4.0.1/24"]);
-    let read = || std::fs::read_to_string(&state).unwrap();
     assert!(read().contains("ifconfig tap0 up\n"), "{}", read());
     assert!(read().contains("ifconfig tap0 inet 10.4.0.1"), "{}", read());
     drop(client);
