@@ -686,3 +686,64 @@ mod block_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    /// The capabilities the text wraps over several lines are one list.
+    #[test]
+    fn capabilities_and_counters() {
+        let mut s = IfStatus {
+            name: "virt0".into(),
+            index: 2,
+            flags: iff::UP | iff::BROADCAST | iff::RUNNING,
+            mtu: 1500,
+            metric: 0,
+            capabilities: Some((0x7ff80, 0x300)),
+            ec_capabilities: Some((0x5, 0x1)),
+            description: None,
+            lladdr: Some([2, 0, 0, 0, 0, 1]),
+            lladdrs: vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]],
+            linkstr: Some("vm-host".into()),
+            link_state: LinkState::Down,
+            media: None,
+            data: IfData::default(),
+            inet: Vec::new(),
+            inet6: Vec::new(),
+        };
+        s.data.ipackets = 7;
+        s.data.collisions = 1;
+        let show = Show {
+            verbose: true,
+            ..Show::default()
+        };
+        let text = status(&s, Some(&s.data), &show);
+        let j = status_json(&s, Some(&s.data), &show);
+        let caps = &j["capabilities"]["supported"];
+        assert_eq!(caps["value"], 0x7ff80);
+        let names: Vec<&str> = caps["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 12);
+        for n in &names {
+            assert!(text.contains(n), "{n}: {text}");
+        }
+        assert_eq!(
+            j["capabilities"]["enabled"]["names"],
+            serde_json::json!(["IP4CSUM_Rx", "IP4CSUM_Tx"])
+        );
+        assert_eq!(
+            j["ec_capabilities"]["supported"]["names"],
+            serde_json::json!(["VLAN_MTU", "JUMBO_MTU"])
+        );
+        assert_eq!(j["input"]["packets"], 7);
+        assert_eq!(j["output"]["collisions"], 1);
+        assert_eq!(j["link_state"], "down");
+        assert_eq!(j["link"], serde_json::json!(["02:00:00:00:00:02"]));
+        assert!(text.contains("\tlink 02:00:00:00:00:02\n"), "{text}");
+    }
+}
