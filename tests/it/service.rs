@@ -22,6 +22,16 @@ fn have_socket_activate() -> bool {
     ok
 }
 
+/// Kills the process if the test ends early.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn socket_activation_and_readiness() {
     if !have_socket_activate() {
@@ -33,19 +43,21 @@ fn socket_activation_and_readiness() {
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify.set_nonblocking(true).unwrap();
     let state = tmp.path().join("state");
-    let mut child = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&sock)
-        .arg(format!("-ENOTIFY_SOCKET={}", notify_path.display()))
-        .arg(IFNETD)
-        .arg("-f")
-        .arg("-S")
-        .arg(&state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reap(
+        Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(&sock)
+            .arg(format!("-ENOTIFY_SOCKET={}", notify_path.display()))
+            .arg(IFNETD)
+            .arg("-f")
+            .arg("-S")
+            .arg(&state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !sock.exists() {
         assert!(
@@ -76,8 +88,8 @@ fn socket_activation_and_readiness() {
     // systemd-socket-activate became ifnetd (exec): SIGTERM stops it
     // cleanly, and the socket, the manager's, stays.
     // SAFETY: kill(2) of the process this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(sock.exists(), "ifnetd removed the manager's socket");
     // A daemon started by hand on that path again is a fresh one with the
