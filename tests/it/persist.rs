@@ -688,16 +688,22 @@ fn full_disk_fails_the_request_and_keeps_the_old_state() {
         sock.display(),
         state.display()
     );
-    let mut child = Command::new("unshare")
+    let child = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Killed when the test ends, also early.
+    let d = Fg {
+        sock: sock.clone(),
+        state: state.clone(),
+        child: Some(child),
+    };
     common::wait_for_socket(&sock);
     // The daemon's view of its file system.
-    let seen = PathBuf::from(format!("/proc/{}/root{}", child.id(), state.display()));
+    let seen = PathBuf::from(format!("/proc/{}/root{}", d.pid(), state.display()));
     let mut c = Client::connect(&sock).unwrap();
     let descr = "x".repeat(60);
     let mut failed = None;
@@ -737,8 +743,7 @@ fn full_disk_fails_the_request_and_keeps_the_old_state() {
         .env("IFNET_NO_AUTOSTART", "1"));
     assert_eq!(rc, 1);
     assert!(err.contains("No space left on device"), "{err}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(d);
 }
 
 /// What a driver changes by itself is in the state too: a tap made by
