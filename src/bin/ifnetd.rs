@@ -247,6 +247,7 @@ fn run(args: &Args, inherited: Option<std::os::unix::net::UnixListener>) -> anyh
     }
     let why = rx.recv().unwrap_or(Stop::Request);
     log::info(&format!("stopping ({why:?})"));
+    let _ = ifnet::service::notify("STOPPING=1");
     server.shutdown();
     Ok(())
 }

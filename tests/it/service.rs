@@ -91,6 +91,8 @@ fn socket_activation_and_readiness() {
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let status = child.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    let n = notify.recv(&mut buf).expect("STOPPING=1 on NOTIFY_SOCKET");
+    assert_eq!(&buf[..n], b"STOPPING=1");
     assert!(sock.exists(), "ifnetd removed the manager's socket");
     // A daemon started by hand on that path again is a fresh one with the
     // same state.
