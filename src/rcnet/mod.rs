@@ -18,7 +18,7 @@ pub mod words;
 
 pub use script::script;
 
-use crate::ioctl::{Errno, Ioctl, Reply, Request};
+use crate::ioctl::{Ioctl, Reply, Request};
 use std::path::{Path, PathBuf};
 
 /// A file larger than this is refused as a whole (a configuration is a few
@@ -400,10 +400,6 @@ fn apply_state_lines(ctl: &mut dyn Ioctl, path: &Path, lines: &[Vec<u8>]) -> Vec
     problems
 }
 
-/// An error of the state file as the errno a request fails with.
-pub fn errno_of(e: &std::io::Error) -> Errno {
-    Errno::from_io(e)
-}
 
 #[cfg(test)]
 mod tests {
