@@ -121,11 +121,19 @@ pub enum Stop {
     Request,
 }
 
-/// What the daemon does after each request that changed the
-/// configuration, before it answers: write the state file (`ifnetd -S`).
-/// An error fails the request with that errno; the change stays in memory
-/// and is in the next state written (see ifnetd(8), STATE).
-pub type PersistFn = dyn Fn(&mut dyn crate::ioctl::Ioctl) -> Result<(), Errno> + Send + Sync;
+/// Where the daemon keeps its configuration (`ifnetd -S`).
+pub trait StateStore: Send + Sync {
+    /// Before a request that changes the configuration: make sure the
+    /// state it makes can be written. An error fails the request before
+    /// anything changes (a full disk: ENOSPC).
+    fn reserve(&self) -> Result<(), Errno>;
+
+    /// After the change, before the reply: write the configuration `ctl`
+    /// answers for. An error fails the request with that errno; the change
+    /// stays in memory and is in the next state written (see ifnetd(8),
+    /// STATE).
+    fn write(&self, ctl: &mut dyn crate::ioctl::Ioctl) -> Result<(), Errno>;
+}
 
 /// Requests that change the configuration run one at a time with their
 /// state write, so that each reply follows a state that holds its change.
@@ -133,7 +141,7 @@ struct Persist {
     /// Held across a change and its write; `true` once the daemon stops:
     /// what stopping destroys is not a change to keep.
     lock: std::sync::Mutex<bool>,
-    write: Box<PersistFn>,
+    store: Box<dyn StateStore>,
 }
 
 impl Persist {
@@ -143,7 +151,7 @@ impl Persist {
         if *stopped {
             return Err(Errno(libc::ESHUTDOWN));
         }
-        (self.write)(ctl)
+        self.store.write(ctl)
     }
 }
 
@@ -247,13 +255,13 @@ impl Server {
         &self.kernel
     }
 
-    /// Run `write` after every request that changes the configuration,
-    /// before the reply (see [`PersistFn`]). Set before
-    /// [`Server::spawn_accept`].
-    pub fn set_persist(&mut self, write: Box<PersistFn>) {
+    /// Keep the configuration in `store`: room reserved before every
+    /// request that changes it, the state written after, before the reply
+    /// (see [`StateStore`]). Set before [`Server::spawn_accept`].
+    pub fn set_persist(&mut self, store: Box<dyn StateStore>) {
         let p = Arc::new(Persist {
             lock: std::sync::Mutex::new(false),
-            write,
+            store,
         });
         // What a driver changes by itself (a tap going down when its
         // client leaves) is written too, in turn with the requests.
@@ -492,15 +500,20 @@ fn serve_client(
         let shutdown = req == Request::Shutdown;
         let persist = persist.filter(|_| req.changes_config());
         let serial = persist.map(|p| p.lock.lock().unwrap_or_else(|e| e.into_inner()));
-        let resp = match (&serial, &req) {
+        let reserved = match (persist, &serial) {
             // Stopping: nothing changes any more.
-            (Some(stopped), _) if **stopped => Err(Errno(libc::ESHUTDOWN)),
+            (_, Some(stopped)) if **stopped => Err(Errno(libc::ESHUTDOWN)),
+            (Some(p), _) => p.store.reserve(),
+            _ => Ok(()),
+        };
+        let resp = match (reserved, &req) {
+            (Err(e), _) => Err(e),
             // A path the client named is opened with the client's rights.
             (_, Request::SetLinkStr { .. }) => as_client(&peer, || kernel.ioctl(req)),
             _ => kernel.ioctl(req),
         };
         let resp = match (persist, resp) {
-            (Some(p), Ok(r)) => (p.write)(&mut { kernel }).map(|()| r),
+            (Some(p), Ok(r)) => p.store.write(&mut { kernel }).map(|()| r),
             (_, r) => r,
         };
         drop(serial);

@@ -214,7 +214,9 @@ fn run(args: &Args, inherited: Option<std::os::unix::net::UnixListener>) -> anyh
         _ => false,
     };
     if let Some(state) = &args.state {
-        server.set_persist(persist_to(state.clone()));
+        server.set_persist(Box::new(ScriptState(
+            ifnet::rcnet::statefile::StateFile::new(state),
+        )));
     }
     log::info(&format!("serving {}", path.display()));
 
@@ -326,23 +328,26 @@ fn apply_config_dir(server: &Server, dir: &std::path::Path, sock: &std::path::Pa
     }
 }
 
-/// The state writer of -S: the configuration as a script, written
-/// crash-safely when it changed.
-fn persist_to(state: PathBuf) -> Box<ifnet::server::PersistFn> {
-    let last = std::sync::Mutex::new(None::<String>);
-    Box::new(move |k: &mut dyn ifnet::ioctl::Ioctl| {
-        let text = ifnet::rcnet::script(k)?;
-        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.as_deref() == Some(text.as_str()) {
-            return Ok(());
-        }
-        ifnet::rcnet::statefile::write(&state, text.as_bytes()).map_err(|e| {
-            log::error(&format!("cannot write {}: {e}", state.display()));
-            ifnet::ioctl::Errno::from_io(&e)
-        })?;
-        *last = Some(text);
-        Ok(())
-    })
+/// The state of -S: the configuration as a script, written crash-safely
+/// when it changed, room reserved before each change.
+struct ScriptState(ifnet::rcnet::statefile::StateFile);
+
+impl ScriptState {
+    fn failed(&self, e: std::io::Error) -> ifnet::ioctl::Errno {
+        log::error(&format!("cannot write {}: {e}", self.0.path().display()));
+        ifnet::ioctl::Errno::from_io(&e)
+    }
+}
+
+impl ifnet::server::StateStore for ScriptState {
+    fn reserve(&self) -> Result<(), ifnet::ioctl::Errno> {
+        self.0.reserve().map_err(|e| self.failed(e))
+    }
+
+    fn write(&self, ctl: &mut dyn ifnet::ioctl::Ioctl) -> Result<(), ifnet::ioctl::Errno> {
+        let text = ifnet::rcnet::script(ctl)?;
+        self.0.write(text.as_bytes()).map_err(|e| self.failed(e))
+    }
 }
 
 /// The NetBSD names and the binaries (beside ifnetd) that answer to them.

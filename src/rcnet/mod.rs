@@ -400,7 +400,6 @@ fn apply_state_lines(ctl: &mut dyn Ioctl, path: &Path, lines: &[Vec<u8>]) -> Vec
     problems
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
