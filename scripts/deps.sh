@@ -10,6 +10,10 @@ have tcpdump  || need+=(tcpdump)
 have mandoc   || need+=(mandoc)
 have iperf3   || need+=(iperf3)
 have python3  || need+=(python3)
+# --libxo json checks (tests/it/libxo.rs) and systemd-socket-activate
+# (tests/it/service.rs); no init system is needed.
+have jq       || need+=(jq)
+have systemd-socket-activate || need+=(systemd)
 have qemu-system-x86_64 || need+=(qemu-system-x86)
 have vde_switch || need+=(vde-switch)
 # The guest of tests/it/vm.rs (scripts/guest.sh): a static busybox.

@@ -34,7 +34,7 @@ if [ "$mode" = uninstall ]; then
     while IFS= read -r f; do rm -f "$PREFIX/$f"; done <"$MANIFEST"
     rm -f "$MANIFEST"
     # Directories go only if empty, and never above PREFIX.
-    for d in share/ifnet share/man/man1 share/man/man4 share/man/man8 share/man share bin ""; do
+    for d in share/ifnet share/man/man1 share/man/man4 share/man/man5 share/man/man8 share/man share bin ""; do
         rmdir "$PREFIX/$d" 2>/dev/null || true
     done
     echo "ifnet removed from $PREFIX"

@@ -91,6 +91,9 @@ impl IfLookup for IfTable {
     }
 }
 
+/// See [`KernelInner::set_on_sync_change`].
+pub type SyncHook = dyn Fn(&KernelInner) + Send + Sync;
+
 /// The kernel proper. [`Kernel`] owns it and derefs to it; the
 /// [`KernelHook`] thread shares it.
 pub struct KernelInner {
@@ -102,6 +105,10 @@ pub struct KernelInner {
     reactor: Arc<Reactor>,
     /// What sysctl sets at run time, from `env` at first.
     knobs: Mutex<Knobs>,
+    /// Called after a driver's `sync` (which may have changed the
+    /// configuration) or an interface it had made (a tap cloned on
+    /// connect), without the table lock: the daemon writes its state.
+    on_sync_change: Mutex<Option<Box<SyncHook>>>,
 }
 
 pub struct Kernel {
@@ -122,7 +129,10 @@ fn hook_thread(k: Arc<KernelInner>, events: Receiver<KernelEvent>) {
         match ev {
             KernelEvent::Quit => return,
             KernelEvent::Sync(index) => k.sync(index),
-            KernelEvent::CreateLowest { class, then } => then(k.create_lowest(class)),
+            KernelEvent::CreateLowest { class, then } => {
+                then(k.create_lowest(class));
+                k.driver_changed();
+            }
         }
     }
 }
@@ -168,6 +178,7 @@ impl Kernel {
                 ip6_dad_count: env.dad.probes_v6,
                 auto_linklocal: !env.no_auto_linklocal,
             }),
+            on_sync_change: Mutex::new(None),
             env,
         });
         let (hook, rx) = KernelHook::channel();
@@ -193,6 +204,12 @@ impl Kernel {
 /// The in-process kernel answers requests as a connection to `ifnetd` does.
 /// (Not imported: `k.ioctl()` on a `&Kernel` means the inherent method.)
 impl crate::ioctl::Ioctl for &Kernel {
+    fn ioctl(&mut self, req: Request) -> Response {
+        KernelInner::ioctl(self, req)
+    }
+}
+
+impl crate::ioctl::Ioctl for &KernelInner {
     fn ioctl(&mut self, req: Request) -> Response {
         KernelInner::ioctl(self, req)
     }
@@ -294,6 +311,12 @@ impl KernelInner {
             .map(|_| Reply::Ok)
     }
 
+    /// Run `hook` after every driver `sync` and every interface a driver
+    /// has made, which may have changed the configuration.
+    pub fn set_on_sync_change(&self, hook: Box<SyncHook>) {
+        *self.on_sync_change.lock().unwrap() = Some(hook);
+    }
+
     /// A driver thread asked to be looked at: let the driver update its
     /// state and run what it asks for, all under one lock.
     fn sync(&self, index: u32) {
@@ -308,6 +331,17 @@ impl KernelInner {
             if let Err(e) = self.ioctl_locked(&mut t, req.clone()) {
                 crate::log::warn(&format!("{req:?}: {e}"));
             }
+        }
+        drop(t);
+        // A driver may also change its state directly (a tap drops its
+        // addresses): the hook looks at the whole.
+        self.driver_changed();
+    }
+
+    /// A driver changed the configuration (or may have): tell the hook.
+    fn driver_changed(&self) {
+        if let Some(hook) = &*self.on_sync_change.lock().unwrap() {
+            hook(self);
         }
     }
 

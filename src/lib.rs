@@ -25,13 +25,16 @@ pub mod inet;
 pub mod inspect;
 pub mod ioctl;
 pub mod kernel;
+pub mod libxo;
 pub mod log;
 pub mod offload;
 pub mod pcap;
 pub mod ping;
 pub mod port;
+pub mod rcnet;
 pub mod reactor;
 pub mod server;
+pub mod service;
 pub mod shmifdump;
 
 pub use kernel::Kernel;

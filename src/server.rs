@@ -121,8 +121,43 @@ pub enum Stop {
     Request,
 }
 
+/// Where the daemon keeps its configuration (`ifnetd -S`).
+pub trait StateStore: Send + Sync {
+    /// Before a request that changes the configuration: make sure the
+    /// state it makes can be written. An error fails the request before
+    /// anything changes (a full disk: ENOSPC).
+    fn reserve(&self) -> Result<(), Errno>;
+
+    /// After the change, before the reply: write the configuration `ctl`
+    /// answers for. An error fails the request with that errno; the change
+    /// stays in memory and is in the next state written (see ifnetd(8),
+    /// STATE).
+    fn write(&self, ctl: &mut dyn crate::ioctl::Ioctl) -> Result<(), Errno>;
+}
+
+/// Requests that change the configuration run one at a time with their
+/// state write, so that each reply follows a state that holds its change.
+struct Persist {
+    /// Held across a change and its write; `true` once the daemon stops:
+    /// what stopping destroys is not a change to keep.
+    lock: std::sync::Mutex<bool>,
+    store: Box<dyn StateStore>,
+}
+
+impl Persist {
+    /// Write the state, unless the daemon is stopping.
+    fn write_now(&self, ctl: &mut dyn crate::ioctl::Ioctl) -> Result<(), Errno> {
+        let stopped = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if *stopped {
+            return Err(Errno(libc::ESHUTDOWN));
+        }
+        self.store.write(ctl)
+    }
+}
+
 pub struct Server {
     pub path: PathBuf,
+    persist: Option<Arc<Persist>>,
     /// (device, inode) of the socket we bound: only that file is ours to
     /// remove on the way out, not one a later daemon bound at the same path.
     socket_id: (u64, u64),
@@ -155,6 +190,19 @@ impl Server {
         env: KernelEnv,
         cloners: Cloners,
     ) -> Result<Server, ServeError> {
+        Server::bind_or_take(path, mode, env, cloners, None)
+    }
+
+    /// As [`Server::bind`], but serve `listener`, a socket a service
+    /// manager bound at `path` and passed to us: it stays the manager's
+    /// (never removed, its mode left as it made it).
+    pub fn bind_or_take(
+        path: &Path,
+        mode: u32,
+        env: KernelEnv,
+        cloners: Cloners,
+        listener: Option<UnixListener>,
+    ) -> Result<Server, ServeError> {
         prepare_socket_dir(path)?;
         let lock_path = lock_path(path);
         let lock_file =
@@ -167,10 +215,13 @@ impl Server {
             ))
         })?;
         // We hold the lock, so a socket file here is stale: its daemon died.
-        match fs::remove_file(path) {
-            Ok(()) => log::info(&format!("removed stale socket {}", path.display())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err("cannot remove stale socket", path, e)),
+        // (Unless a service manager made it and passed it to us.)
+        if listener.is_none() {
+            match fs::remove_file(path) {
+                Ok(()) => log::info(&format!("removed stale socket {}", path.display())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err("cannot remove stale socket", path, e)),
+            }
         }
         // The drivers' sockets (tap) go in a directory of this daemon's
         // own, so that daemons sharing a socket directory never meet.
@@ -184,12 +235,20 @@ impl Server {
             ..env
         };
         let kernel = Arc::new(Kernel::new(env, cloners));
-        let listener = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| err("cannot chmod", path, e))?;
+        let (listener, socket_id) = match listener {
+            // (0, 0) is no file: shutdown leaves the manager's socket.
+            Some(l) => (l, (0, 0)),
+            None => {
+                let l = UnixListener::bind(path).map_err(|e| err("cannot bind", path, e))?;
+                fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                    .map_err(|e| err("cannot chmod", path, e))?;
+                (l, file_id(path).unwrap_or_default())
+            }
+        };
         Ok(Server {
             path: path.to_path_buf(),
-            socket_id: file_id(path).unwrap_or_default(),
+            persist: None,
+            socket_id,
             listener,
             _lock: lock,
             kernel,
@@ -200,11 +259,40 @@ impl Server {
         &self.kernel
     }
 
+    /// Keep the configuration in `store`: room reserved before every
+    /// request that changes it, the state written after, before the reply
+    /// (see [`StateStore`]). Set before [`Server::spawn_accept`].
+    pub fn set_persist(&mut self, store: Box<dyn StateStore>) {
+        let p = Arc::new(Persist {
+            lock: std::sync::Mutex::new(false),
+            store,
+        });
+        // What a driver changes by itself (a tap going down when its
+        // client leaves) is written too, in turn with the requests.
+        let weak = Arc::downgrade(&p);
+        self.kernel.set_on_sync_change(Box::new(move |k| {
+            if let Some(p) = weak.upgrade() {
+                let _ = p.write_now(&mut { k });
+            }
+        }));
+        self.persist = Some(p);
+    }
+
+    /// Write the state now, in turn with the requests (after changes made
+    /// in-process, as at start).
+    pub fn persist_now(&self) -> Result<(), Errno> {
+        match &self.persist {
+            Some(p) => p.write_now(&mut &*self.kernel),
+            None => Ok(()),
+        }
+    }
+
     /// Accept clients on a background thread; a `Shutdown` request is
     /// reported on `stop`.
     pub fn spawn_accept(&self, stop: Sender<Stop>) -> io::Result<()> {
         let listener = self.listener.try_clone()?;
         let kernel = self.kernel.clone();
+        let persist = self.persist.clone();
         let (uid, gid, mode) = socket_owner(&self.path);
         let admission = Arc::new(Admission::new(uid));
         std::thread::Builder::new()
@@ -240,11 +328,12 @@ impl Server {
                         let _ = conn.set_read_timeout(Some(IDLE_TIMEOUT));
                     }
                     let (kernel, stop) = (kernel.clone(), stop.clone());
+                    let persist = persist.clone();
                     let spawned =
                         std::thread::Builder::new()
                             .name("client".into())
                             .spawn(move || {
-                                serve_client(conn, peer, &kernel, &stop);
+                                serve_client(conn, peer, &kernel, persist.as_deref(), &stop);
                                 drop(ticket);
                             });
                     if spawned.is_err() {
@@ -255,8 +344,12 @@ impl Server {
         Ok(())
     }
 
-    /// Destroy every interface and remove the socket.
+    /// Destroy every interface and remove the socket. The state file keeps
+    /// the configuration from before.
     pub fn shutdown(self) {
+        if let Some(p) = &self.persist {
+            *p.lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
         self.kernel.shutdown();
         if file_id(&self.path) == Some(self.socket_id) {
             let _ = fs::remove_file(&self.path);
@@ -413,7 +506,13 @@ fn peer_allowed(p: &Peer, uid: u32, gid: u32, mode: u32) -> bool {
 
 /// Answer one client's requests until it goes away. Garbage ends only this
 /// client's connection.
-fn serve_client(mut conn: UnixStream, peer: Peer, kernel: &Kernel, stop: &Sender<Stop>) {
+fn serve_client(
+    mut conn: UnixStream,
+    peer: Peer,
+    kernel: &Kernel,
+    persist: Option<&Persist>,
+    stop: &Sender<Stop>,
+) {
     loop {
         let req = match wire::read_request(&mut conn) {
             Ok(r) => r,
@@ -436,13 +535,26 @@ fn serve_client(mut conn: UnixStream, peer: Peer, kernel: &Kernel, stop: &Sender
         };
         log::debug(&format!("{req:?}"));
         let shutdown = req == Request::Shutdown;
-        // Only root and the daemon's own user may stop it.
-        let resp = if shutdown && !peer.owner() {
-            Err(Errno::EPERM)
-        } else {
-            // What is done on the host for the client, with its rights.
-            crate::cred::serving(peer.requester(), || kernel.ioctl(req))
+        let persist = persist.filter(|_| req.changes_config());
+        let serial = persist.map(|p| p.lock.lock().unwrap_or_else(|e| e.into_inner()));
+        let reserved = match (persist, &serial) {
+            // Stopping: nothing changes any more.
+            (_, Some(stopped)) if **stopped => Err(Errno(libc::ESHUTDOWN)),
+            (Some(p), _) => p.store.reserve(),
+            _ => Ok(()),
         };
+        let resp = match reserved {
+            Err(e) => Err(e),
+            // Only root and the daemon's own user may stop it.
+            Ok(()) if shutdown && !peer.owner() => Err(Errno::EPERM),
+            // What is done on the host for the client, with its rights.
+            Ok(()) => crate::cred::serving(peer.requester(), || kernel.ioctl(req)),
+        };
+        let resp = match (persist, resp) {
+            (Some(p), Ok(r)) => p.store.write(&mut { kernel }).map(|()| r),
+            (_, r) => r,
+        };
+        drop(serial);
         if wire::write_response(&mut conn, &resp).is_err() {
             return;
         }

@@ -40,9 +40,22 @@ struct Args {
     /// More log output (repeat for debug).
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Stop the daemon serving the socket, destroying its interfaces.
+    /// Stop the daemon serving the socket, destroying its interfaces
+    /// (the state file of -S is kept).
     #[arg(long)]
     stop: bool,
+    /// With --stop: also remove the state file named by -S.
+    #[arg(long, requires = "stop")]
+    forget: bool,
+    /// Configuration directory of ifconfig.IF files, applied at start
+    /// when there is no state to restore (default: /etc/ifnet for root,
+    /// $XDG_CONFIG_HOME/ifnet otherwise).
+    #[arg(short = 'c', long = "config-dir", value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Keep the configuration in FILE: written after every change, before
+    /// the reply, and restored at start.
+    #[arg(short = 'S', long = "state", value_name = "FILE")]
+    state: Option<PathBuf>,
     /// Print shell commands that point the NetBSD-named tools (netstat,
     /// arp, ndp, sysctl, ifmcstat, shmif_pcapin, ifconfig, brconfig, ping)
     /// at this daemon: `eval "$(ifnetd --env)"`. Makes their links in
@@ -74,8 +87,10 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 fn main() {
+    // SAFETY: no other thread runs yet.
+    let inherited = unsafe { ifnet::service::listen_fds() };
     let args = Args::parse();
-    if let Err(e) = run(&args) {
+    if let Err(e) = run(&args, inherited) {
         eprintln!("ifnetd: {e:#}");
         exit(1)
     }
@@ -100,24 +115,52 @@ fn abort_on_panic() {
     }));
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
-    let path = match &args.socket {
-        Some(p) => p.clone(),
-        None => server_path().map_err(anyhow::Error::msg)?,
+fn run(args: &Args, inherited: Option<std::os::unix::net::UnixListener>) -> anyhow::Result<()> {
+    // A socket passed by a service manager is served at its own path.
+    let passed_path = inherited
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .and_then(|a| a.as_pathname().map(PathBuf::from));
+    let path = match (&args.socket, passed_path) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p,
+        (None, None) => server_path().map_err(anyhow::Error::msg)?,
     };
     if args.env {
         return print_env(&path);
     }
     if args.stop {
-        let mut c = Client::connect(&path).with_context(|| path.display().to_string())?;
-        // Return once it has gone: its interfaces destroyed, its socket
-        // removed, its lock released.
-        c.ioctl(Request::Shutdown)?;
-        if !wait_stopped(&path, Duration::from_secs(30)) {
-            bail!("{}: still stopping after 30 s", path.display());
+        if args.forget && args.state.is_none() {
+            bail!("--forget: which state file? Give it with -S FILE");
+        }
+        match Client::connect(&path) {
+            Ok(mut c) => {
+                // Return once it has gone: its interfaces destroyed, its
+                // socket removed, its lock released.
+                c.ioctl(Request::Shutdown)?;
+                if !wait_stopped(&path, Duration::from_secs(30)) {
+                    bail!("{}: still stopping after 30 s", path.display());
+                }
+            }
+            // Forgetting the state of a daemon that is not running is fine.
+            Err(_) if args.forget && wait_stopped(&path, Duration::ZERO) => {}
+            Err(e) => return Err(e).with_context(|| path.display().to_string()),
+        }
+        if let (true, Some(state)) = (args.forget, &args.state) {
+            ifnet::rcnet::statefile::forget(state)
+                .with_context(|| format!("cannot remove {}", state.display()))?;
         }
         return Ok(());
     }
+    // A configuration directory named on the command line must be there;
+    // the default one may be missing.
+    let config_dir = match &args.config_dir {
+        Some(d) => {
+            std::fs::read_dir(d).with_context(|| format!("config directory {}", d.display()))?;
+            Some(d.clone())
+        }
+        None => default_config_dir().filter(|d| d.is_dir()),
+    };
     log::set_level(2 + args.verbose);
     abort_on_panic();
 
@@ -161,11 +204,29 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let classes = drivers::cloners_with(&drivers::Options {
         tap_bridge: args.tap_bridge.clone(),
     });
-    let server =
-        Server::bind(&path, args.mode, env, classes).map_err(|e| anyhow::Error::msg(e.0))?;
-    if let (Some(ready), Some(log)) = (ready, log) {
-        redirect_stdio(&log);
-        let _ = (&ready).write_all(b"1");
+    let mut server = Server::bind_or_take(&path, args.mode, env, classes, inherited)
+        .map_err(|e| anyhow::Error::msg(e.0))?;
+    if let Some(log) = &log {
+        redirect_stdio(log);
+    }
+    // The state first, before anyone is served; without one, the
+    // configuration files once serving (their ! lines are clients).
+    let restored = match &args.state {
+        Some(state) if state.exists() => {
+            log::info(&format!("restoring {}", state.display()));
+            let problems = ifnet::rcnet::apply_state(&mut &**server.kernel(), state);
+            if !problems.is_empty() {
+                keep_bad(state);
+            }
+            report(problems);
+            true
+        }
+        _ => false,
+    };
+    if let Some(state) = &args.state {
+        server.set_persist(Box::new(ScriptState(
+            ifnet::rcnet::statefile::StateFile::new(state),
+        )));
     }
     log::info(&format!("serving {}", path.display()));
 
@@ -177,6 +238,18 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
     });
     server.spawn_accept(tx)?;
+    if let Some(dir) = config_dir.filter(|_| !restored) {
+        apply_config_dir(&server, &dir, &path);
+    }
+    // What restoring or the files made is the state from now on (an
+    // error is logged by the writer).
+    let _ = server.persist_now();
+    if let Some(ready) = ready {
+        let _ = (&ready).write_all(b"1");
+    }
+    if let Err(e) = ifnet::service::notify("READY=1") {
+        log::warn(&format!("NOTIFY_SOCKET: {e}"));
+    }
     if let Some(name) = std::env::var_os("IFNET_TEST_PANIC") {
         // Tests only: a panic in a thread of that name, to check the
         // policy of abort_on_panic.
@@ -186,8 +259,105 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
     let why = rx.recv().unwrap_or(Stop::Request);
     log::info(&format!("stopping ({why:?})"));
+    let _ = ifnet::service::notify("STOPPING=1");
     server.shutdown();
     Ok(())
+}
+
+/// /etc/ifnet for root, $XDG_CONFIG_HOME/ifnet (~/.config/ifnet) for
+/// others.
+fn default_config_dir() -> Option<PathBuf> {
+    if nix::unistd::geteuid().is_root() {
+        return Some(PathBuf::from("/etc/ifnet"));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("ifnet"))
+}
+
+/// The state written from now on holds what could be applied; the file
+/// as it was is kept beside it, as FILE.bad.
+fn keep_bad(state: &std::path::Path) {
+    let mut bad = state.as_os_str().to_owned();
+    bad.push(".bad");
+    let bad = PathBuf::from(bad);
+    match std::fs::rename(state, &bad) {
+        Ok(()) => log::error(&format!(
+            "{}: could not all be applied; kept as {}",
+            state.display(),
+            bad.display()
+        )),
+        Err(e) => log::error(&format!("cannot rename {}: {e}", state.display())),
+    }
+}
+
+/// Log what could not be applied, file and line.
+fn report(problems: Vec<ifnet::rcnet::Problem>) {
+    for p in problems {
+        log::error(&p.to_string());
+    }
+}
+
+/// Apply the ifconfig.IF files of `dir` to the kernel, in NetBSD's order;
+/// `!` lines run through the shell as clients of this daemon, with this
+/// daemon's own user and our tools first on PATH.
+fn apply_config_dir(server: &Server, dir: &std::path::Path, sock: &std::path::Path) {
+    let mut k: &ifnet::Kernel = server.kernel();
+    let (files, problems) = match ifnet::rcnet::config_files(&mut k, dir) {
+        Ok(f) => f,
+        Err(p) => return report(vec![p]),
+    };
+    report(problems);
+    let mut env = vec![
+        ("IFNET_SERVER".to_string(), sock.as_os_str().to_owned()),
+        ("IFNET_NO_AUTOSTART".to_string(), "1".into()),
+    ];
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from))
+    {
+        let mut paths = vec![bin];
+        paths.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        ));
+        if let Ok(p) = std::env::join_paths(paths) {
+            env.push(("PATH".to_string(), p));
+        }
+    }
+    let shell = ifnet::rcnet::Shell { env };
+    for (int, file) in files {
+        log::info(&format!("configuring {int} from {}", file.display()));
+        report(ifnet::rcnet::apply_ifconfig_file(
+            &mut k,
+            &int,
+            &file,
+            Some(&shell),
+        ));
+    }
+}
+
+/// The state of -S: the configuration as a script, written crash-safely
+/// when it changed, room reserved before each change.
+struct ScriptState(ifnet::rcnet::statefile::StateFile);
+
+impl ScriptState {
+    fn failed(&self, e: std::io::Error) -> ifnet::ioctl::Errno {
+        log::error(&format!("cannot write {}: {e}", self.0.path().display()));
+        ifnet::ioctl::Errno::from_io(&e)
+    }
+}
+
+impl ifnet::server::StateStore for ScriptState {
+    fn reserve(&self) -> Result<(), ifnet::ioctl::Errno> {
+        self.0.reserve().map_err(|e| self.failed(e))
+    }
+
+    fn write(&self, ctl: &mut dyn ifnet::ioctl::Ioctl) -> Result<(), ifnet::ioctl::Errno> {
+        let text = ifnet::rcnet::script(ctl)?;
+        self.0.write(text.as_bytes()).map_err(|e| self.failed(e))
+    }
 }
 
 /// The NetBSD names and the binaries (beside ifnetd) that answer to them.

@@ -67,9 +67,29 @@ pub fn main_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let mut buf = Vec::new();
-    let r = run(args, ctl, &mut buf);
-    let _ = out.write_all(&buf);
+    let (xo, args) = match crate::libxo::take_args(args) {
+        Ok(a) => a,
+        Err(m) => {
+            let _ = writeln!(err, "{PROG}: {m}");
+            return 1;
+        }
+    };
+    let mut buf = Out {
+        xo,
+        ..Out::default()
+    };
+    let r = run(&args, ctl, &mut buf);
+    let _ = out.write_all(&buf.text);
+    if xo.is_json() && (buf.bridges.is_some() || buf.addresses.is_some()) {
+        let mut doc = serde_json::Map::new();
+        if let Some(b) = buf.bridges {
+            doc.insert("bridges".into(), b.into());
+        }
+        if let Some(a) = buf.addresses {
+            doc.insert("addresses".into(), a.into());
+        }
+        xo.emit(out, &doc.into());
+    }
     let _ = out.flush();
     match r {
         Ok(()) => 0,
@@ -87,6 +107,15 @@ pub fn main_with(
     }
 }
 
+/// What a run prints: text, or the parts of one JSON document.
+#[derive(Default)]
+struct Out {
+    xo: crate::libxo::Output,
+    text: Vec<u8>,
+    bridges: Option<Vec<serde_json::Value>>,
+    addresses: Option<Vec<serde_json::Value>>,
+}
+
 fn write_usage(err: &mut dyn Write) -> std::io::Result<()> {
     for (i, u) in USAGE.iter().enumerate() {
         writeln!(
@@ -98,7 +127,7 @@ fn write_usage(err: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
+fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Out) -> Result<()> {
     if args.is_empty() {
         return Err(Fail::Usage);
     }
@@ -229,7 +258,7 @@ fn exec(
     bridge: &str,
     cmd: &Command,
     argv: &[String],
-    out: &mut Vec<u8>,
+    out: &mut Out,
 ) -> Result<()> {
     let kw = cmd.keyword;
     let arg0 = argv.first().map(String::as_str).unwrap_or_default();
@@ -277,7 +306,15 @@ fn exec(
         }
         Action::Addr => {
             let b = get(ctl, bridge).map_err(sys("unable to get address cache"))?;
-            out.extend_from_slice(status::addresses(&b.routes, "\t").as_bytes());
+            if out.xo.is_json() {
+                let list = out.addresses.get_or_insert_default();
+                if let serde_json::Value::Array(a) = status::addresses_json(&b.routes) {
+                    list.extend(a);
+                }
+            } else {
+                out.text
+                    .extend_from_slice(status::addresses(&b.routes, "\t").as_bytes());
+            }
             Ok(())
         }
         Action::MaxAddr => {
@@ -331,7 +368,7 @@ fn exec(
 }
 
 /// The status of one bridge (`status`).
-fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Vec<u8>) -> Result<()> {
+fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Out) -> Result<()> {
     let flags = match ctl.ioctl(Request::GetIfFlags {
         name: bridge.to_string(),
     }) {
@@ -340,17 +377,28 @@ fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Vec<u8>) -> Result<()> {
         Err(e) => return Err(Fail::Sys("unable to get flags".into(), e)),
     };
     let b = get(ctl, bridge).map_err(sys("unable to get bridge priority"))?;
-    out.extend_from_slice(status::status(bridge, flags, &b).as_bytes());
+    if out.xo.is_json() {
+        out.bridges
+            .get_or_insert_default()
+            .push(status::status_json(bridge, flags, &b));
+    } else {
+        out.text
+            .extend_from_slice(status::status(bridge, flags, &b).as_bytes());
+    }
     Ok(())
 }
 
 /// `-a`: every `bridge<digit>…` interface, in interface order.
-fn printall(ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
+fn printall(ctl: &mut dyn Ioctl, out: &mut Out) -> Result<()> {
     let list = match ctl.ioctl(Request::GetIfConf { name: None }) {
         Ok(Reply::IfConf(l)) => l,
         Ok(_) => return Err(Fail::Sys("getifaddrs".into(), Errno::EIO)),
         Err(e) => return Err(Fail::Sys("getifaddrs".into(), e)),
     };
+    if out.xo.is_json() {
+        // An empty list is still a document.
+        out.bridges.get_or_insert_default();
+    }
     for i in list.iter().filter(|i| parse::is_bridge(&i.name)) {
         show(ctl, &i.name, out)?;
     }

@@ -96,6 +96,58 @@ pub fn status(name: &str, flags: u32, b: &BridgeStatus) -> String {
     s
 }
 
+/// A flags word of `bits` (bit i named `bits[i]`) as JSON.
+fn flags_json(v: u32, bits: &[&'static str]) -> serde_json::Value {
+    crate::libxo::flags(v, bits.iter().enumerate().map(|(i, n)| (1u32 << i, *n)))
+}
+
+/// The address cache entries as JSON (see brconfig(8), OUTPUT FORMATS).
+pub fn addresses_json(routes: &[BridgeRoute]) -> serde_json::Value {
+    routes
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "address": ether_ntoa(&r.mac),
+                "interface": r.member,
+                "expire": r.expire,
+                "flags": flags_json(r.flags, &IFBAFBITS),
+            })
+        })
+        .collect()
+}
+
+/// [`status`] as one JSON object: every field the text shows, typed.
+pub fn status_json(name: &str, flags: u32, b: &BridgeStatus) -> serde_json::Value {
+    let members: Vec<serde_json::Value> = b
+        .members
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "flags": flags_json(m.flags, &IFBIFBITS),
+                "port": m.port,
+                "priority": m.priority,
+                "path_cost": m.path_cost,
+                "state": m.state,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "name": name,
+        "flags": flags_json(flags & 0xffff, &IFFBITS),
+        "priority": b.priority,
+        "hellotime": b.hello_time,
+        "fwddelay": b.fwd_delay,
+        "maxage": b.max_age,
+        "ipfilter": b.filter,
+        "ipfilter_flags": b.filter_flags,
+        "interfaces": members,
+        "max_cache": b.max_cache,
+        "timeout": b.timeout,
+        "addresses": addresses_json(&b.routes),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ pub mod status;
 use crate::ioctl::{
     Errno, IfStatus, Ioctl, LinkState, Reply, Request, Response, iff, in_iff, in6_iff,
 };
+use crate::libxo::Output;
 use parse::{Command, Family, IfName, Invocation, Opts, ParseError};
 use status::Show;
 use std::io::Write;
@@ -51,6 +52,8 @@ pub(crate) struct Ctx<'a> {
     pub ctl: &'a mut dyn Ioctl,
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
+    /// `--libxo`: text or JSON.
+    pub xo: Output,
 }
 
 impl Ctx<'_> {
@@ -121,8 +124,15 @@ pub fn main_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let mut ctx = Ctx { ctl, out, err };
-    let inv = match parse::parse(args) {
+    let (xo, args) = match crate::libxo::take_args(args) {
+        Ok(a) => a,
+        Err(msg) => {
+            let _ = writeln!(err, "ifconfig: {msg}");
+            return 1;
+        }
+    };
+    let mut ctx = Ctx { ctl, out, err, xo };
+    let inv = match parse::parse(&args) {
         Ok(inv) => inv,
         Err(ParseError::Usage(warning)) => {
             if let Some(w) = warning {
@@ -203,6 +213,11 @@ fn carrier(ctx: &mut Ctx, name: &str) -> bool {
 fn list_cloners(ctx: &mut Ctx) -> Result<(), Exit> {
     match ctx.ioctl(Request::IfGCloners) {
         Ok(Reply::Cloners(names)) => {
+            if ctx.xo.is_json() {
+                ctx.xo
+                    .emit(ctx.out, &serde_json::json!({ "cloners": names }));
+                return Ok(());
+            }
             ctx.print(&format!("{}\n", names.join(" ")));
             Ok(())
         }
@@ -232,6 +247,7 @@ fn printall(
         resolve: opts.resolve,
     };
     let mut names = Vec::new();
+    let mut objects = Vec::new();
     for ifs in list {
         if opts.broadcast_only && ifs.flags & iff::BROADCAST == 0 {
             continue;
@@ -266,8 +282,21 @@ fn printall(
         } else {
             None
         };
+        if ctx.xo.is_json() {
+            objects.push(status::status_json(&ifs, data.as_ref(), &show));
+            continue;
+        }
         let block = status::status(&ifs, data.as_ref(), &show);
         ctx.print(&block);
+    }
+    if ctx.xo.is_json() {
+        let doc = if opts.list {
+            serde_json::json!({ "names": names })
+        } else {
+            serde_json::json!({ "interfaces": objects })
+        };
+        ctx.xo.emit(ctx.out, &doc);
+        return Ok(());
     }
     if opts.list {
         ctx.print(&format!("{}\n", names.join(" ")));

@@ -278,6 +278,165 @@ pub fn status(ifs: &IfStatus, data: Option<&IfData>, show: &Show) -> String {
     o
 }
 
+/// The same block as [`status`], as one JSON object (see ifconfig(8),
+/// OUTPUT FORMATS): every field the text shows, typed.
+pub fn status_json(ifs: &IfStatus, data: Option<&IfData>, show: &Show) -> serde_json::Value {
+    use crate::libxo::flags;
+    use serde_json::{Value, json};
+    let mut o = serde_json::Map::new();
+    o.insert("name".into(), json!(ifs.name));
+    o.insert("index".into(), json!(ifs.index));
+    o.insert("flags".into(), flags(ifs.flags, bits(&iff::NAMES)));
+    o.insert("metric".into(), json!(ifs.metric as i32));
+    o.insert("mtu".into(), json!(ifs.mtu));
+    let caps = |(c, e): (u32, u32), table: &[(u32, &'static str)]| {
+        json!({
+            "supported": flags(c, table.iter().copied()),
+            "enabled": flags(e, table.iter().copied()),
+        })
+    };
+    if let Some(c) = ifs.capabilities.filter(|(c, _)| *c != 0) {
+        o.insert("capabilities".into(), caps(c, IFCAP_BITS));
+    }
+    if let Some(c) = ifs.ec_capabilities.filter(|(c, _)| *c != 0) {
+        o.insert("ec_capabilities".into(), caps(c, ECCAP_BITS));
+    }
+    if let Some(d) = &ifs.description {
+        o.insert("description".into(), json!(d));
+    }
+    if let Some(mac) = ifs.lladdr {
+        o.insert("address".into(), json!(mac_ntoa(&mac)));
+    }
+    if let Some(l) = &ifs.linkstr {
+        o.insert("linkstr".into(), json!(l));
+    }
+    let state = match ifs.link_state {
+        LinkState::Up => "up",
+        LinkState::Down => "down",
+        LinkState::Unknown => "unknown",
+    };
+    o.insert("link_state".into(), json!(state));
+    if let Some(m) = &ifs.media {
+        let status = match m.active {
+            None => Value::Null,
+            Some(a) => json!(media_status(media_type(&m.current), a)),
+        };
+        o.insert(
+            "media".into(),
+            json!({ "current": m.current, "status": status, "supported": m.supported }),
+        );
+    }
+    if let Some(d) = data {
+        o.insert(
+            "input".into(),
+            json!({
+                "packets": d.ipackets, "bytes": d.ibytes, "multicasts": d.imcasts,
+                "errors": d.ierrors, "queue_drops": d.iqdrops, "unknown_protocol": d.noproto,
+            }),
+        );
+        o.insert(
+            "output".into(),
+            json!({
+                "packets": d.opackets, "bytes": d.obytes, "multicasts": d.omcasts,
+                "errors": d.oerrors, "collisions": d.collisions,
+            }),
+        );
+    }
+    let want = |f: Family| show.family.is_none_or(|s| s == f);
+    let name_of = |a: IpAddr| {
+        if show.resolve {
+            host_name(a).map_or(Value::Null, Value::String)
+        } else {
+            Value::Null
+        }
+    };
+    if want(Family::Inet) {
+        let v: Vec<Value> = ifs
+            .inet
+            .iter()
+            .map(|a| {
+                let mut e = json!({
+                    "address": a.addr.to_string(),
+                    "prefixlen": in_prefixlen(a.mask),
+                    "netmask": a.mask.to_string(),
+                    "flags": flags(a.flags, bits(&in_iff::NAMES)),
+                });
+                if ifs.flags & iff::BROADCAST != 0 {
+                    e["broadcast"] =
+                        json!(a.broadcast.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string());
+                }
+                if ifs.flags & iff::POINTOPOINT != 0 {
+                    e["destination"] = json!(a.dst.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string());
+                }
+                if show.resolve {
+                    e["hostname"] = name_of(a.addr.into());
+                }
+                e
+            })
+            .collect();
+        o.insert("inet".into(), Value::Array(v));
+    }
+    if want(Family::Inet6) {
+        let v: Vec<Value> = ifs
+            .inet6
+            .iter()
+            .map(|a| {
+                let zone = match a.scopeid {
+                    0 => Value::Null,
+                    s if s == ifs.index => json!(ifs.name),
+                    s => json!(s.to_string()),
+                };
+                let mut e = json!({
+                    "address": a.addr.to_string(),
+                    "zone": zone,
+                    "prefixlen": a.prefixlen,
+                    "flags": flags(a.flags, bits(&in6_iff::NAMES)),
+                    "scopeid": a.scopeid,
+                    "pltime": lifetime(a.pltime),
+                    "vltime": lifetime(a.vltime),
+                });
+                if ifs.flags & iff::POINTOPOINT != 0 {
+                    e["destination"] = json!(a.dst.unwrap_or(Ipv6Addr::UNSPECIFIED).to_string());
+                }
+                if show.resolve && a.scopeid == 0 {
+                    e["hostname"] = name_of(a.addr.into());
+                }
+                e
+            })
+            .collect();
+        o.insert("inet6".into(), Value::Array(v));
+    }
+    if want(Family::Link) {
+        let v: Vec<String> = ifs
+            .lladdrs
+            .iter()
+            .filter(|m| Some(**m) != ifs.lladdr)
+            .map(|m| mac_ntoa(m))
+            .collect();
+        o.insert("link".into(), json!(v));
+    }
+    Value::Object(o)
+}
+
+/// A lifetime in seconds, `null` when infinite.
+fn lifetime(v: u32) -> serde_json::Value {
+    if v == INFINITE_LIFETIME {
+        serde_json::Value::Null
+    } else {
+        v.into()
+    }
+}
+
+/// IFM_STATUS_DESCRIPTIONS: wireless says it differently.
+fn media_status(ty: &str, active: bool) -> &'static str {
+    match (ty, active) {
+        ("IEEE802.11", true) => "associated",
+        ("IEEE802.11", false) => "no network",
+        (_, true) => "active",
+        (_, false) => "no carrier",
+    }
+}
+
 /// The media type word of a media string ("Ethernet autoselect").
 pub fn media_type(current: &str) -> &str {
     current.split(' ').next().unwrap_or("")
@@ -287,14 +446,7 @@ fn media(o: &mut String, m: &IfMedia, list: bool) {
     let ty = media_type(&m.current);
     let _ = writeln!(o, "\tmedia: {}", m.current);
     if let Some(active) = m.active {
-        // IFM_STATUS_DESCRIPTIONS: wireless says it differently.
-        let desc = match (ty, active) {
-            ("IEEE802.11", true) => "associated",
-            ("IEEE802.11", false) => "no network",
-            (_, true) => "active",
-            (_, false) => "no carrier",
-        };
-        let _ = writeln!(o, "\tstatus: {desc}");
+        let _ = writeln!(o, "\tstatus: {}", media_status(ty, active));
     }
     if list && !m.supported.is_empty() {
         let _ = writeln!(o, "\tsupported {ty} media:");
@@ -532,5 +684,66 @@ mod block_tests {
             status(&s, None, &Show::default()),
             "tun0: flags=0x0 metric 3\n\tdescription: \"a b\"\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    /// The capabilities the text wraps over several lines are one list.
+    #[test]
+    fn capabilities_and_counters() {
+        let mut s = IfStatus {
+            name: "virt0".into(),
+            index: 2,
+            flags: iff::UP | iff::BROADCAST | iff::RUNNING,
+            mtu: 1500,
+            metric: 0,
+            capabilities: Some((0x7ff80, 0x300)),
+            ec_capabilities: Some((0x5, 0x1)),
+            description: None,
+            lladdr: Some([2, 0, 0, 0, 0, 1]),
+            lladdrs: vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]],
+            linkstr: Some("vm-host".into()),
+            link_state: LinkState::Down,
+            media: None,
+            data: IfData::default(),
+            inet: Vec::new(),
+            inet6: Vec::new(),
+        };
+        s.data.ipackets = 7;
+        s.data.collisions = 1;
+        let show = Show {
+            verbose: true,
+            ..Show::default()
+        };
+        let text = status(&s, Some(&s.data), &show);
+        let j = status_json(&s, Some(&s.data), &show);
+        let caps = &j["capabilities"]["supported"];
+        assert_eq!(caps["value"], 0x7ff80);
+        let names: Vec<&str> = caps["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 12);
+        for n in &names {
+            assert!(text.contains(n), "{n}: {text}");
+        }
+        assert_eq!(
+            j["capabilities"]["enabled"]["names"],
+            serde_json::json!(["IP4CSUM_Rx", "IP4CSUM_Tx"])
+        );
+        assert_eq!(
+            j["ec_capabilities"]["supported"]["names"],
+            serde_json::json!(["VLAN_MTU", "JUMBO_MTU"])
+        );
+        assert_eq!(j["input"]["packets"], 7);
+        assert_eq!(j["output"]["collisions"], 1);
+        assert_eq!(j["link_state"], "down");
+        assert_eq!(j["link"], serde_json::json!(["02:00:00:00:00:02"]));
+        assert!(text.contains("\tlink 02:00:00:00:00:02\n"), "{text}");
     }
 }

@@ -491,6 +491,33 @@ pub enum Reply {
     Knobs(Knobs),
 }
 
+impl Request {
+    /// Whether the request changes the configuration that `ifnetd -S`
+    /// keeps (interfaces, flags, addresses, bridges…), as opposed to one
+    /// that only reads, pings, zeroes counters or stops the daemon.
+    pub fn changes_config(&self) -> bool {
+        matches!(
+            self,
+            Request::IfCreate { .. }
+                | Request::IfDestroy { .. }
+                | Request::SetIfFlags { .. }
+                | Request::SetIfMtu { .. }
+                | Request::SetIfMetric { .. }
+                | Request::AifAddr { .. }
+                | Request::DifAddr { .. }
+                | Request::AifAddrIn6 { .. }
+                | Request::DifAddrIn6 { .. }
+                | Request::ALifAddr { .. }
+                | Request::DLifAddr { .. }
+                | Request::SetLinkStr { .. }
+                | Request::SetIfDescr { .. }
+                | Request::SetIfMedia { .. }
+                | Request::SetIfCap { .. }
+                | Request::SetDrvSpec { .. }
+        )
+    }
+}
+
 pub type Response = Result<Reply, Errno>;
 
 /// Anything that answers requests: the in-process [`crate::Kernel`] or a

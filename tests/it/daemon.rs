@@ -938,6 +938,9 @@ fn interfaces_are_limited() {
     );
     // tap0 busy, so a client of the cloning socket would need a tap1.
     let _busy = UnixStream::connect(d.run_dir().join("tap0")).unwrap();
+    wait_until(5, "tap0 attached", || {
+        d.ifconfig(&["tap0"]).0.contains("<UP,")
+    });
     let clone = UnixStream::connect(d.run_dir().join("tap")).unwrap();
     // Refused: the daemon closes the clone's connection.
     clone

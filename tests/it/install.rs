@@ -36,6 +36,7 @@ fn install_and_uninstall() {
         "man8/brconfig.8",
         "man1/shmifdump.1",
         "man4/virt.4",
+        "man5/ifconfig.if.5",
         "man8/ifnet-tools.8",
         "man1/ifnet-netstat.1",
     ] {

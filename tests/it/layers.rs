@@ -93,7 +93,7 @@ const LAYERS: &[Layer] = &[
     // GENERIC kernel that tests and programs start in-process.
     Layer {
         name: "daemon",
-        files: &["src/server.rs", "src/generic.rs"],
+        files: &["src/server.rs", "src/service.rs", "src/generic.rs"],
         uses: None,
     },
     // The tools and their binaries talk to a kernel through the API only.
@@ -107,6 +107,8 @@ const LAYERS: &[Layer] = &[
             "src/client/",
             "src/shmifdump.rs",
             "src/inspect/",
+            "src/libxo.rs",
+            "src/rcnet/",
             "src/bin/ifnet-tools.rs",
             "src/bin/ifconfig.rs",
             "src/bin/brconfig.rs",

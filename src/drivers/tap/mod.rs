@@ -261,10 +261,9 @@ impl Handler for Cloning {
                     });
                     if let Some(sc) = sc {
                         crate::log::info(&format!("tap: cloned {name}"));
-                        if bridge.is_some() {
-                            *sc.join.lock().unwrap_or_else(|e| e.into_inner()) = bridge;
-                            sc.hook.sync(sc.port.index);
-                        }
+                        // Taken by the sync that the client's arrival asks
+                        // for (a sync of our own could take its event early).
+                        *sc.join.lock().unwrap_or_else(|e| e.into_inner()) = bridge;
                         sc.hand_over(conn);
                     }
                 }),
