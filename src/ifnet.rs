@@ -98,6 +98,7 @@ impl IfState {
             lladdr: self.lladdr(),
             lladdrs: self.lladdrs.clone(),
             linkstr: driver.linkstr(),
+            txqueue: driver.txqueue(),
             link_state: self.link_state,
             media: driver.media(self),
             data: self.port.counters.snapshot(),
@@ -243,6 +244,16 @@ pub trait Driver: Send {
     /// Called before the interface is removed; an error refuses the destroy.
     fn destroy(&mut self, _ifs: &mut IfState) -> Result<(), Errno> {
         Ok(())
+    }
+
+    /// Bytes the interface queues for its peer at most, where that is a
+    /// setting (`ifconfig txqueue`, an ifnet extension).
+    fn txqueue(&self) -> Option<u32> {
+        None
+    }
+
+    fn set_txqueue(&mut self, _ifs: &mut IfState, _bytes: u32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
     }
 
     /// A driver-specific request (SIOCSDRVSPEC/SIOCGDRVSPEC).

@@ -413,6 +413,12 @@ impl KernelInner {
                 i.state.mtu = mtu;
                 Ok(Reply::Ok)
             }
+            Request::SetIfTxQueue { name, bytes } => {
+                let i = t.get(&name)?;
+                i.driver
+                    .set_txqueue(&mut i.state, bytes)
+                    .map(|()| Reply::Ok)
+            }
             Request::SetIfMetric { name, metric } => {
                 t.get(&name)?.state.metric = metric;
                 Ok(Reply::Ok)

@@ -191,6 +191,18 @@ fn exec_step(
                 ctx.warn("SIOCSIFMTU", e);
             }
         }
+        Step::TxQueue(v) => {
+            let r = match u32::try_from(*v) {
+                Ok(bytes) => ctx.ioctl(Request::SetIfTxQueue {
+                    name: ifname,
+                    bytes,
+                }),
+                Err(_) => Err(Errno::EINVAL),
+            };
+            if let Err(e) = r {
+                return Err(ctx.err("SIOCSIFTXQUEUE", e));
+            }
+        }
         Step::Metric(v) => {
             let r = match i32::try_from(*v) {
                 Ok(m) => ctx.ioctl(Request::SetIfMetric {

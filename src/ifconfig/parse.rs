@@ -114,6 +114,8 @@ pub enum Step {
     /// setifcaps: likewise for IFCAP_ bits.
     IfCap(i64),
     Mtu(i64),
+    /// ifnet's own: bytes queued for the peer at most (tap).
+    TxQueue(i64),
     Metric(i64),
     LinkStr(String),
     UnsetLinkStr,
@@ -529,7 +531,7 @@ static IA6FLAGS: [Kw; 3] = flag_rows![Ia6Flag:
 const ALIAS_ONCE: &[Key] = &[Key::Alias];
 
 /// Everything else: address modifiers, link parameters, inet6 lifetimes.
-static MISC: [Kw; 18] = [
+static MISC: [Kw; 19] = [
     Kw {
         forbids: ALIAS_ONCE,
         ..kw("alias", true, Then::Word(|neg| Step::Alias(!neg)))
@@ -554,6 +556,11 @@ static MISC: [Kw; 18] = [
         Then::Arg(|_, a| Ok(Step::Prefixlen(integer(a)?))),
     ),
     kw("mtu", false, Then::Arg(|_, a| Ok(Step::Mtu(integer(a)?)))),
+    kw(
+        "txqueue",
+        false,
+        Then::Arg(|_, a| Ok(Step::TxQueue(integer(a)?))),
+    ),
     kw(
         "metric",
         false,

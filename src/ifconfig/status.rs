@@ -252,6 +252,9 @@ pub fn status(ifs: &IfStatus, data: Option<&IfData>, show: &Show) -> String {
             LinkState::Unknown => "unknown",
         };
         let _ = writeln!(o, "\tlinkstate: {state}");
+        if let Some(q) = ifs.txqueue {
+            let _ = writeln!(o, "\ttxqueue: {q} bytes");
+        }
     }
     if let Some(m) = &ifs.media {
         media(&mut o, m, show.media_list);
@@ -309,6 +312,9 @@ pub fn status_json(ifs: &IfStatus, data: Option<&IfData>, show: &Show) -> serde_
     }
     if let Some(l) = &ifs.linkstr {
         o.insert("linkstr".into(), json!(l));
+    }
+    if let Some(q) = ifs.txqueue {
+        o.insert("txqueue".into(), json!(q));
     }
     let state = match ifs.link_state {
         LinkState::Up => "up",
@@ -634,6 +640,7 @@ mod block_tests {
             lladdr: None,
             lladdrs: Vec::new(),
             linkstr: None,
+            txqueue: None,
             link_state: LinkState::Up,
             media: None,
             data: IfData::default(),
@@ -706,6 +713,7 @@ mod json_tests {
             lladdr: Some([2, 0, 0, 0, 0, 1]),
             lladdrs: vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]],
             linkstr: Some("vm-host".into()),
+            txqueue: None,
             link_state: LinkState::Down,
             media: None,
             data: IfData::default(),

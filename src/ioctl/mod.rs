@@ -216,6 +216,9 @@ pub struct IfStatus {
     /// Every link address, active first.
     pub lladdrs: Vec<Mac>,
     pub linkstr: Option<String>,
+    /// Bytes queued for the peer at most, where settable (tap).
+    #[serde(default)]
+    pub txqueue: Option<u32>,
     pub link_state: LinkState,
     pub media: Option<IfMedia>,
     pub data: IfData,
@@ -350,6 +353,11 @@ pub enum Request {
     },
     GetIfMtu {
         name: String,
+    },
+    /// Set the most bytes queued for the interface's peer (ifnet's own).
+    SetIfTxQueue {
+        name: String,
+        bytes: u32,
     },
     SetIfMtu {
         name: String,
@@ -502,6 +510,7 @@ impl Request {
                 | Request::IfDestroy { .. }
                 | Request::SetIfFlags { .. }
                 | Request::SetIfMtu { .. }
+                | Request::SetIfTxQueue { .. }
                 | Request::SetIfMetric { .. }
                 | Request::AifAddr { .. }
                 | Request::DifAddr { .. }

@@ -104,6 +104,9 @@ fn interface(s: &mut String, ifs: &IfStatus) {
     if ifs.metric != 0 {
         w.push(format!("metric {}", ifs.metric));
     }
+    if let Some(q) = ifs.txqueue {
+        w.push(format!("txqueue {q}"));
+    }
     for (bit, on, off) in FLAG_WORDS {
         w.push(if ifs.flags & bit != 0 { on } else { off }.to_string());
     }

@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 /// from a virt becomes ~44 frames at once, and 256 KiB (5 of them) cost a
 /// guest 1-6 % of its frames downstream. Pages are touched only as used.
 pub const TAP_QUEUE_BYTES: usize = 4 << 20;
+
+/// Bounds of `ifconfig tapN txqueue`: room for a jumbo frame at least.
+pub const TAP_QUEUE_MIN: usize = 64 << 10;
+pub const TAP_QUEUE_MAX: usize = 256 << 20;
 
 /// Ethernet header length: the least a frame has, and MTU + this the most.
 const ETHER_HDR_LEN: usize = 14;
@@ -60,6 +64,8 @@ pub struct Softc {
     txq: Mutex<Option<TxRing>>,
     /// A ring kept between clients, to allocate it once.
     spare: Mutex<Option<TxRing>>,
+    /// The size of the client's ring (`ifconfig tapN txqueue`).
+    queue_bytes: AtomicUsize,
     /// A client handed over by the cloning socket.
     handoff: Mutex<Option<UnixStream>>,
     attached: AtomicBool,
@@ -99,6 +105,7 @@ impl Softc {
             reg: Mutex::new(None),
             txq: Mutex::new(None),
             spare: Mutex::new(Some(TxRing::new(TAP_QUEUE_BYTES))),
+            queue_bytes: AtomicUsize::new(TAP_QUEUE_BYTES),
             handoff: Mutex::new(None),
             attached: AtomicBool::new(false),
             peer: Mutex::new(None),
@@ -219,13 +226,34 @@ impl Softc {
         }
     }
 
+    /// Bytes queued for a client at most.
+    pub fn queue_bytes(&self) -> usize {
+        self.queue_bytes.load(Relaxed)
+    }
+
+    /// Resize the client's queue, at once if one is attached (keeping what
+    /// it holds: EBUSY when that is more than `bytes`).
+    pub fn set_queue_bytes(&self, bytes: usize) -> Result<(), Errno> {
+        if !(TAP_QUEUE_MIN..=TAP_QUEUE_MAX).contains(&bytes) {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(q) = self.txq.lock().unwrap().as_mut() {
+            q.resize(bytes)?;
+        }
+        *self.spare.lock().unwrap() = None;
+        self.queue_bytes.store(bytes, Relaxed);
+        Ok(())
+    }
+
     fn open(&self) {
+        let bytes = self.queue_bytes();
         let ring = self
             .spare
             .lock()
             .unwrap()
             .take()
-            .unwrap_or_else(|| TxRing::new(TAP_QUEUE_BYTES));
+            .filter(|r| r.capacity() == bytes)
+            .unwrap_or_else(|| TxRing::new(bytes));
         *self.txq.lock().unwrap() = Some(ring);
         self.attached.store(true, Relaxed);
         self.notify(EV_OPENED);

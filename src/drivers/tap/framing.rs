@@ -163,6 +163,25 @@ impl TxRing {
         self.head = 0;
         self.len = 0;
     }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Make room for `bytes`, keeping what is queued, in order; EBUSY when
+    /// more than that is queued now.
+    pub fn resize(&mut self, bytes: usize) -> Result<(), Errno> {
+        if bytes < self.len {
+            return Err(Errno::EBUSY);
+        }
+        let mut buf = vec![0; bytes].into_boxed_slice();
+        let first = self.front().len();
+        buf[..first].copy_from_slice(self.front());
+        buf[first..self.len].copy_from_slice(&self.buf[..self.len - first]);
+        self.buf = buf;
+        self.head = 0;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +197,29 @@ mod tests {
             d.filled(n);
             bytes = &bytes[n..];
         }
+    }
+
+    #[test]
+    fn resize_keeps_the_queue_in_order() {
+        let mut r = TxRing::new(64);
+        r.push(&[1; 20]).unwrap();
+        r.consume(20);
+        r.push(&[2; 30]).unwrap(); // wraps round the end
+        let queued = |r: &mut TxRing| {
+            let mut v = Vec::new();
+            while !r.is_empty() {
+                let n = r.front().len();
+                v.extend_from_slice(r.front());
+                r.consume(n);
+            }
+            v
+        };
+        let mut want = header(30).to_vec();
+        want.extend([2; 30]);
+        assert_eq!(r.resize(10), Err(Errno::EBUSY));
+        r.resize(128).unwrap();
+        assert_eq!(r.capacity(), 128);
+        assert_eq!(queued(&mut r), want);
     }
 
     #[test]

@@ -363,6 +363,14 @@ impl Driver for Tap {
     }
 
     /// The control device was opened or closed.
+    fn txqueue(&self) -> Option<u32> {
+        u32::try_from(self.sc.queue_bytes()).ok()
+    }
+
+    fn set_txqueue(&mut self, _ifs: &mut IfState, bytes: u32) -> Result<(), Errno> {
+        self.sc.set_queue_bytes(bytes as usize)
+    }
+
     fn sync(&mut self, ifs: &mut IfState) -> Vec<Request> {
         let ev = self.sc.events.swap(0, AcqRel);
         let attached = self.sc.attached();
