@@ -203,8 +203,8 @@ mod tests {
     fn resize_keeps_the_queue_in_order() {
         let mut r = TxRing::new(64);
         r.push(&[1; 20]).unwrap();
-        r.consume(20);
-        r.push(&[2; 30]).unwrap(); // wraps round the end
+        r.consume(HDR_LEN + 20);
+        r.push(&[2; 40]).unwrap(); // wraps round the end
         let queued = |r: &mut TxRing| {
             let mut v = Vec::new();
             while !r.is_empty() {
@@ -214,8 +214,8 @@ mod tests {
             }
             v
         };
-        let mut want = header(30).to_vec();
-        want.extend([2; 30]);
+        let mut want = header(40).to_vec();
+        want.extend([2; 40]);
         assert_eq!(r.resize(10), Err(Errno::EBUSY));
         r.resize(128).unwrap();
         assert_eq!(r.capacity(), 128);
