@@ -102,8 +102,10 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
     if args.is_empty() {
         return Err(Fail::Usage);
     }
-    // getopt(argc, argv, "a"): options end at the first non-option or "--".
+    // getopt(argc, argv, "av"): options end at the first non-option or
+    // "--". `-v` (ours) adds the spanning tree to the status.
     let mut aflag = false;
+    let mut verbose = false;
     let mut rest = args;
     while let Some(a) = rest.first() {
         if a == "--" {
@@ -114,10 +116,11 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
             break;
         };
         for c in opts.chars() {
-            if c != 'a' {
-                return Err(Fail::BadOption(c));
+            match c {
+                'a' => aflag = true,
+                'v' => verbose = true,
+                _ => return Err(Fail::BadOption(c)),
             }
-            aflag = true;
         }
         rest = &rest[1..];
     }
@@ -125,7 +128,7 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
         if !rest.is_empty() {
             return Err(Fail::Usage);
         }
-        return printall(ctl, out);
+        return printall(ctl, out, verbose);
     }
     let Some((bridge, mut words)) = rest.split_first() else {
         return Err(Fail::Usage);
@@ -146,7 +149,7 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
         Err(e) => return Err(Fail::Sys("unable to get interface flags".into(), e)),
     };
     if words.is_empty() {
-        return show(ctl, bridge, out);
+        return show(ctl, bridge, out, verbose);
     }
     let mut flags_updated = false;
     while let Some((word, after)) = words.split_first() {
@@ -331,7 +334,7 @@ fn exec(
 }
 
 /// The status of one bridge (`status`).
-fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Vec<u8>) -> Result<()> {
+fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Vec<u8>, verbose: bool) -> Result<()> {
     let flags = match ctl.ioctl(Request::GetIfFlags {
         name: bridge.to_string(),
     }) {
@@ -341,18 +344,21 @@ fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Vec<u8>) -> Result<()> {
     };
     let b = get(ctl, bridge).map_err(sys("unable to get bridge priority"))?;
     out.extend_from_slice(status::status(bridge, flags, &b).as_bytes());
+    if verbose {
+        out.extend_from_slice(status::spanning_tree(&b.stp).as_bytes());
+    }
     Ok(())
 }
 
 /// `-a`: every `bridge<digit>…` interface, in interface order.
-fn printall(ctl: &mut dyn Ioctl, out: &mut Vec<u8>) -> Result<()> {
+fn printall(ctl: &mut dyn Ioctl, out: &mut Vec<u8>, verbose: bool) -> Result<()> {
     let list = match ctl.ioctl(Request::GetIfConf { name: None }) {
         Ok(Reply::IfConf(l)) => l,
         Ok(_) => return Err(Fail::Sys("getifaddrs".into(), Errno::EIO)),
         Err(e) => return Err(Fail::Sys("getifaddrs".into(), e)),
     };
     for i in list.iter().filter(|i| parse::is_bridge(&i.name)) {
-        show(ctl, &i.name, out)?;
+        show(ctl, &i.name, out, verbose)?;
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ mod reactor;
 mod scene;
 mod shmif_dump;
 mod shmif_procs;
+mod stp;
 mod tap;
 mod virt;
 mod vm;

@@ -60,6 +60,9 @@ pub struct Rtable {
     /// run within the same second finds nothing: a full cache under a
     /// flood of new addresses scans once a second, not once a frame.
     aged_at: Option<u64>,
+    /// During a spanning tree topology change, dynamic entries live at
+    /// most this many seconds (802.1D fast aging: the forward delay).
+    fast_age: Option<u32>,
 }
 
 impl Default for Rtable {
@@ -71,6 +74,7 @@ impl Default for Rtable {
             seq: 0,
             next_sweep: 0,
             aged_at: None,
+            fast_age: None,
         }
     }
 }
@@ -85,11 +89,35 @@ impl Rtable {
     }
 
     fn expiry(&self, now: u64) -> u64 {
-        if self.timeout == 0 {
-            0
-        } else {
-            now + u64::from(self.timeout)
+        match (self.timeout, self.fast_age) {
+            (0, None) => 0,
+            (0, Some(f)) => now + u64::from(f),
+            (t, f) => now + u64::from(f.map_or(t, |f| f.min(t))),
         }
+    }
+
+    /// Start (`Some(seconds)`) or end fast aging: when it starts, no
+    /// dynamic entry outlives `seconds` from now.
+    pub fn set_fast_age(&mut self, fast: Option<u32>, now: u64) {
+        if fast == self.fast_age {
+            return;
+        }
+        self.fast_age = fast;
+        if let Some(f) = fast {
+            let limit = now + u64::from(f);
+            for n in self.nodes.values_mut().filter(|n| !n.is_static()) {
+                if n.expire == 0 || n.expire > limit {
+                    n.expire = limit;
+                }
+            }
+        }
+    }
+
+    /// Forget the dynamic entries of a member (a spanning tree port that
+    /// stopped forwarding).
+    pub fn flush_member(&mut self, ifindex: u32) {
+        self.nodes
+            .retain(|_, n| n.ifindex != ifindex || n.is_static());
     }
 
     fn insert(&mut self, mac: Mac, ifindex: u32, expire: u64, flags: u32) {

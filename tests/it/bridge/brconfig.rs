@@ -88,7 +88,7 @@ fn configuration_commands_show_up() {
     assert!(out.contains("max cache: 16, timeout: 8"), "{out}");
     assert!(out.contains(
         "\t\tshmif1 flags=3<LEARNING,DISCOVER>\n\t\t\tport 4 priority 255\n\
-         \t\tshmif0 flags=7<LEARNING,DISCOVER,STP>\n\t\t\tport 3 priority 16 path cost 200 forwarding\n"
+         \t\tshmif0 flags=7<LEARNING,DISCOVER,STP>\n\t\t\tport 3 priority 16 path cost 200 listening\n"
     ), "{out}");
     net.ok("bridge0 -ipf -stp shmif0 down");
     let out = net.ok("bridge0");
