@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use common::{Daemon, wait_until};
+use common::{Daemon, Netns, can_netadmin, sh, unique, wait_until};
 use ifnet::client::Client;
 use ifnet::drivers::shmif::bus::{Bus, BusReader, Recv};
 use ifnet::ioctl::{Errno, Ioctl, Reply, Request};
@@ -228,4 +228,142 @@ fn a_loop_without_stp_multiplies_a_broadcast() {
     // Kill the storm at once: the machine is shared.
     drop(l);
     assert!(n > 10 || laps > 0, "{n} copies, {laps} laps: no storm?");
+}
+
+/// The Linux bridge's view: (port, state) from `bridge link`.
+fn linux_states(ns: &Netns) -> Vec<(String, String)> {
+    ns.exec("bridge link")
+        .lines()
+        .filter_map(|l| {
+            let port = l.split(": ").nth(1)?.split(['@', ':']).next()?.to_string();
+            let state = l.split(" state ").nth(1)?.split(' ').next()?.to_string();
+            Some((port, state))
+        })
+        .collect()
+}
+
+/// A bridge id as Linux's sysfs spells it: `1000.b20ada0b0e01`.
+fn linux_id(brconfig_id: &str) -> String {
+    brconfig_id.replace(':', "")
+}
+
+fn ns_ping(ns: &Netns, dst: &str) -> bool {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.0, "ping", "-c", "1", "-W", "1", dst])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// An ifnet bridge and a Linux kernel bridge (kernel STP, `stp_state 1`,
+/// in a namespace) joined twice: virt0 and virt1, each on a host TAP
+/// that is a port of the Linux bridge. The one with priority 4096 must
+/// become the root of both; the other blocks one of its two ports.
+fn interop(linux_root: bool) {
+    if !can_netadmin() {
+        return;
+    }
+    let ns = Netns::new();
+    let (lp, ip_) = if linux_root {
+        (4096, 32768)
+    } else {
+        (32768, 4096)
+    };
+    ns.exec(&format!(
+        "ip link add br0 type bridge stp_state 1 forward_delay 400 hello_time 100 \
+         max_age 600 priority {lp} && ip link set br0 up && ip addr add 10.19.0.1/24 dev br0"
+    ));
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut taps = Vec::new();
+    for i in 0..2 {
+        let tap = unique("ift");
+        let virt = format!("virt{i}");
+        d.ok(&[&virt, "create", "linkstr", &tap, "up"]);
+        sh(&format!("ip link set {tap} netns {}", ns.0));
+        ns.exec(&format!("ip link set {tap} master br0 up"));
+        taps.push(tap);
+    }
+    let bus = dir.path().join("edge");
+    d.ok(&["shmif0", "create", "linkstr", bus.to_str().unwrap(), "up"]);
+    d.ok(&["shmif0", "inet", "10.19.0.2/24"]);
+    d.ok(&["bridge0", "create"]);
+    brconfig_ok(
+        &d,
+        &["bridge0", "add", "virt0", "add", "virt1", "add", "shmif0"],
+    );
+    brconfig_ok(&d, &["bridge0", "stp", "virt0", "stp", "virt1"]);
+    brconfig_ok(&d, &TIMERS);
+    brconfig_ok(&d, &["bridge0", "priority", &ip_.to_string(), "up"]);
+
+    let settled = || {
+        let ours = stp_states(&d);
+        let theirs = linux_states(&ns);
+        ours.len() == 2
+            && theirs.len() == 2
+            && ours
+                .iter()
+                .chain(&theirs)
+                .all(|(_, s)| s == "forwarding" || s == "blocking")
+            && count(&ours, "blocking") + count(&theirs, "blocking") == 1
+    };
+    wait_until(BOUND + 4, "ifnet and Linux to agree on a tree", settled);
+    let (v, _, _) = d.brconfig(&["-v", "bridge0"]);
+    let field = |after: &str| {
+        v.split(after)
+            .nth(1)
+            .and_then(|r| r.split([' ', '\n']).next())
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_string()
+    };
+    let (our_root, our_id) = (field("root id "), field("bridge id "));
+    let linux_root_id = ns.exec("cat /sys/class/net/br0/bridge/root_id");
+    let linux_bridge_id = ns.exec("cat /sys/class/net/br0/bridge/bridge_id");
+    assert_eq!(linux_id(&our_root), linux_root_id.trim(), "{v}");
+    let (ours, theirs) = (stp_states(&d), linux_states(&ns));
+    if linux_root {
+        assert_eq!(linux_root_id.trim(), linux_bridge_id.trim());
+        assert_eq!(count(&ours, "blocking"), 1, "{ours:?}");
+    } else {
+        assert_eq!(our_root, our_id, "{v}");
+        assert_eq!(count(&theirs, "blocking"), 1, "{theirs:?}");
+    }
+    let ok = (0..10).any(|_| ns_ping(&ns, "10.19.0.2"));
+    assert!(ok, "ping across");
+
+    // Take the forwarding link of the non-root side out of the Linux
+    // bridge; its blocked link must take over.
+    let forwarding_tap = if linux_root {
+        let port = ours.iter().find(|(_, s)| s == "forwarding").unwrap();
+        taps[if port.0 == "virt0" { 0 } else { 1 }].clone()
+    } else {
+        theirs
+            .iter()
+            .find(|(_, s)| s == "forwarding")
+            .unwrap()
+            .0
+            .clone()
+    };
+    ns.exec(&format!("ip link set {forwarding_tap} nomaster"));
+    let t = Instant::now();
+    wait_until(BOUND + 4, "the blocked link to forward", || {
+        if linux_root {
+            count(&stp_states(&d), "blocking") == 0
+                && stp_states(&d).iter().all(|(_, s)| s == "forwarding")
+        } else {
+            linux_states(&ns).iter().all(|(_, s)| s == "forwarding")
+        }
+    });
+    eprintln!("reconverged in {:?}", t.elapsed());
+    let ok = (0..10).any(|_| ns_ping(&ns, "10.19.0.2"));
+    assert!(ok, "ping after the failure");
+}
+
+#[test]
+fn linux_bridge_as_root() {
+    interop(true);
+}
+
+#[test]
+fn ifnet_bridge_as_root_of_a_linux_bridge() {
+    interop(false);
 }
