@@ -85,7 +85,9 @@ linux_converged() {
 linux_root_port() {
     local n; n=$(ip netns exec "${P}b" cat /sys/class/net/br0/bridge/root_port)
     linux_states b | awk '{ print $1 }' | while read -r p; do
-        [ "$(ip netns exec "${P}b" cat "/sys/class/net/br0/brif/$p/port_no")" = "$(printf '0x%x' "$n")" ] && echo "$p"
+        if [ "$(ip netns exec "${P}b" cat "/sys/class/net/br0/brif/$p/port_no")" = "$(printf '0x%x' "$n")" ]; then
+            echo "$p"
+        fi
     done
 }
 linux_other_forwards() { linux_states b | grep -v "^$1 " | grep -q forwarding; }

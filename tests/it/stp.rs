@@ -8,7 +8,9 @@
 
 use crate::common;
 
-use common::{Daemon, Netns, can_netadmin, sh, unique, wait_until};
+use common::{
+    Daemon, Netns, can_netadmin, sh, tcp_transfer_intact, unique, virt_in_ns, wait_until,
+};
 use ifnet::client::Client;
 use ifnet::drivers::shmif::bus::{Bus, BusReader, Recv};
 use ifnet::ioctl::{Errno, Ioctl, Reply, Request};
@@ -286,10 +288,15 @@ fn interop(linux_root: bool) {
     let bus = dir.path().join("edge");
     d.ok(&["shmif0", "create", "linkstr", bus.to_str().unwrap(), "up"]);
     d.ok(&["shmif0", "inet", "10.19.0.2/24"]);
+    // A host behind the ifnet bridge, for TCP across both bridges.
+    let host = Netns::new();
+    virt_in_ns(&d, "virt2", &host, "10.19.0.3/24");
     d.ok(&["bridge0", "create"]);
     brconfig_ok(
         &d,
-        &["bridge0", "add", "virt0", "add", "virt1", "add", "shmif0"],
+        &[
+            "bridge0", "add", "virt0", "add", "virt1", "add", "shmif0", "add", "virt2",
+        ],
     );
     brconfig_ok(&d, &["bridge0", "stp", "virt0", "stp", "virt1"]);
     brconfig_ok(&d, &TIMERS);
@@ -329,6 +336,8 @@ fn interop(linux_root: bool) {
     }
     let ok = (0..10).any(|_| ns_ping(&ns, "10.19.0.2"));
     assert!(ok, "ping across");
+    let port = if linux_root { 5181 } else { 5182 };
+    tcp_transfer_intact(&host, &ns, "10.19.0.1", port, 8, dir.path());
 
     // Take the forwarding link of the non-root side out of the Linux
     // bridge; its blocked link must take over.
@@ -356,6 +365,7 @@ fn interop(linux_root: bool) {
     eprintln!("reconverged in {:?}", t.elapsed());
     let ok = (0..10).any(|_| ns_ping(&ns, "10.19.0.2"));
     assert!(ok, "ping after the failure");
+    tcp_transfer_intact(&host, &ns, "10.19.0.1", port + 10, 2, dir.path());
 }
 
 #[test]
