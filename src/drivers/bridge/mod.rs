@@ -6,7 +6,7 @@
 //! - [`forward`]: the data plane, plugged into each member's [`Port`] as
 //!   its [`Upper`].
 //! - [`bpdu`]: the BPDU wire format; [`stp`]: the spanning tree as a pure
-//!   state machine; [`tree`]: the two at work on the bridge's reactor
+//!   state machine; `tree`: the two at work on the bridge's reactor
 //!   thread.
 //!
 //! On an `stp` member, frames other than BPDUs are forwarded only in the
