@@ -220,7 +220,9 @@ fn a_loop_of_ifnet_bridges_blocks_one_port() {
     let took = t1.elapsed();
     eprintln!("reconverged in {took:?}");
     assert_ne!(root_port(&l.b), rp);
-    assert!(ping_within(&l.a, "10.18.0.2", 5), "ping after the failure");
+    // B may still send to A's address out of its former root port until
+    // the topology change ages it out (forward delay): allow for that.
+    assert!(ping_within(&l.a, "10.18.0.2", 10), "ping after the failure");
 }
 
 #[test]

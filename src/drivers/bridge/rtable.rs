@@ -293,6 +293,28 @@ mod tests {
     }
 
     #[test]
+    fn fast_aging_during_a_topology_change() {
+        let mut t = Rtable::default();
+        t.learn(&A, 2, 100);
+        t.add_static(&B, 2, 100).unwrap();
+        t.set_fast_age(Some(4), 110);
+        // Cut down to the forward delay from now; new entries get it too.
+        t.learn(&C, 3, 111);
+        assert_eq!(
+            macs(&t, 111),
+            vec![(C, 3, 4, 0), (B, 2, 0, IFBAF_STATIC), (A, 2, 3, 0)]
+        );
+        assert_eq!(t.lookup(&A, 114), None);
+        t.set_fast_age(None, 115);
+        t.learn(&C, 3, 115);
+        assert_eq!(t.lookup(&C, 115 + 1199), Some(3));
+        // A port that stops forwarding forgets what it learned, not statics.
+        t.flush_member(2);
+        t.flush_member(3);
+        assert_eq!(macs(&t, 116), vec![(B, 2, 0, IFBAF_STATIC)]);
+    }
+
+    #[test]
     fn full_cache_learns_nothing() {
         let mut t = Rtable::default();
         t.set_max(1, 0);
