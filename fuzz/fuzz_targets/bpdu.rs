@@ -30,8 +30,8 @@ fuzz_target!(|data: &[u8]| {
     };
     stp.set_ports(&[(port(1), true), (port(2), true)], now);
     stp.start(now);
-    stp.input(1, &bpdu);
-    stp.input(2, &bpdu);
+    stp.input(now, 1, &bpdu);
+    stp.input(now + Duration::from_millis(100), 2, &bpdu);
     stp.poll(now + Duration::from_secs(30));
     let _ = stp.take_output();
 });

@@ -6,7 +6,11 @@
 //!
 //! Times are kept as on the wire, in 1/256 of a second. Timers advance by
 //! ticks of [`TICK`] (NetBSD ticks once a second; a quarter second keeps
-//! the same arithmetic and makes expiry four times as precise).
+//! the same arithmetic and makes expiry four times as precise). A timer
+//! started between two ticks makes up for the part of a tick gone, so it
+//! expires at the first tick at or after its time, never before: a port
+//! listens and learns at least the forward delay each, as 802.1D wants
+//! (NetBSD's may be up to a second short).
 //!
 //! Two departures from NetBSD, both toward 802.1D: the bridge id sent in
 //! a configuration BPDU is ours (NetBSD sends the root's, see
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 /// How often the timers advance.
 pub const TICK: Duration = Duration::from_millis(250);
 /// What one tick adds to a timer, in 1/256 s.
-const TICK_VAL: u32 = 64;
+const TICK_VAL: i32 = 64;
 /// `BSTP_MESSAGE_AGE_INCR`
 const MESSAGE_AGE_INCR: u32 = 256;
 /// `BSTP_DEFAULT_HOLD_TIME`: at most one configuration BPDU a second on a
@@ -67,17 +71,20 @@ impl PortState {
 }
 
 /// `struct bridge_timer`: counts up from a start value, in 1/256 s.
+/// Started between two ticks, it starts lower by the part of a tick
+/// already gone (`phase`), so that it never expires early: at the first
+/// tick at or after its due time.
 #[derive(Clone, Copy, Debug, Default)]
 struct Timer {
     active: bool,
-    value: u32,
+    value: i32,
 }
 
 impl Timer {
-    fn start(&mut self, v: u16) {
+    fn start(&mut self, v: u16, phase: i32) {
         *self = Timer {
             active: true,
-            value: u32::from(v),
+            value: i32::from(v) - phase,
         };
     }
 
@@ -91,7 +98,7 @@ impl Timer {
             return false;
         }
         self.value += TICK_VAL;
-        if self.value >= u32::from(limit) {
+        if self.value >= i32::from(limit) {
             self.stop();
             return true;
         }
@@ -168,6 +175,9 @@ pub struct Stp {
     tc_timer: Timer,
     /// Running (the bridge is up and has ports): when the next tick is due.
     next_tick: Option<Instant>,
+    /// How much of the current tick had passed (1/256 s) at the call
+    /// being handled: what a timer started now makes up for.
+    phase: i32,
     out: Vec<(u32, BpduRepr)>,
     pub counters: StpCounters,
 }
@@ -194,6 +204,7 @@ impl Stp {
             tcn_timer: Timer::default(),
             tc_timer: Timer::default(),
             next_tick: None,
+            phase: 0,
             out: Vec::new(),
             counters: StpCounters::default(),
         }
@@ -263,6 +274,7 @@ impl Stp {
     /// is up. A changed set or parameter starts the tree over; a changed
     /// link enables or disables that port alone.
     pub fn set_ports(&mut self, ports: &[(PortConf, bool)], now: Instant) {
+        self.at(now);
         let same = ports.len() == self.ports.len()
             && ports
                 .iter()
@@ -329,6 +341,7 @@ impl Stp {
         if self.next_tick.is_none() {
             self.next_tick = Some(now + TICK);
         }
+        self.at(now);
         for i in 0..self.ports.len() {
             self.enable_port(i);
             if !self.ports[i].link {
@@ -337,7 +350,7 @@ impl Stp {
         }
         self.port_state_selection();
         self.config_bpdu_generation();
-        self.hello_timer.start(0);
+        self.hello_timer.start(0, self.phase);
     }
 
     /// The bridge went down (`bstp_stop`).
@@ -364,6 +377,8 @@ impl Stp {
         if now.saturating_duration_since(next) > Duration::from_secs(10) {
             next = now;
         }
+        // Ticks run at their instant: timers they start start whole.
+        self.phase = 0;
         while next <= now {
             self.tick();
             next += TICK;
@@ -374,13 +389,14 @@ impl Stp {
     }
 
     /// A BPDU arrived on port `ifindex` (`bstp_input`).
-    pub fn input(&mut self, ifindex: u32, bpdu: &BpduRepr) {
+    pub fn input(&mut self, now: Instant, ifindex: u32, bpdu: &BpduRepr) {
         let Some(i) = self.port(ifindex) else {
             return;
         };
         if !self.is_running() {
             return;
         }
+        self.at(now);
         match bpdu {
             BpduRepr::Config(c) => {
                 self.counters.config_in += 1;
@@ -391,6 +407,20 @@ impl Stp {
                 self.received_tcn_bpdu(i)
             }
         }
+    }
+
+    /// Note how far into the current tick `now` is.
+    fn at(&mut self, now: Instant) {
+        self.phase = match self.next_tick {
+            Some(next) => {
+                let gone = now.saturating_duration_since(next - TICK);
+                // Rounded up: early by nothing, late by under 4 ms.
+                (gone.as_micros() * 256)
+                    .div_ceil(1_000_000)
+                    .min(TICK_VAL as u128) as i32
+            }
+            None => 0,
+        };
     }
 
     // ---- The protocol, after bridgestp.c.
@@ -438,12 +468,15 @@ impl Stp {
             return;
         }
         let message_age = match self.root_port {
-            Some(r) if !self.is_root_bridge() => self.ports[r].message_age.value + MESSAGE_AGE_INCR,
+            Some(r) if !self.is_root_bridge() => {
+                self.ports[r].message_age.value.max(0) as u32 + MESSAGE_AGE_INCR
+            }
             _ => 0,
         };
         if message_age >= u32::from(self.max_age) {
             return;
         }
+        let phase = self.phase;
         let p = &mut self.ports[i];
         let c = ConfigBpdu {
             root_id: self.designated_root,
@@ -459,7 +492,7 @@ impl Stp {
         };
         p.tc_ack = false;
         p.config_pending = false;
-        p.hold.start(0);
+        p.hold.start(0, phase);
         self.send(i, BpduRepr::Config(c));
     }
 
@@ -481,12 +514,13 @@ impl Stp {
     }
 
     fn record_config_information(&mut self, i: usize, c: &ConfigBpdu) {
+        let phase = self.phase;
         let p = &mut self.ports[i];
         p.designated_root = c.root_id;
         p.designated_cost = c.root_path_cost;
         p.designated_bridge = c.bridge_id;
         p.designated_port = c.port_id;
-        p.message_age.start(c.message_age);
+        p.message_age.start(c.message_age, phase);
     }
 
     fn record_config_timeout_values(&mut self, c: &ConfigBpdu) {
@@ -584,10 +618,11 @@ impl Stp {
     }
 
     fn make_forwarding(&mut self, i: usize) {
+        let phase = self.phase;
         let p = &mut self.ports[i];
         if p.state == PortState::Blocking {
             p.state = PortState::Listening;
-            p.forward_delay.start(0);
+            p.forward_delay.start(0, phase);
         }
     }
 
@@ -607,10 +642,10 @@ impl Stp {
     fn topology_change_detection(&mut self) {
         if self.is_root_bridge() {
             self.tc = true;
-            self.tc_timer.start(0);
+            self.tc_timer.start(0, self.phase);
         } else if !self.tc_detected {
             self.transmit_tcn();
-            self.tcn_timer.start(0);
+            self.tcn_timer.start(0, self.phase);
         }
         self.tc_detected = true;
     }
@@ -639,7 +674,7 @@ impl Stp {
                 if self.tc_detected {
                     self.tc_timer.stop();
                     self.transmit_tcn();
-                    self.tcn_timer.start(0);
+                    self.tcn_timer.start(0, self.phase);
                 }
             }
             if Some(i) == self.root_port {
@@ -669,7 +704,7 @@ impl Stp {
         self.topology_change_detection();
         self.tcn_timer.stop();
         self.config_bpdu_generation();
-        self.hello_timer.start(0);
+        self.hello_timer.start(0, self.phase);
     }
 
     fn message_age_timer_expiry(&mut self, i: usize) {
@@ -686,7 +721,7 @@ impl Stp {
         match self.ports[i].state {
             PortState::Listening => {
                 self.ports[i].state = PortState::Learning;
-                self.ports[i].forward_delay.start(0);
+                self.ports[i].forward_delay.start(0, self.phase);
             }
             PortState::Learning => {
                 self.ports[i].state = PortState::Forwarding;
@@ -737,11 +772,11 @@ impl Stp {
     fn tick(&mut self) {
         if self.hello_timer.expired(self.hello_time) {
             self.config_bpdu_generation();
-            self.hello_timer.start(0);
+            self.hello_timer.start(0, self.phase);
         }
         if self.tcn_timer.expired(secs(self.conf.hello_time)) {
             self.transmit_tcn();
-            self.tcn_timer.start(0);
+            self.tcn_timer.start(0, self.phase);
         }
         let tc_time = secs(self.conf.max_age) + secs(self.conf.forward_delay);
         if self.tc_timer.expired(tc_time) {
@@ -848,7 +883,7 @@ mod tests {
                             };
                             if up {
                                 self.delivered += 1;
-                                self.bridges[to.0].input(to.1, &bpdu);
+                                self.bridges[to.0].input(self.now, to.1, &bpdu);
                             }
                         }
                     }
@@ -952,6 +987,38 @@ mod tests {
         assert_eq!(n.states()[1], [PortState::Learning]);
         n.run(Duration::from_secs(4));
         assert_eq!(n.states()[1], [PortState::Forwarding]);
+    }
+
+    /// A port enabled between two ticks listens no less than the forward
+    /// delay, and at most a tick more.
+    #[test]
+    fn timers_started_between_ticks_are_never_early() {
+        for offset_ms in [1, 100, 249] {
+            let t0 = Instant::now();
+            let port = PortConf {
+                ifindex: 1,
+                mac: mac(0, 1),
+                priority: 0x80,
+                path_cost: 55,
+            };
+            let mut s = Stp::new(FAST);
+            s.set_ports(&[(port, false)], t0);
+            s.start(t0);
+            let up = t0 + Duration::from_millis(10 * TICK.as_millis() as u64 + offset_ms);
+            s.poll(up);
+            s.set_ports(&[(port, true)], up);
+            assert_eq!(s.state(1), PortState::Listening);
+            let mut now = up;
+            while s.state(1) == PortState::Listening {
+                now += Duration::from_millis(1);
+                s.poll(now);
+            }
+            let took = now - up;
+            assert!(
+                took >= Duration::from_secs(4) && took <= Duration::from_secs(4) + TICK,
+                "{offset_ms} ms into a tick: listened {took:?}"
+            );
+        }
     }
 
     #[test]

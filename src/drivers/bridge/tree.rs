@@ -27,7 +27,7 @@ impl Softc {
         match BpduRepr::from_frame(frame) {
             Ok(bpdu) => {
                 let mut stp = self.stp();
-                stp.input(bif.port.index, &bpdu);
+                stp.input(Instant::now(), bif.port.index, &bpdu);
                 self.publish(&stp);
                 let out = stp.take_output();
                 drop(stp);
