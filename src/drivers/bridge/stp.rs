@@ -93,12 +93,12 @@ impl Timer {
     }
 
     /// Advance one tick; true (and stopped) when it reaches `limit`.
-    fn expired(&mut self, limit: u16) -> bool {
+    fn expired(&mut self, limit: impl Into<i32>) -> bool {
         if !self.active {
             return false;
         }
         self.value += TICK_VAL;
-        if self.value >= i32::from(limit) {
+        if self.value >= limit.into() {
             self.stop();
             return true;
         }
@@ -778,7 +778,8 @@ impl Stp {
             self.transmit_tcn();
             self.tcn_timer.start(0, self.phase);
         }
-        let tc_time = secs(self.conf.max_age) + secs(self.conf.forward_delay);
+        // Up to 2 × 255 s: more than a u16 of 1/256 s.
+        let tc_time = i32::from(secs(self.conf.max_age)) + i32::from(secs(self.conf.forward_delay));
         if self.tc_timer.expired(tc_time) {
             self.tc_detected = false;
             self.tc = false;
@@ -1019,6 +1020,39 @@ mod tests {
                 "{offset_ms} ms into a tick: listened {took:?}"
             );
         }
+    }
+
+    /// The extremes brconfig takes, and a root announcing zero times: no
+    /// overflow, no panic, the tree still runs.
+    #[test]
+    fn extreme_times() {
+        for (hello, max_age, fwd) in [(255, 255, 255), (1, 1, 1)] {
+            let conf = BridgeConf {
+                priority: 0xffff,
+                hello_time: hello,
+                max_age,
+                forward_delay: fwd,
+            };
+            let mut n = Net::new(2, &[(0, 1), (0, 1)], &[0, 0xffff]);
+            let now = n.now;
+            for b in &mut n.bridges {
+                b.set_conf(conf, now);
+            }
+            n.deliver();
+            n.run(Duration::from_secs(600));
+            assert!(n.bridges.iter().all(|b| b.is_running()));
+        }
+        let mut n = Net::new(2, &[(0, 1)], &[0x1000, 0x8000]);
+        let zero = BpduRepr::Config(ConfigBpdu {
+            root_id: 1,
+            bridge_id: 1,
+            port_id: 1,
+            ..ConfigBpdu::default()
+        });
+        let now = n.now;
+        n.bridges[1].input(now, 1, &zero);
+        n.run(Duration::from_secs(30));
+        assert!(n.bridges[1].is_running());
     }
 
     #[test]
