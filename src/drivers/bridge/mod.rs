@@ -115,37 +115,32 @@ impl IfClone for BridgeClone {
         ifs.kind = IfType::Bridge;
         ifs.flags = 0;
         ifs.mtu = 1500;
-        let b = Bridge {
-            sc: Arc::new(Softc {
-                port: ifs.port.clone(),
-                members: RwLock::new(Arc::new(Vec::new())),
-                rt: Mutex::new(Rtable::default()),
-                clock: self.clock.clone(),
-                stp: Mutex::new(stp::Stp::new(stp::BridgeConf {
-                    priority: BSTP_DEFAULT_BRIDGE_PRIORITY as u16,
-                    hello_time: BSTP_DEFAULT_HELLO_TIME as u8,
-                    max_age: BSTP_DEFAULT_MAX_AGE as u8,
-                    forward_delay: BSTP_DEFAULT_FORWARD_DELAY as u8,
-                })),
-                bpdu_errors: AtomicU64::new(0),
-            }),
+        let sc = Arc::new(Softc {
+            port: ifs.port.clone(),
+            members: RwLock::new(Arc::new(Vec::new())),
+            rt: Mutex::new(Rtable::default()),
+            clock: self.clock.clone(),
+            stp: Mutex::new(stp::Stp::new(stp::BridgeConf {
+                priority: BSTP_DEFAULT_BRIDGE_PRIORITY as u16,
+                hello_time: BSTP_DEFAULT_HELLO_TIME as u8,
+                max_age: BSTP_DEFAULT_MAX_AGE as u8,
+                forward_delay: BSTP_DEFAULT_FORWARD_DELAY as u8,
+            })),
+            bpdu_errors: AtomicU64::new(0),
+        });
+        // The tree's timer runs on the thread of the bridge's group, which
+        // its members join.
+        let timer = env
+            .reactor()?
+            .register_in(u64::from(ifs.index), None, sc.clone())?;
+        Ok(Box::new(Bridge {
+            sc,
             priority: BSTP_DEFAULT_BRIDGE_PRIORITY,
             hello_time: BSTP_DEFAULT_HELLO_TIME,
             fwd_delay: BSTP_DEFAULT_FORWARD_DELAY,
             max_age: BSTP_DEFAULT_MAX_AGE,
             filter: 0,
-            timer: None,
-        };
-        // The tree's timer runs on the thread of the bridge's group, which
-        // its members join.
-        let timer = env.reactor()?.register_in(
-            u64::from(ifs.index),
-            None,
-            b.sc.clone() as Arc<dyn crate::reactor::Handler>,
-        )?;
-        Ok(Box::new(Bridge {
-            timer: Some(timer),
-            ..b
+            timer,
         }))
     }
 }
@@ -160,7 +155,7 @@ struct Bridge {
     filter: u32,
     /// The spanning tree's reactor source: woken after every change so
     /// that the tree takes it in at once.
-    timer: Option<Registration>,
+    timer: Registration,
 }
 
 impl Bridge {
@@ -178,9 +173,7 @@ impl Bridge {
         t.set_conf(conf, now);
         drop(t);
         self.sc.stp_configure(now);
-        if let Some(r) = &self.timer {
-            r.wake();
-        }
+        self.timer.wake();
     }
 
     fn member(&self, name: &str) -> Result<BridgeIf, Errno> {
