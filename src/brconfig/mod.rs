@@ -131,8 +131,10 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Out) -> Result<()> {
     if args.is_empty() {
         return Err(Fail::Usage);
     }
-    // getopt(argc, argv, "a"): options end at the first non-option or "--".
+    // getopt(argc, argv, "av"): options end at the first non-option or
+    // "--". `-v` (ours) adds the spanning tree to the status.
     let mut aflag = false;
+    let mut verbose = false;
     let mut rest = args;
     while let Some(a) = rest.first() {
         if a == "--" {
@@ -143,10 +145,11 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Out) -> Result<()> {
             break;
         };
         for c in opts.chars() {
-            if c != 'a' {
-                return Err(Fail::BadOption(c));
+            match c {
+                'a' => aflag = true,
+                'v' => verbose = true,
+                _ => return Err(Fail::BadOption(c)),
             }
-            aflag = true;
         }
         rest = &rest[1..];
     }
@@ -154,7 +157,7 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Out) -> Result<()> {
         if !rest.is_empty() {
             return Err(Fail::Usage);
         }
-        return printall(ctl, out);
+        return printall(ctl, out, verbose);
     }
     let Some((bridge, mut words)) = rest.split_first() else {
         return Err(Fail::Usage);
@@ -175,7 +178,7 @@ fn run(args: &[String], ctl: &mut dyn Ioctl, out: &mut Out) -> Result<()> {
         Err(e) => return Err(Fail::Sys("unable to get interface flags".into(), e)),
     };
     if words.is_empty() {
-        return show(ctl, bridge, out);
+        return show(ctl, bridge, out, verbose);
     }
     let mut flags_updated = false;
     while let Some((word, after)) = words.split_first() {
@@ -368,7 +371,7 @@ fn exec(
 }
 
 /// The status of one bridge (`status`).
-fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Out) -> Result<()> {
+fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Out, verbose: bool) -> Result<()> {
     let flags = match ctl.ioctl(Request::GetIfFlags {
         name: bridge.to_string(),
     }) {
@@ -378,18 +381,24 @@ fn show(ctl: &mut dyn Ioctl, bridge: &str, out: &mut Out) -> Result<()> {
     };
     let b = get(ctl, bridge).map_err(sys("unable to get bridge priority"))?;
     if out.xo.is_json() {
-        out.bridges
-            .get_or_insert_default()
-            .push(status::status_json(bridge, flags, &b));
+        let mut j = status::status_json(bridge, flags, &b);
+        if verbose && let Some(o) = j.as_object_mut() {
+            o.insert("spanning_tree".into(), status::spanning_tree_json(&b.stp));
+        }
+        out.bridges.get_or_insert_default().push(j);
     } else {
         out.text
             .extend_from_slice(status::status(bridge, flags, &b).as_bytes());
+        if verbose {
+            out.text
+                .extend_from_slice(status::spanning_tree(&b.stp).as_bytes());
+        }
     }
     Ok(())
 }
 
 /// `-a`: every `bridge<digit>…` interface, in interface order.
-fn printall(ctl: &mut dyn Ioctl, out: &mut Out) -> Result<()> {
+fn printall(ctl: &mut dyn Ioctl, out: &mut Out, verbose: bool) -> Result<()> {
     let list = match ctl.ioctl(Request::GetIfConf { name: None }) {
         Ok(Reply::IfConf(l)) => l,
         Ok(_) => return Err(Fail::Sys("getifaddrs".into(), Errno::EIO)),
@@ -400,7 +409,7 @@ fn printall(ctl: &mut dyn Ioctl, out: &mut Out) -> Result<()> {
         out.bridges.get_or_insert_default();
     }
     for i in list.iter().filter(|i| parse::is_bridge(&i.name)) {
-        show(ctl, &i.name, out)?;
+        show(ctl, &i.name, out, verbose)?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! brconfig's status output, byte for byte as NetBSD prints it.
 
-use crate::ioctl::{BridgeRoute, BridgeStatus, Mac, ifbif};
+use crate::ioctl::{BridgeRoute, BridgeStatus, BridgeStp, Mac, ifbif};
 use std::fmt::Write;
 
 /// Interface flag names as brconfig's own `IFFBITS` spells them.
@@ -60,6 +60,65 @@ pub fn addresses(routes: &[BridgeRoute], prefix: &str) -> String {
         );
     }
     s
+}
+
+/// A bridge id as `8000.b2:a0:10:00:00:01`: priority in hex, then the MAC.
+pub fn bridge_id(id: u64) -> String {
+    let b = id.to_be_bytes();
+    format!(
+        "{:04x}.{}",
+        u16::from_be_bytes([b[0], b[1]]),
+        ether_ntoa(&[b[2], b[3], b[4], b[5], b[6], b[7]])
+    )
+}
+
+/// `-v`, an addition of ours: the spanning tree as this bridge sees it.
+pub fn spanning_tree(t: &BridgeStp) -> String {
+    let mut s = String::from("\tSpanning tree:");
+    if t.bridge_id == 0 {
+        s.push_str(" not running\n");
+        return s;
+    }
+    s.push('\n');
+    let _ = writeln!(s, "\t\tbridge id {}", bridge_id(t.bridge_id));
+    let _ = writeln!(
+        s,
+        "\t\troot id {} root path cost {} root port {}",
+        bridge_id(t.root_id),
+        t.root_path_cost,
+        t.root_port.as_deref().unwrap_or("none")
+    );
+    let _ = writeln!(
+        s,
+        "\t\ttopology change {} config in {} out {} tcn in {} out {} bad {}",
+        if t.topology_change { "yes" } else { "no" },
+        t.config_in,
+        t.config_out,
+        t.tcn_in,
+        t.tcn_out,
+        t.bad_in
+    );
+    s
+}
+
+/// `spanning_tree` of `--libxo json` with `-v`: the `-v` lines' facts,
+/// `null` while the tree is not running.
+pub fn spanning_tree_json(t: &BridgeStp) -> serde_json::Value {
+    if t.bridge_id == 0 {
+        return serde_json::Value::Null;
+    }
+    serde_json::json!({
+        "bridge_id": bridge_id(t.bridge_id),
+        "root_id": bridge_id(t.root_id),
+        "root_path_cost": t.root_path_cost,
+        "root_port": t.root_port,
+        "topology_change": t.topology_change,
+        "config_in": t.config_in,
+        "config_out": t.config_out,
+        "tcn_in": t.tcn_in,
+        "tcn_out": t.tcn_out,
+        "bad": t.bad_in,
+    })
 }
 
 /// The whole status of one bridge (`status`).
@@ -151,6 +210,23 @@ pub fn status_json(name: &str, flags: u32, b: &BridgeStatus) -> serde_json::Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spanning_tree_lines() {
+        let mut t = BridgeStp::default();
+        assert_eq!(spanning_tree(&t), "\tSpanning tree: not running\n");
+        t.bridge_id = 0x8000_b2a0_1000_0001;
+        t.root_id = 0x1000_b2a0_2000_0001;
+        t.root_path_cost = 55;
+        t.root_port = Some("shmif0".into());
+        t.config_in = 3;
+        assert_eq!(
+            spanning_tree(&t),
+            "\tSpanning tree:\n\t\tbridge id 8000.b2:a0:10:00:00:01\n\
+             \t\troot id 1000.b2:a0:20:00:00:01 root path cost 55 root port shmif0\n\
+             \t\ttopology change no config in 3 out 0 tcn in 0 out 0 bad 0\n"
+        );
+    }
 
     #[test]
     fn printb_forms() {

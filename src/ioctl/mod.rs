@@ -304,6 +304,26 @@ pub struct BridgeStatus {
     pub timeout: u32,
     /// Newest first.
     pub routes: Vec<BridgeRoute>,
+    pub stp: BridgeStp,
+}
+
+/// A bridge's spanning tree as `brconfig -v` shows it. Ids are priority
+/// << 48 | MAC; 0 while the tree does not run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeStp {
+    pub bridge_id: u64,
+    pub root_id: u64,
+    pub root_path_cost: u32,
+    /// The member toward the root; `None` on the root itself.
+    pub root_port: Option<String>,
+    pub topology_change: bool,
+    pub config_in: u64,
+    pub tcn_in: u64,
+    pub config_out: u64,
+    pub tcn_out: u64,
+    /// Frames to the BPDU address on a spanning tree member that were no
+    /// BPDU we take (truncated, another protocol or version…).
+    pub bad_in: u64,
 }
 
 /// One entry of an interface's ARP or neighbour cache (`struct llentry`

@@ -28,6 +28,7 @@ mod scene;
 mod service;
 mod shmif_dump;
 mod shmif_procs;
+mod stp;
 mod tap;
 mod virt;
 mod vm;

@@ -3,14 +3,14 @@
 //! on a member and allocates nothing per frame.
 
 use super::Clock;
+use super::bpdu::BSTP_ETHERADDR;
 use super::rtable::Rtable;
+use super::stp::{PortState, Stp};
 use crate::frame::Frame;
 use crate::ioctl::{Errno, Mac, ifbif};
 use crate::port::{Port, Upper, is_multicast, mac_word};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
-
-/// Destination of 802.1D BPDUs (`bstp_etheraddr`).
-const BSTP_ETHERADDR: [u8; 6] = [0x01, 0x80, 0xc2, 0, 0, 0];
 
 /// A member as the data plane sees it (`struct bridge_iflist`).
 #[derive(Clone)]
@@ -20,6 +20,21 @@ pub struct BridgeIf {
     pub flags: u32,
     pub priority: u32,
     pub path_cost: u32,
+    /// Its spanning tree [`PortState`], as the tree last published it;
+    /// shared by every copy of the member list.
+    pub state: Arc<AtomicU8>,
+}
+
+impl BridgeIf {
+    fn stp_state(&self) -> Option<PortState> {
+        (self.flags & ifbif::STP != 0).then(|| PortState::from_u8(self.state.load(Relaxed)))
+    }
+
+    /// Frames other than BPDUs go out of it: it is not a spanning tree
+    /// port, or a forwarding one.
+    pub fn forwards(&self) -> bool {
+        self.stp_state().is_none_or(|s| s == PortState::Forwarding)
+    }
 }
 
 /// State shared by the control plane and every member's receive path
@@ -33,6 +48,11 @@ pub struct Softc {
     pub members: RwLock<Arc<Vec<BridgeIf>>>,
     pub rt: Mutex<Rtable>,
     pub clock: Arc<dyn Clock>,
+    /// The spanning tree (see `super::tree`).
+    pub stp: Mutex<Stp>,
+    /// Frames to the BPDU address on a spanning tree port that are no
+    /// BPDU we take: ignored, counted.
+    pub bpdu_errors: AtomicU64,
 }
 
 impl Softc {
@@ -49,7 +69,7 @@ impl Softc {
     /// (counted in its `oerrors` and ours). The member's medium takes the
     /// frame's offload work or the member does it: a TCP super-frame goes
     /// on unchanged between host TAPs with offloads.
-    fn enqueue(&self, dst: &BridgeIf, frame: &Frame) -> Result<(), Errno> {
+    pub(super) fn enqueue(&self, dst: &BridgeIf, frame: &Frame) -> Result<(), Errno> {
         if !dst.port.is_running() {
             return Ok(());
         }
@@ -63,7 +83,8 @@ impl Softc {
     /// included, as the host is on the whole bridged segment.
     fn flood(&self, members: &[BridgeIf], src: &BridgeIf, frame: &Frame, bmcast: bool) {
         for m in members {
-            if (!bmcast && m.flags & ifbif::DISCOVER == 0) || !m.port.is_running() {
+            if (!bmcast && m.flags & ifbif::DISCOVER == 0) || !m.port.is_running() || !m.forwards()
+            {
                 continue;
             }
             if !Arc::ptr_eq(&m.port, &src.port) && !protected_pair(src, m) {
@@ -187,10 +208,24 @@ impl Upper for Softc {
             return;
         };
         if bif.flags & ifbif::STP != 0 && fx.dst == BSTP_ETHERADDR {
-            // A BPDU for the spanning tree, which we do not run: consume it.
+            // For the spanning tree; BPDUs are never forwarded.
+            self.bstp_input(bif, frame);
             return;
         }
         let now = self.now();
+        match bif.stp_state() {
+            Some(PortState::Forwarding) | None => {}
+            // Addresses are learned, nothing is forwarded.
+            Some(PortState::Learning) => {
+                self.learn(bif, &fx.src, now);
+                host_input(from, frame);
+                return;
+            }
+            Some(_) => {
+                host_input(from, frame);
+                return;
+            }
+        }
         // For one of the members' own addresses: deliver it there.
         if let Some(m) = fx.for_member {
             self.learn(bif, &fx.src, now);
@@ -208,7 +243,7 @@ impl Upper for Softc {
         }
         match self.learn_lookup(&members, bif, &fx.src, &fx.dst, now) {
             Some(m) if Arc::ptr_eq(&m.port, from) => {} // no hairpin
-            Some(m) if protected_pair(bif, m) => {}
+            Some(m) if protected_pair(bif, m) || !m.forwards() => {}
             Some(m) => {
                 let _ = self.enqueue(m, frame);
             }
@@ -231,10 +266,18 @@ impl Upper for Softc {
         }
         let bmcast = frame.is_multicast();
         if !bmcast && let Some(m) = self.lookup(&members, &frame.dst(), self.now()) {
+            if !m.forwards() && m.port.index != from.index {
+                return Ok(());
+            }
             return self.enqueue(m, frame);
         }
         let mut r = Ok(());
-        for m in members.iter().filter(|m| m.port.is_running()) {
+        // As NetBSD's bridge_output: the sending member always, the others
+        // when they forward.
+        for m in members
+            .iter()
+            .filter(|m| m.port.is_running() && (m.forwards() || m.port.index == from.index))
+        {
             let sent = self.enqueue(m, frame);
             if m.port.index == from.index {
                 r = sent;

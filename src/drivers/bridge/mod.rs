@@ -1,14 +1,22 @@
 //! bridge(4): an Ethernet bridge between member interfaces, with NetBSD's
 //! learning address cache, per-member LEARNING/DISCOVER/PROTECTED flags
-//! and the spanning-tree parameters stored and shown.
+//! and 802.1D spanning tree on the members where `stp` is on.
 //!
 //! - [`rtable`]: the address cache.
 //! - [`forward`]: the data plane, plugged into each member's [`Port`] as
 //!   its [`Upper`].
+//! - [`bpdu`]: the BPDU wire format; [`stp`]: the spanning tree as a pure
+//!   state machine; `tree`: the two at work on the bridge's reactor
+//!   thread.
 //!
-//! 802.1D itself is not run: BPDUs arriving on an `stp` member are
-//! consumed, none are sent, and such a member reports the `forwarding`
-//! state while the bridge runs (`disabled` while it is down).
+//! On an `stp` member, frames other than BPDUs are forwarded only in the
+//! `forwarding` state and addresses learned only in `learning` and
+//! `forwarding`; in the other states such a member still delivers what
+//! is for its own host side. BPDUs on a member without `stp` are bridged
+//! like any multicast, so a bridge without STP is transparent to the
+//! spanning tree of others. Any change of a member or of the bridge's
+//! priority or times takes effect at once: the tree starts over, as in
+//! NetBSD.
 //!
 //! Broadcasts and multicasts also reach the host side of every member,
 //! as in NetBSD's `bridge_broadcast`; frames for a member's own MAC are
@@ -27,15 +35,22 @@
 //! `bridge_enqueue` do. The members count what they receive and send; a
 //! member that cannot take a frame now drops it (its `oerrors`).
 
+pub mod bpdu;
 pub mod forward;
 pub mod rtable;
+pub mod stp;
+mod tree;
 
 use crate::cloner::{IfClone, KernelEnv};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType};
-use crate::ioctl::{BridgeMember, BridgeReq, BridgeRoute, BridgeStatus, Errno, Reply, ifbif, iff};
+use crate::ioctl::{
+    BridgeMember, BridgeReq, BridgeRoute, BridgeStatus, BridgeStp, Errno, Reply, ifbif, iff,
+};
 use crate::port::{Port, Upper};
+use crate::reactor::Registration;
 use forward::{BridgeIf, Softc};
 use rtable::Rtable;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -95,7 +110,7 @@ impl IfClone for BridgeClone {
         "bridge"
     }
 
-    fn create(&self, _env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
+    fn create(&self, env: &KernelEnv, ifs: &mut IfState) -> Result<Box<dyn Driver>, Errno> {
         // No MAC, no BROADCAST/SIMPLEX/MULTICAST: `flags=0x41<UP,RUNNING>` once up.
         ifs.kind = IfType::Bridge;
         ifs.flags = 0;
@@ -105,7 +120,19 @@ impl IfClone for BridgeClone {
             members: RwLock::new(Arc::new(Vec::new())),
             rt: Mutex::new(Rtable::default()),
             clock: self.clock.clone(),
+            stp: Mutex::new(stp::Stp::new(stp::BridgeConf {
+                priority: BSTP_DEFAULT_BRIDGE_PRIORITY as u16,
+                hello_time: BSTP_DEFAULT_HELLO_TIME as u8,
+                max_age: BSTP_DEFAULT_MAX_AGE as u8,
+                forward_delay: BSTP_DEFAULT_FORWARD_DELAY as u8,
+            })),
+            bpdu_errors: AtomicU64::new(0),
         });
+        // The tree's timer runs on the thread of the bridge's group, which
+        // its members join.
+        let timer = env
+            .reactor()?
+            .register_in(u64::from(ifs.index), None, sc.clone())?;
         Ok(Box::new(Bridge {
             sc,
             priority: BSTP_DEFAULT_BRIDGE_PRIORITY,
@@ -113,6 +140,7 @@ impl IfClone for BridgeClone {
             fwd_delay: BSTP_DEFAULT_FORWARD_DELAY,
             max_age: BSTP_DEFAULT_MAX_AGE,
             filter: 0,
+            timer,
         }))
     }
 }
@@ -125,9 +153,29 @@ struct Bridge {
     fwd_delay: u32,
     max_age: u32,
     filter: u32,
+    /// The spanning tree's reactor source: woken after every change so
+    /// that the tree takes it in at once.
+    timer: Registration,
 }
 
 impl Bridge {
+    /// Hand the tree the bridge's parameters and have it look at the
+    /// members again.
+    fn stp_update(&self) {
+        let conf = stp::BridgeConf {
+            priority: self.priority as u16,
+            hello_time: self.hello_time as u8,
+            max_age: self.max_age as u8,
+            forward_delay: self.fwd_delay as u8,
+        };
+        let now = Instant::now();
+        let mut t = self.sc.stp.lock().unwrap_or_else(|e| e.into_inner());
+        t.set_conf(conf, now);
+        drop(t);
+        self.sc.stp_configure(now);
+        self.timer.wake();
+    }
+
     fn member(&self, name: &str) -> Result<BridgeIf, Errno> {
         self.sc
             .members()
@@ -190,6 +238,7 @@ impl Bridge {
                     flags: ifbif::LEARNING | ifbif::DISCOVER,
                     priority: BSTP_DEFAULT_PORT_PRIORITY,
                     path_cost: BSTP_DEFAULT_PATH_COST,
+                    state: Arc::new(AtomicU8::new(0)),
                 },
             )
         });
@@ -217,10 +266,13 @@ impl Bridge {
     fn status(&self, ifs: &IfState) -> BridgeStatus {
         let now = self.sc.now();
         let members = self.sc.members();
-        let state = if ifs.flags & iff::RUNNING != 0 {
-            "forwarding"
-        } else {
-            "disabled"
+        let running = ifs.flags & iff::RUNNING != 0;
+        let t = self.sc.stp.lock().unwrap_or_else(|e| e.into_inner());
+        // Without `stp` a running member forwards.
+        let state = |m: &BridgeIf| match (m.flags & ifbif::STP != 0, running) {
+            (_, false) => "disabled",
+            (false, true) => "forwarding",
+            (true, true) => t.state(m.port.index).name(),
         };
         let name_of = |ifindex: u32| {
             members
@@ -248,7 +300,7 @@ impl Bridge {
                     port: m.port.index & 0xff,
                     priority: m.priority,
                     path_cost: m.path_cost,
-                    state: state.to_string(),
+                    state: state(m).to_string(),
                 })
                 .collect(),
             max_cache,
@@ -264,6 +316,18 @@ impl Bridge {
                     })
                 })
                 .collect(),
+            stp: BridgeStp {
+                bridge_id: if t.is_running() { t.bridge_id() } else { 0 },
+                root_id: if t.is_running() { t.root_id() } else { 0 },
+                root_path_cost: t.root_path_cost(),
+                root_port: t.root_port().and_then(name_of),
+                topology_change: t.topology_change(),
+                config_in: t.counters.config_in,
+                tcn_in: t.counters.tcn_in,
+                config_out: t.counters.config_out,
+                tcn_out: t.counters.tcn_out,
+                bad_in: self.sc.bpdu_errors.load(Relaxed),
+            },
         }
     }
 }
@@ -278,9 +342,16 @@ fn stp_time(v: u32) -> Result<u32, Errno> {
 }
 
 impl Driver for Bridge {
+    fn init(&mut self, ifs: &mut IfState) -> Result<(), Errno> {
+        ifs.set_flags(ifs.flags | iff::RUNNING);
+        self.stp_update();
+        Ok(())
+    }
+
     fn stop(&mut self, ifs: &mut IfState) {
         ifs.set_flags(ifs.flags & !iff::RUNNING);
         self.sc.rt.lock().unwrap().flush(false);
+        self.stp_update();
     }
 
     /// As NetBSD's bridge (ifioctl_common): any MTU, the members
@@ -336,6 +407,7 @@ impl Driver for Bridge {
             BridgeReq::SetFilter(on) => self.filter = if *on { IFBF_FILT_USEIPF } else { 0 },
             BridgeReq::Get => return Ok(Reply::Bridge(self.status(ifs))),
         }
+        self.stp_update();
         Ok(Reply::Ok)
     }
 

@@ -60,6 +60,9 @@ pub struct Rtable {
     /// run within the same second finds nothing: a full cache under a
     /// flood of new addresses scans once a second, not once a frame.
     aged_at: Option<u64>,
+    /// During a spanning tree topology change, dynamic entries live at
+    /// most this many seconds (802.1D fast aging: the forward delay).
+    fast_age: Option<u32>,
 }
 
 impl Default for Rtable {
@@ -71,6 +74,7 @@ impl Default for Rtable {
             seq: 0,
             next_sweep: 0,
             aged_at: None,
+            fast_age: None,
         }
     }
 }
@@ -85,11 +89,35 @@ impl Rtable {
     }
 
     fn expiry(&self, now: u64) -> u64 {
-        if self.timeout == 0 {
-            0
-        } else {
-            now + u64::from(self.timeout)
+        match (self.timeout, self.fast_age) {
+            (0, None) => 0,
+            (0, Some(f)) => now + u64::from(f),
+            (t, f) => now + u64::from(f.map_or(t, |f| f.min(t))),
         }
+    }
+
+    /// Start (`Some(seconds)`) or end fast aging: when it starts, no
+    /// dynamic entry outlives `seconds` from now.
+    pub fn set_fast_age(&mut self, fast: Option<u32>, now: u64) {
+        if fast == self.fast_age {
+            return;
+        }
+        self.fast_age = fast;
+        if let Some(f) = fast {
+            let limit = now + u64::from(f);
+            for n in self.nodes.values_mut().filter(|n| !n.is_static()) {
+                if n.expire == 0 || n.expire > limit {
+                    n.expire = limit;
+                }
+            }
+        }
+    }
+
+    /// Forget the dynamic entries of a member (a spanning tree port that
+    /// stopped forwarding).
+    pub fn flush_member(&mut self, ifindex: u32) {
+        self.nodes
+            .retain(|_, n| n.ifindex != ifindex || n.is_static());
     }
 
     fn insert(&mut self, mac: Mac, ifindex: u32, expire: u64, flags: u32) {
@@ -262,6 +290,28 @@ mod tests {
         t.learn(&A, 3, 104);
         assert_eq!(macs(&t, 104), vec![(B, 3, 1199, 0), (A, 3, 1200, 0)]);
         assert_eq!(t.lookup(&A, 104), Some(3));
+    }
+
+    #[test]
+    fn fast_aging_during_a_topology_change() {
+        let mut t = Rtable::default();
+        t.learn(&A, 2, 100);
+        t.add_static(&B, 2, 100).unwrap();
+        t.set_fast_age(Some(4), 110);
+        // Cut down to the forward delay from now; new entries get it too.
+        t.learn(&C, 3, 111);
+        assert_eq!(
+            macs(&t, 111),
+            vec![(C, 3, 4, 0), (B, 2, 0, IFBAF_STATIC), (A, 2, 3, 0)]
+        );
+        assert_eq!(t.lookup(&A, 114), None);
+        t.set_fast_age(None, 115);
+        t.learn(&C, 3, 115);
+        assert_eq!(t.lookup(&C, 115 + 1199), Some(3));
+        // A port that stops forwarding forgets what it learned, not statics.
+        t.flush_member(2);
+        t.flush_member(3);
+        assert_eq!(macs(&t, 116), vec![(B, 2, 0, IFBAF_STATIC)]);
     }
 
     #[test]

@@ -45,6 +45,32 @@ fn status_of_a_fresh_bridge() {
     );
 }
 
+/// `-v` (ours) appends the spanning tree; the rest is NetBSD's status.
+#[test]
+fn verbose_status_adds_the_spanning_tree() {
+    let net = Net::bridged(2);
+    let plain = net.ok("bridge0");
+    let v = net.ok("-v bridge0");
+    assert_eq!(v, format!("{plain}\tSpanning tree: not running\n"));
+    assert_eq!(net.ok("-av"), v);
+    net.ok("bridge0 stp shmif0 stp shmif1");
+    let v = net.ok("-v bridge0");
+    // The bridge id: default priority, the lower member MAC (shmif0's).
+    assert!(
+        v.contains(
+            "\tSpanning tree:\n\t\tbridge id 8000.b2:a0:10:00:00:01\n\
+             \t\troot id 8000.b2:a0:10:00:00:01 root path cost 0 root port none\n"
+        ),
+        "{v}"
+    );
+    net.down("bridge0");
+    assert!(
+        net.ok("-v bridge0")
+            .ends_with("\tSpanning tree: not running\n")
+    );
+    assert!(net.ok("bridge0").contains("path cost 55 disabled"));
+}
+
 #[test]
 fn status_with_members_and_addresses() {
     let net = Net::bridged(2);
@@ -88,7 +114,7 @@ fn configuration_commands_show_up() {
     assert!(out.contains("max cache: 16, timeout: 8"), "{out}");
     assert!(out.contains(
         "\t\tshmif1 flags=3<LEARNING,DISCOVER>\n\t\t\tport 4 priority 255\n\
-         \t\tshmif0 flags=7<LEARNING,DISCOVER,STP>\n\t\t\tport 3 priority 16 path cost 200 forwarding\n"
+         \t\tshmif0 flags=7<LEARNING,DISCOVER,STP>\n\t\t\tport 3 priority 16 path cost 200 listening\n"
     ), "{out}");
     net.ok("bridge0 -ipf -stp shmif0 down");
     let out = net.ok("bridge0");

@@ -663,13 +663,26 @@ proptest::proptest! {
             let addr = net.addr();
             proptest::prop_assert!(addr.lines().count() <= maxaddr, "{addr}");
         }
-        let b = net.ifstatus("bridge0").data;
-        let (mut out, mut err) = (0, 0);
-        for u in 0..4 {
-            let d = net.ifstatus(&format!("shmif{u}")).data;
-            out += d.opackets;
-            err += d.oerrors;
+        // The spanning tree sends BPDUs from the reactor thread, counted on
+        // the member, then on the bridge: look between two of them.
+        let counts = || {
+            let b = net.ifstatus("bridge0").data;
+            let (mut out, mut err) = (0, 0);
+            for u in 0..4 {
+                let d = net.ifstatus(&format!("shmif{u}")).data;
+                out += d.opackets;
+                err += d.oerrors;
+            }
+            ((b.opackets, b.oerrors), (out, err))
+        };
+        let mut c = counts();
+        for _ in 0..100 {
+            if c.0 == c.1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            c = counts();
         }
-        proptest::prop_assert_eq!((b.opackets, b.oerrors), (out, err));
+        proptest::prop_assert_eq!(c.0, c.1);
     }
 }
