@@ -7,6 +7,7 @@ pub mod lo;
 pub mod shmif;
 pub mod tap;
 pub mod virt;
+pub mod vxlan;
 
 use crate::cloner::Cloners;
 
@@ -18,5 +19,6 @@ pub fn cloners() -> Cloners {
         Box::<shmif::ShmifClone>::default(),
         Box::<tap::TapClone>::default(),
         Box::<virt::VirtClone>::default(),
+        Box::<vxlan::VxlanClone>::default(),
     ])
 }

@@ -245,6 +245,7 @@ pub fn status(ifs: &IfStatus, data: Option<&IfData>, show: &Show) -> String {
     if let Some(l) = &ifs.linkstr {
         let _ = writeln!(o, "\tlinkstr: {l}");
     }
+    super::vxlan::status(&mut o, ifs.link.as_ref(), show.verbose);
     if show.verbose {
         let state = match ifs.link_state {
             LinkState::Up => "up",
@@ -492,6 +493,7 @@ mod block_tests {
                 dst: Some(Ipv4Addr::new(10, 9, 0, 2)),
                 flags: in_iff::TENTATIVE,
             }],
+            link: None,
             inet6: vec![In6Addr {
                 addr: "fc00::1".parse().unwrap(),
                 prefixlen: 128,

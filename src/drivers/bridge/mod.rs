@@ -32,7 +32,9 @@ pub mod rtable;
 
 use crate::cloner::{IfClone, KernelEnv};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType};
-use crate::ioctl::{BridgeMember, BridgeReq, BridgeRoute, BridgeStatus, Errno, Reply, ifbif, iff};
+use crate::ioctl::{
+    BridgeMember, BridgeReq, BridgeRoute, BridgeStatus, DrvSpec, Errno, Reply, ifbif, iff,
+};
 use crate::port::{Port, Upper};
 use forward::{BridgeIf, Softc};
 use rtable::Rtable;
@@ -294,8 +296,11 @@ impl Driver for Bridge {
         &mut self,
         ifs: &mut IfState,
         others: &mut dyn IfLookup,
-        req: &BridgeReq,
+        req: &DrvSpec,
     ) -> Result<Reply, Errno> {
+        let DrvSpec::Bridge(req) = req else {
+            return Err(Errno::EINVAL);
+        };
         let now = self.sc.now();
         match req {
             BridgeReq::Add { member } => self.add(ifs, others, member)?,

@@ -1,0 +1,380 @@
+//! vxlan's data plane: a host UDP socket in the daemon's network namespace,
+//! a reactor source while the interface runs. Datagrams are read in
+//! batches (recvmmsg), checked ([`super::header::Packet`]), their inner
+//! source learnt and their inner frame handed to the port; frames from the
+//! port get the VXLAN header in front (sendmsg with two pieces, no copy)
+//! and go to the VTEP the forwarding table names, or to the default
+//! destination: the remote or the group.
+
+use super::ftable::Ftable;
+use super::header::{self, Packet, Repr};
+use crate::frame::Frame;
+use crate::ioctl::Errno;
+use crate::port::{Port, Transmit};
+use crate::reactor::{Handler, Reactor, Registration};
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Datagrams read per system call, and per turn of the reactor.
+const RX_BATCH: usize = 32;
+/// Largest datagram read: a jumbo inner frame and the VXLAN header.
+/// Larger ones are cut (MSG_TRUNC) and dropped.
+const RX_BUF: usize = 9216 + header::HEADER_LEN;
+/// How often expired forwarding entries are swept (FreeBSD: 5 minutes).
+const PRUNE: Duration = Duration::from_secs(300);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Receive buffers of one reactor thread: no allocation per datagram.
+struct RxBatch {
+    bufs: Vec<[u8; RX_BUF]>,
+    names: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl RxBatch {
+    fn new() -> RxBatch {
+        RxBatch {
+            bufs: vec![[0u8; RX_BUF]; RX_BATCH],
+            // SAFETY: sockaddr_storage and mmsghdr are plain old data; all
+            // zeroes is a valid value of each.
+            names: vec![unsafe { std::mem::zeroed() }; RX_BATCH],
+            iovs: Vec::with_capacity(RX_BATCH),
+            hdrs: Vec::with_capacity(RX_BATCH),
+        }
+    }
+}
+
+thread_local! {
+    static RX: RefCell<Option<Box<RxBatch>>> = const { RefCell::new(None) };
+}
+
+/// What the data plane needs of the configuration, fixed while running.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub vni: u32,
+    pub local: SocketAddr,
+    /// Unicast remote or multicast group.
+    pub remote: SocketAddr,
+    /// The interface the group is joined on.
+    pub dev_index: u32,
+    pub ttl: u32,
+    pub learn: bool,
+}
+
+/// One running vxlan's socket.
+pub struct VxlanIo {
+    sock: UdpSocket,
+    p: Params,
+    ftable: Arc<Mutex<Ftable>>,
+    /// The interface MTU: inner frames longer than it (and its Ethernet
+    /// header, and a VLAN tag) are dropped.
+    mtu: AtomicU32,
+    port: Weak<Port>,
+    reg: Mutex<Option<Registration>>,
+}
+
+fn setsockopt<T>(sock: &UdpSocket, level: i32, name: i32, v: &T) -> Result<(), Errno> {
+    // SAFETY: `v` points to a live T of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::from_io(&std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The socket of a VTEP: bound to the local port (on the local address in
+/// unicast mode; on the wildcard in multicast mode, where datagrams to the
+/// group must reach it too), with the TTL, and the group joined.
+fn open_socket(p: &Params) -> Result<UdpSocket, Errno> {
+    let io = |e: std::io::Error| Errno::from_io(&e);
+    let group = p.remote.ip().is_multicast();
+    let any: IpAddr = match p.remote.ip() {
+        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let bind_ip = if group || p.local.ip().is_unspecified() {
+        any
+    } else {
+        p.local.ip()
+    };
+    let sock = UdpSocket::bind(SocketAddr::new(bind_ip, p.local.port())).map_err(io)?;
+    sock.set_nonblocking(true).map_err(io)?;
+    let ttl = p.ttl as i32;
+    match p.remote.ip() {
+        IpAddr::V4(g) => {
+            sock.set_ttl(p.ttl).map_err(io)?;
+            if group {
+                let local = match p.local.ip() {
+                    IpAddr::V4(a) => a,
+                    IpAddr::V6(_) => return Err(Errno::EINVAL),
+                };
+                let mreq = libc::ip_mreqn {
+                    imr_multiaddr: libc::in_addr {
+                        s_addr: u32::from(g).to_be(),
+                    },
+                    imr_address: libc::in_addr {
+                        s_addr: u32::from(local).to_be(),
+                    },
+                    imr_ifindex: p.dev_index as i32,
+                };
+                setsockopt(&sock, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)?;
+                setsockopt(&sock, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)?;
+                setsockopt(&sock, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)?;
+                // Our own datagrams to the group are not news.
+                sock.set_multicast_loop_v4(false).map_err(io)?;
+            }
+        }
+        IpAddr::V6(g) => {
+            setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?;
+            if group {
+                sock.join_multicast_v6(&g, p.dev_index).map_err(io)?;
+                let idx = p.dev_index as i32;
+                setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
+                setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)?;
+                sock.set_multicast_loop_v6(false).map_err(io)?;
+            }
+        }
+    }
+    Ok(sock)
+}
+
+fn sockaddr_of(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in,
+            // which it is large and aligned enough for.
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::from(
+                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a sockaddr_in6.
+            let sin6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let a = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            // A v4-mapped source of a dual-stack socket is the v4 peer.
+            Some(a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4))
+        }
+        _ => None,
+    }
+}
+
+/// What became of one datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decap {
+    /// Not ours or not a frame: dropped and counted as an input error.
+    Dropped,
+    Delivered,
+}
+
+impl VxlanIo {
+    pub fn open(
+        p: Params,
+        ftable: Arc<Mutex<Ftable>>,
+        mtu: u32,
+        port: &Arc<Port>,
+    ) -> Result<Arc<VxlanIo>, Errno> {
+        let sock = open_socket(&p)?;
+        Ok(Arc::new(VxlanIo {
+            sock,
+            p,
+            ftable,
+            mtu: AtomicU32::new(mtu),
+            port: Arc::downgrade(port),
+            reg: Mutex::new(None),
+        }))
+    }
+
+    pub fn set_mtu(&self, mtu: u32) {
+        self.mtu.store(mtu, Relaxed);
+    }
+
+    /// Read the socket on the thread of `group` from now on.
+    pub fn start(self: &Arc<Self>, reactor: &Arc<Reactor>, group: u64) -> Result<(), Errno> {
+        self.stop();
+        let reg = reactor
+            .register_in(group, Some(self.sock.as_fd()), self.clone())
+            .map_err(|e| Errno::from_io(&e))?;
+        *lock(&self.reg) = Some(reg);
+        Ok(())
+    }
+
+    /// Stop reading; no read is under way on return.
+    pub fn stop(&self) {
+        let reg = lock(&self.reg).take();
+        drop(reg);
+    }
+
+    /// Check one datagram from `from` and hand its inner frame on
+    /// (`vxlan_input`): the decapsulation path, also run by the fuzzer.
+    pub fn decap(&self, port: &Arc<Port>, from: IpAddr, dgram: &[u8], now: Instant) -> Decap {
+        decapsulate(
+            port,
+            &self.ftable,
+            self.p.vni,
+            self.p.learn,
+            self.mtu.load(Relaxed),
+            from,
+            dgram,
+            now,
+        )
+    }
+
+    /// One recvmmsg; false when the socket has no more.
+    fn read_batch(&self, port: &Arc<Port>, b: &mut RxBatch, now: Instant) -> bool {
+        b.iovs.clear();
+        b.hdrs.clear();
+        for buf in b.bufs.iter_mut() {
+            b.iovs.push(libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: RX_BUF,
+            });
+        }
+        for (iov, name) in b.iovs.iter_mut().zip(b.names.iter_mut()) {
+            // SAFETY: msghdr is plain old data; the fields set below are
+            // the ones recvmmsg reads.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            b.hdrs.push(h);
+        }
+        // SAFETY: every header points into `b`'s buffers, which outlive
+        // the call; the count is the vector's length.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.sock.as_raw_fd(),
+                b.hdrs.as_mut_ptr(),
+                b.hdrs.len() as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n <= 0 {
+            return false;
+        }
+        let n = n as usize;
+        for i in 0..n {
+            let h = &b.hdrs[i];
+            let len = (h.msg_len as usize).min(RX_BUF);
+            let cut = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            match sockaddr_of(&b.names[i]) {
+                Some(from) if !cut => {
+                    self.decap(port, from, &b.bufs[i][..len], now);
+                }
+                _ => port.input_error(),
+            }
+        }
+        n == RX_BATCH
+    }
+
+    /// Where a frame goes: the VTEP behind its destination, or the
+    /// default destination for groups and unknown ones.
+    fn destination(&self, frame: &Frame, now: Instant) -> SocketAddr {
+        if !frame.is_multicast()
+            && let Some(ip) = lock(&self.ftable).lookup(&frame.dst(), now)
+        {
+            return SocketAddr::new(ip, self.p.remote.port());
+        }
+        self.p.remote
+    }
+
+    fn send(&self, frame: &Frame) -> Result<(), Errno> {
+        let dst = self.destination(frame, Instant::now());
+        if dst.ip().is_unspecified() {
+            return Err(Errno(libc::ENETUNREACH));
+        }
+        let hdr = Repr { vni: self.p.vni }.emit();
+        let iov = [
+            std::io::IoSlice::new(&hdr),
+            std::io::IoSlice::new(frame.bytes()),
+        ];
+        let addr = nix::sys::socket::SockaddrStorage::from(dst);
+        nix::sys::socket::sendmsg(
+            self.sock.as_raw_fd(),
+            &iov,
+            &[],
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+            Some(&addr),
+        )
+        .map(|_| ())
+        .map_err(Errno::from)
+    }
+}
+
+/// The decapsulation of one datagram, as a function of its inputs.
+#[allow(clippy::too_many_arguments)]
+pub fn decapsulate(
+    port: &Arc<Port>,
+    ftable: &Mutex<Ftable>,
+    vni: u32,
+    learn: bool,
+    mtu: u32,
+    from: IpAddr,
+    dgram: &[u8],
+    now: Instant,
+) -> Decap {
+    let Ok(pkt) = Packet::new_checked(dgram) else {
+        port.input_error();
+        return Decap::Dropped;
+    };
+    // An Ethernet header and a VLAN tag beyond the MTU.
+    let too_long = pkt.payload().len() > mtu as usize + 18;
+    let Some(frame) = Frame::new(pkt.payload()).filter(|_| !too_long) else {
+        port.input_error();
+        return Decap::Dropped;
+    };
+    if Repr::parse(&pkt).vni != vni {
+        port.input_error();
+        return Decap::Dropped;
+    }
+    if learn {
+        lock(ftable).learn(frame.src(), from, now);
+    }
+    port.input(&frame);
+    Decap::Delivered
+}
+
+impl Handler for VxlanIo {
+    fn poll(&self, now: Instant) -> Option<Instant> {
+        let port = self.port.upgrade()?;
+        RX.with(|rx| {
+            let mut rx = rx.borrow_mut();
+            let b = rx.get_or_insert_with(|| Box::new(RxBatch::new()));
+            // A full batch leaves the socket readable: the reactor polls
+            // again on its next turn, after the other sources.
+            self.read_batch(&port, b, now);
+        });
+        lock(&self.ftable).expire(now);
+        Some(now + PRUNE)
+    }
+}
+
+pub struct VxlanTx(pub Arc<VxlanIo>);
+
+impl Transmit for VxlanTx {
+    /// Frames come finished (no offloads taken): a TCP super-frame was
+    /// cut into segments before it got here.
+    fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
+        self.0.send(frame)
+    }
+}
