@@ -28,3 +28,4 @@ mod shmif_procs;
 mod tap;
 mod virt;
 mod vm;
+mod vxlan;

@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn reserved_bits_are_ignored() {
-        let mut d = vec![0xff; HEADER_LEN + 14];
+        let mut d = [0xff; HEADER_LEN + 14];
         d[4..7].copy_from_slice(&[0, 0, 42]);
         let p = Packet::new_checked(&d[..]).unwrap();
         assert_eq!(p.vni(), 42);
