@@ -404,3 +404,77 @@ fn freebsd_messages() {
     );
     d.ok(&["vxlan0", "destroy"]);
 }
+
+/// `ifping -c 1 -w 1 DST` from inside daemon `d`, until it answers.
+fn ifping_reach(d: &Daemon, dst: &str) {
+    wait_until(20, &format!("{dst} answering the daemon"), || {
+        run(d
+            .cmd(env!("CARGO_BIN_EXE_ifping"))
+            .args(["-c", "1", "-w", "1", dst]))
+        .2 == 0
+    });
+}
+
+/// Three endpoints on one group across a Linux bridge of veths: two
+/// ifnetds (holding the segment's addresses on vxlan0 itself) and a Linux
+/// kernel vxlan. Every one reaches every other.
+#[test]
+fn multicast_group_of_three() {
+    if !can_netadmin() {
+        return;
+    }
+    let (sw, a, b, l) = (Netns::new(), Netns::new(), Netns::new(), Netns::new());
+    // No IGMP querier here: let the bridge flood the group.
+    sw.exec("ip link add br0 type bridge mcast_snooping 0 && ip link set br0 up");
+    let mut devs = Vec::new();
+    for (ns, addr) in [
+        (&a, "10.2.0.1/24"),
+        (&b, "10.2.0.2/24"),
+        (&l, "10.2.0.3/24"),
+    ] {
+        let (port, dev) = veth(&sw, ns, &[], &[addr]);
+        sw.exec(&format!("ip link set {port} master br0"));
+        devs.push(dev);
+    }
+    l.exec(&format!(
+        "ip link add vx0 type vxlan id 42 group 239.1.1.1 dev {} local 10.2.0.3 dstport 4789 \
+         && ip addr add 192.168.9.3/24 dev vx0 && ip link set vx0 up \
+         && ethtool -K vx0 tx off >/dev/null",
+        devs[2]
+    ));
+    let mut daemons = Vec::new();
+    for (i, ns) in [&a, &b].into_iter().enumerate() {
+        let d = Daemon::start_in(ns);
+        d.ok(&[
+            "vxlan0",
+            "create",
+            "vxlanid",
+            "42",
+            "vxlanlocal",
+            &format!("10.2.0.{}", i + 1),
+            "vxlangroup",
+            "239.1.1.1",
+            "vxlandev",
+            &devs[i],
+            "up",
+        ]);
+        d.ok(&["vxlan0", "inet", &format!("192.168.9.{}/24", i + 1)]);
+        let (o, _, _) = d.ifconfig(&["vxlan0"]);
+        assert!(
+            o.contains(&format!(
+                "\tvxlan vni 42 local 10.2.0.{}:4789 group 239.1.1.1:4789\n",
+                i + 1
+            )),
+            "{o}"
+        );
+        d.ifconfig(&["-w", "10"]);
+        daemons.push(d);
+    }
+    reach(&l, "192.168.9.1");
+    reach(&l, "192.168.9.2");
+    ifping_reach(&daemons[0], "192.168.9.2");
+    ifping_reach(&daemons[1], "192.168.9.1");
+    ifping_reach(&daemons[1], "192.168.9.3");
+    // Learnt: each daemon knows the other two endpoints' MACs.
+    assert_eq!(ftable_cnt(&daemons[0]), 2);
+}
