@@ -165,6 +165,14 @@ fn interop_with_the_linux_kernel() {
     assert!(dump.contains(".4789: VXLAN"), "{dump}");
     assert!(dump.contains("vni 42"), "{dump}");
     assert!(dump.contains("flags [I]"), "{dump}");
+    // Ours leave from a port of the flow, within the default range.
+    let ours: Vec<u16> = dump
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("10.1.0.2."))
+        .filter_map(|r| r.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(!ours.is_empty(), "{dump}");
+    assert!(ours.iter().all(|p| *p >= 32768), "{ours:?}");
     tcp_transfer_intact(&u, &h, "192.168.42.2", 5001, 16, d.dir.path());
     tcp_transfer_intact(&h, &u, "192.168.42.1", 5002, 16, d.dir.path());
     assert!(ftable_cnt(&d) >= 1);

@@ -2,10 +2,18 @@
 //! a reactor source while the interface runs. Datagrams are read in
 //! batches (recvmmsg), checked ([`super::header::Packet`]), their inner
 //! source learnt and their inner frame handed to the port; frames from the
-//! port get the VXLAN header in front (sendmsg with two pieces, no copy)
+//! port get the VXLAN header in front (sendmsg with pieces, no copy)
 //! and go to the VTEP the forwarding table names, or to the default
 //! destination: the remote or the group.
+//!
+//! A UDP socket sends from the port it is bound to; RFC 7348 wants the
+//! source port to follow the inner flow ([`super::flow`]). So frames leave
+//! through a raw IPPROTO_UDP socket (the kernel makes the IP header, we
+//! write the UDP one), which needs CAP_NET_RAW; without it they leave
+//! from the bound socket, all from the local port. The raw socket reads
+//! nothing: a filter drops every copy of the host's UDP it would get.
 
+use super::flow;
 use super::ftable::Ftable;
 use super::header::{self, Packet, Repr};
 use crate::frame::Frame;
@@ -14,7 +22,7 @@ use crate::port::{Port, Transmit};
 use crate::reactor::{Handler, Reactor, Registration};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -67,11 +75,16 @@ pub struct Params {
     pub dev_index: u32,
     pub ttl: u32,
     pub learn: bool,
+    /// Source ports of the flows.
+    pub port_min: u16,
+    pub port_max: u16,
 }
 
 /// One running vxlan's socket.
 pub struct VxlanIo {
     sock: UdpSocket,
+    /// Sends with a source port per flow, when we may have one.
+    raw: Option<OwnedFd>,
     p: Params,
     ftable: Arc<Mutex<Ftable>>,
     /// The interface MTU: inner frames longer than it (and its Ethernet
@@ -81,7 +94,7 @@ pub struct VxlanIo {
     reg: Mutex<Option<Registration>>,
 }
 
-fn setsockopt<T>(sock: &UdpSocket, level: i32, name: i32, v: &T) -> Result<(), Errno> {
+fn setsockopt<T>(sock: &impl AsRawFd, level: i32, name: i32, v: &T) -> Result<(), Errno> {
     // SAFETY: `v` points to a live T of the size given.
     let r = unsafe {
         libc::setsockopt(
@@ -118,40 +131,109 @@ fn open_socket(p: &Params) -> Result<UdpSocket, Errno> {
     let ttl = p.ttl as i32;
     match p.remote.ip() {
         IpAddr::V4(g) => {
-            sock.set_ttl(p.ttl).map_err(io)?;
+            setsockopt(&sock, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?;
             if group {
                 let local = match p.local.ip() {
                     IpAddr::V4(a) => a,
                     IpAddr::V6(_) => return Err(Errno::EINVAL),
                 };
-                let mreq = libc::ip_mreqn {
-                    imr_multiaddr: libc::in_addr {
-                        s_addr: u32::from(g).to_be(),
-                    },
-                    imr_address: libc::in_addr {
-                        s_addr: u32::from(local).to_be(),
-                    },
-                    imr_ifindex: p.dev_index as i32,
-                };
+                let mreq = mreqn(g, local, p.dev_index);
                 setsockopt(&sock, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)?;
-                setsockopt(&sock, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)?;
-                setsockopt(&sock, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)?;
-                // Our own datagrams to the group are not news.
-                sock.set_multicast_loop_v4(false).map_err(io)?;
+                multicast_out(&sock, p)?;
             }
         }
         IpAddr::V6(g) => {
             setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?;
             if group {
                 sock.join_multicast_v6(&g, p.dev_index).map_err(io)?;
-                let idx = p.dev_index as i32;
-                setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
-                setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)?;
-                sock.set_multicast_loop_v6(false).map_err(io)?;
+                multicast_out(&sock, p)?;
             }
         }
     }
     Ok(sock)
+}
+
+fn mreqn(group: std::net::Ipv4Addr, local: std::net::Ipv4Addr, index: u32) -> libc::ip_mreqn {
+    libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from(group).to_be(),
+        },
+        imr_address: libc::in_addr {
+            s_addr: u32::from(local).to_be(),
+        },
+        imr_ifindex: index as i32,
+    }
+}
+
+/// How a socket sends to a group: on `vxlandev`, with the TTL, and not
+/// back to us (our own datagrams to the group are not news).
+fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
+    let ttl = p.ttl as i32;
+    let off: i32 = 0;
+    match (p.remote.ip(), p.local.ip()) {
+        (IpAddr::V4(g), IpAddr::V4(local)) => {
+            let mreq = mreqn(g, local, p.dev_index);
+            setsockopt(sock, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)?;
+            setsockopt(sock, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)?;
+            setsockopt(sock, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &off)
+        }
+        (IpAddr::V6(_), _) => {
+            let idx = p.dev_index as i32;
+            setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
+            setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)?;
+            setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &off)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// The raw IPPROTO_UDP socket frames leave through, or why not.
+fn open_raw(p: &Params) -> Result<OwnedFd, Errno> {
+    let v6 = p.remote.is_ipv6();
+    let af = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: plain socket(2); the descriptor is checked and owned at once.
+    let fd: RawFd = unsafe {
+        libc::socket(
+            af,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_UDP,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::from_io(&std::io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Read nothing: `ret #0` drops every datagram before it is queued.
+    let drop_all = [libc::sock_filter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: drop_all.as_ptr().cast_mut(),
+    };
+    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
+    let ttl = p.ttl as i32;
+    if v6 {
+        // The kernel fills in the UDP checksum (at offset 6), which IPv6
+        // requires.
+        let off: i32 = 6;
+        setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, &off)?;
+        setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?;
+    } else {
+        setsockopt(&fd, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?;
+    }
+    if p.remote.ip().is_multicast() {
+        multicast_out(&fd, p)?;
+    }
+    if !p.local.ip().is_unspecified() {
+        let a = nix::sys::socket::SockaddrStorage::from(SocketAddr::new(p.local.ip(), 0));
+        nix::sys::socket::bind(fd.as_raw_fd(), &a)?;
+    }
+    Ok(fd)
 }
 
 fn sockaddr_of(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
@@ -193,8 +275,18 @@ impl VxlanIo {
         port: &Arc<Port>,
     ) -> Result<Arc<VxlanIo>, Errno> {
         let sock = open_socket(&p)?;
+        let raw = open_raw(&p)
+            .inspect_err(|e| {
+                crate::log::warn(&format!(
+                    "{}: no raw socket ({e}): every datagram leaves from port {}",
+                    port.name,
+                    p.local.port()
+                ))
+            })
+            .ok();
         Ok(Arc::new(VxlanIo {
             sock,
+            raw,
             p,
             ftable,
             mtu: AtomicU32::new(mtu),
@@ -304,20 +396,35 @@ impl VxlanIo {
             return Err(Errno(libc::ENETUNREACH));
         }
         let hdr = Repr { vni: self.p.vni }.emit();
+        let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        let Some(raw) = &self.raw else {
+            let iov = [
+                std::io::IoSlice::new(&hdr),
+                std::io::IoSlice::new(frame.bytes()),
+            ];
+            let addr = nix::sys::socket::SockaddrStorage::from(dst);
+            return nix::sys::socket::sendmsg(self.sock.as_raw_fd(), &iov, &[], flags, Some(&addr))
+                .map(|_| ())
+                .map_err(Errno::from);
+        };
+        let sport = flow::source_port(frame, self.p.port_min, self.p.port_max);
+        let len = u16::try_from(8 + hdr.len() + frame.len()).map_err(|_| Errno::EMSGSIZE)?;
+        // Checksum 0: none over IPv4 (RFC 7348 asks for that), the
+        // kernel's over IPv6 (IPV6_CHECKSUM).
+        let [s0, s1] = sport.to_be_bytes();
+        let [d0, d1] = dst.port().to_be_bytes();
+        let [l0, l1] = len.to_be_bytes();
+        let udp = [s0, s1, d0, d1, l0, l1, 0, 0];
         let iov = [
+            std::io::IoSlice::new(&udp),
             std::io::IoSlice::new(&hdr),
             std::io::IoSlice::new(frame.bytes()),
         ];
-        let addr = nix::sys::socket::SockaddrStorage::from(dst);
-        nix::sys::socket::sendmsg(
-            self.sock.as_raw_fd(),
-            &iov,
-            &[],
-            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-            Some(&addr),
-        )
-        .map(|_| ())
-        .map_err(Errno::from)
+        // A raw socket's port is the protocol, or 0.
+        let addr = nix::sys::socket::SockaddrStorage::from(SocketAddr::new(dst.ip(), 0));
+        nix::sys::socket::sendmsg(raw.as_raw_fd(), &iov, &[], flags, Some(&addr))
+            .map(|_| ())
+            .map_err(Errno::from)
     }
 }
 

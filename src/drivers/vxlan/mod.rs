@@ -10,6 +10,7 @@
 //! forwarding table ([`ftable`]) learns inner source MACs from the outer
 //! source addresses of what arrives.
 
+mod flow;
 mod ftable;
 pub mod header;
 pub mod io;
@@ -212,6 +213,8 @@ impl Vxlan {
             dev_index,
             ttl: self.ttl,
             learn: self.learn,
+            port_min: self.port_min,
+            port_max: self.port_max,
         })
     }
 
