@@ -13,10 +13,8 @@ use std::time::Instant;
 fn state() -> &'static (Arc<Port>, Mutex<Ftable>) {
     static S: OnceLock<(Arc<Port>, Mutex<Ftable>)> = OnceLock::new();
     S.get_or_init(|| {
-        let ft = Ftable {
-            max: 64,
-            ..Ftable::default()
-        };
+        let mut ft = Ftable::default();
+        ft.max = 64;
         (Port::new(1, "vxlan0"), Mutex::new(ft))
     })
 }
