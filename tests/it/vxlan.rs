@@ -99,6 +99,18 @@ fn ftable_cnt(d: &Daemon) -> u32 {
 
 #[test]
 fn interop_with_the_linux_kernel() {
+    interop("10.1.0.1", "10.1.0.2", 1450);
+}
+
+#[test]
+fn interop_with_the_linux_kernel_over_ipv6() {
+    interop("fd01::1", "fd01::2", 1430);
+}
+
+/// Namespace U holds a Linux kernel vxlan (its end of the underlay at
+/// `theirs`); namespace D an ifnetd (at `ours`) whose bridge0 joins vxlan0
+/// and virt0, whose host TAP is in namespace H. U and H are one segment.
+fn interop(theirs: &str, ours: &str, mtu: u32) {
     if !can_netadmin() {
         return;
     }
@@ -110,9 +122,9 @@ fn interop_with_the_linux_kernel() {
         &["10.1.0.2/24", "fd01::2/64"],
     );
     u.exec(&format!(
-        "ip link add vx0 type vxlan id 42 local 10.1.0.1 remote 10.1.0.2 dstport 4789 dev {vu} \
+        "ip link add vx0 type vxlan id 42 local {theirs} remote {ours} dstport 4789 dev {vu} \
          && ip addr add 192.168.42.1/24 dev vx0 && ip addr add fd42::1/64 dev vx0 nodad \
-         && ip link set vx0 up"
+         && ip link set vx0 mtu {mtu} up"
     ));
     // Over a veth nothing computes what the kernel left to the NIC: the
     // inner TCP checksums would arrive unfinished (a real NIC fills them).
@@ -124,23 +136,35 @@ fn interop_with_the_linux_kernel() {
         "vxlanid",
         "42",
         "vxlanlocal",
-        "10.1.0.2",
+        ours,
         "vxlanremote",
-        "10.1.0.1",
+        theirs,
         "up",
     ]);
     let (o, _, _) = d.ifconfig(&["vxlan0"]);
+    let at = |a: &str| {
+        if a.contains(':') {
+            format!("[{a}]:4789")
+        } else {
+            format!("{a}:4789")
+        }
+    };
     assert!(
-        o.contains("\tvxlan vni 42 local 10.1.0.2:4789 remote 10.1.0.1:4789\n"),
+        o.contains(&format!(
+            "\tvxlan vni 42 local {} remote {}\n",
+            at(ours),
+            at(theirs)
+        )),
         "{o}"
     );
+    assert!(o.contains(&format!(" mtu {mtu}\n")), "{o}");
     virt_to(
         &d,
         &dns,
         "virt0",
         &h,
         &["192.168.42.2/24", "fd42::2/64"],
-        1450,
+        mtu,
     );
     bridge(&d);
     // What goes on the wire: UDP to 4789 carrying VNI 42.
@@ -162,15 +186,20 @@ fn interop_with_the_linux_kernel() {
             >= 4
     });
     let (dump, _, _) = run(Command::new("tcpdump").args(["-nn", "-v", "-r"]).arg(&pcap));
-    assert!(dump.contains(".4789: VXLAN"), "{dump}");
-    assert!(dump.contains("vni 42"), "{dump}");
-    assert!(dump.contains("flags [I]"), "{dump}");
+    assert!(dump.contains(".4789: "), "{dump}");
+    assert!(dump.contains("VXLAN, flags [I] (0x08), vni 42"), "{dump}");
     // Ours leave from a port of the flow, within the default range.
-    let ours: Vec<u16> = dump
-        .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("10.1.0.2."))
-        .filter_map(|r| r.split(' ').next()?.parse().ok())
-        .collect();
+    // A source is an address.port followed by `>`.
+    let mine = format!("{ours}.");
+    let mut ours: Vec<u16> = Vec::new();
+    for l in dump.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        for i in (1..w.len()).filter(|&i| w[i] == ">") {
+            if let Some(p) = w[i - 1].strip_prefix(mine.as_str()) {
+                ours.push(p.parse().unwrap());
+            }
+        }
+    }
     assert!(!ours.is_empty(), "{dump}");
     assert!(ours.iter().all(|p| *p >= 32768), "{ours:?}");
     tcp_transfer_intact(&u, &h, "192.168.42.2", 5001, 16, d.dir.path());
