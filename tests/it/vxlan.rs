@@ -273,18 +273,47 @@ fn bad_input_is_dropped_and_counted() {
         "1400",
         "up",
     ]);
+    // Another VNI on the same address and port: the socket is shared, and
+    // one VNI is served once.
+    d.ok(&[
+        "vxlan1",
+        "create",
+        "vxlanid",
+        "43",
+        "vxlanlocal",
+        "10.1.0.2",
+        "vxlanremote",
+        "10.1.0.1",
+        "up",
+    ]);
+    d.ok(&[
+        "vxlan2",
+        "create",
+        "vxlanid",
+        "42",
+        "vxlanremote",
+        "10.1.0.1",
+    ]);
+    d.ok(&["vxlan2", "vxlanlocal", "10.1.0.2"]);
+    let (_, e, rc) = d.ifconfig(&["vxlan2", "up"]);
+    assert_eq!(
+        (e.as_str(), rc),
+        ("ifconfig: exec_matches: File exists\n", 1)
+    );
     let before = input_errors(&d, "vxlan0");
-    // Each datagram: short, no I flag, foreign VNI, inner runt, inner
-    // over the MTU, 200 random ones; then a good broadcast frame.
+    // Each datagram: short, no I flag, a VNI nobody serves, inner runt,
+    // inner over the MTU, 200 random ones; then a good broadcast frame
+    // for each VNI.
     u.exec(
         "python3 -c 'import socket,os\n\
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
 a=(\"10.1.0.2\",4789)\n\
 h=bytes([8,0,0,0,0,0,42,0])\n\
 eth=b\"\\xff\"*6+b\"\\x02\\0\\0\\0\\0\\x01\"+b\"\\x08\\x06\"\n\
-for d in [b\"\", b\"\\x08\\0\\0\", bytes(8)+eth, bytes([8,0,0,0,0,0,43,0])+eth, h+eth[:13], h+eth+bytes(1500)]:\n  s.sendto(d,a)\n\
+for d in [b\"\", b\"\\x08\\0\\0\", bytes(8)+eth, bytes([8,0,0,0,0,0,44,0])+eth, h+eth[:13], h+eth+bytes(1500)]:\n  s.sendto(d,a)\n\
 for i in range(200): s.sendto(bytes([0])+os.urandom(i),a)\n\
-s.sendto(h+eth+bytes(28),a)'",
+s.sendto(h+eth+bytes(28),a)\n\
+s.sendto(bytes([8,0,0,0,0,0,43,0])+eth+bytes(28),a)'",
     );
     let want = before + 206;
     wait_until(10, "206 input errors", || {
@@ -293,6 +322,22 @@ s.sendto(h+eth+bytes(28),a)'",
     assert_eq!(input_errors(&d, "vxlan0"), want);
     wait_until(10, "the good frame", || {
         d.ifconfig(&["-v", "vxlan0"]).0.contains("input: 1 packet")
+    });
+    let (o, _, _) = d.ifconfig(&["-v", "vxlan1"]);
+    assert!(
+        o.contains("input: 1 packet, 42 bytes, 1 multicast\n"),
+        "{o}"
+    );
+    // The socket stays while one of its interfaces runs.
+    d.ok(&["vxlan0", "down"]);
+    u.exec(
+        "python3 -c 'import socket\n\
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+eth=b\"\\xff\"*6+b\"\\x02\\0\\0\\0\\0\\x01\"+b\"\\x08\\x06\"\n\
+s.sendto(bytes([8,0,0,0,0,0,43,0])+eth+bytes(28),(\"10.1.0.2\",4789))'",
+    );
+    wait_until(10, "vxlan1's second frame", || {
+        d.ifconfig(&["-v", "vxlan1"]).0.contains("input: 2 packets")
     });
     let (_, _, rc) = d.ifconfig(&["vxlan0"]);
     assert_eq!(rc, 0, "the daemon survived");

@@ -1,10 +1,9 @@
-//! vxlan's data plane: a host UDP socket in the daemon's network namespace,
-//! a reactor source while the interface runs. Datagrams are read in
-//! batches (recvmmsg), checked ([`super::header::Packet`]), their inner
-//! source learnt and their inner frame handed to the port; frames from the
-//! port get the VXLAN header in front (sendmsg with pieces, no copy)
-//! and go to the VTEP the forwarding table names, or to the default
-//! destination: the remote or the group.
+//! vxlan's data plane, one per running interface: datagrams of its VNI
+//! from the shared socket ([`super::vtep`]) are checked
+//! ([`super::header::Packet`]), their inner source learnt and their inner
+//! frame handed to the port; frames from the port get the VXLAN header in
+//! front (sendmsg with pieces, no copy) and go to the VTEP the forwarding
+//! table names, or to the default destination: the remote or the group.
 //!
 //! A UDP socket sends from the port it is bound to; RFC 7348 wants the
 //! source port to follow the inner flow ([`super::flow`]). So frames leave
@@ -15,50 +14,22 @@
 
 use super::flow;
 use super::ftable::Ftable;
-use super::header::{self, Packet, Repr};
+use super::header::{Packet, Repr};
+use super::vtep::{Registry, Vtep, mreqn, setsockopt};
 use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::offload::OffloadCaps;
 use crate::port::{Port, Transmit};
-use crate::reactor::{Handler, Reactor, Registration};
+use crate::reactor::Reactor;
 use std::cell::RefCell;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
-
-/// Datagrams read per system call, and per turn of the reactor.
-const RX_BATCH: usize = 32;
-/// Largest datagram read: a jumbo inner frame and the VXLAN header.
-/// Larger ones are cut (MSG_TRUNC) and dropped.
-const RX_BUF: usize = 9216 + header::HEADER_LEN;
-/// How often expired forwarding entries are swept (FreeBSD: 5 minutes).
-const PRUNE: Duration = Duration::from_secs(300);
+use std::time::Instant;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Receive buffers of one reactor thread: no allocation per datagram.
-struct RxBatch {
-    bufs: Vec<[u8; RX_BUF]>,
-    names: Vec<libc::sockaddr_storage>,
-    iovs: Vec<libc::iovec>,
-    hdrs: Vec<libc::mmsghdr>,
-}
-
-impl RxBatch {
-    fn new() -> RxBatch {
-        RxBatch {
-            bufs: vec![[0u8; RX_BUF]; RX_BATCH],
-            // SAFETY: sockaddr_storage and mmsghdr are plain old data; all
-            // zeroes is a valid value of each.
-            names: vec![unsafe { std::mem::zeroed() }; RX_BATCH],
-            iovs: Vec::with_capacity(RX_BATCH),
-            hdrs: Vec::with_capacity(RX_BATCH),
-        }
-    }
 }
 
 /// The segments of one super-frame, sent with one sendmmsg.
@@ -73,7 +44,6 @@ struct TxBatch {
 }
 
 thread_local! {
-    static RX: RefCell<Option<Box<RxBatch>>> = const { RefCell::new(None) };
     static TX: RefCell<TxBatch> = RefCell::new(TxBatch::default());
 }
 
@@ -103,9 +73,10 @@ pub struct Params {
     pub port_max: u16,
 }
 
-/// One running vxlan's socket.
+/// One running vxlan's data plane.
 pub struct VxlanIo {
-    sock: UdpSocket,
+    /// The socket it receives on (and sends on, without `raw`).
+    vtep: Arc<Vtep>,
     /// Sends with a source port per flow, when we may have one.
     raw: Option<OwnedFd>,
     p: Params,
@@ -114,78 +85,6 @@ pub struct VxlanIo {
     /// header, and a VLAN tag) are dropped.
     mtu: AtomicU32,
     port: Weak<Port>,
-    reg: Mutex<Option<Registration>>,
-}
-
-fn setsockopt<T>(sock: &impl AsRawFd, level: i32, name: i32, v: &T) -> Result<(), Errno> {
-    // SAFETY: `v` points to a live T of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (v as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(Errno::from_io(&std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// The socket of a VTEP: bound to the local port (on the local address in
-/// unicast mode; on the wildcard in multicast mode, where datagrams to the
-/// group must reach it too), with the TTL, and the group joined.
-fn open_socket(p: &Params) -> Result<UdpSocket, Errno> {
-    let io = |e: std::io::Error| Errno::from_io(&e);
-    let group = p.remote.ip().is_multicast();
-    let any: IpAddr = match p.remote.ip() {
-        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let bind_ip = if group || p.local.ip().is_unspecified() {
-        any
-    } else {
-        p.local.ip()
-    };
-    let sock = UdpSocket::bind(SocketAddr::new(bind_ip, p.local.port())).map_err(io)?;
-    sock.set_nonblocking(true).map_err(io)?;
-    let ttl = p.ttl as i32;
-    match p.remote.ip() {
-        IpAddr::V4(g) => {
-            setsockopt(&sock, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?;
-            if group {
-                let local = match p.local.ip() {
-                    IpAddr::V4(a) => a,
-                    IpAddr::V6(_) => return Err(Errno::EINVAL),
-                };
-                let mreq = mreqn(g, local, p.dev_index);
-                setsockopt(&sock, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)?;
-                multicast_out(&sock, p)?;
-            }
-        }
-        IpAddr::V6(g) => {
-            setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?;
-            if group {
-                sock.join_multicast_v6(&g, p.dev_index).map_err(io)?;
-                multicast_out(&sock, p)?;
-            }
-        }
-    }
-    Ok(sock)
-}
-
-fn mreqn(group: std::net::Ipv4Addr, local: std::net::Ipv4Addr, index: u32) -> libc::ip_mreqn {
-    libc::ip_mreqn {
-        imr_multiaddr: libc::in_addr {
-            s_addr: u32::from(group).to_be(),
-        },
-        imr_address: libc::in_addr {
-            s_addr: u32::from(local).to_be(),
-        },
-        imr_ifindex: index as i32,
-    }
 }
 
 /// How a socket sends to a group: on `vxlandev`, with the TTL, and not
@@ -208,6 +107,22 @@ fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// Where the socket is bound: the local port, on the local address in
+/// unicast mode, on the wildcard in multicast mode (datagrams to the group
+/// must reach it too) or without a local address.
+fn bind_addr(p: &Params) -> SocketAddr {
+    let any: IpAddr = match p.remote.ip() {
+        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let ip = if p.remote.ip().is_multicast() || p.local.ip().is_unspecified() {
+        any
+    } else {
+        p.local.ip()
+    };
+    SocketAddr::new(ip, p.local.port())
 }
 
 /// The raw IPPROTO_UDP socket frames leave through, or why not.
@@ -259,29 +174,6 @@ fn open_raw(p: &Params) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-fn sockaddr_of(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
-    match i32::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in,
-            // which it is large and aligned enough for.
-            let sin =
-                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(IpAddr::from(
-                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-            ))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, a sockaddr_in6.
-            let sin6 =
-                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            let a = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            // A v4-mapped source of a dual-stack socket is the v4 peer.
-            Some(a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4))
-        }
-        _ => None,
-    }
-}
-
 /// What became of one datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decap {
@@ -291,13 +183,19 @@ pub enum Decap {
 }
 
 impl VxlanIo {
+    /// Start: the shared socket of its local address and port (opened
+    /// if none is), the group joined, the raw socket, read on the thread
+    /// of `group`.
     pub fn open(
         p: Params,
         ftable: Arc<Mutex<Ftable>>,
         mtu: u32,
         port: &Arc<Port>,
+        sockets: &Registry,
+        reactor: &Arc<Reactor>,
+        group: u64,
     ) -> Result<Arc<VxlanIo>, Errno> {
-        let sock = open_socket(&p)?;
+        let vtep = sockets.get(bind_addr(&p), p.ttl)?;
         let raw = open_raw(&p)
             .inspect_err(|e| {
                 crate::log::warn(&format!(
@@ -307,42 +205,73 @@ impl VxlanIo {
                 ))
             })
             .ok();
-        Ok(Arc::new(VxlanIo {
-            sock,
+        if raw.is_none() && p.remote.ip().is_multicast() {
+            multicast_out(&vtep.sock, &p)?;
+        }
+        let g = p.remote.ip().is_multicast().then_some(p.remote.ip());
+        if let Some(g) = g {
+            vtep.join(g, p.local.ip(), p.dev_index)?;
+        }
+        let io = Arc::new(VxlanIo {
+            vtep: vtep.clone(),
             raw,
             p,
             ftable,
             mtu: AtomicU32::new(mtu),
             port: Arc::downgrade(port),
-            reg: Mutex::new(None),
-        }))
+        });
+        if let Err(e) = vtep.add(io.clone(), reactor, group) {
+            io.leave();
+            return Err(e);
+        }
+        Ok(io)
+    }
+
+    fn leave(&self) {
+        if self.p.remote.ip().is_multicast() {
+            self.vtep
+                .leave(self.p.remote.ip(), self.p.local.ip(), self.p.dev_index);
+        }
+    }
+
+    /// Stop: no read for it is under way on return.
+    pub fn close(&self) {
+        self.vtep.remove(self.p.vni);
+        self.leave();
+    }
+
+    /// Read on the thread of `group` from now on (if it owns the socket).
+    pub fn move_to(&self, reactor: &Arc<Reactor>, group: u64) {
+        self.vtep.move_to(self.p.vni, reactor, group);
+    }
+
+    pub fn vni(&self) -> u32 {
+        self.p.vni
+    }
+
+    pub fn input_error(&self) {
+        if let Some(port) = self.port.upgrade() {
+            port.input_error();
+        }
+    }
+
+    /// Sweep its forwarding table.
+    pub fn expire(&self, now: Instant) {
+        lock(&self.ftable).expire(now);
     }
 
     pub fn set_mtu(&self, mtu: u32) {
         self.mtu.store(mtu, Relaxed);
     }
 
-    /// Read the socket on the thread of `group` from now on.
-    pub fn start(self: &Arc<Self>, reactor: &Arc<Reactor>, group: u64) -> Result<(), Errno> {
-        self.stop();
-        let reg = reactor
-            .register_in(group, Some(self.sock.as_fd()), self.clone())
-            .map_err(|e| Errno::from_io(&e))?;
-        *lock(&self.reg) = Some(reg);
-        Ok(())
-    }
-
-    /// Stop reading; no read is under way on return.
-    pub fn stop(&self) {
-        let reg = lock(&self.reg).take();
-        drop(reg);
-    }
-
     /// Check one datagram from `from` and hand its inner frame on
     /// (`vxlan_input`): the decapsulation path, also run by the fuzzer.
-    pub fn decap(&self, port: &Arc<Port>, from: IpAddr, dgram: &[u8], now: Instant) -> Decap {
+    pub fn decap(&self, from: IpAddr, dgram: &[u8], now: Instant) -> Decap {
+        let Some(port) = self.port.upgrade() else {
+            return Decap::Dropped;
+        };
         decapsulate(
-            port,
+            &port,
             &self.ftable,
             self.p.vni,
             self.p.learn,
@@ -351,55 +280,6 @@ impl VxlanIo {
             dgram,
             now,
         )
-    }
-
-    /// One recvmmsg; false when the socket has no more.
-    fn read_batch(&self, port: &Arc<Port>, b: &mut RxBatch, now: Instant) -> bool {
-        b.iovs.clear();
-        b.hdrs.clear();
-        for buf in b.bufs.iter_mut() {
-            b.iovs.push(libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: RX_BUF,
-            });
-        }
-        for (iov, name) in b.iovs.iter_mut().zip(b.names.iter_mut()) {
-            // SAFETY: msghdr is plain old data; the fields set below are
-            // the ones recvmmsg reads.
-            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-            h.msg_hdr.msg_iov = iov;
-            h.msg_hdr.msg_iovlen = 1;
-            b.hdrs.push(h);
-        }
-        // SAFETY: every header points into `b`'s buffers, which outlive
-        // the call; the count is the vector's length.
-        let n = unsafe {
-            libc::recvmmsg(
-                self.sock.as_raw_fd(),
-                b.hdrs.as_mut_ptr(),
-                b.hdrs.len() as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n <= 0 {
-            return false;
-        }
-        let n = n as usize;
-        for i in 0..n {
-            let h = &b.hdrs[i];
-            let len = (h.msg_len as usize).min(RX_BUF);
-            let cut = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            match sockaddr_of(&b.names[i]) {
-                Some(from) if !cut => {
-                    self.decap(port, from, &b.bufs[i][..len], now);
-                }
-                _ => port.input_error(),
-            }
-        }
-        n == RX_BATCH
     }
 
     /// Where a frame goes: the VTEP behind its destination, or the
@@ -461,7 +341,7 @@ impl VxlanIo {
             }
             let (fd, to) = match &self.raw {
                 Some(raw) => (raw.as_raw_fd(), SocketAddr::new(dst.ip(), 0)),
-                None => (self.sock.as_raw_fd(), dst),
+                None => (self.vtep.sock.as_raw_fd(), dst),
             };
             let addr = nix::sys::socket::SockaddrStorage::from(to);
             b.hdrs.clear();
@@ -517,9 +397,15 @@ impl VxlanIo {
                 std::io::IoSlice::new(frame.bytes()),
             ];
             let addr = nix::sys::socket::SockaddrStorage::from(dst);
-            return nix::sys::socket::sendmsg(self.sock.as_raw_fd(), &iov, &[], flags, Some(&addr))
-                .map(|_| ())
-                .map_err(Errno::from);
+            return nix::sys::socket::sendmsg(
+                self.vtep.sock.as_raw_fd(),
+                &iov,
+                &[],
+                flags,
+                Some(&addr),
+            )
+            .map(|_| ())
+            .map_err(Errno::from);
         };
         let sport = flow::source_port(frame, self.p.port_min, self.p.port_max);
         let udp = udp_header(sport, dst.port(), hdr.len() + frame.len())?;
@@ -567,21 +453,6 @@ pub fn decapsulate(
     }
     port.input(&frame);
     Decap::Delivered
-}
-
-impl Handler for VxlanIo {
-    fn poll(&self, now: Instant) -> Option<Instant> {
-        let port = self.port.upgrade()?;
-        RX.with(|rx| {
-            let mut rx = rx.borrow_mut();
-            let b = rx.get_or_insert_with(|| Box::new(RxBatch::new()));
-            // A full batch leaves the socket readable: the reactor polls
-            // again on its next turn, after the other sources.
-            self.read_batch(&port, b, now);
-        });
-        lock(&self.ftable).expire(now);
-        Some(now + PRUNE)
-    }
 }
 
 pub struct VxlanTx(pub Arc<VxlanIo>);

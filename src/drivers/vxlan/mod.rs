@@ -3,8 +3,10 @@
 //! kernel vxlan devices, other ifnetds, Open vSwitch.
 //!
 //! Configured while down through SIOCSDRVSPEC ([`VxlanReq`]); a set while
-//! running is refused with EBUSY, as FreeBSD does. Going up opens a UDP
-//! socket in the daemon's network namespace ([`io`]): unicast mode sends
+//! running is refused with EBUSY, as FreeBSD does. Going up takes the UDP
+//! socket of its local address and port in the daemon's network namespace
+//! ([`vtep`], shared by VNI) and starts its data plane ([`io`]): unicast
+//! mode sends
 //! unknown destinations, broadcast and multicast to `vxlanremote`,
 //! multicast mode to the `vxlangroup` it joined (on `vxlandev`). The
 //! forwarding table ([`ftable`]) learns inner source MACs from the outer
@@ -14,6 +16,7 @@ mod flow;
 mod ftable;
 pub mod header;
 pub mod io;
+mod vtep;
 
 pub use ftable::Ftable;
 
@@ -49,8 +52,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The class; its interfaces share the UDP sockets of one kernel.
 #[derive(Default)]
-pub struct VxlanClone;
+pub struct VxlanClone {
+    sockets: Arc<vtep::Registry>,
+}
 
 /// A locally administered unicast MAC, random as Linux's vxlan makes one.
 fn vxlan_mac() -> std::io::Result<Mac> {
@@ -82,6 +88,7 @@ impl IfClone for VxlanClone {
             learn: true,
             ftable: Arc::new(Mutex::new(Ftable::default())),
             io: None,
+            sockets: self.sockets.clone(),
             reactor: env.reactor()?,
             group: u64::from(ifs.index),
             port: ifs.port.clone(),
@@ -101,8 +108,9 @@ pub struct Vxlan {
     ttl: u32,
     learn: bool,
     ftable: Arc<Mutex<Ftable>>,
-    /// The socket, while running.
+    /// The data plane, while running.
     io: Option<Arc<io::VxlanIo>>,
+    sockets: Arc<vtep::Registry>,
     reactor: Arc<Reactor>,
     /// Its reactor group: its bridge's index, or its own.
     group: u64,
@@ -220,7 +228,7 @@ impl Vxlan {
 
     fn teardown(&mut self) {
         if let Some(io) = self.io.take() {
-            io.stop();
+            io.close();
         }
         self.port.set_transmit(None);
     }
@@ -233,14 +241,21 @@ impl Driver for Vxlan {
             Errno::EINVAL
         })?;
         self.teardown();
-        let vio =
-            io::VxlanIo::open(p, self.ftable.clone(), ifs.mtu, &self.port).inspect_err(|e| {
-                crate::log::warn(&format!(
-                    "{}: cannot open the socket on {}: {e}",
-                    self.name, self.local
-                ))
-            })?;
-        vio.start(&self.reactor, self.group)?;
+        let vio = io::VxlanIo::open(
+            p,
+            self.ftable.clone(),
+            ifs.mtu,
+            &self.port,
+            &self.sockets,
+            &self.reactor,
+            self.group,
+        )
+        .inspect_err(|e| {
+            crate::log::warn(&format!(
+                "{}: cannot start on {}: {e}",
+                self.name, self.local
+            ))
+        })?;
         self.port
             .set_transmit(Some(Arc::new(io::VxlanTx(vio.clone()))));
         self.io = Some(vio);
@@ -278,10 +293,8 @@ impl Driver for Vxlan {
 
     fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
         self.group = u64::from(bridge.unwrap_or(ifs.index));
-        if let Some(io) = &self.io
-            && let Err(e) = io.start(&self.reactor, self.group)
-        {
-            crate::log::warn(&format!("{}: {e}", self.name));
+        if let Some(io) = &self.io {
+            io.move_to(&self.reactor, self.group);
         }
     }
 
