@@ -6,11 +6,10 @@
 //! running is refused with EBUSY, as FreeBSD does. Going up takes the UDP
 //! socket of its local address and port in the daemon's network namespace
 //! ([`vtep`], shared by VNI) and starts its data plane ([`io`]): unicast
-//! mode sends
-//! unknown destinations, broadcast and multicast to `vxlanremote`,
-//! multicast mode to the `vxlangroup` it joined (on `vxlandev`). The
-//! forwarding table ([`ftable`]) learns inner source MACs from the outer
-//! source addresses of what arrives.
+//! mode sends unknown destinations, broadcast and multicast to
+//! `vxlanremote`, multicast mode to the `vxlangroup` it joined (on
+//! `vxlandev`). The forwarding table ([`ftable`]) learns inner source MACs
+//! from the outer source addresses of what arrives.
 
 mod flow;
 mod ftable;
