@@ -502,28 +502,40 @@ fn ifping_reach(d: &Daemon, dst: &str) {
 /// kernel vxlan. Every one reaches every other.
 #[test]
 fn multicast_group_of_three() {
+    multicast(["10.2.0.1", "10.2.0.2", "10.2.0.3"], 24, "239.1.1.1");
+}
+
+#[test]
+fn multicast_group_of_three_over_ipv6() {
+    multicast(["fd02::1", "fd02::2", "fd02::3"], 64, "ff05::42");
+}
+
+fn multicast(underlay: [&str; 3], plen: u8, group: &str) {
     if !can_netadmin() {
         return;
     }
     let (sw, a, b, l) = (Netns::new(), Netns::new(), Netns::new(), Netns::new());
-    // No IGMP querier here: let the bridge flood the group.
+    // No IGMP/MLD querier here: let the bridge flood the group.
     sw.exec("ip link add br0 type bridge mcast_snooping 0 && ip link set br0 up");
     let mut devs = Vec::new();
-    for (ns, addr) in [
-        (&a, "10.2.0.1/24"),
-        (&b, "10.2.0.2/24"),
-        (&l, "10.2.0.3/24"),
-    ] {
-        let (port, dev) = veth(&sw, ns, &[], &[addr]);
+    for (ns, addr) in [&a, &b, &l].into_iter().zip(underlay) {
+        let (port, dev) = veth(&sw, ns, &[], &[&format!("{addr}/{plen}")]);
         sw.exec(&format!("ip link set {port} master br0"));
         devs.push(dev);
     }
     l.exec(&format!(
-        "ip link add vx0 type vxlan id 42 group 239.1.1.1 dev {} local 10.2.0.3 dstport 4789 \
+        "ip link add vx0 type vxlan id 42 group {group} dev {} local {} dstport 4789 \
          && ip addr add 192.168.9.3/24 dev vx0 && ip link set vx0 up \
          && ethtool -K vx0 tx off >/dev/null",
-        devs[2]
+        devs[2], underlay[2]
     ));
+    let at = |a: &str| {
+        if a.contains(':') {
+            format!("[{a}]:4789")
+        } else {
+            format!("{a}:4789")
+        }
+    };
     let mut daemons = Vec::new();
     for (i, ns) in [&a, &b].into_iter().enumerate() {
         let d = Daemon::start_in(ns);
@@ -533,9 +545,9 @@ fn multicast_group_of_three() {
             "vxlanid",
             "42",
             "vxlanlocal",
-            &format!("10.2.0.{}", i + 1),
+            underlay[i],
             "vxlangroup",
-            "239.1.1.1",
+            group,
             "vxlandev",
             &devs[i],
             "up",
@@ -544,8 +556,9 @@ fn multicast_group_of_three() {
         let (o, _, _) = d.ifconfig(&["vxlan0"]);
         assert!(
             o.contains(&format!(
-                "\tvxlan vni 42 local 10.2.0.{}:4789 group 239.1.1.1:4789\n",
-                i + 1
+                "\tvxlan vni 42 local {} group {}\n",
+                at(underlay[i]),
+                at(group)
             )),
             "{o}"
         );
