@@ -565,6 +565,23 @@ fn multicast(underlay: [&str; 3], plen: u8, group: &str) {
         d.ifconfig(&["-w", "10"]);
         daemons.push(d);
     }
+    // The other family's wildcard on the same port is another socket.
+    let other = if group.contains(':') {
+        "239.1.1.43"
+    } else {
+        "ff05::43"
+    };
+    daemons[0].ok(&[
+        "vxlan1",
+        "create",
+        "vni",
+        "43",
+        "vxlangroup",
+        other,
+        "vxlandev",
+        &devs[0],
+        "up",
+    ]);
     reach(&l, "192.168.9.1");
     reach(&l, "192.168.9.2");
     ifping_reach(&daemons[0], "192.168.9.2");

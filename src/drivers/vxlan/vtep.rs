@@ -117,6 +117,27 @@ fn sockaddr_of(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
     }
 }
 
+/// A non-blocking UDP socket bound to `bind`; an IPv6 one takes IPv6
+/// only, so that the IPv4 and IPv6 wildcards of one port are two sockets.
+fn bind_socket(bind: SocketAddr) -> Result<UdpSocket, Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let af = match bind {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = nix::sys::socket::socket(
+        af,
+        SockType::Datagram,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    if bind.is_ipv6() {
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true)?;
+    }
+    nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(bind))?;
+    Ok(UdpSocket::from(fd))
+}
+
 /// The sockets of one kernel, by the address they are bound to.
 #[derive(Default)]
 pub struct Registry(Mutex<HashMap<SocketAddr, Weak<Vtep>>>);
@@ -128,9 +149,7 @@ impl Registry {
         if let Some(v) = m.get(&bind).and_then(Weak::upgrade) {
             return Ok(v);
         }
-        let io = |e: std::io::Error| Errno::from_io(&e);
-        let sock = UdpSocket::bind(bind).map_err(io)?;
-        sock.set_nonblocking(true).map_err(io)?;
+        let sock = bind_socket(bind)?;
         let ttl = ttl as i32;
         match bind {
             SocketAddr::V4(_) => setsockopt(&sock, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?,
