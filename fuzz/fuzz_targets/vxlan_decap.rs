@@ -2,7 +2,7 @@
 //! source learnt and its inner frame handed to the port. Any bytes, no
 //! panic; the table stays within its bound.
 #![no_main]
-use ifnet::drivers::vxlan::Ftable;
+use ifnet::drivers::vxlan::{Ftable, Gro};
 use ifnet::drivers::vxlan::io::decapsulate;
 use ifnet::port::Port;
 use libfuzzer_sys::fuzz_target;
@@ -27,6 +27,12 @@ fuzz_target!(|data: &[u8]| {
         _ => return,
     };
     let from = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(peer)));
-    decapsulate(port, ft, 42, true, mtu, from, dgram, Instant::now());
+    // Each input is a batch of up to 4 datagrams (cut at each 0xfe),
+    // coalesced as one reading turn coalesces them.
+    let mut gro = Gro::default();
+    for d in dgram.split(|b| *b == 0xfe).take(4) {
+        decapsulate(port, ft, &mut gro, (42, true, mtu), from, d, Instant::now());
+    }
+    gro.flush(&mut |f| port.input(f));
     assert!(ft.lock().unwrap().len() <= 64);
 });

@@ -14,6 +14,7 @@
 
 use super::flow;
 use super::ftable::Ftable;
+use super::gro::Gro;
 use super::header::{Packet, Repr};
 use super::vtep::{Registry, Vtep, mreqn, setsockopt};
 use crate::frame::Frame;
@@ -85,6 +86,8 @@ pub struct VxlanIo {
     /// header, and a VLAN tag) are dropped.
     mtu: AtomicU32,
     port: Weak<Port>,
+    /// Coalesces the TCP segments of a batch (used by the reading thread).
+    gro: Mutex<Gro>,
 }
 
 /// How a socket sends to a group: on `vxlandev`, with the TTL, and not
@@ -219,6 +222,7 @@ impl VxlanIo {
             ftable,
             mtu: AtomicU32::new(mtu),
             port: Arc::downgrade(port),
+            gro: Mutex::new(Gro::default()),
         });
         if let Err(e) = vtep.add(io.clone(), reactor, group) {
             io.leave();
@@ -273,13 +277,19 @@ impl VxlanIo {
         decapsulate(
             &port,
             &self.ftable,
-            self.p.vni,
-            self.p.learn,
-            self.mtu.load(Relaxed),
+            &mut lock(&self.gro),
+            (self.p.vni, self.p.learn, self.mtu.load(Relaxed)),
             from,
             dgram,
             now,
         )
+    }
+
+    /// The batch is over: hand on the super-frame being built.
+    pub fn flush(&self) {
+        if let Some(port) = self.port.upgrade() {
+            lock(&self.gro).flush(&mut |f| port.input(f));
+        }
     }
 
     /// Where a frame goes: the VTEP behind its destination, or the
@@ -422,14 +432,14 @@ impl VxlanIo {
     }
 }
 
-/// The decapsulation of one datagram, as a function of its inputs.
-#[allow(clippy::too_many_arguments)]
+/// The decapsulation of one datagram, as a function of its inputs: the
+/// port, its forwarding table and coalescer, and (VNI, learning, MTU).
+/// Frames go through `gro`: call its `flush` at the end of a batch.
 pub fn decapsulate(
     port: &Arc<Port>,
     ftable: &Mutex<Ftable>,
-    vni: u32,
-    learn: bool,
-    mtu: u32,
+    gro: &mut Gro,
+    (vni, learn, mtu): (u32, bool, u32),
     from: IpAddr,
     dgram: &[u8],
     now: Instant,
@@ -451,7 +461,7 @@ pub fn decapsulate(
     if learn {
         lock(ftable).learn(frame.src(), from, now);
     }
-    port.input(&frame);
+    gro.push(&frame, &mut |f| port.input(f));
     Decap::Delivered
 }
 

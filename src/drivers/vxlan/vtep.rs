@@ -353,6 +353,9 @@ impl Vtep {
                 _ => m.input_error(),
             }
         }
+        for m in members.iter() {
+            m.flush();
+        }
     }
 }
 
