@@ -8,8 +8,9 @@
 #   ifnet   ifnetd at both ends, each with bridge0 = vxlan0 + virt0
 # Each ifnetd runs in a namespace of its own (its VTEP), so the client's
 # traffic crosses a host TAP, the daemon and the underlay. Measures iperf3
-# TCP, iperf3 UDP with 64-byte payloads (-b 0), and ping RTT, each path in
-# turn, REPS times (median reported), and writes bench/results/vxlan.txt
+# TCP both ways (-R: the server sends), iperf3 UDP with 64-byte payloads
+# (-b 0), and ping RTT, each path in turn, REPS times (median reported),
+# and writes bench/results/vxlan.txt
 # with the ratios to the Linux pair. Needs root. Cleans up.
 # Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200).
 set -euo pipefail
@@ -93,6 +94,8 @@ for r in $(seq "$REPS"); do
         ip netns exec "$(cns $p)" ping -c "$PINGS" -i 0.02 -q 10.99.0.2 > "$R/ping-$p-$r.txt"
         ip netns exec "$(cns $p)" iperf3 -c 10.99.0.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
         sleep 0.5
+        ip netns exec "$(cns $p)" iperf3 -c 10.99.0.2 -t "$SECS" -R -J > "$R/tcpr-$p-$r.json"
+        sleep 0.5
         ip netns exec "$(cns $p)" iperf3 -c 10.99.0.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udp-$p-$r.json"
         sleep 0.5
     done
@@ -103,22 +106,25 @@ python3 - "$R" "$REPS" "$SECS" "$PINGS" <<'EOF' | tee bench/results/vxlan.txt
 import json, os, platform, re, statistics, sys, time
 raw, reps, secs, pings = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 paths = ["linux", "mixed", "ifnet"]
-def tcp(p, r):
-    return json.load(open(f"{raw}/tcp-{p}-{r}.json"))["end"]["sum_received"]["bits_per_second"] / 1e9
+def tcp(p, r, kind="tcp"):
+    return json.load(open(f"{raw}/{kind}-{p}-{r}.json"))["end"]["sum_received"]["bits_per_second"] / 1e9
+def tcpr(p, r):
+    return tcp(p, r, "tcpr")
 def udp(p, r):
     e = json.load(open(f"{raw}/udp-{p}-{r}.json"))["end"]["sum_received"]
     return (e["packets"] - e["lost_packets"]) / float(secs) / 1e3
 def rtt(p, r):
     m = re.search(r"= [\d.]+/([\d.]+)/", open(f"{raw}/ping-{p}-{r}.txt").read())
     return float(m.group(1)) * 1000
-rows = [("TCP throughput (Gbit/s)", tcp, "{:.3f}"), ("UDP-64 received (kpps)", udp, "{:.1f}"),
+rows = [("TCP client->server (Gbit/s)", tcp, "{:.3f}"),
+        ("TCP server->client (Gbit/s)", tcpr, "{:.3f}"), ("UDP-64 received (kpps)", udp, "{:.1f}"),
         ("ping RTT avg (us)", rtt, "{:.0f}")]
 print(f"# ifnet vxlan benchmark, {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, "
       f"{os.cpu_count()} cores, Linux {platform.release()}")
 print("# bash bench/vxlan.sh: two namespaces on one VXLAN segment over a veth underlay:")
 print("#   (linux) Linux vxlan <-> Linux vxlan, (mixed) ifnetd bridge0(vxlan0, virt0) <-> Linux vxlan,")
 print("#   (ifnet) ifnetd <-> ifnetd; Linux ends with tx checksum offload off (veth underlay);")
-print(f"#   iperf3 -t {secs} TCP; iperf3 -u -l 64 -b 0; ping -c {pings} -i 0.02; median of {reps} runs")
+print(f"#   iperf3 -t {secs} TCP (and -R: the server sends); iperf3 -u -l 64 -b 0; ping -c {pings} -i 0.02; median of {reps} runs")
 print(f"{'metric':28}{'linux':>10}{'mixed':>10}{'ifnet':>10}{'mixed/lin':>11}{'ifnet/lin':>11}")
 for name, f, fmt in rows:
     v = {p: statistics.median(f(p, r) for r in range(1, reps + 1)) for p in paths}
