@@ -5,6 +5,7 @@
 use crate::common::{
     Daemon, Netns, can_netadmin, run, sh, tcp_transfer_intact, unique, wait_until,
 };
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// Two namespaces joined by a veth pair, with `a4`/`a6` on the first end
@@ -76,6 +77,34 @@ fn reach(ns: &Netns, dst: &str) {
             .success()
     });
     ping(ns, dst);
+}
+
+/// Start capturing `n` packets matching `filter` on `dev` of `ns`, into a
+/// file under `dir`.
+fn capture(ns: &Netns, dev: &str, filter: &str, n: u32, dir: &std::path::Path) -> PathBuf {
+    let pcap = dir.join(format!("{dev}.pcap"));
+    ns.exec(&format!(
+        "tcpdump -i {dev} -U -c {n} -w {} {filter} >/dev/null 2>&1 &",
+        pcap.display()
+    ));
+    wait_until(10, "tcpdump listening", || pcap.exists());
+    pcap
+}
+
+/// Once `n` packets are in `pcap`: `tcpdump -nn ARGS -r` of it.
+fn captured(pcap: &std::path::Path, n: usize, args: &[&str]) -> String {
+    let read = |args: &[&str]| {
+        run(Command::new("tcpdump")
+            .arg("-nn")
+            .args(args)
+            .arg("-r")
+            .arg(pcap))
+        .0
+    };
+    wait_until(10, &format!("{n} captured packets"), || {
+        read(&[]).lines().count() >= n
+    });
+    read(args)
 }
 
 /// The input errors `ifconfig -v` shows for `ifname`.
@@ -168,24 +197,12 @@ fn interop(theirs: &str, ours: &str, mtu: u32) {
     );
     bridge(&d);
     // What goes on the wire: UDP to 4789 carrying VNI 42.
-    let pcap = d.dir.path().join("veth.pcap");
-    u.exec(&format!(
-        "tcpdump -i {vu} -U -c 4 -w {} udp port 4789 >/dev/null 2>&1 &",
-        pcap.display()
-    ));
-    wait_until(10, "tcpdump listening", || pcap.exists());
+    let pcap = capture(&u, &vu, "udp port 4789", 4, d.dir.path());
     reach(&u, "192.168.42.2");
     reach(&h, "192.168.42.1");
     reach(&u, "fd42::2");
     reach(&h, "fd42::1");
-    wait_until(10, "4 captured datagrams", || {
-        run(Command::new("tcpdump").args(["-nn", "-r"]).arg(&pcap))
-            .0
-            .lines()
-            .count()
-            >= 4
-    });
-    let (dump, _, _) = run(Command::new("tcpdump").args(["-nn", "-v", "-r"]).arg(&pcap));
+    let dump = captured(&pcap, 4, &["-v"]);
     assert!(dump.contains(".4789: "), "{dump}");
     assert!(dump.contains("VXLAN, flags [I] (0x08), vni 42"), "{dump}");
     // Ours leave from a port of the flow, within the default range.
@@ -249,6 +266,51 @@ fn two_daemons_on_two_hosts() {
     );
     da.ok(&["vxlan0", "vxlanflush"]);
     assert_eq!(ftable_cnt(&da), 0);
+}
+
+/// A daemon without CAP_NET_RAW has no raw socket: its datagrams all
+/// leave from the bound port, and the segment works the same.
+#[test]
+fn without_raw_sockets_from_the_local_port() {
+    if !can_netadmin() {
+        return;
+    }
+    let (a, b, ha, hb) = (Netns::new(), Netns::new(), Netns::new(), Netns::new());
+    let (va, _) = veth(&a, &b, &["10.3.0.1/24"], &["10.3.0.2/24"]);
+    let da = Daemon::start_in_as(&a, &["setpriv", "--bounding-set", "-net_raw"]);
+    let db = Daemon::start_in(&b);
+    for (d, local, remote) in [(&da, "10.3.0.1", "10.3.0.2"), (&db, "10.3.0.2", "10.3.0.1")] {
+        d.ok(&[
+            "vxlan0",
+            "create",
+            "vni",
+            "9",
+            "vxlanlocal",
+            local,
+            "vxlanremote",
+            remote,
+            "vxlanlocalport",
+            "4790",
+            "vxlanremoteport",
+            "4790",
+            "up",
+        ]);
+    }
+    virt_to(&da, &a, "virt0", &ha, &["10.9.0.1/24"], 1450);
+    virt_to(&db, &b, "virt0", &hb, &["10.9.0.2/24"], 1450);
+    bridge(&da);
+    bridge(&db);
+    let pcap = capture(&a, &va, "src 10.3.0.1 and udp", 2, da.dir.path());
+    reach(&ha, "10.9.0.2");
+    reach(&hb, "10.9.0.1");
+    // Segments of super-frames through sendmmsg on the UDP socket.
+    tcp_transfer_intact(&ha, &hb, "10.9.0.2", 5004, 16, da.dir.path());
+    let dump = captured(&pcap, 2, &[]);
+    assert!(
+        dump.lines()
+            .all(|l| l.contains(" 10.3.0.1.4790 > 10.3.0.2.4790: ")),
+        "{dump}"
+    );
 }
 
 /// Datagrams that are no VXLAN frame of ours: dropped, counted, survived.
