@@ -7,6 +7,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have ip       || need+=(iproute2)
 have ping     || need+=(iputils-ping)
 have tcpdump  || need+=(tcpdump)
+have ethtool  || need+=(ethtool)
 have mandoc   || need+=(mandoc)
 have iperf3   || need+=(iperf3)
 have python3  || need+=(python3)

@@ -1,7 +1,7 @@
 //! The interface model (`struct ifnet`) and the driver interface.
 
 use crate::ioctl::{
-    BridgeReq, Errno, IfMedia, IfStatus, In6Addr, InAddr, LinkState, Mac, Reply, in6_iff,
+    DrvSpec, Errno, IfMedia, IfStatus, In6Addr, InAddr, LinkState, LinkStatus, Mac, Reply, in6_iff,
 };
 use crate::port::Port;
 use std::net::Ipv6Addr;
@@ -104,6 +104,7 @@ impl IfState {
             data: self.port.counters.snapshot(),
             inet: self.inet.clone(),
             inet6: self.inet6.clone(),
+            link: driver.link_status(),
         }
     }
 }
@@ -261,9 +262,14 @@ pub trait Driver: Send {
         &mut self,
         _ifs: &mut IfState,
         _others: &mut dyn IfLookup,
-        _req: &BridgeReq,
+        _req: &DrvSpec,
     ) -> Result<Reply, Errno> {
         Err(Errno::EINVAL)
+    }
+
+    /// Link-specific status for `ifconfig` (a vxlan's configuration).
+    fn link_status(&self) -> Option<LinkStatus> {
+        None
     }
 
     /// The interface joined the bridge with index `bridge`, or left it

@@ -93,7 +93,7 @@ fn kernel(members: u32) -> Kernel {
         let req = BridgeReq::Add { member: name };
         k.ioctl(Request::SetDrvSpec {
             name: "bridge0".into(),
-            req,
+            req: req.into(),
         })
         .unwrap();
     }

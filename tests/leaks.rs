@@ -116,7 +116,7 @@ fn no_threads_or_fds_left() {
         for m in ["shmif0", "shmif1"] {
             k.ioctl(Request::SetDrvSpec {
                 name: "bridge0".into(),
-                req: BridgeReq::Add { member: m.into() },
+                req: BridgeReq::Add { member: m.into() }.into(),
             })
             .unwrap();
         }

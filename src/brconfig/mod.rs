@@ -242,14 +242,14 @@ fn mac(cmd: &Command, arg: &str) -> Result<crate::ioctl::Mac> {
 fn drvspec(ctl: &mut dyn Ioctl, bridge: &str, req: BridgeReq) -> std::result::Result<Reply, Errno> {
     ctl.ioctl(Request::SetDrvSpec {
         name: bridge.to_string(),
-        req,
+        req: req.into(),
     })
 }
 
 fn get(ctl: &mut dyn Ioctl, bridge: &str) -> std::result::Result<BridgeStatus, Errno> {
     match ctl.ioctl(Request::GetDrvSpec {
         name: bridge.to_string(),
-        req: BridgeReq::Get,
+        req: BridgeReq::Get.into(),
     })? {
         Reply::Bridge(b) => Ok(b),
         _ => Err(Errno::EIO),

@@ -7,6 +7,7 @@ pub mod lo;
 pub mod shmif;
 pub mod tap;
 pub mod virt;
+pub mod vxlan;
 
 use crate::cloner::Cloners;
 
@@ -30,5 +31,6 @@ pub fn cloners_with(o: &Options) -> Cloners {
         Box::<shmif::ShmifClone>::default(),
         Box::new(tap::TapClone::with_clone_bridge(o.tap_bridge.clone())),
         Box::<virt::VirtClone>::default(),
+        Box::<vxlan::VxlanClone>::default(),
     ])
 }

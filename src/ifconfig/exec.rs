@@ -92,6 +92,7 @@ struct Pending {
 pub(super) fn configure(ctx: &mut Ctx, cfg: &Config, name: &str) -> Result<(), Exit> {
     let family = cfg.family.unwrap_or(Family::Inet);
     let mut p = Pending::default();
+    super::vxlan::check_params(ctx, &cfg.steps)?;
     for step in &cfg.steps {
         exec_step(ctx, name, family, step, &mut p)?;
     }
@@ -308,6 +309,7 @@ fn exec_step(
         Step::Eui64 => p.eui64 = true,
         Step::Active => p.active = true,
         Step::Trailers => ctx.print("Note: trailers are no longer sent, but always received\n"),
+        Step::Vxlan(req) => super::vxlan::exec(ctx, name, req)?,
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod exec;
 mod media;
 pub mod parse;
 pub mod status;
+mod vxlan;
 
 use crate::ioctl::{
     Errno, IfStatus, Ioctl, LinkState, Reply, Request, Response, iff, in_iff, in6_iff,

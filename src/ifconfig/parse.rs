@@ -6,7 +6,7 @@
 //! ([`Args`]); single words (addresses, numbers, MACs) are `nom` parsers
 //! over `&str`.
 
-use crate::ioctl::{ifcap, iff, in6_iff};
+use crate::ioctl::{VxlanReq, ifcap, iff, in6_iff};
 use nom::branch::alt;
 use nom::bytes::complete::{tag_no_case, take_while, take_while_m_n, take_while1};
 use nom::character::complete::{char, digit1, multispace0, one_of};
@@ -148,6 +148,8 @@ pub enum Step {
     /// `link ADDR active`
     Active,
     Trailers,
+    /// A vxlan keyword's request (see `super::vxlan`).
+    Vxlan(VxlanReq),
 }
 
 /// The global flags.
@@ -414,15 +416,17 @@ impl Seen {
 }
 
 /// What a keyword takes and makes.
-enum Then {
+pub(super) enum Then {
     /// No argument: the step, told whether the word was negated.
     Word(fn(bool) -> Step),
     /// One argument, parsed in the family of the command line.
     Arg(fn(Option<Family>, &str) -> Result<Step, ParseError>),
+    /// Two arguments.
+    Arg2(fn(&str, &str) -> Result<Step, ParseError>),
 }
 
 /// A row of a keyword table (parse.c `struct kwinst`).
-struct Kw {
+pub(super) struct Kw {
     word: &'static str,
     /// `-word` is accepted too.
     neg: bool,
@@ -433,7 +437,7 @@ struct Kw {
     then: Then,
 }
 
-const fn kw(word: &'static str, neg: bool, then: Then) -> Kw {
+pub(super) const fn kw(word: &'static str, neg: bool, then: Then) -> Kw {
     Kw {
         word,
         neg,
@@ -654,7 +658,14 @@ static MEDIA: [Kw; 6] = [
 ];
 
 /// The tables command_root tries, first match wins.
-static TABLES: [&[Kw]; 5] = [&IA6FLAGS, &MEDIA, &IFFLAGS, &IFCAPS, &MISC];
+static TABLES: [&[Kw]; 6] = [
+    &IA6FLAGS,
+    &MEDIA,
+    &IFFLAGS,
+    &IFCAPS,
+    &MISC,
+    &super::vxlan::KEYWORDS,
+];
 
 /// The arguments after the options, as nom input: one item per argument.
 #[derive(Clone, Copy, Debug)]
@@ -877,6 +888,10 @@ fn keyword<'a>(
             Then::Arg(f) => {
                 let (i, a) = cut(arg).parse(i)?;
                 f(family, a).map(|s| (i, s)).or_else(fail)
+            }
+            Then::Arg2(f) => {
+                let (i, (a, b)) = cut((arg, arg)).parse(i)?;
+                f(a, b).map(|s| (i, s)).or_else(fail)
             }
         }
     }

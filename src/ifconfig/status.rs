@@ -245,6 +245,7 @@ pub fn status(ifs: &IfStatus, data: Option<&IfData>, show: &Show) -> String {
     if let Some(l) = &ifs.linkstr {
         let _ = writeln!(o, "\tlinkstr: {l}");
     }
+    super::vxlan::status(&mut o, ifs.link.as_ref(), show.verbose);
     if show.verbose {
         let state = match ifs.link_state {
             LinkState::Up => "up",
@@ -315,6 +316,26 @@ pub fn status_json(ifs: &IfStatus, data: Option<&IfData>, show: &Show) -> serde_
     }
     if let Some(q) = ifs.txqueue {
         o.insert("txqueue".into(), json!(q));
+    }
+    if let Some(crate::ioctl::LinkStatus::Vxlan(c)) = &ifs.link {
+        o.insert(
+            "vxlan".into(),
+            json!({
+                "vni": c.vni,
+                "local": c.local.ip().to_string(),
+                "local_port": c.local.port(),
+                "remote": c.remote.ip().to_string(),
+                "remote_port": c.remote.port(),
+                "multicast": c.remote.ip().is_multicast(),
+                "dev": c.dev,
+                "port_range": [c.port_min, c.port_max],
+                "timeout": c.ftable_timeout,
+                "maxaddr": c.ftable_max,
+                "ftable": c.ftable_cnt,
+                "ttl": c.ttl,
+                "learn": c.learn,
+            }),
+        );
     }
     let state = match ifs.link_state {
         LinkState::Up => "up",
@@ -651,6 +672,7 @@ mod block_tests {
                 dst: Some(Ipv4Addr::new(10, 9, 0, 2)),
                 flags: in_iff::TENTATIVE,
             }],
+            link: None,
             inet6: vec![In6Addr {
                 addr: "fc00::1".parse().unwrap(),
                 prefixlen: 128,
@@ -716,6 +738,7 @@ mod json_tests {
             txqueue: None,
             link_state: LinkState::Down,
             media: None,
+            link: None,
             data: IfData::default(),
             inet: Vec::new(),
             inet6: Vec::new(),

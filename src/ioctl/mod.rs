@@ -9,7 +9,7 @@ pub mod wire;
 pub use errno::Errno;
 
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Interface flags (`IFF_*`, sys/net/if.h), in the order ifconfig prints them.
 pub mod iff {
@@ -224,6 +224,83 @@ pub struct IfStatus {
     pub data: IfData,
     pub inet: Vec<InAddr>,
     pub inet6: Vec<In6Addr>,
+    /// What the driver adds about its link (a vxlan's configuration).
+    pub link: Option<LinkStatus>,
+}
+
+/// Link-specific status a driver adds to its interface's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkStatus {
+    Vxlan(VxlanConfig),
+}
+
+/// A driver-specific request (SIOCSDRVSPEC/SIOCGDRVSPEC): the driver that
+/// does not know it answers EINVAL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DrvSpec {
+    Bridge(BridgeReq),
+    Vxlan(VxlanReq),
+}
+
+impl From<BridgeReq> for DrvSpec {
+    fn from(r: BridgeReq) -> DrvSpec {
+        DrvSpec::Bridge(r)
+    }
+}
+
+impl From<VxlanReq> for DrvSpec {
+    fn from(r: VxlanReq) -> DrvSpec {
+        DrvSpec::Vxlan(r)
+    }
+}
+
+/// The largest VXLAN network identifier, plus one (FreeBSD's VXLAN_VNI_MAX).
+pub const VXLAN_VNI_MAX: u32 = 1 << 24;
+
+/// A vxlan request (FreeBSD's `VXLAN_CMD_*`). Every set is refused with
+/// EBUSY while the interface is running.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VxlanReq {
+    /// VXLAN_CMD_GET_CONFIG
+    GetConfig,
+    SetVni(u32),
+    SetLocalAddr(IpAddr),
+    /// The default destination: a unicast remote or a multicast group.
+    SetRemoteAddr(IpAddr),
+    SetLocalPort(u16),
+    SetRemotePort(u16),
+    SetPortRange {
+        min: u16,
+        max: u16,
+    },
+    SetFtableTimeout(u32),
+    SetFtableMax(u32),
+    /// The interface that joins the group (`vxlandev`).
+    SetMulticastIf(String),
+    SetTtl(u32),
+    SetLearn(bool),
+    /// Forget the learnt entries (`all`: the static ones too).
+    Flush {
+        all: bool,
+    },
+}
+
+/// A vxlan's configuration and forwarding table size (`struct ifvxlancfg`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VxlanConfig {
+    /// `None` until set.
+    pub vni: Option<u32>,
+    pub local: SocketAddr,
+    /// The default destination: unicast remote or multicast group.
+    pub remote: SocketAddr,
+    pub dev: Option<String>,
+    pub ftable_cnt: u32,
+    pub ftable_max: u32,
+    pub ftable_timeout: u32,
+    pub port_min: u16,
+    pub port_max: u16,
+    pub learn: bool,
+    pub ttl: u32,
 }
 
 /// A bridge request carried by SIOCSDRVSPEC/SIOCGDRVSPEC (`BRDG*`).
@@ -448,15 +525,15 @@ pub enum Request {
     ZIfData {
         name: String,
     },
-    /// Driver-specific set request (bridge configuration).
+    /// Driver-specific set request (bridge, vxlan configuration).
     SetDrvSpec {
         name: String,
-        req: BridgeReq,
+        req: DrvSpec,
     },
     /// Driver-specific get request.
     GetDrvSpec {
         name: String,
-        req: BridgeReq,
+        req: DrvSpec,
     },
     /// One ICMP echo request to `dst` through the interface that reaches
     /// it (`scope` names the interface for link-local addresses); answered
@@ -506,6 +583,7 @@ pub enum Reply {
     Cloners(Vec<String>),
     Data(IfData),
     Bridge(BridgeStatus),
+    Vxlan(VxlanConfig),
     /// An echo reply: who answered, ICMP length, TTL/hop limit, round trip.
     Echo {
         from: IpAddr,

@@ -7,7 +7,8 @@
 use super::STATE_END;
 use super::words::quote;
 use crate::ioctl::{
-    BridgeReq, Errno, INFINITE_LIFETIME, IfStatus, Ioctl, Reply, Request, ifbif, iff, in6_iff,
+    BridgeReq, Errno, INFINITE_LIFETIME, IfStatus, Ioctl, LinkStatus, Reply, Request, VxlanConfig,
+    ifbif, iff, in6_iff,
 };
 use std::fmt::Write;
 
@@ -57,7 +58,7 @@ pub fn script(ctl: &mut dyn Ioctl) -> Result<String, Errno> {
     for ifs in list.iter().filter(|i| super::of_class(&i.name, "bridge")) {
         let b = match ctl.ioctl(Request::GetDrvSpec {
             name: ifs.name.clone(),
-            req: BridgeReq::Get,
+            req: BridgeReq::Get.into(),
         })? {
             Reply::Bridge(b) => b,
             _ => return Err(Errno::EIO),
@@ -67,6 +68,41 @@ pub fn script(ctl: &mut dyn Ioctl) -> Result<String, Errno> {
     s.push_str(STATE_END);
     s.push('\n');
     Ok(s)
+}
+
+/// A vxlan's configuration as ifconfig keywords (set while down, so
+/// before the flags line).
+fn vxlan_words(c: &VxlanConfig) -> String {
+    let mut w = Vec::new();
+    if let Some(vni) = c.vni {
+        w.push(format!("vxlanid {vni}"));
+    }
+    if !c.local.ip().is_unspecified() {
+        w.push(format!("vxlanlocal {}", c.local.ip()));
+    }
+    w.push(format!("vxlanlocalport {}", c.local.port()));
+    if !c.remote.ip().is_unspecified() {
+        let kw = if c.remote.ip().is_multicast() {
+            "vxlangroup"
+        } else {
+            "vxlanremote"
+        };
+        w.push(format!("{kw} {}", c.remote.ip()));
+    }
+    w.push(format!("vxlanremoteport {}", c.remote.port()));
+    // The default range ends at 65535, which the keyword refuses (as
+    // FreeBSD's): a range ending there can only be the default.
+    if c.port_max < u16::MAX {
+        w.push(format!("vxlanportrange {} {}", c.port_min, c.port_max));
+    }
+    w.push(format!("vxlantimeout {}", c.ftable_timeout));
+    w.push(format!("vxlanmaxaddr {}", c.ftable_max));
+    if let Some(d) = &c.dev {
+        w.push(format!("vxlandev {}", quote(d)));
+    }
+    w.push(format!("vxlanttl {}", c.ttl));
+    w.push(if c.learn { "vxlanlearn" } else { "-vxlanlearn" }.into());
+    w.join(" ")
 }
 
 /// Addresses the kernel gives an interface by itself.
@@ -91,6 +127,9 @@ fn interface(s: &mut String, ifs: &IfStatus) {
         .filter(|_| !super::of_class(&ifs.name, "tap"))
     {
         line(&format!("linkstr {}", quote(l)));
+    }
+    if let Some(LinkStatus::Vxlan(c)) = &ifs.link {
+        line(&vxlan_words(c));
     }
     for mac in &ifs.lladdrs {
         if Some(*mac) != ifs.lladdr {

@@ -40,6 +40,7 @@ const LAYERS: &[Layer] = &[
             "src/drivers/shmif/bus.rs",
             "src/drivers/shmif/fault.rs",
             "src/drivers/tap/framing.rs",
+            "src/drivers/vxlan/header.rs",
             "src/offload.rs",
             "src/pcap.rs",
         ],

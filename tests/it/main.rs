@@ -32,3 +32,4 @@ mod stp;
 mod tap;
 mod virt;
 mod vm;
+mod vxlan;

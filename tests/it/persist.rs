@@ -781,3 +781,94 @@ fn driver_changes_are_kept() {
     drop(client);
     assert_eq!(read(), kept);
 }
+
+/// A vxlan's configuration is in the state script and comes back from it
+/// (in-process kernels: the script of one, applied to a fresh one, gives
+/// the same script); also a tap's txqueue and the spanning tree settings.
+#[test]
+fn vxlan_tap_and_stp_settings_are_kept() {
+    let k = ifnet::generic::kernel(ifnet::cloner::KernelEnv::default());
+    let mut kr: &ifnet::Kernel = &k;
+    let lines: [&[&str]; 6] = [
+        &[
+            "ifconfig",
+            "vxlan0",
+            "create",
+            "vxlanid",
+            "42",
+            "vxlanlocal",
+            "192.0.2.1",
+            "vxlanremote",
+            "192.0.2.2",
+            "vxlanportrange",
+            "40000",
+            "40100",
+            "vxlanttl",
+            "9",
+            "-vxlanlearn",
+        ],
+        &[
+            "ifconfig",
+            "vxlan1",
+            "create",
+            "vxlanid",
+            "7",
+            "vxlangroup",
+            "239.1.1.1",
+            "vxlanlocalport",
+            "4790",
+            "vxlanremoteport",
+            "4790",
+        ],
+        &["ifconfig", "tap0", "create", "txqueue", "1048576"],
+        &["ifconfig", "bridge0", "create", "mtu", "1450"],
+        &[
+            "brconfig",
+            "bridge0",
+            "add",
+            "vxlan0",
+            "stp",
+            "vxlan0",
+            "ifpriority",
+            "vxlan0",
+            "64",
+            "ifpathcost",
+            "vxlan0",
+            "7",
+        ],
+        &[
+            "brconfig",
+            "bridge0",
+            "priority",
+            "4096",
+            "hellotime",
+            "1",
+            "fwddelay",
+            "4",
+            "maxage",
+            "6",
+        ],
+    ];
+    for l in lines {
+        let argv: Vec<String> = l.iter().map(|s| s.to_string()).collect();
+        assert_eq!(tool_line(&mut kr, &argv), 0, "{l:?}");
+    }
+    let script = fingerprint(&mut kr).unwrap();
+    for want in [
+        "vxlanid 42 vxlanlocal 192.0.2.1",
+        "vxlanremote 192.0.2.2",
+        "vxlanportrange 40000 40100",
+        "vxlanttl 9 -vxlanlearn",
+        "vxlanid 7 vxlanlocalport 4790 vxlangroup 239.1.1.1 vxlanremoteport 4790",
+        "txqueue 1048576",
+        "ifpriority vxlan0 64 ifpathcost vxlan0 7",
+        "priority 4096 hellotime 1 fwddelay 4 maxage 6",
+    ] {
+        assert!(script.contains(want), "{want}:\n{script}");
+    }
+    let fresh = ifnet::generic::kernel(ifnet::cloner::KernelEnv::default());
+    let mut fr: &ifnet::Kernel = &fresh;
+    let problems = ifnet::rcnet::apply_script(&mut fr, Path::new("state"), &script);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(fingerprint(&mut fr).unwrap(), script);
+}

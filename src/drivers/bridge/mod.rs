@@ -44,7 +44,8 @@ mod tree;
 use crate::cloner::{IfClone, KernelEnv};
 use crate::ifnet::{Driver, IfLookup, IfState, IfType};
 use crate::ioctl::{
-    BridgeMember, BridgeReq, BridgeRoute, BridgeStatus, BridgeStp, Errno, Reply, ifbif, iff,
+    BridgeMember, BridgeReq, BridgeRoute, BridgeStatus, BridgeStp, DrvSpec, Errno, Reply, ifbif,
+    iff,
 };
 use crate::port::{Port, Upper};
 use crate::reactor::Registration;
@@ -365,8 +366,11 @@ impl Driver for Bridge {
         &mut self,
         ifs: &mut IfState,
         others: &mut dyn IfLookup,
-        req: &BridgeReq,
+        req: &DrvSpec,
     ) -> Result<Reply, Errno> {
+        let DrvSpec::Bridge(req) = req else {
+            return Err(Errno::EINVAL);
+        };
         let now = self.sc.now();
         match req {
             BridgeReq::Add { member } => self.add(ifs, others, member)?,

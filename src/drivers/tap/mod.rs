@@ -399,7 +399,8 @@ impl Driver for Tap {
                 name: bridge,
                 req: BridgeReq::Add {
                     member: ifs.name.clone(),
-                },
+                }
+                .into(),
             });
         }
         if ev & EV_OPENED != 0 && attached && flags & iff::UP == 0 {

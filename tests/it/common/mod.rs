@@ -54,7 +54,38 @@ impl Daemon {
     }
 
     pub fn spawn_with(&mut self, args: &[&str]) {
-        let child = Command::new(IFNETD)
+        self.spawn_in(None, args)
+    }
+
+    /// A daemon whose network namespace is `ns` (`ip netns exec`): the
+    /// host sockets it opens (a vxlan's) live there.
+    pub fn start_in(ns: &Netns) -> Daemon {
+        Daemon::start_in_as(ns, &[])
+    }
+
+    /// `start_in`, the daemon run through `wrapper` (`setpriv …`).
+    pub fn start_in_as(ns: &Netns, wrapper: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("ifnetd.sock");
+        let mut d = Daemon {
+            dir,
+            sock,
+            child: None,
+        };
+        d.spawn_in(Some((&ns.0, wrapper)), &FAST_DAD);
+        d
+    }
+
+    fn spawn_in(&mut self, netns: Option<(&str, &[&str])>, args: &[&str]) {
+        let mut cmd = match netns {
+            Some((ns, wrapper)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).args(wrapper).arg(IFNETD);
+                c
+            }
+            None => Command::new(IFNETD),
+        };
+        let child = cmd
             .args(["-f", "-s"])
             .arg(&self.sock)
             .args(args)

@@ -1,0 +1,381 @@
+//! The UDP socket of a tunnel endpoint: bound to a local address and port
+//! in the daemon's network namespace, and shared by every running vxlan
+//! that uses that address and port, told apart by their VNI (FreeBSD's
+//! vxlan_socket): `vxlan0` with VNI 42 and `vxlan1` with VNI 43 both
+//! listen on 4789. One reactor source per socket reads it in batches
+//! (recvmmsg) and hands each datagram to the interface of its VNI.
+//! Datagrams no interface can be told from (shorter than a VXLAN header,
+//! a VNI nobody serves) count as input errors of the socket's first
+//! interface.
+
+use super::header;
+use super::io::VxlanIo;
+use crate::ioctl::Errno;
+use crate::reactor::{Handler, Reactor, Registration};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+/// Datagrams read per system call, and per turn of the reactor.
+const RX_BATCH: usize = 32;
+/// Largest datagram read: a jumbo inner frame and the VXLAN header.
+/// Larger ones are cut (MSG_TRUNC) and dropped.
+const RX_BUF: usize = 9216 + header::HEADER_LEN;
+/// How often expired forwarding entries are swept (FreeBSD: 5 minutes).
+const PRUNE: Duration = Duration::from_secs(300);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) fn setsockopt<T>(
+    sock: &impl AsRawFd,
+    level: i32,
+    name: i32,
+    v: &T,
+) -> Result<(), Errno> {
+    // SAFETY: `v` points to a live T of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::from_io(&std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+pub(super) fn mreqn(
+    group: std::net::Ipv4Addr,
+    local: std::net::Ipv4Addr,
+    index: u32,
+) -> libc::ip_mreqn {
+    libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr {
+            s_addr: u32::from(group).to_be(),
+        },
+        imr_address: libc::in_addr {
+            s_addr: u32::from(local).to_be(),
+        },
+        imr_ifindex: index as i32,
+    }
+}
+
+/// Receive buffers of one reactor thread: no allocation per datagram.
+struct RxBatch {
+    bufs: Vec<[u8; RX_BUF]>,
+    names: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl RxBatch {
+    fn new() -> RxBatch {
+        RxBatch {
+            bufs: vec![[0u8; RX_BUF]; RX_BATCH],
+            // SAFETY: sockaddr_storage is plain old data; all zeroes is a
+            // valid value.
+            names: vec![unsafe { std::mem::zeroed() }; RX_BATCH],
+            iovs: Vec::with_capacity(RX_BATCH),
+            hdrs: Vec::with_capacity(RX_BATCH),
+        }
+    }
+}
+
+thread_local! {
+    static RX: RefCell<Option<Box<RxBatch>>> = const { RefCell::new(None) };
+}
+
+fn sockaddr_of(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in,
+            // which it is large and aligned enough for.
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::from(
+                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a sockaddr_in6.
+            let sin6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let a = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            // A v4-mapped source of a dual-stack socket is the v4 peer.
+            Some(a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4))
+        }
+        _ => None,
+    }
+}
+
+/// A non-blocking UDP socket bound to `bind`; an IPv6 one takes IPv6
+/// only, so that the IPv4 and IPv6 wildcards of one port are two sockets.
+fn bind_socket(bind: SocketAddr) -> Result<UdpSocket, Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let af = match bind {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = nix::sys::socket::socket(
+        af,
+        SockType::Datagram,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    if bind.is_ipv6() {
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true)?;
+    }
+    nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(bind))?;
+    Ok(UdpSocket::from(fd))
+}
+
+/// The sockets of one kernel, by the address they are bound to.
+#[derive(Default)]
+pub struct Registry(Mutex<HashMap<SocketAddr, Weak<Vtep>>>);
+
+impl Registry {
+    /// The socket bound to `bind`, opened (with `ttl`) when none is.
+    pub fn get(&self, bind: SocketAddr, ttl: u32) -> Result<Arc<Vtep>, Errno> {
+        let mut m = lock(&self.0);
+        if let Some(v) = m.get(&bind).and_then(Weak::upgrade) {
+            return Ok(v);
+        }
+        let sock = bind_socket(bind)?;
+        let ttl = ttl as i32;
+        match bind {
+            SocketAddr::V4(_) => setsockopt(&sock, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?,
+            SocketAddr::V6(_) => {
+                setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?
+            }
+        }
+        let v = Arc::new(Vtep {
+            sock,
+            members: RwLock::new(Vec::new()),
+            groups: Mutex::new(HashMap::new()),
+            reg: Mutex::new(None),
+        });
+        m.retain(|_, w| w.strong_count() > 0);
+        m.insert(bind, Arc::downgrade(&v));
+        Ok(v)
+    }
+}
+
+/// A bound UDP socket and the running vxlans it serves.
+pub struct Vtep {
+    pub(super) sock: UdpSocket,
+    /// The first is the socket's owner: its reactor group reads it.
+    members: RwLock<Vec<Arc<VxlanIo>>>,
+    /// Groups joined, on an interface, by how many members.
+    groups: Mutex<HashMap<(IpAddr, u32), usize>>,
+    /// Its reactor source while it has members.
+    reg: Mutex<Option<Registration>>,
+}
+
+impl Vtep {
+    /// Join `group` on interface `dev` (from `local`), once per socket.
+    pub fn join(&self, group: IpAddr, local: IpAddr, dev: u32) -> Result<(), Errno> {
+        let mut g = lock(&self.groups);
+        if let Some(n) = g.get_mut(&(group, dev)) {
+            *n += 1;
+            return Ok(());
+        }
+        match (group, local) {
+            (IpAddr::V4(g4), IpAddr::V4(l4)) => {
+                let mreq = mreqn(g4, l4, dev);
+                setsockopt(&self.sock, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)?
+            }
+            (IpAddr::V6(g6), _) => self
+                .sock
+                .join_multicast_v6(&g6, dev)
+                .map_err(|e| Errno::from_io(&e))?,
+            _ => return Err(Errno::EINVAL),
+        }
+        g.insert((group, dev), 1);
+        Ok(())
+    }
+
+    /// Leave what `join` joined, when its last member goes.
+    pub fn leave(&self, group: IpAddr, local: IpAddr, dev: u32) {
+        let mut g = lock(&self.groups);
+        let Some(n) = g.get_mut(&(group, dev)) else {
+            return;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return;
+        }
+        g.remove(&(group, dev));
+        let _ = match (group, local) {
+            (IpAddr::V4(g4), IpAddr::V4(l4)) => {
+                let mreq = mreqn(g4, l4, dev);
+                setsockopt(
+                    &self.sock,
+                    libc::IPPROTO_IP,
+                    libc::IP_DROP_MEMBERSHIP,
+                    &mreq,
+                )
+            }
+            (IpAddr::V6(g6), _) => self
+                .sock
+                .leave_multicast_v6(&g6, dev)
+                .map_err(|e| Errno::from_io(&e)),
+            _ => Ok(()),
+        };
+    }
+
+    /// Serve `m` (EEXIST: its VNI is served already); the first member
+    /// starts the reading, on the thread of `group`.
+    pub fn add(
+        self: &Arc<Self>,
+        m: Arc<VxlanIo>,
+        reactor: &Arc<Reactor>,
+        group: u64,
+    ) -> Result<(), Errno> {
+        let first = {
+            let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());
+            if members.iter().any(|x| x.vni() == m.vni()) {
+                return Err(Errno::EEXIST);
+            }
+            members.push(m);
+            members.len() == 1
+        };
+        if first && let Err(e) = self.register(reactor, group) {
+            self.remove(u32::MAX);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn register(self: &Arc<Self>, reactor: &Arc<Reactor>, group: u64) -> Result<(), Errno> {
+        let old = lock(&self.reg).take();
+        drop(old);
+        let reg = reactor
+            .register_in(group, Some(self.sock.as_fd()), self.clone())
+            .map_err(|e| Errno::from_io(&e))?;
+        *lock(&self.reg) = Some(reg);
+        Ok(())
+    }
+
+    /// Stop serving `vni` (`u32::MAX`: the member just added, which could
+    /// not start); the last member stops the reading. No read is under
+    /// way on return.
+    pub fn remove(&self, vni: u32) {
+        let empty = {
+            let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());
+            if vni == u32::MAX {
+                members.pop();
+            } else {
+                members.retain(|x| x.vni() != vni);
+            }
+            members.is_empty()
+        };
+        if empty {
+            // Outside the lock: dropping waits for a poll that may hold it.
+            let reg = lock(&self.reg).take();
+            drop(reg);
+        }
+    }
+
+    /// Its owner `vni` moved to the thread of `group`: the socket goes too.
+    pub fn move_to(self: &Arc<Self>, vni: u32, reactor: &Arc<Reactor>, group: u64) {
+        let owner = self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .is_some_and(|m| m.vni() == vni);
+        if owner && let Err(e) = self.register(reactor, group) {
+            crate::log::warn(&format!("vxlan: socket {:?}: {e}", self.sock.local_addr()));
+        }
+    }
+
+    /// One recvmmsg, each datagram to the member of its VNI.
+    fn read_batch(&self, b: &mut RxBatch, now: Instant) {
+        b.iovs.clear();
+        b.hdrs.clear();
+        for buf in b.bufs.iter_mut() {
+            b.iovs.push(libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: RX_BUF,
+            });
+        }
+        for (iov, name) in b.iovs.iter_mut().zip(b.names.iter_mut()) {
+            // SAFETY: mmsghdr is plain old data; the fields set below are
+            // the ones recvmmsg reads.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            b.hdrs.push(h);
+        }
+        // SAFETY: every header points into `b`'s buffers, which outlive
+        // the call; the count is the vector's length.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.sock.as_raw_fd(),
+                b.hdrs.as_mut_ptr(),
+                b.hdrs.len() as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        let members = self.members.read().unwrap_or_else(|e| e.into_inner());
+        let Some(owner) = members.first() else {
+            return;
+        };
+        for i in 0..n as usize {
+            let h = &b.hdrs[i];
+            let d = &b.bufs[i][..(h.msg_len as usize).min(RX_BUF)];
+            let vni = d
+                .get(4..7)
+                .map(|v| u32::from_be_bytes([0, v[0], v[1], v[2]]));
+            // Unknown: the owner counts it (its VNI check fails).
+            let m = vni
+                .and_then(|v| members.iter().find(|m| m.vni() == v))
+                .unwrap_or(owner);
+            match sockaddr_of(&b.names[i]) {
+                Some(from) if h.msg_hdr.msg_flags & libc::MSG_TRUNC == 0 => {
+                    m.decap(from, d, now);
+                }
+                _ => m.input_error(),
+            }
+        }
+        for m in members.iter() {
+            m.flush();
+        }
+    }
+}
+
+impl Handler for Vtep {
+    fn poll(&self, now: Instant) -> Option<Instant> {
+        RX.with(|rx| {
+            let mut rx = rx.borrow_mut();
+            let b = rx.get_or_insert_with(|| Box::new(RxBatch::new()));
+            // A full batch leaves the socket readable: the reactor polls
+            // again on its next turn, after the other sources.
+            self.read_batch(b, now);
+        });
+        for m in self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            m.expire(now);
+        }
+        Some(now + PRUNE)
+    }
+}
