@@ -381,3 +381,96 @@ fn linux_bridge_as_root() {
 fn ifnet_bridge_as_root_of_a_linux_bridge() {
     interop(false);
 }
+
+/// A BPDU flood on one `stp` member (a client writing configuration
+/// BPDUs to tap0 as fast as it can, 100k/s and more) does not stall
+/// forwarding between the other members: 1,000 frames tap1 → tap2 all
+/// arrive while it lasts, and the tree counted the BPDUs.
+#[test]
+fn a_bpdu_flood_does_not_stall_other_members() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let d = Daemon::start();
+    for i in ["tap0", "tap1", "tap2", "bridge0"] {
+        d.ok(&[i, "create"]);
+    }
+    brconfig_ok(
+        &d,
+        &[
+            "bridge0", "add", "tap0", "tap1", "tap2", "stp", "tap0", "up",
+        ],
+    );
+    let run = d.run_dir();
+    let mut flood = UnixStream::connect(run.join("tap0")).unwrap();
+    let mut c1 = UnixStream::connect(run.join("tap1")).unwrap();
+    let mut c2 = UnixStream::connect(run.join("tap2")).unwrap();
+    wait_until(5, "taps up", || {
+        ["tap0", "tap1", "tap2"]
+            .iter()
+            .all(|t| d.ifconfig(&[t]).0.contains("<UP,"))
+    });
+    // A configuration BPDU from a would-be root of priority 0.
+    let mut bpdu = vec![0x01, 0x80, 0xc2, 0, 0, 0, 0x02, 0, 0, 0, 0xf1, 1, 0, 38];
+    bpdu.extend([0x42, 0x42, 0x03, 0, 0, 0, 0, 0]);
+    bpdu.extend([0, 0, 0x02, 0, 0, 0, 0xf1, 1, 0, 0, 0, 0]);
+    bpdu.extend([0, 0, 0x02, 0, 0, 0, 0xf1, 1, 0x80, 0x01]);
+    // Message age 0, max age 20 s, hello 2 s, forward delay 15 s (1/256 s).
+    bpdu.extend([0, 0, 20, 0, 2, 0, 15, 0]);
+    bpdu.resize(60, 0);
+    let mut rec = (bpdu.len() as u32).to_be_bytes().to_vec();
+    rec.extend(&bpdu);
+    let burst: Vec<u8> = rec.repeat(256);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let flooder = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if flood.write_all(&burst).is_err() {
+                    break;
+                }
+                sent.fetch_add(256, Ordering::Relaxed);
+            }
+        })
+    };
+    // Meanwhile tap1's client sends 1,000 frames that tap2 floods out.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    for n in 0u32..1000 {
+        let mut f = vec![0xff; 6];
+        f.extend([0x02, 0, 0, 0, 0xf1, 2, 0x88, 0xb5]);
+        f.extend(n.to_be_bytes());
+        f.resize(100, 0);
+        c1.write_all(&(f.len() as u32).to_be_bytes()).unwrap();
+        c1.write_all(&f).unwrap();
+    }
+    c2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0;
+    while got < 1000 {
+        let mut len = [0u8; 4];
+        if c2.read_exact(&mut len).is_err() {
+            break;
+        }
+        let mut f = vec![0u8; u32::from_be_bytes(len) as usize];
+        c2.read_exact(&mut f).unwrap();
+        if f.len() == 100 && f[12..14] == [0x88, 0xb5] {
+            got += 1;
+        }
+    }
+    let took = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    flooder.join().unwrap();
+    let flooded = sent.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(got, 1000, "frames tap1 → tap2 during the flood ({took:?})");
+    let (out, _, _) = d.brconfig(&["-v", "bridge0"]);
+    let config_in: u64 = out
+        .split("config in ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(config_in > 1000, "{out}");
+    eprintln!("BPDU flood: {flooded:.0}/s offered; 1000 frames across in {took:?}");
+}
