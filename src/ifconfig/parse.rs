@@ -657,15 +657,23 @@ static MEDIA: [Kw; 6] = [
     },
 ];
 
-/// The tables command_root tries, first match wins.
-static TABLES: [&[Kw]; 6] = [
-    &IA6FLAGS,
-    &MEDIA,
-    &IFFLAGS,
-    &IFCAPS,
-    &MISC,
-    &super::vxlan::KEYWORDS,
-];
+/// The tables command_root tries, first match wins; then those that the
+/// files of features register (`inventory::submit!`), as the features of
+/// NetBSD's ifconfig register themselves: a feature is one file.
+static TABLES: [&[Kw]; 5] = [&IA6FLAGS, &MEDIA, &IFFLAGS, &IFCAPS, &MISC];
+
+/// A feature's keyword table (its words are found in no other table).
+pub(super) struct Keywords(pub(super) &'static [Kw]);
+
+inventory::collect!(Keywords);
+
+fn all_keywords() -> impl Iterator<Item = &'static Kw> {
+    TABLES
+        .iter()
+        .copied()
+        .chain(inventory::iter::<Keywords>.into_iter().map(|k| k.0))
+        .flat_map(|t| t.iter())
+}
 
 /// The arguments after the options, as nom input: one item per argument.
 #[derive(Clone, Copy, Debug)]
@@ -868,7 +876,7 @@ fn keyword<'a>(
 ) -> impl Parser<Args<'a>, Output = Step, Error = ArgError> {
     move |i: Args<'a>| {
         let (i, w) = arg(i)?;
-        let found = TABLES.iter().flat_map(|t| t.iter()).find_map(|k| {
+        let found = all_keywords().find_map(|k| {
             if k.word == w {
                 Some((k, false))
             } else if k.neg && w.strip_prefix('-') == Some(k.word) {

@@ -2,14 +2,14 @@
 //! time and after), their checks and messages, the requests they send
 //! (SIOCSDRVSPEC with a [`VxlanReq`]) and the status lines.
 
-use super::parse::{Kw, ParseError, Step, Then, kw};
+use super::parse::{Keywords, Kw, ParseError, Step, Then, kw};
 use super::{Ctx, Exit};
 use crate::ioctl::{DrvSpec, LinkStatus, Request, VXLAN_VNI_MAX, VxlanConfig, VxlanReq};
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
 /// The keywords; each row parses its arguments into the request it sends.
-pub(super) static KEYWORDS: [Kw; 16] = [
+static KEYWORDS: [Kw; 16] = [
     kw("vni", false, Then::Arg(|_, a| vni(a))),
     kw("vxlanid", false, Then::Arg(|_, a| vni(a))),
     kw("vxlanlocal", false, Then::Arg(|_, a| local(a))),
@@ -63,6 +63,8 @@ pub(super) static KEYWORDS: [Kw; 16] = [
         Then::Word(|_| step(VxlanReq::Flush { all: true })),
     ),
 ];
+
+inventory::submit! { Keywords(&KEYWORDS) }
 
 fn step(r: VxlanReq) -> Step {
     Step::Vxlan(r)

@@ -16,7 +16,7 @@ use super::flow;
 use super::ftable::Ftable;
 use super::gro::Gro;
 use super::header::{Packet, Repr};
-use super::vtep::{Registry, Vtep, mreqn, setsockopt};
+use super::vtep::{Member, Registry, Vtep, mreqn, setsockopt};
 use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::offload::OffloadCaps;
@@ -429,6 +429,28 @@ impl VxlanIo {
         nix::sys::socket::sendmsg(raw.as_raw_fd(), &iov, &[], flags, Some(&addr))
             .map(|_| ())
             .map_err(Errno::from)
+    }
+}
+
+impl Member for VxlanIo {
+    fn vni(&self) -> u32 {
+        VxlanIo::vni(self)
+    }
+
+    fn input(&self, from: IpAddr, dgram: &[u8], now: Instant) {
+        self.decap(from, dgram, now);
+    }
+
+    fn input_error(&self) {
+        VxlanIo::input_error(self)
+    }
+
+    fn flush(&self) {
+        VxlanIo::flush(self)
+    }
+
+    fn expire(&self, now: Instant) {
+        VxlanIo::expire(self, now)
     }
 }
 

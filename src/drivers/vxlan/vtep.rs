@@ -9,7 +9,6 @@
 //! interface.
 
 use super::header;
-use super::io::VxlanIo;
 use crate::ioctl::Errno;
 use crate::reactor::{Handler, Reactor, Registration};
 use std::cell::RefCell;
@@ -169,11 +168,24 @@ impl Registry {
     }
 }
 
+/// What a VTEP hands its datagrams to: one running vxlan.
+pub trait Member: Send + Sync {
+    fn vni(&self) -> u32;
+    /// One datagram from `from`.
+    fn input(&self, from: IpAddr, dgram: &[u8], now: Instant);
+    /// A datagram that could not be read whole.
+    fn input_error(&self);
+    /// The batch of datagrams is over.
+    fn flush(&self);
+    /// Time passed: age what it learned.
+    fn expire(&self, now: Instant);
+}
+
 /// A bound UDP socket and the running vxlans it serves.
 pub struct Vtep {
     pub(super) sock: UdpSocket,
     /// The first is the socket's owner: its reactor group reads it.
-    members: RwLock<Vec<Arc<VxlanIo>>>,
+    members: RwLock<Vec<Arc<dyn Member>>>,
     /// Groups joined, on an interface, by how many members.
     groups: Mutex<HashMap<(IpAddr, u32), usize>>,
     /// Its reactor source while it has members.
@@ -236,7 +248,7 @@ impl Vtep {
     /// starts the reading, on the thread of `group`.
     pub fn add(
         self: &Arc<Self>,
-        m: Arc<VxlanIo>,
+        m: Arc<dyn Member>,
         reactor: &Arc<Reactor>,
         group: u64,
     ) -> Result<(), Errno> {
@@ -348,7 +360,7 @@ impl Vtep {
                 .unwrap_or(owner);
             match sockaddr_of(&b.names[i]) {
                 Some(from) if h.msg_hdr.msg_flags & libc::MSG_TRUNC == 0 => {
-                    m.decap(from, d, now);
+                    m.input(from, d, now);
                 }
                 _ => m.input_error(),
             }
