@@ -17,7 +17,8 @@ if [ "${1:-}" != --built ]; then
         exec sudo bash "$0" --built
     fi
 fi
-PATH="$PWD/target/release:$PATH"
+# IFNET_BIN: another build's binaries (the test suite runs the demo so).
+PATH="${IFNET_BIN:-$PWD/target/release}:$PATH"
 
 W=$(mktemp -d /tmp/ifnet-demo.XXXXXX)
 ID=$$
@@ -82,8 +83,10 @@ on A brconfig bridge0
 say "The daemons themselves are hosts: addresses on the bus, ping from inside"
 on A ifconfig shmif0 inet 10.0.0.1/24
 on B ifconfig shmif0 inet 10.0.0.2/24
-on A ifconfig -w 5
-on B ifconfig -w 5
+# Duplicate address detection as NetBSD runs it: three probes 1-2 s apart,
+# then 2 s; up to 7 s before the addresses are usable.
+on A ifconfig -w 10
+on B ifconfig -w 10
 on A ifping -c 3 -i 0.2 10.0.0.2
 on A ifconfig -v shmif0
 

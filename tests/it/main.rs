@@ -12,6 +12,7 @@ mod bridge_daemon;
 mod bridge_inet;
 mod bridge_scene;
 mod daemon;
+mod demo;
 mod faults;
 mod hostile_bus;
 mod ifconfig;
