@@ -11,6 +11,7 @@ use crate::ioctl::{
 };
 use crate::port::{FrameReceiver, Port};
 use crate::reactor::Reactor;
+use crate::route::{IfInfo, Router};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
@@ -105,6 +106,8 @@ pub struct KernelInner {
     reactor: Arc<Reactor>,
     /// What sysctl sets at run time, from `env` at first.
     knobs: Mutex<Knobs>,
+    /// The routing table and the forwarding path between interfaces.
+    router: Arc<Router>,
     /// Called after a driver's `sync` (which may have changed the
     /// configuration) or an interface it had made (a tap cloned on
     /// connect), without the table lock: the daemon writes its state.
@@ -166,6 +169,16 @@ impl Kernel {
             .clone()
             .unwrap_or_else(|| Reactor::new(0).expect("the reactor threads start"));
         env.reactor = Some(reactor.clone());
+        let knobs = Knobs {
+            ip_dad_count: env.dad.probes_v4,
+            ip6_dad_count: env.dad.probes_v6,
+            auto_linklocal: !env.no_auto_linklocal,
+            ip_forwarding: false,
+            ip6_forwarding: false,
+            ip_redirect: true,
+        };
+        let router = Router::new(&reactor);
+        router.set_knobs(&knobs);
         let inner = Arc::new(KernelInner {
             cloners,
             table: Mutex::new(IfTable {
@@ -173,11 +186,8 @@ impl Kernel {
                 next_index: 1,
             }),
             reactor,
-            knobs: Mutex::new(Knobs {
-                ip_dad_count: env.dad.probes_v4,
-                ip6_dad_count: env.dad.probes_v6,
-                auto_linklocal: !env.no_auto_linklocal,
-            }),
+            knobs: Mutex::new(knobs),
+            router,
             on_sync_change: Mutex::new(None),
             env,
         });
@@ -332,6 +342,7 @@ impl KernelInner {
                 crate::log::warn(&format!("{req:?}: {e}"));
             }
         }
+        self.router.sync(route_ifs(&t));
         drop(t);
         // A driver may also change its state directly (a tap drops its
         // addresses): the hook looks at the whole.
@@ -367,6 +378,9 @@ impl KernelInner {
             | Request::ALifAddr { name, .. } => Some(name.clone()),
             _ => None,
         };
+        // Anything but a read or a routing request may change what the
+        // routing table is made of.
+        let changes = req.changes_config() && !matches!(req, Request::Route(_));
         age_addrs(t, Instant::now(), self.dad(), &self.reactor);
         let links: Vec<_> = t
             .ifs
@@ -381,6 +395,9 @@ impl KernelInner {
         }
         if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
             sync_inet(i, self.dad(), &self.reactor);
+        }
+        if changes {
+            self.router.sync(route_ifs(t));
         }
         r
     }
@@ -550,8 +567,11 @@ impl KernelInner {
                 ifname.as_deref(),
             ))),
             Request::GetKnobs => Ok(Reply::Knobs(self.knobs())),
+            Request::Route(r) => self.router.request(r),
+            Request::GetProtoStats => Ok(Reply::ProtoStats(self.router.stats())),
             Request::SetKnobs(k) => {
                 *self.knobs.lock().unwrap_or_else(|e| e.into_inner()) = k;
+                self.router.set_knobs(&k);
                 let dad = self.dad();
                 for h in t.ifs.iter().filter_map(|i| i.inet.as_ref()) {
                     h.set_timers(dad);
@@ -591,6 +611,7 @@ impl KernelInner {
         let driver = class.create(&self.env, &mut state)?;
         state.port.set_flags(state.flags);
         state.port.set_mac(state.lladdr());
+        state.port.set_forward(Some(self.router.clone()));
         t.next_index += 1;
         t.ifs.push(Ifnet {
             state,
@@ -643,6 +664,37 @@ impl KernelInner {
             rtt_us: r.rtt_us,
         })
     }
+}
+
+/// What the routing table is made of: each interface's usable addresses.
+fn route_ifs(t: &IfTable) -> Vec<IfInfo> {
+    t.ifs
+        .iter()
+        .map(|i| {
+            let s = &i.state;
+            IfInfo {
+                index: s.index,
+                name: s.name.clone(),
+                port: s.port.clone(),
+                up: s.flags & iff::UP != 0
+                    && (s.flags & iff::RUNNING != 0 || s.kind == IfType::Loopback),
+                loopback: s.kind == IfType::Loopback,
+                mtu: s.mtu,
+                v4: s
+                    .inet
+                    .iter()
+                    .filter(|a| a.flags & in_iff::DETACHED == 0)
+                    .map(|a| (a.addr, u32::from(a.mask).count_ones() as u8))
+                    .collect(),
+                v6: s
+                    .inet6
+                    .iter()
+                    .filter(|a| a.flags & in6_iff::DETACHED == 0)
+                    .map(|a| (a.addr, a.prefixlen))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// Every interface's neighbour cache entries, in interface order.
@@ -895,6 +947,7 @@ fn destroy(t: &mut IfTable, name: &str) -> Result<(), Errno> {
     }
     gone.state.port.set_transmit(None);
     gone.state.port.set_upper(None);
+    gone.state.port.set_forward(None);
     gone.state.port.set_flags(0);
     Ok(())
 }

@@ -33,6 +33,7 @@ pub mod ping;
 pub mod port;
 pub mod rcnet;
 pub mod reactor;
+pub mod route;
 pub mod server;
 pub mod service;
 pub mod shmifdump;

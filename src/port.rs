@@ -106,6 +106,15 @@ pub trait Stack: Send + Sync {
     fn input(&self, frame: &Frame);
 }
 
+/// What sees an interface's received frames before its host side: the
+/// forwarding plane (`crate::route`). It takes frames addressed to the
+/// link but not to the host, and looks at the others (ARP) in passing.
+pub trait Forward: Send + Sync {
+    /// `frame` arrived on `from` for its host side; true if taken (forwarded
+    /// or dropped), false to deliver it as usual.
+    fn input(&self, from: &Port, frame: &Frame) -> bool;
+}
+
 /// Frames taken off an interface through the library API.
 pub type FrameReceiver = Receiver<Vec<u8>>;
 
@@ -122,6 +131,7 @@ pub struct Port {
     tx: RwLock<Option<Arc<dyn Transmit>>>,
     upper: RwLock<Option<Arc<dyn Upper>>>,
     stack: RwLock<Option<Arc<dyn Stack>>>,
+    forward: RwLock<Option<Arc<dyn Forward>>>,
     listener: Mutex<Option<SyncSender<Vec<u8>>>>,
 }
 
@@ -148,6 +158,7 @@ impl Port {
             tx: RwLock::new(None),
             upper: RwLock::new(None),
             stack: RwLock::new(None),
+            forward: RwLock::new(None),
             listener: Mutex::new(None),
         })
     }
@@ -196,6 +207,10 @@ impl Port {
 
     pub fn set_stack(&self, stack: Option<Arc<dyn Stack>>) {
         *self.stack.write().unwrap() = stack;
+    }
+
+    pub fn set_forward(&self, forward: Option<Arc<dyn Forward>>) {
+        *self.forward.write().unwrap() = forward;
     }
 
     pub fn has_upper(&self) -> bool {
@@ -265,6 +280,12 @@ impl Port {
     /// offload header does not fit it is an input error). Frames nobody
     /// takes count as noproto.
     pub fn deliver_local(&self, frame: &Frame) {
+        let forward = self.forward.read().unwrap().clone();
+        if let Some(f) = forward
+            && f.input(self, frame)
+        {
+            return;
+        }
         let stack = self.stack.read().unwrap().clone();
         if stack.is_none() && self.listener.lock().unwrap().is_none() {
             self.counters

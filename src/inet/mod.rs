@@ -12,8 +12,10 @@
 
 mod frames;
 
-pub use frames::{arp_probe, dad_solicit, defend_advert, gratuitous_arp};
-use frames::{arp_reply, arp_request, neighbor_advert, neighbor_solicit};
+pub use frames::{
+    arp_probe, arp_request, dad_solicit, defend_advert, gratuitous_arp, neighbor_solicit,
+};
+use frames::{arp_reply, neighbor_advert};
 
 use crate::cloner::DadTimers;
 use crate::frame::Frame;

@@ -8,6 +8,7 @@ pub mod ifmcstat;
 pub mod ndp;
 pub mod netstat;
 pub mod pcapin;
+pub mod route;
 pub mod sysctl;
 
 use crate::ioctl::{IfStatus, Ioctl, Mac, Reply, Request};
@@ -15,8 +16,9 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The tools, by their NetBSD names.
-pub const TOOLS: [&str; 6] = [
+pub const TOOLS: [&str; 7] = [
     "netstat",
+    "route",
     "arp",
     "ndp",
     "sysctl",
@@ -26,7 +28,7 @@ pub const TOOLS: [&str; 6] = [
 
 /// The multi-call binary's usage.
 pub const USAGE: &str = "usage: ifnet-tools tool [arguments ...]
-tools: netstat arp ndp sysctl ifmcstat shmif_pcapin
+tools: netstat route arp ndp sysctl ifmcstat shmif_pcapin
 ";
 
 /// Run the tool `name` (a NetBSD name) with `args`; its exit code.
@@ -39,6 +41,7 @@ pub fn run(
 ) -> Option<i32> {
     Some(match name {
         "netstat" => netstat::main_with(args, ctl, out, err),
+        "route" => route::main_with(args, ctl, out, err),
         "arp" => arp::main_with(args, ctl, out, err),
         "ndp" => ndp::main_with(args, ctl, out, err),
         "sysctl" => sysctl::main_with(args, ctl, out, err),

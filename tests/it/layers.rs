@@ -66,7 +66,7 @@ const LAYERS: &[Layer] = &[
     // The IP presence of an interface: ARP, NDP, echo, DAD.
     Layer {
         name: "inet",
-        files: &["src/inet/"],
+        files: &["src/inet/", "src/route/"],
         uses: None,
     },
     // The drivers, and the driver set (`drivers::cloners`).

@@ -1,0 +1,216 @@
+//! The ICMP and ICMPv6 errors the forwarding path sends (icmp_error,
+//! icmp6_error): built into a buffer the caller keeps, quoting the packet
+//! that caused them, rate limited as net.inet.icmp.errppslimit.
+
+use crate::ioctl::Mac;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+pub const UNREACH: u8 = 3;
+pub const REDIRECT: u8 = 5;
+pub const TIMXCEED: u8 = 11;
+pub const UNREACH_HOST: u8 = 1;
+pub const UNREACH_NEEDFRAG: u8 = 4;
+pub const REDIRECT_HOST: u8 = 1;
+
+pub const ICMP6_DST_UNREACH: u8 = 1;
+pub const ICMP6_PACKET_TOO_BIG: u8 = 2;
+pub const ICMP6_TIME_EXCEEDED: u8 = 3;
+pub const ICMP6_DST_UNREACH_NOROUTE: u8 = 0;
+pub const ICMP6_DST_UNREACH_ADMIN: u8 = 1;
+pub const ICMP6_DST_UNREACH_ADDR: u8 = 3;
+
+/// Bytes of the offending packet an ICMP error quotes beyond its IP
+/// header (net.inet.icmp.returndatabytes).
+const RETURN_DATA: usize = 8;
+/// An ICMPv6 error is at most the minimum MTU.
+const ICMP6_MAX: usize = 1280;
+/// Errors per second (net.inet.icmp.errppslimit), with a burst of as many.
+const ERR_PPS: f64 = 100.0;
+
+/// The Internet checksum of `data` folded with `sum`.
+pub fn checksum(mut sum: u32, data: &[u8]) -> u16 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [b] = chunks.remainder() {
+        sum += u32::from(*b) << 8;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A token bucket of errors.
+pub struct RateLimit {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    pub fn new(now: Instant) -> RateLimit {
+        RateLimit {
+            tokens: ERR_PPS,
+            at: now,
+        }
+    }
+
+    pub fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * ERR_PPS).min(ERR_PPS);
+        self.at = self.at.max(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn ethernet(buf: &mut Vec<u8>, src: Mac, dst: Mac, ethertype: u16) {
+    buf.clear();
+    buf.extend_from_slice(&dst);
+    buf.extend_from_slice(&src);
+    buf.extend_from_slice(&ethertype.to_be_bytes());
+}
+
+/// An IPv4 header of `len` bytes of payload, protocol `proto`.
+pub fn ipv4_header(
+    buf: &mut Vec<u8>,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    id: u16,
+    proto: u8,
+    len: usize,
+) {
+    let start = buf.len();
+    let total = (20 + len) as u16;
+    buf.extend_from_slice(&[0x45, 0]);
+    buf.extend_from_slice(&total.to_be_bytes());
+    buf.extend_from_slice(&id.to_be_bytes());
+    buf.extend_from_slice(&[0, 0, 64, proto, 0, 0]);
+    buf.extend_from_slice(&src.octets());
+    buf.extend_from_slice(&dst.octets());
+    let sum = checksum(0, &buf[start..start + 20]);
+    buf[start + 10..start + 12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// An ICMP error frame: `word` is the second header word (the next-hop
+/// MTU, the redirect's gateway, the parameter problem's pointer), `orig`
+/// the offending IP packet with its header of `hlen` bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn error4(
+    buf: &mut Vec<u8>,
+    macs: (Mac, Mac),
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    id: u16,
+    (typ, code): (u8, u8),
+    word: u32,
+    orig: &[u8],
+    hlen: usize,
+) {
+    let quote = &orig[..orig.len().min(hlen + RETURN_DATA)];
+    ethernet(buf, macs.0, macs.1, 0x0800);
+    ipv4_header(buf, src, dst, id, 1, 8 + quote.len());
+    let at = buf.len();
+    buf.extend_from_slice(&[typ, code, 0, 0]);
+    buf.extend_from_slice(&word.to_be_bytes());
+    buf.extend_from_slice(quote);
+    let sum = checksum(0, &buf[at..]);
+    buf[at + 2..at + 4].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// An ICMPv6 error frame quoting as much of `orig` as fits in 1280 bytes.
+pub fn error6(
+    buf: &mut Vec<u8>,
+    macs: (Mac, Mac),
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    (typ, code): (u8, u8),
+    word: u32,
+    orig: &[u8],
+) {
+    let quote = &orig[..orig.len().min(ICMP6_MAX - 40 - 8)];
+    let len = 8 + quote.len();
+    ethernet(buf, macs.0, macs.1, 0x86dd);
+    buf.extend_from_slice(&[0x60, 0, 0, 0]);
+    buf.extend_from_slice(&(len as u16).to_be_bytes());
+    buf.extend_from_slice(&[58, 255]);
+    buf.extend_from_slice(&src.octets());
+    buf.extend_from_slice(&dst.octets());
+    let at = buf.len();
+    buf.extend_from_slice(&[typ, code, 0, 0]);
+    buf.extend_from_slice(&word.to_be_bytes());
+    buf.extend_from_slice(quote);
+    // The pseudo-header: addresses, length, next header.
+    let mut sum = 0u32;
+    for w in src.segments().iter().chain(dst.segments().iter()) {
+        sum += u32::from(*w);
+    }
+    sum += len as u32 + 58;
+    let c = checksum(sum, &buf[at..]);
+    buf[at + 2..at + 4].copy_from_slice(&c.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::{Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet};
+
+    #[test]
+    fn errors_parse_with_good_checksums() {
+        let mut orig = vec![0x45u8, 0, 0, 40, 0, 0, 0x40, 0, 1, 6, 0, 0];
+        orig.extend_from_slice(&[10, 1, 0, 2, 10, 2, 0, 2]);
+        orig.resize(40, 7);
+        let mut buf = Vec::new();
+        let macs = ([2; 6], [4; 6]);
+        let (s, d) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 2));
+        error4(
+            &mut buf,
+            macs,
+            s,
+            d,
+            9,
+            (UNREACH, UNREACH_NEEDFRAG),
+            1400,
+            &orig,
+            20,
+        );
+        let ip = Ipv4Packet::new_checked(&buf[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        assert_eq!(ip.payload().len(), 8 + 28);
+        assert_eq!(&buf[14 + 20 + 6..14 + 20 + 8], &1400u16.to_be_bytes());
+        let (s6, d6): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8:1::2".parse().unwrap(),
+        );
+        error6(
+            &mut buf,
+            macs,
+            s6,
+            d6,
+            (ICMP6_TIME_EXCEEDED, 0),
+            0,
+            &[0x60; 2000],
+        );
+        let ip = Ipv6Packet::new_checked(&buf[14..]).unwrap();
+        assert_eq!(buf.len() - 14, 1280);
+        let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum(&s6, &d6));
+    }
+
+    #[test]
+    fn rate_limit() {
+        let t = Instant::now();
+        let mut r = RateLimit::new(t);
+        let sent = (0..1000).filter(|_| r.take(t)).count();
+        assert_eq!(sent, 100);
+        assert!(r.take(t + std::time::Duration::from_millis(20)));
+    }
+}
