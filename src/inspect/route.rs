@@ -379,51 +379,22 @@ fn newroute(
 
 /// The flag names route(8) prints (`routeflags`), as printb does.
 fn flag_names(flags: u32) -> String {
-    const NAMES: [(u32, &str); 17] = [
-        (rtf::UP, "UP"),
-        (rtf::GATEWAY, "GATEWAY"),
-        (rtf::HOST, "HOST"),
-        (rtf::REJECT, "REJECT"),
-        (rtf::DYNAMIC, "DYNAMIC"),
-        (rtf::MODIFIED, "MODIFIED"),
-        (rtf::DONE, "DONE"),
-        (rtf::MASK, "MASK_PRESENT"),
-        (rtf::CONNECTED, "CONNECTED"),
-        (0x200, "XRESOLVE"),
-        (rtf::LLDATA, "LLINFO"),
-        (rtf::STATIC, "STATIC"),
-        (rtf::BLACKHOLE, "BLACKHOLE"),
-        (rtf::PROTO2, "PROTO2"),
-        (rtf::PROTO1, "PROTO1"),
-        (rtf::LOCAL, "LOCAL"),
-        (rtf::BROADCAST, "BROADCAST"),
-    ];
-    let names: Vec<&str> = NAMES
+    let names: Vec<&str> = rtf::NAMES
         .iter()
-        .filter(|(b, _)| flags & b != 0)
-        .map(|(_, n)| *n)
+        .filter(|(b, _, _)| flags & b != 0)
+        .map(|(_, _, n)| *n)
         .collect();
     format!("{flags:#x}<{}>", names.join(","))
 }
 
 fn prefix_mask(dst: IpAddr, prefix: u8) -> String {
+    let bits: u32 = if dst.is_ipv4() { 32 } else { 128 };
+    let ones = u128::MAX
+        .checked_shl(128 - u32::from(prefix).min(bits))
+        .unwrap_or(0);
     match dst {
-        IpAddr::V4(_) => {
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix.min(32)))
-            };
-            Ipv4Addr::from(m).to_string()
-        }
-        IpAddr::V6(_) => {
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix.min(128)))
-            };
-            Ipv6Addr::from(m).to_string()
-        }
+        IpAddr::V4(_) => Ipv4Addr::from((ones >> 96) as u32).to_string(),
+        IpAddr::V6(_) => Ipv6Addr::from(ones).to_string(),
     }
 }
 

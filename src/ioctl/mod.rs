@@ -128,33 +128,34 @@ pub mod rtf {
     pub const LOCAL: u32 = 0x40000;
     pub const BROADCAST: u32 = 0x80000;
 
-    /// netstat's letters (sbin/route/rtutil.c), in its order.
-    pub const LETTERS: [(u32, char); 17] = [
-        (UP, 'U'),
-        (GATEWAY, 'G'),
-        (HOST, 'H'),
-        (REJECT, 'R'),
-        (DYNAMIC, 'D'),
-        (MODIFIED, 'M'),
-        (DONE, 'd'),
-        (MASK, 'm'),
-        (CONNECTED, 'C'),
-        (LLDATA, 'L'),
-        (STATIC, 'S'),
-        (BLACKHOLE, 'B'),
-        (PROTO2, '2'),
-        (PROTO1, '1'),
-        (ANNOUNCE, 'p'),
-        (LOCAL, 'l'),
-        (BROADCAST, 'b'),
+    /// netstat's letters (sbin/route/rtutil.c), in its order, and the
+    /// names route(8) prints (`routeflags`).
+    pub const NAMES: [(u32, char, &str); 17] = [
+        (UP, 'U', "UP"),
+        (GATEWAY, 'G', "GATEWAY"),
+        (HOST, 'H', "HOST"),
+        (REJECT, 'R', "REJECT"),
+        (DYNAMIC, 'D', "DYNAMIC"),
+        (MODIFIED, 'M', "MODIFIED"),
+        (DONE, 'd', "DONE"),
+        (MASK, 'm', "MASK_PRESENT"),
+        (CONNECTED, 'C', "CONNECTED"),
+        (LLDATA, 'L', "LLINFO"),
+        (STATIC, 'S', "STATIC"),
+        (BLACKHOLE, 'B', "BLACKHOLE"),
+        (PROTO2, '2', "PROTO2"),
+        (PROTO1, '1', "PROTO1"),
+        (ANNOUNCE, 'p', "PROXY"),
+        (LOCAL, 'l', "LOCAL"),
+        (BROADCAST, 'b', "BROADCAST"),
     ];
 
     /// netstat's flags column for `flags`.
     pub fn letters(flags: u32) -> String {
-        LETTERS
+        NAMES
             .iter()
-            .filter(|(b, _)| flags & b != 0)
-            .map(|(_, c)| *c)
+            .filter(|(b, _, _)| flags & b != 0)
+            .map(|(_, c, _)| *c)
             .collect()
     }
 }

@@ -9,6 +9,7 @@
 use super::icmp::{self, checksum};
 use super::neigh::Held;
 use super::stats::*;
+use super::table::Route;
 use super::{Config, IfInfo, Router, source_for};
 use crate::frame::Frame;
 use crate::inet::{arp_request, neighbor_solicit};
@@ -262,25 +263,16 @@ impl Router {
             self.error4(inif, frame, &ip, (icmp::TIMXCEED, 0), 0);
             return true;
         }
-        let Some(route) = route else {
-            st.ip(IP_NOROUTE);
-            self.error4(inif, frame, &ip, (icmp::UNREACH, icmp::UNREACH_HOST), 0);
-            return true;
-        };
-        if route.flags & rtf::BLACKHOLE != 0 {
-            return true;
-        }
-        let out = cfg.interface(route.ifindex).filter(|o| o.up);
-        let out = match out {
-            Some(o) if route.flags & rtf::REJECT == 0 => o,
-            _ => {
+        let (route, out, nexthop) = match next_hop(&cfg, route, dst) {
+            Ok(hop) => hop,
+            Err(Refused::Blackhole) => return true,
+            Err(why) => {
+                if why == Refused::NoRoute {
+                    st.ip(IP_NOROUTE);
+                }
                 self.error4(inif, frame, &ip, (icmp::UNREACH, icmp::UNREACH_HOST), 0);
                 return true;
             }
-        };
-        let nexthop = match route.gateway {
-            Some(g) if route.flags & rtf::GATEWAY != 0 => g,
-            _ => dst,
         };
         // ip_forward's redirect: the packet leaves by the interface it came
         // in on, from a host on that interface's subnet, to a next hop the
@@ -362,27 +354,19 @@ impl Router {
             self.error6(inif, frame, &ip, (icmp::ICMP6_TIME_EXCEEDED, 0), 0);
             return true;
         }
-        let Some(route) = route else {
-            st.ip6(IP6_NOROUTE);
-            let code = (icmp::ICMP6_DST_UNREACH, icmp::ICMP6_DST_UNREACH_NOROUTE);
-            self.error6(inif, frame, &ip, code, 0);
-            return true;
-        };
-        if route.flags & rtf::BLACKHOLE != 0 {
-            return true;
-        }
-        let out = cfg.interface(route.ifindex).filter(|o| o.up);
-        let out = match out {
-            Some(o) if route.flags & rtf::REJECT == 0 => o,
-            _ => {
-                let code = (icmp::ICMP6_DST_UNREACH, icmp::ICMP6_DST_UNREACH_ADMIN);
-                self.error6(inif, frame, &ip, code, 0);
+        let (route, out, nexthop) = match next_hop(&cfg, route, dst) {
+            Ok(hop) => hop,
+            Err(Refused::Blackhole) => return true,
+            Err(why) => {
+                let code = if why == Refused::NoRoute {
+                    st.ip6(IP6_NOROUTE);
+                    icmp::ICMP6_DST_UNREACH_NOROUTE
+                } else {
+                    icmp::ICMP6_DST_UNREACH_ADMIN
+                };
+                self.error6(inif, frame, &ip, (icmp::ICMP6_DST_UNREACH, code), 0);
                 return true;
             }
-        };
-        let nexthop = match route.gateway {
-            Some(g) if route.flags & rtf::GATEWAY != 0 => g,
-            _ => dst,
         };
         let mtu = path_mtu(out, route.mtu);
         if wire_size(frame.offload(), ip.total) > mtu as usize {
@@ -668,6 +652,38 @@ impl Router {
         }
         due.next
     }
+}
+
+/// Why a packet is not sent on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refused {
+    NoRoute,
+    Blackhole,
+    /// A reject route, or one whose interface is down.
+    Unreachable,
+}
+
+/// The route's interface and next hop (its gateway, or the destination
+/// itself on a connected or interface route).
+fn next_hop<'c>(
+    cfg: &'c Config,
+    route: Option<&'c Route>,
+    dst: IpAddr,
+) -> Result<(&'c Route, &'c IfInfo, IpAddr), Refused> {
+    let route = route.ok_or(Refused::NoRoute)?;
+    if route.flags & rtf::BLACKHOLE != 0 {
+        return Err(Refused::Blackhole);
+    }
+    let out = cfg.interface(route.ifindex).filter(|o| o.up);
+    let out = match out {
+        Some(o) if route.flags & rtf::REJECT == 0 => o,
+        _ => return Err(Refused::Unreachable),
+    };
+    let nexthop = match route.gateway {
+        Some(g) if route.flags & rtf::GATEWAY != 0 => g,
+        _ => dst,
+    };
+    Ok((route, out, nexthop))
 }
 
 /// Whether `a` is on one of the interface's IPv4 subnets.

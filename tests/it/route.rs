@@ -21,6 +21,19 @@ fn tool_ok(d: &Daemon, name: &str, args: &[&str]) -> String {
     o
 }
 
+/// ping(8) in a namespace: its standard output and whether it succeeded.
+fn ping(ns: &Netns, args: &[&str]) -> (String, bool) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "ping"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.success(),
+    )
+}
+
 fn ping_ok(ns: &Netns, args: &str) -> bool {
     Command::new("ip")
         .args(["netns", "exec", &ns.0, "sh", "-c"])
@@ -104,29 +117,17 @@ fn time_exceeded_and_unreachable() {
     let s = scene();
     tool_ok(&s.d, "sysctl", &["-w", "net.inet.ip.forwarding=1"]);
     // TTL 1: the daemon answers time exceeded, from its address on A's side.
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &s.a.0, "ping", "-c", "1", "-W", "2", "-t", "1", "10.2.0.2",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let unreachable = |text: &str| {
+        text.contains("From 10.1.0.1") && text.contains("Destination Host Unreachable")
+    };
+    let (text, _) = ping(&s.a, &["-c", "1", "-W", "2", "-t", "1", "10.2.0.2"]);
     assert!(
         text.contains("From 10.1.0.1") && text.contains("Time to live exceeded"),
         "{text}"
     );
     // No route: host unreachable from the daemon.
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &s.a.0, "ping", "-c", "1", "-W", "2", "10.9.0.1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("From 10.1.0.1") && text.contains("Destination Host Unreachable"),
-        "{text}"
-    );
+    let (text, _) = ping(&s.a, &["-c", "1", "-W", "2", "10.9.0.1"]);
+    assert!(unreachable(&text), "{text}");
     // A reject route: the same; a blackhole: silence.
     let o = tool_ok(
         &s.d,
@@ -134,51 +135,16 @@ fn time_exceeded_and_unreachable() {
         &["add", "-net", "10.7.0.0/16", "127.0.0.1", "-reject"],
     );
     assert_eq!(o, "add net 10.7.0.0/16: gateway 127.0.0.1\n");
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &s.a.0, "ping", "-c", "1", "-W", "2", "10.7.0.1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Destination Host Unreachable"), "{text}");
-    tool_ok(
-        &s.d,
-        "route",
-        &["add", "-net", "10.8.0.0/16", "127.0.0.1", "-blackhole"],
-    );
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &s.a.0, "ping", "-c", "1", "-W", "1", "10.8.0.1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !text.contains("From 10.1.0.1") && !out.status.success(),
-        "{text}"
-    );
+    let (text, _) = ping(&s.a, &["-c", "1", "-W", "2", "10.7.0.1"]);
+    assert!(unreachable(&text), "{text}");
+    let hole = ["add", "-net", "10.8.0.0/16", "127.0.0.1", "-blackhole"];
+    tool_ok(&s.d, "route", &hole);
+    let (text, ok) = ping(&s.a, &["-c", "1", "-W", "1", "10.8.0.1"]);
+    assert!(!text.contains("From 10.1.0.1") && !ok, "{text}");
     // A host that does not answer ARP: host unreachable once resolution
     // gives up (3 tries a second apart).
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &s.a.0,
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "6",
-            "10.2.0.99",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("From 10.1.0.1") && text.contains("Destination Host Unreachable"),
-        "{text}"
-    );
+    let (text, _) = ping(&s.a, &["-c", "1", "-W", "6", "10.2.0.99"]);
+    assert!(unreachable(&text), "{text}");
     let st = tool_ok(&s.d, "netstat", &["-s", "-f", "inet"]);
     assert!(st.contains("\t\ttime exceeded: 1\n"), "{st}");
     assert!(
@@ -254,31 +220,15 @@ fn route_grammar_and_table() {
     );
     // netstat -rn lists them with NetBSD's columns.
     let t = tool_ok(d, "netstat", &["-rn", "-f", "inet"]);
-    let line = |dst: &str| {
-        t.lines()
-            .find(|l| l.split_whitespace().next() == Some(dst))
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    let line = |dst: &str| -> Vec<&str> {
+        let l = t.lines().find(|l| l.split_whitespace().next() == Some(dst));
+        let l = l.unwrap_or_else(|| panic!("no {dst} in {t}"));
+        l.split_whitespace().take(3).collect()
     };
-    assert_eq!(
-        line("default").unwrap_or_else(|| panic!("{t}"))[..3],
-        ["default", "10.1.0.2", "UGS"],
-        "{t}"
-    );
-    assert_eq!(
-        line("10.3.0/24").unwrap_or_else(|| panic!("{t}"))[..3],
-        ["10.3.0/24", "10.2.0.2", "UGS"],
-        "{t}"
-    );
-    assert_eq!(
-        line("10.4.0.7").unwrap_or_else(|| panic!("{t}"))[..3],
-        ["10.4.0.7", "10.2.0.2", "UGHS"],
-        "{t}"
-    );
-    assert_eq!(
-        line("10.2.0/24").unwrap_or_else(|| panic!("{t}"))[..3],
-        ["10.2.0/24", "link#3", "UC"],
-        "{t}"
-    );
+    assert_eq!(line("default"), ["default", "10.1.0.2", "UGS"]);
+    assert_eq!(line("10.3.0/24"), ["10.3.0/24", "10.2.0.2", "UGS"]);
+    assert_eq!(line("10.4.0.7"), ["10.4.0.7", "10.2.0.2", "UGHS"]);
+    assert_eq!(line("10.2.0/24"), ["10.2.0/24", "link#3", "UC"]);
     assert_eq!(
         tool_ok(d, "route", &["-n", "show"]),
         tool_ok(d, "netstat", &["-rn"])
