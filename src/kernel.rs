@@ -342,7 +342,7 @@ impl KernelInner {
                 crate::log::warn(&format!("{req:?}: {e}"));
             }
         }
-        self.router.sync(route_ifs(&t));
+        self.sync_routes(&t);
         drop(t);
         // A driver may also change its state directly (a tap drops its
         // addresses): the hook looks at the whole.
@@ -397,7 +397,7 @@ impl KernelInner {
             sync_inet(i, self.dad(), &self.reactor);
         }
         if changes {
-            self.router.sync(route_ifs(t));
+            self.sync_routes(t);
         }
         r
     }
@@ -567,7 +567,11 @@ impl KernelInner {
                 ifname.as_deref(),
             ))),
             Request::GetKnobs => Ok(Reply::Knobs(self.knobs())),
-            Request::Route(r) => self.router.request(r),
+            Request::Route(r) => {
+                let r = self.router.request(r);
+                self.give_routes(t);
+                r
+            }
             Request::GetProtoStats => Ok(Reply::ProtoStats(self.router.stats())),
             Request::SetKnobs(k) => {
                 *self.knobs.lock().unwrap_or_else(|e| e.into_inner()) = k;
@@ -577,6 +581,21 @@ impl KernelInner {
                     h.set_timers(dad);
                 }
                 Ok(Reply::Ok)
+            }
+        }
+    }
+
+    /// The interfaces changed: the routing table follows, and each host
+    /// gets the routes through gateways on its link.
+    fn sync_routes(&self, t: &IfTable) {
+        self.router.sync(route_ifs(t));
+        self.give_routes(t);
+    }
+
+    fn give_routes(&self, t: &IfTable) {
+        for i in &t.ifs {
+            if let Some(h) = &i.inet {
+                h.set_routes(self.router.gateway_routes(i.state.index));
             }
         }
     }
@@ -647,16 +666,38 @@ impl KernelInner {
                     });
                 }
                 Some(false) => None,
-                None => Some(route(&t, dst, scope)?.pinger()),
+                None => match route(&t, dst, scope) {
+                    Ok(p) => Some((p.pinger(), None)),
+                    // Beyond the attached subnets: along the routing table,
+                    // through its gateway; the reply comes back to the
+                    // interface it left by.
+                    Err(Errno::EHOSTUNREACH) if scope.is_none() => {
+                        let (index, src) = self.router.route_out(dst)?;
+                        let p = t
+                            .ifs
+                            .iter()
+                            .find(|i| i.state.index == index)
+                            .and_then(|i| i.inet.as_ref())
+                            .ok_or(Errno::EHOSTUNREACH)?;
+                        Some((p.pinger(), Some(src)))
+                    }
+                    Err(e) => return Err(e),
+                },
             }
         };
-        let Some(pinger) = pinger else {
+        let Some((pinger, routed)) = pinger else {
             // Only on a down interface: NetBSD's ip_input takes such an
             // address as not ours and, not forwarding, drops the request.
             std::thread::sleep(timeout);
             return Err(Errno::ETIMEDOUT);
         };
-        let r = pinger.echo(dst, ident, seq, usize::from(len), timeout)?;
+        let len = usize::from(len);
+        let r = match routed {
+            None => pinger.echo(dst, ident, seq, len, timeout)?,
+            Some(src) => pinger.echo_sent_by((ident, seq), timeout, || {
+                self.router.send_echo(src, dst, (ident, seq), len)
+            })?,
+        };
         Ok(Reply::Echo {
             from: r.from,
             bytes: r.bytes,

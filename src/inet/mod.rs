@@ -183,6 +183,9 @@ struct State {
     addrs: Vec<Addr>,
     /// `addrs` or `mac` changed since smoltcp last saw them.
     changed: bool,
+    /// The routes through gateways on this link, for smoltcp to answer
+    /// hosts beyond them; `Some` until smoltcp has them.
+    routes: Option<Vec<(IpAddr, u8, IpAddr)>>,
     /// For the random delays of RFC 5227 (xorshift).
     rng: u64,
     /// Address conflicts logged, for the tests of their rate.
@@ -233,6 +236,7 @@ impl Host {
                 timers,
                 addrs: Vec::new(),
                 changed: false,
+                routes: None,
                 rng: seed | 1,
                 conflicts_logged: 0,
                 epoch: now,
@@ -304,6 +308,14 @@ impl Host {
             st.mac = mac;
             st.changed = true;
         }
+        self.wake();
+    }
+
+    /// The routes through gateways on this link (destination, prefix
+    /// length, gateway), longest prefix first: the host answers (echo
+    /// replies) those beyond them through them. smoltcp holds 16.
+    pub fn set_routes(&self, routes: Vec<(IpAddr, u8, IpAddr)>) {
+        lock(&self.state).routes = Some(routes);
         self.wake();
     }
 
@@ -502,6 +514,27 @@ impl Pinger {
     }
 }
 
+impl Pinger {
+    /// Wait for the reply to an echo request sent some other way (through
+    /// a gateway, by the forwarding path): registered before `send` runs,
+    /// so that no reply can come first.
+    pub fn echo_sent_by(
+        &self,
+        key: (u16, u16),
+        timeout: Duration,
+        send: impl FnOnce() -> Result<(), Errno>,
+    ) -> Result<EchoReply, Errno> {
+        let (tx, rx): (SyncSender<EchoReply>, Receiver<EchoReply>) = sync_channel(1);
+        let sent = Instant::now();
+        {
+            let mut st = lock(&self.0.state);
+            st.expect(key, sent, sent + timeout, tx);
+        }
+        send()?;
+        rx.recv_timeout(timeout).map_err(|_| Errno::ETIMEDOUT)
+    }
+}
+
 /// smoltcp's view of the interface: frames the sniffer let through, and
 /// the port to send on.
 struct IfDevice {
@@ -585,6 +618,27 @@ fn random_seed() -> Result<u64, Errno> {
 
 impl State {
     fn run(&mut self, now: Instant) {
+        if let Some(routes) = self.routes.take() {
+            self.iface.routes_mut().update(|v| {
+                v.clear();
+                for &(dst, prefix, gw) in &routes {
+                    let route = smoltcp::iface::Route {
+                        cidr: IpCidr::new(IpAddress::from(dst), prefix),
+                        via_router: IpAddress::from(gw),
+                        preferred_until: None,
+                        expires_at: None,
+                    };
+                    if v.push(route).is_err() {
+                        log::warn(&format!(
+                            "{}: only {} routes answer through gateways",
+                            self.dev.port.name,
+                            v.len()
+                        ));
+                        break;
+                    }
+                }
+            });
+        }
         if self.changed {
             self.changed = false;
             let hw = HardwareAddress::Ethernet(EthernetAddress(self.mac));
@@ -1052,16 +1106,15 @@ impl State {
         }
     }
 
-    fn send_echo(&mut self, now: Instant, e: Echo) {
-        // smoltcp paces all its address resolution together (one query a
-        // second); resolve this destination now.
-        if !self.neighbors.contains_key(&e.dst)
-            && let Some(q) = solicit(&self.iface, self.mac, e.dst)
-            && let Some(q) = Frame::new(&q)
-        {
-            let _ = self.dev.port.output(&q);
-        }
-        let key = (e.ident, e.seq);
+    /// Wait for the reply `key` until `expires`; the oldest wait goes when
+    /// there are too many.
+    fn expect(
+        &mut self,
+        key: (u16, u16),
+        sent: Instant,
+        expires: Instant,
+        tx: SyncSender<EchoReply>,
+    ) {
         if self.pending.len() >= MAX_PENDING
             && !self.pending.contains_key(&key)
             && let Some(oldest) = self
@@ -1072,14 +1125,19 @@ impl State {
         {
             self.pending.remove(&oldest);
         }
-        self.pending.insert(
-            key,
-            Pending {
-                sent: e.sent,
-                expires: e.expires,
-                tx: e.tx,
-            },
-        );
+        self.pending.insert(key, Pending { sent, expires, tx });
+    }
+
+    fn send_echo(&mut self, now: Instant, e: Echo) {
+        // smoltcp paces all its address resolution together (one query a
+        // second); resolve this destination now.
+        if !self.neighbors.contains_key(&e.dst)
+            && let Some(q) = solicit(&self.iface, self.mac, e.dst)
+            && let Some(q) = Frame::new(&q)
+        {
+            let _ = self.dev.port.output(&q);
+        }
+        self.expect((e.ident, e.seq), e.sent, e.expires, e.tx);
         if !self.echo_sockets.contains_key(&e.ident)
             && self.echo_sockets.len() >= MAX_ECHO_SOCKETS
             && let Some((&old, &(h, _))) = self.echo_sockets.iter().min_by_key(|(_, (_, at))| *at)

@@ -54,6 +54,7 @@ errnos! {
     ENETUNREACH = ENETUNREACH, "Network is unreachable";
     EHOSTDOWN = EHOSTDOWN, "Host is down";
     EHOSTUNREACH = EHOSTUNREACH, "No route to host";
+    ENOBUFS = ENOBUFS, "No buffer space available";
     ENAMETOOLONG = ENAMETOOLONG, "File name too long";
     EOPNOTSUPP = EOPNOTSUPP, "Operation not supported";
     EPROTO = EPROTO, "Protocol error";

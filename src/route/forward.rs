@@ -212,13 +212,13 @@ impl Router {
             to_us && (op == 1 || op == 2),
             Instant::now(),
         );
-        self.release(&cfg, i, sha, held);
+        self.release(i, sha, held);
     }
 
     /// Send the packets that waited for `mac`, on `out`.
-    fn release(&self, cfg: &Config, out: &IfInfo, mac: Mac, held: impl IntoIterator<Item = Held>) {
+    fn release(&self, out: &IfInfo, mac: Mac, held: impl IntoIterator<Item = Held>) {
         for h in held {
-            self.transmit(cfg, out, mac, &h.bytes, h.off);
+            self.transmit(out, mac, &h.bytes, h.off, !h.local);
         }
     }
 
@@ -301,7 +301,7 @@ impl Router {
             );
             return true;
         }
-        self.send(&cfg, out, nexthop, from.index, frame);
+        self.send(out, nexthop, from.index, frame, false);
         true
     }
 
@@ -321,7 +321,7 @@ impl Router {
         if ip.next == PROTO_ICMPV6 && frame.is_multicast() {
             // Neighbour discovery: learn the next hops it names.
             if let Some(i) = inif {
-                self.nd_input(&cfg, i, frame, &ip);
+                self.nd_input(i, frame, &ip);
             }
         }
         if frame.is_multicast() || ip.dst.is_multicast() || !from.is_own_mac(&frame.dst()) {
@@ -330,7 +330,7 @@ impl Router {
         if ip.next == PROTO_ICMPV6
             && let Some(i) = inif
         {
-            self.nd_input(&cfg, i, frame, &ip);
+            self.nd_input(i, frame, &ip);
         }
         let dst = IpAddr::V6(ip.dst);
         let route = cfg.fib.lookup(dst);
@@ -373,13 +373,13 @@ impl Router {
             self.error6(inif, frame, &ip, (icmp::ICMP6_PACKET_TOO_BIG, 0), mtu);
             return true;
         }
-        self.send(&cfg, out, nexthop, from.index, frame);
+        self.send(out, nexthop, from.index, frame, false);
         true
     }
 
     /// Learn next hops from neighbour advertisements (their target) and
     /// solicitations (their source), with the link address they carry.
-    fn nd_input(&self, cfg: &Config, i: &IfInfo, frame: &Frame, ip: &Ip6) {
+    fn nd_input(&self, i: &IfInfo, frame: &Frame, ip: &Ip6) {
         let p = &frame.payload()[40..ip.total];
         if p.len() < 24 || ip.hlim != 255 {
             return;
@@ -414,20 +414,22 @@ impl Router {
         let held = self
             .neigh
             .learn(i.index, IpAddr::V6(who), mac, to_us, Instant::now());
-        self.release(cfg, i, mac, held);
+        self.release(i, mac, held);
     }
 
-    /// Out by `out` to `nexthop`, now or once it is resolved.
-    fn send(&self, cfg: &Config, out: &IfInfo, nexthop: IpAddr, from: u32, frame: &Frame) {
+    /// Out by `out` to `nexthop`, now or once it is resolved; `local`: a
+    /// packet of the host's own, whose TTL stays.
+    fn send(&self, out: &IfInfo, nexthop: IpAddr, from: u32, frame: &Frame, local: bool) {
         let now = Instant::now();
         if let Some(mac) = self.neigh.lookup(out.index, nexthop, now) {
-            self.transmit(cfg, out, mac, frame.bytes(), *frame.offload());
+            self.transmit(out, mac, frame.bytes(), *frame.offload(), !local);
             return;
         }
         let held = Held {
             from,
             bytes: frame.bytes().to_vec(),
             off: *frame.offload(),
+            local,
         };
         match self.neigh.hold(out.index, nexthop, held, now) {
             Ok(true) => {
@@ -462,8 +464,7 @@ impl Router {
     /// Rewrite a frame for its next hop and put it on `out`: addresses,
     /// TTL (with the checksum patched, RFC 1624) or hop limit;
     /// fragmented to the path MTU if it must be.
-    fn transmit(&self, cfg: &Config, out: &IfInfo, mac: Mac, bytes: &[u8], off: Offload) {
-        let _ = cfg;
+    fn transmit(&self, out: &IfInfo, mac: Mac, bytes: &[u8], off: Offload, dec: bool) {
         let Some(src) = out.port.mac() else { return };
         let v4 = bytes.len() > ETHER_HDR + 20 && bytes[12..14] == ETHERTYPE_IP.to_be_bytes();
         if v4 {
@@ -471,7 +472,7 @@ impl Router {
             let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
             let mtu = out.mtu as usize;
             if off.gso_size == 0 && total > mtu && total <= p.len() {
-                self.fragment(out, (src, mac), &p[..total], mtu);
+                self.fragment(out, (src, mac), &p[..total], mtu, dec);
                 return;
             }
         }
@@ -481,7 +482,8 @@ impl Router {
             b.extend_from_slice(bytes);
             b[0..6].copy_from_slice(&mac);
             b[6..12].copy_from_slice(&src);
-            if v4 {
+            if !dec {
+            } else if v4 {
                 ttl_decrement(&mut b[ETHER_HDR..]);
             } else if b.len() > ETHER_HDR + 40 {
                 b[ETHER_HDR + 7] -= 1;
@@ -495,13 +497,16 @@ impl Router {
             } else {
                 (&self.stats.ip6[IP6_FORWARD], &self.stats.ip6[IP6_ODROPPED])
             };
+            if ok && !dec {
+                return;
+            }
             if ok { ok_c } else { drop_c }.fetch_add(1, Relaxed);
         });
     }
 
     /// ip_fragment: the packet `p` (TTL not yet lowered) in pieces of at
     /// most `mtu` bytes, each with the whole header.
-    fn fragment(&self, out: &IfInfo, (src, dst): (Mac, Mac), p: &[u8], mtu: usize) {
+    fn fragment(&self, out: &IfInfo, (src, dst): (Mac, Mac), p: &[u8], mtu: usize, dec: bool) {
         let hlen = usize::from(p[0] & 0xf) * 4;
         let chunk = (mtu.saturating_sub(hlen)) & !7;
         if chunk == 0 {
@@ -527,7 +532,7 @@ impl Router {
                 let word = (off0 & IP_DF) | more | offset;
                 h[2..4].copy_from_slice(&((hlen + piece.len()) as u16).to_be_bytes());
                 h[6..8].copy_from_slice(&word.to_be_bytes());
-                h[8] -= 1;
+                h[8] -= u8::from(dec);
                 h[10..12].copy_from_slice(&[0, 0]);
                 let sum = checksum(0, &h[..hlen]);
                 h[10..12].copy_from_slice(&sum.to_be_bytes());
@@ -611,6 +616,46 @@ impl Router {
                 let _ = inif.port.output(&f);
             }
         });
+    }
+
+    /// Where the host's own packet to `dst` leaves (ip_output's route
+    /// lookup): the interface and the source address it takes.
+    pub fn route_out(&self, dst: IpAddr) -> Result<(u32, IpAddr), crate::ioctl::Errno> {
+        use crate::ioctl::Errno;
+        let cfg = self.config();
+        // NetBSD's ip_output: EHOSTUNREACH for no route and for a reject
+        // route alike (a blackhole takes the packet and drops it).
+        let (_, out, nexthop) = match next_hop(&cfg, cfg.fib.lookup(dst), dst) {
+            Ok(hop) => hop,
+            Err(Refused::Blackhole) => return Err(Errno::ENOBUFS),
+            Err(_) => return Err(Errno::EHOSTUNREACH),
+        };
+        let src = source_for(out, nexthop).ok_or(Errno::EADDRNOTAVAIL)?;
+        Ok((out.index, src))
+    }
+
+    /// Send an echo request of the host's own along the table: to a
+    /// destination beyond a gateway, which the interface's host cannot
+    /// reach by itself.
+    pub fn send_echo(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        (ident, seq): (u16, u16),
+        len: usize,
+    ) -> Result<(), crate::ioctl::Errno> {
+        use crate::ioctl::Errno;
+        let cfg = self.config();
+        let Ok((_, out, nexthop)) = next_hop(&cfg, cfg.fib.lookup(dst), dst) else {
+            return Err(Errno::EHOSTUNREACH);
+        };
+        let mac = out.port.mac().ok_or(Errno::ENETDOWN)?;
+        let id = self.ip_id.fetch_add(1, Relaxed);
+        let buf =
+            icmp::echo_request(mac, (src, dst), id, (ident, seq), len).ok_or(Errno::EINVAL)?;
+        let frame = Frame::new(&buf).ok_or(Errno::EINVAL)?;
+        self.send(out, nexthop, 0, &frame, true);
+        Ok(())
     }
 
     fn rate_ok(&self) -> bool {

@@ -156,6 +156,52 @@ pub fn error6(
     buf[at + 2..at + 4].copy_from_slice(&c.to_be_bytes());
 }
 
+/// An echo request frame of the host's own, `len` data bytes counting
+/// up as the ping tool's, to a MAC the sender fills in; `None` for mixed
+/// families.
+pub fn echo_request(
+    mac: Mac,
+    (src, dst): (std::net::IpAddr, std::net::IpAddr),
+    id: u16,
+    (ident, seq): (u16, u16),
+    len: usize,
+) -> Option<Vec<u8>> {
+    use std::net::IpAddr::{V4, V6};
+    let mut buf = Vec::with_capacity(14 + 48 + len);
+    let mut icmp = [0u8; 8].to_vec();
+    icmp[4..6].copy_from_slice(&ident.to_be_bytes());
+    icmp[6..8].copy_from_slice(&seq.to_be_bytes());
+    icmp.extend((0..len).map(|i| i as u8));
+    match (src, dst) {
+        (V4(s), V4(d)) => {
+            icmp[0] = 8;
+            let c = checksum(0, &icmp);
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            ethernet(&mut buf, mac, [0; 6], 0x0800);
+            ipv4_header(&mut buf, s, d, id, 1, icmp.len());
+        }
+        (V6(s), V6(d)) => {
+            icmp[0] = 128;
+            let mut sum = 0u32;
+            for w in s.segments().iter().chain(d.segments().iter()) {
+                sum += u32::from(*w);
+            }
+            sum += icmp.len() as u32 + 58;
+            let c = checksum(sum, &icmp);
+            icmp[2..4].copy_from_slice(&c.to_be_bytes());
+            ethernet(&mut buf, mac, [0; 6], 0x86dd);
+            buf.extend_from_slice(&[0x60, 0, 0, 0]);
+            buf.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+            buf.extend_from_slice(&[58, 64]);
+            buf.extend_from_slice(&s.octets());
+            buf.extend_from_slice(&d.octets());
+        }
+        _ => return None,
+    }
+    buf.extend_from_slice(&icmp);
+    Some(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

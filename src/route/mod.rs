@@ -130,6 +130,26 @@ impl Router {
         }
     }
 
+    /// The routes through gateways that leave by interface `index`, for
+    /// its host: destination, prefix length, gateway.
+    pub fn gateway_routes(&self, index: u32) -> Vec<(IpAddr, u8, IpAddr)> {
+        let cfg = self.config();
+        let mut v = Vec::new();
+        for six in [false, true] {
+            for r in cfg.fib.routes(six) {
+                if let Some(g) = r.gateway
+                    && r.ifindex == index
+                    && r.flags & rtf::GATEWAY != 0
+                    && r.flags & (rtf::REJECT | rtf::BLACKHOLE) == 0
+                {
+                    let bits = if six { 128 } else { 32 };
+                    v.push((from_key(r.net, bits), r.prefix, g));
+                }
+            }
+        }
+        v
+    }
+
     fn rebuild(&self) {
         let ifs = self.config().ifs.clone();
         self.sync(ifs);

@@ -28,6 +28,8 @@ pub struct Held {
     pub from: u32,
     pub bytes: Vec<u8>,
     pub off: Offload,
+    /// The host's own: sent as it is, its TTL kept.
+    pub local: bool,
 }
 
 enum Entry {
@@ -170,6 +172,7 @@ mod tests {
             from: 1,
             bytes: vec![0; 20],
             off: Offload::NONE,
+            local: false,
         }
     }
 

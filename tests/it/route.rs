@@ -252,3 +252,100 @@ fn route_grammar_and_table() {
         ("route: writing to routing socket: not in table\n", 1)
     );
 }
+
+const IFPING: &str = env!("CARGO_BIN_EXE_ifping");
+
+fn ifping(d: &Daemon, args: &[&str]) -> (String, String, i32) {
+    run(d.cmd(IFPING).args(args))
+}
+
+/// Three daemons in a chain over two buses: d1 -bus1- d2 -bus2- d3, with
+/// 10.0.1.0/24 and 2001:db8:1::/64 on bus1, 10.0.2.0/24 and 2001:db8:2::/64
+/// on bus2. d2 forwards; d1 and d3 reach each other's subnet by static
+/// routes through it.
+fn chain() -> (tempfile::TempDir, [Daemon; 3]) {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = [(); 3].map(|_| Daemon::start_with(&FAST_DAD));
+    let bus = |n: u32| dir.path().join(format!("bus{n}"));
+    let link = |d: &Daemon, ifname: &str, bus: &std::path::Path, v4: &str, v6: &str| {
+        d.ok(&[ifname, "create"]);
+        d.ok(&[ifname, "linkstr", bus.to_str().unwrap()]);
+        d.ok(&[ifname, "inet", v4]);
+        d.ok(&[ifname, "inet6", v6]);
+    };
+    link(&ds[0], "shmif0", &bus(1), "10.0.1.1/24", "2001:db8:1::1/64");
+    link(&ds[1], "shmif0", &bus(1), "10.0.1.2/24", "2001:db8:1::2/64");
+    link(&ds[1], "shmif1", &bus(2), "10.0.2.2/24", "2001:db8:2::2/64");
+    link(&ds[2], "shmif0", &bus(2), "10.0.2.3/24", "2001:db8:2::3/64");
+    for k in ["net.inet.ip.forwarding=1", "net.inet6.ip6.forwarding=1"] {
+        tool_ok(&ds[1], "sysctl", &["-w", k]);
+    }
+    tool_ok(&ds[0], "route", &["add", "-net", "10.0.2.0/24", "10.0.1.2"]);
+    tool_ok(&ds[2], "route", &["add", "-net", "10.0.1.0/24", "10.0.2.2"]);
+    let v6 = |d: &Daemon, net: &str, gw: &str| {
+        tool_ok(d, "route", &["add", "-inet6", "-net", net, gw]);
+    };
+    v6(&ds[0], "2001:db8:2::/64", "2001:db8:1::2");
+    v6(&ds[2], "2001:db8:1::/64", "2001:db8:2::2");
+    // Every address is usable once its DAD is done.
+    for (d, a) in [
+        (&ds[1], "10.0.1.1"),
+        (&ds[1], "10.0.2.3"),
+        (&ds[1], "2001:db8:1::1"),
+        (&ds[1], "2001:db8:2::3"),
+    ] {
+        wait_until(10, a, || ifping(d, &["-c", "1", "-w", "1", a]).2 == 0);
+    }
+    (dir, ds)
+}
+
+#[test]
+fn chain_of_daemons_over_buses() {
+    let (_dir, [d1, d2, d3]) = chain();
+    // End to end, both ways, v4 and v6: one hop less to live.
+    let (o, e, rc) = ifping(&d1, &["-c", "2", "-w", "3", "10.0.2.3"]);
+    assert_eq!(rc, 0, "{o}{e}");
+    assert!(o.contains("from 10.0.2.3: icmp_seq=0 ttl=63"), "{o}");
+    let (o, e, rc) = ifping(&d3, &["-c", "1", "-w", "3", "10.0.1.1"]);
+    assert_eq!(rc, 0, "{o}{e}");
+    let (o, e, rc) = ifping(&d1, &["-6", "-c", "1", "-w", "3", "2001:db8:2::3"]);
+    assert_eq!(rc, 0, "{o}{e}");
+    assert!(o.contains("hlim=63"), "{o}");
+    let (o, e, rc) = ifping(&d3, &["-6", "-c", "1", "-w", "3", "2001:db8:1::1"]);
+    assert_eq!(rc, 0, "{o}{e}");
+    // Without d1's route: refused at d1 itself (ip_output, no route).
+    tool_ok(&d1, "route", &["delete", "-net", "10.0.2.0/24"]);
+    let (o, e, rc) = ifping(&d1, &["-c", "1", "-w", "2", "10.0.2.3"]);
+    assert!(rc != 0 && e.contains("No route to host"), "{o}{e}");
+    // Without d2's: d1 sends by its default route, d2 answers with an
+    // unreachable and counts it.
+    tool_ok(&d1, "route", &["add", "default", "10.0.1.2"]);
+    let (o, e, rc) = ifping(&d1, &["-c", "1", "-w", "2", "10.0.9.9"]);
+    assert!(rc != 0, "{o}{e}");
+    let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet"]);
+    assert!(
+        st.contains("\t1 output packet discarded due to no route\n"),
+        "{st}"
+    );
+    assert!(st.contains("\t\tdestination unreachable: 1\n"), "{st}");
+    // A loop of routes (d2 sends 10.0.9/24 back to d1, d1 to d2) ends
+    // in one time exceeded, not a storm.
+    tool_ok(&d1, "sysctl", &["-w", "net.inet.ip.forwarding=1"]);
+    tool_ok(&d2, "route", &["add", "-net", "10.0.9.0/24", "10.0.1.1"]);
+    let (o, e, rc) = ifping(&d1, &["-c", "1", "-w", "2", "10.0.9.9"]);
+    assert!(rc != 0, "{o}{e}");
+    let count = |d: &Daemon, what: &str| -> u64 {
+        let st = tool_ok(d, "netstat", &["-s", "-f", "inet"]);
+        st.lines()
+            .find(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.ends_with(what))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let hops = count(&d1, "packets forwarded") + count(&d2, "packets forwarded");
+    assert!((60..=70).contains(&hops), "{hops} hops");
+    let exceeded = |d: &Daemon| {
+        tool_ok(d, "netstat", &["-s", "-f", "inet"]).contains("\t\ttime exceeded: 1\n")
+    };
+    assert!(exceeded(&d1) ^ exceeded(&d2));
+    let _ = d3;
+}
