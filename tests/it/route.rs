@@ -349,3 +349,88 @@ fn chain_of_daemons_over_buses() {
     assert!(exceeded(&d1) ^ exceeded(&d2));
     let _ = d3;
 }
+
+#[test]
+fn ipv6_forwarding_between_two_namespaces() {
+    if !can_netadmin() {
+        return;
+    }
+    let s = scene();
+    s.d.ok(&["virt0", "inet6", "2001:db8:1::1/64"]);
+    s.d.ok(&["virt1", "inet6", "2001:db8:2::1/64"]);
+    for (ns, addr, gw) in [
+        (&s.a, "2001:db8:1::2/64", "2001:db8:1::1"),
+        (&s.b, "2001:db8:2::2/64", "2001:db8:2::1"),
+    ] {
+        ns.exec(&format!(
+            "dev=$(ls /sys/class/net | grep -v lo); ip -6 addr add {addr} dev $dev nodad && ip -6 route add default via {gw}"
+        ));
+    }
+    wait_until(10, "A reaches its v6 gateway", || {
+        ping_ok(&s.a, "-6 -c 1 -W 1 2001:db8:1::1")
+    });
+    assert!(!ping_ok(&s.a, "-6 -c 1 -W 1 2001:db8:2::2"));
+    tool_ok(&s.d, "sysctl", &["-w", "net.inet6.ip6.forwarding=1"]);
+    let (text, ok) = ping(&s.a, &["-6", "-c", "2", "-W", "2", "2001:db8:2::2"]);
+    assert!(ok && text.contains("ttl=63"), "{text}");
+    // Hop limit 1: time exceeded from the daemon's address on A's side.
+    let (text, _) = ping(
+        &s.a,
+        &["-6", "-c", "1", "-W", "2", "-t", "1", "2001:db8:2::2"],
+    );
+    assert!(
+        text.contains("From 2001:db8:1::1") && text.contains("Time exceeded"),
+        "{text}"
+    );
+    // No route.
+    let (text, _) = ping(&s.a, &["-6", "-c", "1", "-W", "2", "2001:db8:9::1"]);
+    assert!(
+        text.contains("From 2001:db8:1::1") && text.contains("No route"),
+        "{text}"
+    );
+    let st = tool_ok(&s.d, "netstat", &["-s", "-f", "inet6"]);
+    assert!(
+        st.contains("\t1 output packet discarded due to no route\n"),
+        "{st}"
+    );
+    assert!(st.contains("\t\ttime exceed: 1\n"), "{st}");
+}
+
+/// A packet bigger than the next link's MTU with DF set: fragmentation
+/// needed, with the MTU, and Linux's path MTU discovery adapts.
+#[test]
+fn path_mtu_discovery() {
+    if !can_netadmin() {
+        return;
+    }
+    let s = scene();
+    tool_ok(&s.d, "sysctl", &["-w", "net.inet.ip.forwarding=1"]);
+    // B's side of the daemon carries 1280-byte packets at most; B itself
+    // (its TAP) takes 1500, so its TCP offers A an MSS of 1460.
+    s.d.ok(&["virt1", "mtu", "1280"]);
+    // Without DF, the daemon fragments.
+    let (text, ok) = ping(
+        &s.a,
+        &["-c", "1", "-W", "2", "-M", "dont", "-s", "1400", "10.2.0.2"],
+    );
+    assert!(ok, "{text}");
+    let st = tool_ok(&s.d, "netstat", &["-s", "-f", "inet"]);
+    assert!(st.contains("\t1 output datagram fragmented\n"), "{st}");
+    assert!(st.contains("\t2 fragments created\n"), "{st}");
+    // With DF: fragmentation needed, with the next link's MTU.
+    let (text, ok) = ping(
+        &s.a,
+        &["-c", "1", "-W", "2", "-M", "do", "-s", "1400", "10.2.0.2"],
+    );
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("From 10.1.0.1") && text.contains("Frag needed and DF set (mtu = 1280)"),
+        "{text}"
+    );
+    // A new connection learns the path MTU (TCP sends with DF).
+    s.a.exec("ip route flush cache");
+    let scratch = tempfile::tempdir().unwrap();
+    tcp_transfer_intact(&s.a, &s.b, "10.2.0.2", 5017, 4, scratch.path());
+    let out = s.a.exec("ip route get 10.2.0.2");
+    assert!(out.contains("mtu 1280"), "{out}");
+}
