@@ -108,6 +108,8 @@ pub struct KernelInner {
     knobs: Mutex<Knobs>,
     /// The routing table and the forwarding path between interfaces.
     router: Arc<Router>,
+    /// Its resolution timer on the reactor, for as long as the kernel is.
+    _route_timer: Option<Arc<crate::reactor::Registration>>,
     /// Called after a driver's `sync` (which may have changed the
     /// configuration) or an interface it had made (a tap cloned on
     /// connect), without the table lock: the daemon writes its state.
@@ -177,8 +179,9 @@ impl Kernel {
             ip6_forwarding: false,
             ip_redirect: true,
         };
-        let router = Router::new(&reactor);
+        let router = Router::new();
         router.set_knobs(&knobs);
+        let route_timer = router.start_timer(&reactor);
         let inner = Arc::new(KernelInner {
             cloners,
             table: Mutex::new(IfTable {
@@ -188,6 +191,7 @@ impl Kernel {
             reactor,
             knobs: Mutex::new(knobs),
             router,
+            _route_timer: route_timer,
             on_sync_change: Mutex::new(None),
             env,
         });

@@ -14,7 +14,7 @@ use super::{Config, IfInfo, Router, source_for};
 use crate::frame::Frame;
 use crate::inet::{arp_request, neighbor_solicit};
 use crate::ioctl::{Mac, iff, rtf};
-use crate::offload::Offload;
+use crate::offload::{Offload, OffloadCaps};
 use crate::port::{Forward, Port};
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -472,7 +472,18 @@ impl Router {
             let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
             let mtu = out.mtu as usize;
             if off.gso_size == 0 && total > mtu && total <= p.len() {
-                self.fragment(out, (src, mac), &p[..total], mtu, dec);
+                if off == Offload::NONE {
+                    self.fragment(out, (src, mac), &p[..total], mtu, dec);
+                } else if let Some(f) = Frame::with_offload(bytes, off) {
+                    // A checksum left to do is done before the pieces.
+                    let done = f.finish(OffloadCaps::NONE, |f| {
+                        let p = &f.bytes()[ETHER_HDR..];
+                        self.fragment(out, (src, mac), &p[..total.min(p.len())], mtu, dec);
+                    });
+                    if done.is_err() {
+                        self.stats.ip(IP_CANTFRAG);
+                    }
+                }
                 return;
             }
         }

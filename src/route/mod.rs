@@ -20,7 +20,7 @@ use crate::port::Port;
 use crate::reactor::{Handler, Reactor, Registration};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Instant;
 use table::{Fib, Route, key, mask};
 
@@ -66,14 +66,13 @@ pub struct Router {
     stats: stats::Stats,
     icmp_limit: Mutex<icmp::RateLimit>,
     ip_id: AtomicU16,
-    reg: OnceLock<Registration>,
+    reg: OnceLock<Weak<Registration>>,
 }
 
 impl Router {
-    /// A router with no interfaces, polled (for address resolution's
-    /// retries) by a thread of `reactor`.
-    pub fn new(reactor: &Arc<Reactor>) -> Arc<Router> {
-        let r = Arc::new(Router {
+    /// A router with no interfaces.
+    pub fn new() -> Arc<Router> {
+        Arc::new(Router {
             cfg: RwLock::new(Arc::new(Config::default())),
             statics: Mutex::new(Vec::new()),
             forwarding: AtomicBool::new(false),
@@ -84,18 +83,29 @@ impl Router {
             icmp_limit: Mutex::new(icmp::RateLimit::new(Instant::now())),
             ip_id: AtomicU16::new(1),
             reg: OnceLock::new(),
-        });
-        match reactor.register(None, r.clone()) {
+        })
+    }
+
+    /// Have a thread of `reactor` run address resolution's retries. The
+    /// caller owns the registration (the router holds it weakly, the timer
+    /// holds the router weakly: no cycle keeps either alive).
+    pub fn start_timer(self: &Arc<Self>, reactor: &Arc<Reactor>) -> Option<Arc<Registration>> {
+        let timer = Arc::new(Timer(Arc::downgrade(self)));
+        match reactor.register(None, timer) {
             Ok(reg) => {
-                let _ = r.reg.set(reg);
+                let reg = Arc::new(reg);
+                let _ = self.reg.set(Arc::downgrade(&reg));
+                Some(reg)
             }
-            Err(e) => crate::log::warn(&format!("route: no timer for resolution: {e}")),
+            Err(e) => {
+                crate::log::warn(&format!("route: no timer for address resolution: {e}"));
+                None
+            }
         }
-        r
     }
 
     fn wake(&self) {
-        if let Some(r) = self.reg.get() {
+        if let Some(r) = self.reg.get().and_then(Weak::upgrade) {
             r.wake();
         }
     }
@@ -276,9 +286,12 @@ impl Router {
     }
 }
 
-impl Handler for Router {
+/// The resolution timer's handler on the reactor.
+struct Timer(Weak<Router>);
+
+impl Handler for Timer {
     fn poll(&self, now: Instant) -> Option<Instant> {
-        self.resolve_timer(now)
+        self.0.upgrade()?.resolve_timer(now)
     }
 }
 
