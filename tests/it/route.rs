@@ -507,3 +507,44 @@ for p in [
     // Still forwarding.
     assert!(ping_ok(&s.a, "-c 1 -W 2 10.2.0.2"));
 }
+
+/// The static routes and the forwarding knobs are part of the state that
+/// `ifnetd -S` keeps: a daemon killed and started again has them.
+#[test]
+fn routes_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = tmp.path().join("state");
+    let bus = tmp.path().join("bus");
+    let args = ["-S", st.to_str().unwrap()];
+    let mut d = Daemon::start_with(&args);
+    d.ok(&["shmif0", "create"]);
+    d.ok(&["shmif0", "linkstr", bus.to_str().unwrap()]);
+    d.ok(&["shmif0", "inet", "10.0.1.1/24"]);
+    d.ok(&["shmif0", "inet6", "2001:db8:1::1/64"]);
+    tool_ok(&d, "sysctl", &["-w", "net.inet.ip.forwarding=1"]);
+    for r in [
+        &["add", "-net", "10.9.0.0/16", "10.0.1.2"][..],
+        &["add", "-host", "10.7.0.1", "10.0.1.3", "-ifp", "shmif0"],
+        &["add", "-net", "10.8.0.0/16", "127.0.0.1", "-reject"],
+        &["add", "default", "10.0.1.254"],
+        &["add", "-inet6", "-net", "2001:db8:9::/64", "2001:db8:1::2"],
+    ] {
+        tool_ok(&d, "route", r);
+    }
+    let statics = |d: &Daemon| -> Vec<String> {
+        tool_ok(d, "netstat", &["-rn"])
+            .lines()
+            .filter(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains('S')))
+            .map(str::to_string)
+            .collect()
+    };
+    let before = statics(&d);
+    assert_eq!(before.len(), 5, "{before:?}");
+    d.kill9();
+    d.spawn_with(&args);
+    assert_eq!(statics(&d), before);
+    assert_eq!(
+        tool_ok(&d, "sysctl", &["net.inet.ip.forwarding"]),
+        "net.inet.ip.forwarding = 1\n"
+    );
+}
