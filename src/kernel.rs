@@ -286,6 +286,19 @@ impl KernelInner {
         {
             return self.echo(dst, scope.as_deref(), ident, seq, len, timeout_ms);
         }
+        if let Request::EchoFrom {
+            dst,
+            src,
+            ttl,
+            ident,
+            seq,
+            len,
+            timeout_ms,
+        } = req
+        {
+            let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+            return self.echo_routed(dst, src, ttl, (ident, seq), usize::from(len), timeout);
+        }
         if let Request::SetLinkStr {
             name,
             linkstr: Some(l),
@@ -562,7 +575,9 @@ impl KernelInner {
                 .find(|i| i.driver.control_peer().is_some_and(|p| p == peer))
                 .map(|i| Reply::IfName(i.state.name.clone()))
                 .ok_or(Errno::ENXIO),
-            Request::Echo { .. } => unreachable!("answered without the table lock"),
+            Request::Echo { .. } | Request::EchoFrom { .. } => {
+                unreachable!("answered without the table lock")
+            }
             Request::GetLlTable => Ok(Reply::LlTable(lltable(t))),
             Request::DelLlEntry { addr, v6, ifname } => Ok(Reply::LlTable(lltable_delete(
                 t,
@@ -671,37 +686,26 @@ impl KernelInner {
                 }
                 Some(false) => None,
                 None => match route(&t, dst, scope) {
-                    Ok(p) => Some((p.pinger(), None)),
+                    Ok(p) => Some(p.pinger()),
                     // Beyond the attached subnets: along the routing table,
                     // through its gateway; the reply comes back to the
                     // interface it left by.
                     Err(Errno::EHOSTUNREACH) if scope.is_none() => {
-                        let (index, src) = self.router.route_out(dst)?;
-                        let p = t
-                            .ifs
-                            .iter()
-                            .find(|i| i.state.index == index)
-                            .and_then(|i| i.inet.as_ref())
-                            .ok_or(Errno::EHOSTUNREACH)?;
-                        Some((p.pinger(), Some(src)))
+                        drop(t);
+                        let len = usize::from(len);
+                        return self.echo_routed(dst, None, 0, (ident, seq), len, timeout);
                     }
                     Err(e) => return Err(e),
                 },
             }
         };
-        let Some((pinger, routed)) = pinger else {
+        let Some(pinger) = pinger else {
             // Only on a down interface: NetBSD's ip_input takes such an
             // address as not ours and, not forwarding, drops the request.
             std::thread::sleep(timeout);
             return Err(Errno::ETIMEDOUT);
         };
-        let len = usize::from(len);
-        let r = match routed {
-            None => pinger.echo(dst, ident, seq, len, timeout)?,
-            Some(src) => pinger.echo_sent_by((ident, seq), timeout, || {
-                self.router.send_echo(src, dst, (ident, seq), len)
-            })?,
-        };
+        let r = pinger.echo(dst, ident, seq, usize::from(len), timeout)?;
         Ok(Reply::Echo {
             from: r.from,
             bytes: r.bytes,
@@ -740,6 +744,50 @@ fn route_ifs(t: &IfTable) -> Vec<IfInfo> {
             }
         })
         .collect()
+}
+
+impl KernelInner {
+    /// An echo request of the host's own along the routing table (through
+    /// gateways; with a source address or TTL asked for), its reply waited
+    /// for by the host of the interface it leaves by.
+    fn echo_routed(
+        &self,
+        dst: IpAddr,
+        src: Option<IpAddr>,
+        ttl: u8,
+        key: (u16, u16),
+        len: usize,
+        timeout: std::time::Duration,
+    ) -> Response {
+        let (pinger, src) = {
+            let t = self.table.lock().unwrap();
+            let (index, via) = self.router.route_out(dst)?;
+            let src = match src {
+                Some(a) if is_local(&t, a).is_none() || a.is_ipv4() != dst.is_ipv4() => {
+                    return Err(Errno::EADDRNOTAVAIL);
+                }
+                Some(a) => a,
+                None => via,
+            };
+            let p = t
+                .ifs
+                .iter()
+                .find(|i| i.state.index == index)
+                .and_then(|i| i.inet.as_ref())
+                .ok_or(Errno::EHOSTUNREACH)?;
+            (p.pinger(), src)
+        };
+        let ttl = if ttl == 0 { 64 } else { ttl };
+        let r = pinger.echo_sent_by(key, timeout, || {
+            self.router.send_echo((src, dst), ttl, key, len)
+        })?;
+        Ok(Reply::Echo {
+            from: r.from,
+            bytes: r.bytes,
+            ttl: r.ttl,
+            rtt_us: r.rtt_us,
+        })
+    }
 }
 
 /// Every interface's neighbour cache entries, in interface order.

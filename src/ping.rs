@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub const USAGE: &str = "usage: ifping [-6nq] [-c count] [-i wait] [-s packetsize] [-w deadline] [-W waittime] host[%scope]\n";
+pub const USAGE: &str = "usage: ifping [-6nq] [-c count] [-h hoplimit] [-I srcaddr] [-i wait] [-S sourceaddr] [-s packetsize] [-T ttl] [-w deadline] [-W waittime] host[%scope]\n";
 
 /// Set by SIGINT: stop sending and print the summary, as ping does.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -27,6 +27,10 @@ pub struct Options {
     pub dst: IpAddr,
     pub scope: Option<String>,
     pub host: String,
+    /// -I, -S: the source address (one of the kernel's).
+    pub src: Option<IpAddr>,
+    /// -T, -h: the TTL or hop limit; 0 for the default.
+    pub ttl: u8,
 }
 
 fn seconds(s: &str) -> Option<Duration> {
@@ -47,6 +51,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         dst: IpAddr::from([0, 0, 0, 0]),
         scope: None,
         host: String::new(),
+        src: None,
+        ttl: 0,
     };
     let mut want_v6 = false;
     let mut i = 0;
@@ -64,7 +70,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                 '6' => want_v6 = true,
                 'n' => {}
                 'q' => o.quiet = true,
-                'c' | 'i' | 's' | 'w' | 'W' => {
+                'c' | 'h' | 'I' | 'i' | 'S' | 's' | 'T' | 'w' | 'W' => {
                     let rest: String = flags[j..].iter().collect();
                     let val = if !rest.is_empty() {
                         j = flags.len();
@@ -94,6 +100,18 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                                 .ok()
                                 .filter(|n| *n <= 1472)
                                 .ok_or_else(|| bad("Bad/invalid packet size"))?
+                        }
+                        'h' | 'T' => {
+                            o.ttl = val
+                                .parse()
+                                .ok()
+                                .filter(|n| *n > 0)
+                                .ok_or_else(|| bad("Bad/invalid ttl"))?
+                        }
+                        'I' | 'S' => {
+                            o.src = Some(val.parse().map_err(|_| {
+                                format!("ifping: Cannot resolve \"{val}\" (Unknown host)\n")
+                            })?)
                         }
                         'w' => {
                             o.deadline =
@@ -210,13 +228,26 @@ pub fn main_with(
         if let Some(d) = o.deadline {
             timeout = timeout.min(d.saturating_sub(start.elapsed()));
         }
-        let req = Request::Echo {
-            dst: o.dst,
-            scope: o.scope.clone(),
-            ident,
-            seq,
-            len: o.size,
-            timeout_ms: timeout.as_millis().max(1) as u32,
+        let timeout_ms = timeout.as_millis().max(1) as u32;
+        let req = if o.src.is_some() || o.ttl != 0 {
+            Request::EchoFrom {
+                dst: o.dst,
+                src: o.src,
+                ttl: o.ttl,
+                ident,
+                seq,
+                len: o.size,
+                timeout_ms,
+            }
+        } else {
+            Request::Echo {
+                dst: o.dst,
+                scope: o.scope.clone(),
+                ident,
+                seq,
+                len: o.size,
+                timeout_ms,
+            }
         };
         st.sent += 1;
         match ctl.ioctl(req) {

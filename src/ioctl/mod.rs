@@ -559,6 +559,18 @@ pub enum Request {
         len: u16,
         timeout_ms: u32,
     },
+    /// An echo request as `Echo`, sent along the routing table with a
+    /// chosen source address (ping -S, -I) and TTL or hop limit (ping -T,
+    /// ping6 -h; 0 for the default 64).
+    EchoFrom {
+        dst: IpAddr,
+        src: Option<IpAddr>,
+        ttl: u8,
+        ident: u16,
+        seq: u16,
+        len: u16,
+        timeout_ms: u32,
+    },
     /// Stop the daemon, destroying every interface.
     Shutdown,
     /// TAPGIFNAME: the tap whose control device's client socket has the

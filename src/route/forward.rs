@@ -650,8 +650,8 @@ impl Router {
     /// reach by itself.
     pub fn send_echo(
         &self,
-        src: IpAddr,
-        dst: IpAddr,
+        (src, dst): (IpAddr, IpAddr),
+        ttl: u8,
         (ident, seq): (u16, u16),
         len: usize,
     ) -> Result<(), crate::ioctl::Errno> {
@@ -662,8 +662,8 @@ impl Router {
         };
         let mac = out.port.mac().ok_or(Errno::ENETDOWN)?;
         let id = self.ip_id.fetch_add(1, Relaxed);
-        let buf =
-            icmp::echo_request(mac, (src, dst), id, (ident, seq), len).ok_or(Errno::EINVAL)?;
+        let buf = icmp::echo_request(mac, (src, dst), (id, ttl), (ident, seq), len)
+            .ok_or(Errno::EINVAL)?;
         let frame = Frame::new(&buf).ok_or(Errno::EINVAL)?;
         self.send(out, nexthop, 0, &frame, true);
         Ok(())

@@ -77,12 +77,11 @@ fn ethernet(buf: &mut Vec<u8>, src: Mac, dst: Mac, ethertype: u16) {
     buf.extend_from_slice(&ethertype.to_be_bytes());
 }
 
-/// An IPv4 header of `len` bytes of payload, protocol `proto`.
+/// An IPv4 header of `len` bytes of payload, protocol `proto`, TTL `ttl`.
 pub fn ipv4_header(
     buf: &mut Vec<u8>,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    id: u16,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    (id, ttl): (u16, u8),
     proto: u8,
     len: usize,
 ) {
@@ -91,7 +90,7 @@ pub fn ipv4_header(
     buf.extend_from_slice(&[0x45, 0]);
     buf.extend_from_slice(&total.to_be_bytes());
     buf.extend_from_slice(&id.to_be_bytes());
-    buf.extend_from_slice(&[0, 0, 64, proto, 0, 0]);
+    buf.extend_from_slice(&[0, 0, ttl, proto, 0, 0]);
     buf.extend_from_slice(&src.octets());
     buf.extend_from_slice(&dst.octets());
     let sum = checksum(0, &buf[start..start + 20]);
@@ -115,7 +114,7 @@ pub fn error4(
 ) {
     let quote = &orig[..orig.len().min(hlen + RETURN_DATA)];
     ethernet(buf, macs.0, macs.1, 0x0800);
-    ipv4_header(buf, src, dst, id, 1, 8 + quote.len());
+    ipv4_header(buf, (src, dst), (id, 64), 1, 8 + quote.len());
     let at = buf.len();
     buf.extend_from_slice(&[typ, code, 0, 0]);
     buf.extend_from_slice(&word.to_be_bytes());
@@ -162,7 +161,7 @@ pub fn error6(
 pub fn echo_request(
     mac: Mac,
     (src, dst): (std::net::IpAddr, std::net::IpAddr),
-    id: u16,
+    (id, ttl): (u16, u8),
     (ident, seq): (u16, u16),
     len: usize,
 ) -> Option<Vec<u8>> {
@@ -178,7 +177,7 @@ pub fn echo_request(
             let c = checksum(0, &icmp);
             icmp[2..4].copy_from_slice(&c.to_be_bytes());
             ethernet(&mut buf, mac, [0; 6], 0x0800);
-            ipv4_header(&mut buf, s, d, id, 1, icmp.len());
+            ipv4_header(&mut buf, (s, d), (id, ttl), 1, icmp.len());
         }
         (V6(s), V6(d)) => {
             icmp[0] = 128;
@@ -192,7 +191,7 @@ pub fn echo_request(
             ethernet(&mut buf, mac, [0; 6], 0x86dd);
             buf.extend_from_slice(&[0x60, 0, 0, 0]);
             buf.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-            buf.extend_from_slice(&[58, 64]);
+            buf.extend_from_slice(&[58, ttl]);
             buf.extend_from_slice(&s.octets());
             buf.extend_from_slice(&d.octets());
         }

@@ -548,3 +548,42 @@ fn routes_survive_a_restart() {
         "net.inet.ip.forwarding = 1\n"
     );
 }
+
+/// ifping's options that depend on routing: TTL / hop limit (-T, -h) and
+/// the source address (-I, -S).
+#[test]
+fn ping_ttl_and_source() {
+    let (_dir, [d1, d2, _d3]) = chain();
+    // TTL 1 dies at d2 (one time exceeded there); 2 arrives.
+    let (o, e, rc) = ifping(&d1, &["-c", "1", "-W", "1", "-T", "1", "10.0.2.3"]);
+    assert_ne!(rc, 0, "{o}{e}");
+    let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet"]);
+    assert!(st.contains("\t\ttime exceeded: 1\n"), "{st}");
+    let (o, e, rc) = ifping(&d1, &["-c", "1", "-W", "2", "-T", "2", "10.0.2.3"]);
+    assert_eq!(rc, 0, "{o}{e}");
+    assert!(o.contains("ttl=63"), "{o}");
+    let args = ["-6", "-c", "1", "-W", "1", "-h", "1", "2001:db8:2::3"];
+    assert_ne!(ifping(&d1, &args).2, 0);
+    let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet6"]);
+    assert!(st.contains("\t\ttime exceed: 1\n"), "{st}");
+    // A source address of ours, and one that is not.
+    let (o, e, rc) = ifping(&d1, &["-c", "1", "-W", "2", "-I", "10.0.1.1", "10.0.2.3"]);
+    assert_eq!(rc, 0, "{o}{e}");
+    let (o, e, rc) = ifping(&d1, &["-c", "1", "-W", "1", "-I", "10.9.9.9", "10.0.2.3"]);
+    assert!(
+        rc != 0 && e.contains("Can't assign requested address"),
+        "{o}{e}"
+    );
+    let args = [
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-S",
+        "2001:db8:1::1",
+        "2001:db8:2::3",
+    ];
+    let (o, e, rc) = ifping(&d1, &args);
+    assert_eq!(rc, 0, "{o}{e}");
+}
