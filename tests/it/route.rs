@@ -147,7 +147,13 @@ fn time_exceeded_and_unreachable() {
     // gives up (3 tries a second apart).
     let (text, _) = ping(&s.a, &["-c", "1", "-W", "6", "10.2.0.99"]);
     assert!(unreachable(&text), "{text}");
+    // A packet that leaves by the interface it came in on, for a host on
+    // the sender's own network: forwarded, and the sender redirected.
+    s.a.exec("ip route add 10.1.0.3/32 via 10.1.0.1");
+    ping(&s.a, &["-c", "1", "-W", "1", "10.1.0.3"]);
     let st = tool_ok(&s.d, "netstat", &["-s", "-f", "inet"]);
+    assert!(st.contains("\t1 redirect sent\n"), "{st}");
+    assert!(st.contains("\t\trouting redirect: 1\n"), "{st}");
     assert!(st.contains("\t\ttime exceeded: 1\n"), "{st}");
     assert!(
         st.contains("\t1 output packet discarded due to no route\n"),
