@@ -706,12 +706,7 @@ impl KernelInner {
             return Err(Errno::ETIMEDOUT);
         };
         let r = pinger.echo(dst, ident, seq, usize::from(len), timeout)?;
-        Ok(Reply::Echo {
-            from: r.from,
-            bytes: r.bytes,
-            ttl: r.ttl,
-            rtt_us: r.rtt_us,
-        })
+        Ok(echo_reply(r))
     }
 }
 
@@ -781,12 +776,25 @@ impl KernelInner {
         let r = pinger.echo_sent_by(key, timeout, || {
             self.router.send_echo((src, dst), ttl, key, len)
         })?;
-        Ok(Reply::Echo {
+        Ok(echo_reply(r))
+    }
+}
+
+/// The answer to an echo request: its reply, or the error it got.
+fn echo_reply(r: inet::EchoReply) -> Reply {
+    match r.error {
+        Some((typ, code)) => Reply::EchoError {
+            from: r.from,
+            bytes: r.bytes,
+            typ,
+            code,
+        },
+        None => Reply::Echo {
             from: r.from,
             bytes: r.bytes,
             ttl: r.ttl,
             rtt_us: r.rtt_us,
-        })
+        },
     }
 }
 

@@ -33,6 +33,31 @@ pub struct Options {
     pub ttl: u8,
 }
 
+/// pr_icmph's words for the errors a request can get (ping.c, ping6.c).
+pub fn icmp_error_text(v6: bool, typ: u8, code: u8) -> String {
+    let s = match (v6, typ, code) {
+        (false, 3, 0) => "Destination Net Unreachable",
+        (false, 3, 1) => "Destination Host Unreachable",
+        (false, 3, 2) => "Destination Protocol Unreachable",
+        (false, 3, 3) => "Destination Port Unreachable",
+        (false, 3, 4) => "frag needed and DF set",
+        (false, 3, 5) => "Source Route Failed",
+        (false, 3, _) => return format!("Dest Unreachable, Code: {code}"),
+        (false, 11, 0) => "Time to live exceeded",
+        (false, 11, _) => "Frag reassembly time exceeded",
+        (true, 1, 0) => "No Route to Destination",
+        (true, 1, 1) => "Destination Administratively Unreachable",
+        (true, 1, 2) => "Destination Unreachable Beyond Scope",
+        (true, 1, 3) => "Destination Host Unreachable",
+        (true, 1, 4) => "Destination Port Unreachable",
+        (true, 2, _) => "Packet too big",
+        (true, 3, 0) => "Time to live exceeded",
+        (true, 3, _) => "Frag reassembly time exceeded",
+        _ => return format!("Bad ICMP type: {typ}"),
+    };
+    s.to_string()
+}
+
 fn seconds(s: &str) -> Option<Duration> {
     let v: f64 = s.parse().ok()?;
     (0.0..1e9).contains(&v).then(|| Duration::from_secs_f64(v))
@@ -272,6 +297,17 @@ pub fn main_with(
                             "{bytes} bytes from {from}: icmp_seq={seq} ttl={ttl} time={ms:.3} ms"
                         )
                     };
+                }
+            }
+            Ok(Reply::EchoError {
+                from,
+                bytes,
+                typ,
+                code,
+            }) => {
+                if !o.quiet {
+                    let what = icmp_error_text(v6, typ, code);
+                    let _ = writeln!(out, "{bytes} bytes from {from}: {what}");
                 }
             }
             Ok(_) | Err(Errno::ETIMEDOUT) => {}

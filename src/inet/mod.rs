@@ -126,6 +126,9 @@ pub struct EchoReply {
     pub bytes: u32,
     pub ttl: u8,
     pub rtt_us: u64,
+    /// An ICMP error about the request instead of a reply: its type and
+    /// code, in the family's numbering.
+    pub error: Option<(u8, u8)>,
 }
 
 struct Pending {
@@ -1005,6 +1008,7 @@ impl State {
         from: IpAddr,
         bytes: usize,
         ttl: u8,
+        error: Option<(u8, u8)>,
     ) {
         if let Some(p) = self.pending.remove(&key) {
             let rtt_us = now.saturating_duration_since(p.sent).as_micros() as u64;
@@ -1013,8 +1017,43 @@ impl State {
                 bytes: bytes as u32,
                 ttl,
                 rtt_us,
+                error,
             });
         }
+    }
+
+    /// An ICMP error quoting one of our echo requests (`quote`: the
+    /// request's IP header and at least the ICMP header's 8 bytes): the
+    /// wait for its reply ends with the error, as ping reports it.
+    fn echo_error(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        bytes: usize,
+        err: (u8, u8),
+        quote: &[u8],
+    ) {
+        let (hlen, echo) = match quote.first().map(|b| b >> 4) {
+            Some(4) => (usize::from(quote[0] & 0xf) * 4, 8u8),
+            Some(6) => (40, 128u8),
+            _ => return,
+        };
+        let proto = if echo == 8 {
+            quote.get(9)
+        } else {
+            quote.get(6)
+        };
+        let Some(icmp) = quote.get(hlen..hlen + 8) else {
+            return;
+        };
+        if proto != Some(&if echo == 8 { 1 } else { 58 }) || icmp[0] != echo {
+            return;
+        }
+        let key = (
+            u16::from_be_bytes([icmp[4], icmp[5]]),
+            u16::from_be_bytes([icmp[6], icmp[7]]),
+        );
+        self.complete_echo(now, key, from, bytes, 0, Some(err));
     }
 
     fn sniff_ipv4(&mut self, now: Instant, payload: &[u8], src_mac: Mac) -> bool {
@@ -1035,10 +1074,16 @@ impl State {
             Icmpv4Message::EchoReply => {
                 let key = (icmp.echo_ident(), icmp.echo_seq_no());
                 let from = IpAddr::V4(ip.src_addr());
-                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit());
+                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit(), None);
                 true
             }
             Icmpv4Message::EchoRequest => self.echo_allowed(now),
+            Icmpv4Message::DstUnreachable | Icmpv4Message::TimeExceeded => {
+                let err = (u8::from(icmp.msg_type()), icmp.msg_code());
+                let from = IpAddr::V4(ip.src_addr());
+                self.echo_error(now, from, ip.payload().len(), err, icmp.data());
+                true
+            }
             _ => true,
         }
     }
@@ -1058,10 +1103,18 @@ impl State {
             Icmpv6Message::EchoReply => {
                 let key = (icmp.echo_ident(), icmp.echo_seq_no());
                 let from = IpAddr::V6(ip.src_addr());
-                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit());
+                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit(), None);
                 true
             }
             Icmpv6Message::EchoRequest => self.echo_allowed(now),
+            Icmpv6Message::DstUnreachable
+            | Icmpv6Message::TimeExceeded
+            | Icmpv6Message::PktTooBig => {
+                let err = (u8::from(icmp.msg_type()), icmp.msg_code());
+                let from = IpAddr::V6(ip.src_addr());
+                self.echo_error(now, from, ip.payload().len(), err, icmp.payload());
+                true
+            }
             Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert => {
                 let Ok(Icmpv6Repr::Ndisc(nd)) = Icmpv6Repr::parse(
                     &ip.src_addr(),

@@ -619,6 +619,14 @@ pub enum Reply {
         ttl: u8,
         rtt_us: u64,
     },
+    /// Instead of an echo reply, an ICMP error about the request: who sent
+    /// it, its length, its type and code (ICMP or ICMPv6 as `from`).
+    EchoError {
+        from: IpAddr,
+        bytes: u32,
+        typ: u8,
+        code: u8,
+    },
     /// An interface's name.
     IfName(String),
     LlTable(Vec<LlEntry>),

@@ -330,6 +330,10 @@ fn chain_of_daemons_over_buses() {
     tool_ok(&d1, "route", &["add", "default", "10.0.1.2"]);
     let (o, e, rc) = ifping(&d1, &["-c", "1", "-w", "2", "10.0.9.9"]);
     assert!(rc != 0, "{o}{e}");
+    assert!(
+        o.contains("bytes from 10.0.1.2: Destination Host Unreachable"),
+        "{o}{e}"
+    );
     let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet"]);
     assert!(
         st.contains("\t1 output packet discarded due to no route\n"),
@@ -563,13 +567,22 @@ fn ping_ttl_and_source() {
     // TTL 1 dies at d2 (one time exceeded there); 2 arrives.
     let (o, e, rc) = ifping(&d1, &["-c", "1", "-W", "1", "-T", "1", "10.0.2.3"]);
     assert_ne!(rc, 0, "{o}{e}");
+    assert!(
+        o.contains("bytes from 10.0.1.2: Time to live exceeded"),
+        "{o}"
+    );
     let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet"]);
     assert!(st.contains("\t\ttime exceeded: 1\n"), "{st}");
     let (o, e, rc) = ifping(&d1, &["-c", "1", "-W", "2", "-T", "2", "10.0.2.3"]);
     assert_eq!(rc, 0, "{o}{e}");
     assert!(o.contains("ttl=63"), "{o}");
     let args = ["-6", "-c", "1", "-W", "1", "-h", "1", "2001:db8:2::3"];
-    assert_ne!(ifping(&d1, &args).2, 0);
+    let (o, _, rc) = ifping(&d1, &args);
+    assert_ne!(rc, 0);
+    assert!(
+        o.contains("from 2001:db8:1::2: Time to live exceeded"),
+        "{o}"
+    );
     let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet6"]);
     assert!(st.contains("\t\ttime exceed: 1\n"), "{st}");
     // A source address of ours, and one that is not.
