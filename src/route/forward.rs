@@ -243,8 +243,14 @@ impl Router {
         let cfg = self.config();
         let dst = IpAddr::V4(ip.dst);
         let route = cfg.fib.lookup(dst);
-        if route.is_some_and(|r| r.is_local()) {
+        if let Some(r) = route.filter(|r| r.is_local()) {
             st.ip(IP_DELIVERED);
+            if r.ifindex != from.index && r.flags & rtf::BROADCAST == 0 {
+                // An address of another interface (the weak host model):
+                // its echo requests are answered from here.
+                self.echo_for_another(from, frame, ip.hlen, ip.total);
+                return true;
+            }
             return false;
         }
         if !self.forwarding.load(Relaxed) {
@@ -334,8 +340,16 @@ impl Router {
         }
         let dst = IpAddr::V6(ip.dst);
         let route = cfg.fib.lookup(dst);
-        if ip.dst.is_unicast_link_local() || route.is_some_and(|r| r.is_local()) {
+        if ip.dst.is_unicast_link_local() {
             st.ip6(IP6_DELIVERED);
+            return false;
+        }
+        if let Some(r) = route.filter(|r| r.is_local()) {
+            st.ip6(IP6_DELIVERED);
+            if r.ifindex != from.index && ip.next == PROTO_ICMPV6 {
+                self.echo_for_another(from, frame, 40, ip.total);
+                return true;
+            }
             return false;
         }
         if inif.is_some_and(|i| i.v6.iter().any(|(a, _)| *a == ip.dst)) {
@@ -375,6 +389,22 @@ impl Router {
         }
         self.send(out, nexthop, from.index, frame, false);
         true
+    }
+
+    /// Answer an echo request to an address of another of our interfaces
+    /// (the host behind `from` holds only its own), back to the sender;
+    /// anything else to such an address is dropped.
+    fn echo_for_another(&self, from: &Port, frame: &Frame, hlen: usize, total: usize) {
+        let Some(mac) = from.mac() else { return };
+        let p = &frame.payload()[..total];
+        ERR.with(|b| {
+            let mut b = b.borrow_mut();
+            if icmp::echo_reply(&mut b, (mac, frame.src()), p, hlen)
+                && let Some(f) = Frame::new(&b)
+            {
+                let _ = from.output(&f);
+            }
+        });
     }
 
     /// Learn next hops from neighbour advertisements (their target) and

@@ -201,6 +201,53 @@ pub fn echo_request(
     Some(buf)
 }
 
+/// The echo reply to the echo request `p` (an IP packet with a header of
+/// `hlen` bytes, options dropped): addresses swapped, a fresh header, the
+/// ICMP type and checksum changed. False if `p` is no echo request.
+pub fn echo_reply(buf: &mut Vec<u8>, macs: (Mac, Mac), p: &[u8], hlen: usize) -> bool {
+    let Some(icmp) = p.get(hlen..).filter(|i| i.len() >= 8) else {
+        return false;
+    };
+    let v6 = p[0] >> 4 == 6;
+    let (request, reply) = if v6 { (128, 129) } else { (8, 0) };
+    if icmp[0] != request || icmp[1] != 0 {
+        return false;
+    }
+    ethernet(buf, macs.0, macs.1, if v6 { 0x86dd } else { 0x0800 });
+    if v6 {
+        buf.extend_from_slice(&p[..8]);
+        buf[14 + 7] = 64;
+        buf.extend_from_slice(&p[24..40]);
+        buf.extend_from_slice(&p[8..24]);
+    } else {
+        let (src, dst) = (
+            Ipv4Addr::new(p[12], p[13], p[14], p[15]),
+            Ipv4Addr::new(p[16], p[17], p[18], p[19]),
+        );
+        ipv4_header(
+            buf,
+            (dst, src),
+            (u16::from_be_bytes([p[4], p[5]]), 64),
+            1,
+            icmp.len(),
+        );
+    }
+    let at = buf.len();
+    buf.extend_from_slice(icmp);
+    buf[at] = reply;
+    buf[at + 2..at + 4].copy_from_slice(&[0, 0]);
+    let mut sum = 0u32;
+    if v6 {
+        for w in buf[14 + 8..14 + 40].chunks_exact(2) {
+            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        sum += icmp.len() as u32 + 58;
+    }
+    let c = checksum(sum, &buf[at..]);
+    buf[at + 2..at + 4].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +295,40 @@ mod tests {
         assert_eq!(buf.len() - 14, 1280);
         let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
         assert!(icmp.verify_checksum(&s6, &d6));
+    }
+
+    #[test]
+    fn echo_replies_turn_requests_around() {
+        let a = std::net::IpAddr::from([10, 1, 0, 2]);
+        let b = std::net::IpAddr::from([10, 2, 0, 1]);
+        let req = echo_request([2; 6], (a, b), (7, 64), (9, 1), 24).unwrap();
+        let mut buf = Vec::new();
+        assert!(echo_reply(&mut buf, ([4; 6], [2; 6]), &req[14..], 20));
+        let ip = Ipv4Packet::new_checked(&buf[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr()),
+            ([10, 2, 0, 1].into(), [10, 1, 0, 2].into())
+        );
+        let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        assert_eq!(
+            (icmp.msg_type(), icmp.echo_ident()),
+            (smoltcp::wire::Icmpv4Message::EchoReply, 9)
+        );
+        let (a6, b6): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8:1::2".parse().unwrap(),
+            "2001:db8:2::1".parse().unwrap(),
+        );
+        let req = echo_request([2; 6], (a6.into(), b6.into()), (0, 64), (9, 1), 24).unwrap();
+        assert!(echo_reply(&mut buf, ([4; 6], [2; 6]), &req[14..], 40));
+        let ip = Ipv6Packet::new_checked(&buf[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (b6, a6));
+        let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum(&b6, &a6));
+        // Not an echo request: nothing.
+        let reply = buf.clone();
+        assert!(!echo_reply(&mut buf, ([4; 6], [2; 6]), &reply[14..], 40));
     }
 
     #[test]

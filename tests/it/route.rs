@@ -96,6 +96,8 @@ fn forwarding_between_two_namespaces() {
     assert!(out.contains("ttl=63"), "{out}");
     let out = s.b.exec("ping -c 1 -W 2 10.1.0.2");
     assert!(out.contains("ttl=63"), "{out}");
+    // The daemon's address on B's side answers A too.
+    assert!(ping_ok(&s.a, "-c 1 -W 2 10.2.0.1"));
     let scratch = tempfile::tempdir().unwrap();
     tcp_transfer_intact(&s.a, &s.b, "10.2.0.2", 5015, 16, scratch.path());
     tcp_transfer_intact(&s.b, &s.a, "10.1.0.2", 5016, 16, scratch.path());
@@ -397,6 +399,7 @@ fn ipv6_forwarding_between_two_namespaces() {
     tool_ok(&s.d, "sysctl", &["-w", "net.inet6.ip6.forwarding=1"]);
     let (text, ok) = ping(&s.a, &["-6", "-c", "2", "-W", "2", "2001:db8:2::2"]);
     assert!(ok && text.contains("ttl=63"), "{text}");
+    assert!(ping_ok(&s.a, "-6 -c 1 -W 2 2001:db8:2::1"));
     // Hop limit 1: time exceeded from the daemon's address on A's side.
     let (text, _) = ping(
         &s.a,
