@@ -75,6 +75,9 @@ for r in $(seq "$REPS"); do
     for p in $PATHS; do
         echo "rep $r/$REPS: $p" >&2
         ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 -q 10.71.2.2 > "$R/ping-$p-$r.txt"
+        # The router's own address, answered by its host side: how fast a
+        # thread of the router wakes on this machine now.
+        ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 -q 10.71.1.1 > "$R/pingr-$p-$r.txt"
         ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
         sleep 0.5
         ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udp-$p-$r.json"
@@ -90,21 +93,22 @@ R, reps, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def med(xs): return statistics.median(xs) if xs else float("nan")
 res = {}
 for p in paths:
-    tcp, udp, rtt = [], [], []
+    tcp, udp, rtt, rttr = [], [], [], []
     for r in range(1, reps + 1):
         j = json.load(open(f"{R}/tcp-{p}-{r}.json"))
         tcp.append(j["end"]["sum_received"]["bits_per_second"] / 1e9)
         j = json.load(open(f"{R}/udp-{p}-{r}.json"))
         s = j["end"]["sum"]
         udp.append(s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3)
-        m = re.search(r"= [\d.]+/([\d.]+)/", open(f"{R}/ping-{p}-{r}.txt").read())
-        rtt.append(float(m.group(1)) * 1000 if m else float("nan"))
-    res[p] = (med(tcp), med(udp), med(rtt))
+        for f, v in (("ping", rtt), ("pingr", rttr)):
+            m = re.search(r"= [\d.]+/([\d.]+)/", open(f"{R}/{f}-{p}-{r}.txt").read())
+            v.append(float(m.group(1)) * 1000 if m else float("nan"))
+    res[p] = (med(tcp), med(udp), med(rtt), med(rttr))
 print("route bench: A -> router -> B, median of %d (a shared machine)" % reps)
-print("%-6s %12s %14s %10s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT us"))
+print("%-6s %12s %14s %10s %18s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT us", "RTT to router us"))
 for p in paths:
-    t, u, r = res[p]
-    print("%-6s %12.2f %14.1f %10.0f" % (p, t, u, r))
+    t, u, r, rr = res[p]
+    print("%-6s %12.2f %14.1f %10.0f %18.0f" % (p, t, u, r, rr))
 i, l = res["ifnet"], res["linux"]
 print("ifnet/linux: TCP %.2fx, UDP-64 %.2fx, RTT %.2fx" % (i[0] / l[0], i[1] / l[1], i[2] / l[2]))
 PY
