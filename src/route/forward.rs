@@ -496,7 +496,9 @@ impl Router {
     /// fragmented to the path MTU if it must be.
     fn transmit(&self, out: &IfInfo, mac: Mac, bytes: &[u8], off: Offload, dec: bool) {
         let Some(src) = out.port.mac() else { return };
-        let v4 = bytes.len() > ETHER_HDR + 20 && bytes[12..14] == ETHERTYPE_IP.to_be_bytes();
+        // Only packets that passed check4 or check6 (or the host's own)
+        // get here: a whole header of their family.
+        let v4 = bytes.len() >= ETHER_HDR + 20 && bytes[12..14] == ETHERTYPE_IP.to_be_bytes();
         if v4 {
             let p = &bytes[ETHER_HDR..];
             let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
@@ -526,8 +528,8 @@ impl Router {
             if !dec {
             } else if v4 {
                 ttl_decrement(&mut b[ETHER_HDR..]);
-            } else if b.len() > ETHER_HDR + 40 {
-                b[ETHER_HDR + 7] -= 1;
+            } else if b.len() >= ETHER_HDR + 40 {
+                b[ETHER_HDR + 7] = b[ETHER_HDR + 7].saturating_sub(1);
             }
             let Some(f) = Frame::with_offload(&b, off) else {
                 return;
@@ -573,7 +575,7 @@ impl Router {
                 let word = (off0 & IP_DF) | more | offset;
                 h[2..4].copy_from_slice(&((hlen + piece.len()) as u16).to_be_bytes());
                 h[6..8].copy_from_slice(&word.to_be_bytes());
-                h[8] -= u8::from(dec);
+                h[8] = h[8].saturating_sub(u8::from(dec));
                 h[10..12].copy_from_slice(&[0, 0]);
                 let sum = checksum(0, &h[..hlen]);
                 h[10..12].copy_from_slice(&sum.to_be_bytes());
@@ -802,7 +804,7 @@ fn wire_size(off: &Offload, total: usize) -> usize {
 /// TTL minus one, checksum patched incrementally (RFC 1624 eqn. 3).
 fn ttl_decrement(h: &mut [u8]) {
     let old = u16::from_be_bytes([h[8], h[9]]);
-    h[8] -= 1;
+    h[8] = h[8].saturating_sub(1);
     let new = u16::from_be_bytes([h[8], h[9]]);
     let hc = u16::from_be_bytes([h[10], h[11]]);
     let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
@@ -822,6 +824,78 @@ mod tests {
         let s = checksum(0, &h);
         h[10..12].copy_from_slice(&s.to_be_bytes());
         h
+    }
+
+    use crate::port::Transmit;
+    use std::sync::{Arc, Mutex};
+
+    /// What reaches a medium.
+    struct Medium(Mutex<Vec<Vec<u8>>>);
+    impl Transmit for Medium {
+        fn transmit(&self, frame: &Frame) -> Result<(), crate::ioctl::Errno> {
+            self.0.lock().unwrap().push(frame.bytes().to_vec());
+            Ok(())
+        }
+    }
+
+    /// A router between two ports: 10.1.0.1/24 on 1, 10.2.0.1/24 on 2,
+    /// forwarding on, 10.2.0.2 resolved.
+    fn router() -> (Arc<Router>, [Arc<Port>; 2], [Arc<Medium>; 2]) {
+        let r = Router::new();
+        let mk = |i: u32| {
+            let p = Port::new(i, &format!("x{i}"));
+            p.set_flags(iff::UP | iff::RUNNING);
+            p.set_mac(Some([2, 0, 0, 0, 0, i as u8]));
+            let m = Arc::new(Medium(Mutex::new(Vec::new())));
+            p.set_transmit(Some(m.clone()));
+            (p, m)
+        };
+        let ((p1, m1), (p2, m2)) = (mk(1), mk(2));
+        let info = |p: &Arc<Port>, a: [u8; 4]| IfInfo {
+            index: p.index,
+            name: p.name.clone(),
+            port: p.clone(),
+            up: true,
+            loopback: false,
+            mtu: 1500,
+            v4: vec![(a.into(), 24)],
+            v6: Vec::new(),
+        };
+        r.sync(vec![info(&p1, [10, 1, 0, 1]), info(&p2, [10, 2, 0, 1])]);
+        r.forwarding.store(true, Relaxed);
+        let dst = IpAddr::from([10, 2, 0, 2]);
+        r.neigh
+            .learn(2, dst, [2, 0, 0, 0, 0, 9], true, Instant::now());
+        (r, [p1, p2], [m1, m2])
+    }
+
+    #[test]
+    fn a_header_only_packet_loses_a_hop_too() {
+        let (r, [p1, _], [_, m2]) = router();
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 7, 8, 0];
+        f.extend_from_slice(&header(2));
+        f[14 + 16..14 + 20].copy_from_slice(&[10, 2, 0, 2]);
+        f[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+        let sum = checksum(0, &f[14..34]);
+        f[14 + 10..14 + 12].copy_from_slice(&sum.to_be_bytes());
+        assert!(r.input(&p1, &Frame::new(&f).unwrap()));
+        let out = m2.0.lock().unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0][..6], [2, 0, 0, 0, 0, 9]);
+        assert_eq!(out[0][14 + 8], 1);
+        assert_eq!(checksum(0, &out[0][14..34]), 0);
+        // TTL 1 does not go on: a time exceeded goes back instead.
+        drop(out);
+        f[14 + 8] = 1;
+        f[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+        let sum = checksum(0, &f[14..34]);
+        f[14 + 10..14 + 12].copy_from_slice(&sum.to_be_bytes());
+        assert!(r.input(&p1, &Frame::new(&f).unwrap()));
+        assert_eq!(m2.0.lock().unwrap().len(), 1);
+        assert_eq!(
+            r.stats.icmp_out[usize::from(icmp::TIMXCEED)].load(Relaxed),
+            1
+        );
     }
 
     #[test]
