@@ -661,6 +661,7 @@ impl Request {
                 | Request::SetIfMedia { .. }
                 | Request::SetIfCap { .. }
                 | Request::SetDrvSpec { .. }
+                | Request::SetKnobs(_)
                 | Request::Route(
                     RouteReq::Add(_)
                         | RouteReq::Change(_)

@@ -546,7 +546,6 @@ fn routes_survive_a_restart() {
     d.ok(&["shmif0", "linkstr", bus.to_str().unwrap()]);
     d.ok(&["shmif0", "inet", "10.0.1.1/24"]);
     d.ok(&["shmif0", "inet6", "2001:db8:1::1/64"]);
-    tool_ok(&d, "sysctl", &["-w", "net.inet.ip.forwarding=1"]);
     for r in [
         &["add", "-net", "10.9.0.0/16", "10.0.1.2"][..],
         &["add", "-host", "10.7.0.1", "10.0.1.3", "-ifp", "shmif0"],
@@ -563,6 +562,8 @@ fn routes_survive_a_restart() {
             .map(str::to_string)
             .collect()
     };
+    // The knob last: a sysctl is a change of the state too.
+    tool_ok(&d, "sysctl", &["-w", "net.inet.ip.forwarding=1"]);
     let before = statics(&d);
     assert_eq!(before.len(), 5, "{before:?}");
     d.kill9();
