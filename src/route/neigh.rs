@@ -20,6 +20,9 @@ const KEEP: Duration = Duration::from_secs(1200);
 /// Packets held per neighbour being resolved, and neighbours at most.
 const HOLD: usize = 16;
 const MAX_ENTRIES: usize = 4096;
+/// Bytes held for all neighbours together: a flood towards addresses
+/// that never answer holds this much at most.
+const MAX_HELD_BYTES: usize = 4 << 20;
 
 /// A packet waiting for its next hop: the frame as it arrived, and the
 /// interface it arrived on (for the error if resolution fails).
@@ -46,7 +49,14 @@ enum Entry {
 
 #[derive(Default)]
 pub struct Neighbors {
-    map: Mutex<HashMap<(u32, IpAddr), Entry>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<(u32, IpAddr), Entry>,
+    /// The bytes of every held packet.
+    held_bytes: usize,
 }
 
 /// What the timer found due.
@@ -60,13 +70,13 @@ pub struct Due {
 }
 
 impl Neighbors {
-    fn map(&self) -> MutexGuard<'_, HashMap<(u32, IpAddr), Entry>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The link address of `ip` on interface `ifindex`, if resolved.
     pub fn lookup(&self, ifindex: u32, ip: IpAddr, now: Instant) -> Option<Mac> {
-        match self.map().get(&(ifindex, ip)) {
+        match self.inner().map.get(&(ifindex, ip)) {
             Some(Entry::Known { mac, at }) if now.saturating_duration_since(*at) < KEEP => {
                 Some(*mac)
             }
@@ -78,31 +88,38 @@ impl Neighbors {
     /// new resolution). A full queue drops the oldest (as la_hold keeps
     /// the newest); false with `h` back when no entry can be made.
     pub fn hold(&self, ifindex: u32, ip: IpAddr, h: Held, now: Instant) -> Result<bool, Held> {
-        let mut m = self.map();
-        let full = m.len() >= MAX_ENTRIES;
-        match m.get_mut(&(ifindex, ip)) {
+        let mut g = self.inner();
+        let inner = &mut *g;
+        if inner.held_bytes + h.bytes.len() > MAX_HELD_BYTES {
+            return Err(h);
+        }
+        let full = inner.map.len() >= MAX_ENTRIES;
+        let size = h.bytes.len();
+        let new = match inner.map.get_mut(&(ifindex, ip)) {
             Some(Entry::Waiting { held, .. }) => {
-                if held.len() >= HOLD {
-                    held.pop_front();
+                if held.len() >= HOLD
+                    && let Some(old) = held.pop_front()
+                {
+                    inner.held_bytes -= old.bytes.len();
                 }
                 held.push_back(h);
-                Ok(false)
+                false
             }
-            None if full => Err(h),
+            None if full => return Err(h),
             _ => {
                 let mut held = VecDeque::new();
                 held.push_back(h);
-                m.insert(
-                    (ifindex, ip),
-                    Entry::Waiting {
-                        tries: 1,
-                        next: now + RETRANS,
-                        held,
-                    },
-                );
-                Ok(true)
+                let waiting = Entry::Waiting {
+                    tries: 1,
+                    next: now + RETRANS,
+                    held,
+                };
+                inner.map.insert((ifindex, ip), waiting);
+                true
             }
-        }
+        };
+        inner.held_bytes += size;
+        Ok(new)
     }
 
     /// `ip` is at `mac` on `ifindex`. Returns the packets that waited for
@@ -116,16 +133,20 @@ impl Neighbors {
         create: bool,
         now: Instant,
     ) -> VecDeque<Held> {
-        let mut m = self.map();
+        let mut g = self.inner();
+        let inner = &mut *g;
         let known = Entry::Known { mac, at: now };
-        match m.get_mut(&(ifindex, ip)) {
+        match inner.map.get_mut(&(ifindex, ip)) {
             Some(e) => match std::mem::replace(e, known) {
-                Entry::Waiting { held, .. } => held,
+                Entry::Waiting { held, .. } => {
+                    inner.held_bytes -= held.iter().map(|h| h.bytes.len()).sum::<usize>();
+                    held
+                }
                 Entry::Known { .. } => VecDeque::new(),
             },
             None => {
-                if create && m.len() < MAX_ENTRIES {
-                    m.insert((ifindex, ip), known);
+                if create && inner.map.len() < MAX_ENTRIES {
+                    inner.map.insert((ifindex, ip), known);
                 }
                 VecDeque::new()
             }
@@ -136,8 +157,10 @@ impl Neighbors {
     /// gone; and when to look again.
     pub fn due(&self, now: Instant) -> Due {
         let mut d = Due::default();
-        let mut m = self.map();
-        m.retain(|&(ifindex, ip), e| match e {
+        let mut g = self.inner();
+        let inner = &mut *g;
+        let held_bytes = &mut inner.held_bytes;
+        inner.map.retain(|&(ifindex, ip), e| match e {
             Entry::Known { at, .. } => now.saturating_duration_since(*at) < KEEP,
             Entry::Waiting { tries, next, held } => {
                 if *next > now {
@@ -145,6 +168,7 @@ impl Neighbors {
                     return true;
                 }
                 if *tries >= MAX_TRIES {
+                    *held_bytes -= held.iter().map(|h| h.bytes.len()).sum::<usize>();
                     d.failed.extend(held.drain(..));
                     return false;
                 }
@@ -159,7 +183,18 @@ impl Neighbors {
     }
 
     pub fn forget_interface(&self, ifindex: u32) {
-        self.map().retain(|&(i, _), _| i != ifindex);
+        let mut g = self.inner();
+        let inner = &mut *g;
+        let held_bytes = &mut inner.held_bytes;
+        inner.map.retain(|&(i, _), e| {
+            if i != ifindex {
+                return true;
+            }
+            if let Entry::Waiting { held, .. } = e {
+                *held_bytes -= held.iter().map(|h| h.bytes.len()).sum::<usize>();
+            }
+            false
+        });
     }
 }
 
@@ -190,6 +225,31 @@ mod tests {
         assert_eq!(out.len(), HOLD);
         assert_eq!(n.lookup(2, ip, t0), Some([2, 0, 0, 0, 0, 1]));
         assert!(n.lookup(2, ip, t0 + KEEP).is_none());
+    }
+
+    #[test]
+    fn held_bytes_are_bounded() {
+        let n = Neighbors::default();
+        let t0 = Instant::now();
+        let big = || Held {
+            from: 1,
+            bytes: vec![0; 64 << 10],
+            off: Offload::NONE,
+            local: false,
+        };
+        let mut taken = 0;
+        for i in 0..200u32 {
+            let ip = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+            if n.hold(1, ip, big(), t0).is_ok() {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, MAX_HELD_BYTES / (64 << 10));
+        // Resolving one frees its bytes for others.
+        n.learn(1, IpAddr::from([10, 0, 0, 0]), [2; 6], false, t0);
+        assert!(n.hold(1, IpAddr::from([10, 9, 0, 0]), big(), t0).is_ok());
+        n.forget_interface(1);
+        assert_eq!(n.inner().held_bytes, 0);
     }
 
     #[test]
