@@ -63,7 +63,8 @@ const LAYERS: &[Layer] = &[
         files: &["src/ifnet.rs", "src/cloner/"],
         uses: None,
     },
-    // The IP presence of an interface: ARP, NDP, echo, DAD.
+    // The IP presence of an interface: ARP, NDP, echo, DAD; and routing:
+    // the table and the forwarding path between interfaces.
     Layer {
         name: "inet",
         files: &["src/inet/", "src/route/"],
