@@ -3,12 +3,12 @@
 //! One-way layers, bottom to top (tests/it/layers.rs holds the map and checks
 //! it): the API ([`ioctl`]) and pure formats ([`offload`], [`pcap`], the
 //! shmif bus, the tap framing); the data plane ([`port`], [`frame`],
-//! [`reactor`]); the interface
-//! model ([`ifnet`], [`cloner`]); the drivers ([`drivers`]), the IP
-//! presence ([`inet`]) and routing ([`route`]); the [`kernel`]; [`server`] and [`generic`], which
-//! give the kernel its drivers; and the tools ([`ifconfig`], [`brconfig`],
-//! [`ping`], [`client`], [`shmifdump`], [`inspect`]), which use the API and
-//! formats only.
+//! [`reactor`]); the interface model ([`ifnet`], [`cloner`]); the drivers
+//! ([`drivers`]), the IP presence ([`inet`]) and routing ([`route`]); the
+//! [`kernel`]; [`server`] and [`generic`], which give the kernel its
+//! drivers; and the tools ([`ifconfig`], [`brconfig`], [`ping`],
+//! [`client`], [`shmifdump`], [`inspect`]), which use the API and formats
+//! only.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
