@@ -396,6 +396,16 @@ impl Router {
     /// anything else to such an address is dropped.
     fn echo_for_another(&self, from: &Port, frame: &Frame, hlen: usize, total: usize) {
         let Some(mac) = from.mac() else { return };
+        let now = Instant::now();
+        if !self
+            .echo_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(now)
+        {
+            from.counters.iqdrops.fetch_add(1, Relaxed);
+            return;
+        }
         let p = &frame.payload()[..total];
         ERR.with(|b| {
             let mut b = b.borrow_mut();

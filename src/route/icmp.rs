@@ -26,7 +26,10 @@ const RETURN_DATA: usize = 8;
 /// An ICMPv6 error is at most the minimum MTU.
 const ICMP6_MAX: usize = 1280;
 /// Errors per second (net.inet.icmp.errppslimit), with a burst of as many.
-const ERR_PPS: f64 = 100.0;
+pub const ERR_PPS: f64 = 100.0;
+/// Echo requests answered per second for another interface's address, as
+/// the interfaces' hosts answer their own.
+pub const ECHO_PPS: f64 = 20_000.0;
 
 /// The Internet checksum of `data` folded with `sum`.
 pub fn checksum(mut sum: u32, data: &[u8]) -> u16 {
@@ -43,23 +46,25 @@ pub fn checksum(mut sum: u32, data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// A token bucket of errors.
+/// A token bucket: `pps` a second, with a burst of as many.
 pub struct RateLimit {
+    pps: f64,
     tokens: f64,
     at: Instant,
 }
 
 impl RateLimit {
-    pub fn new(now: Instant) -> RateLimit {
+    pub fn new(now: Instant, pps: f64) -> RateLimit {
         RateLimit {
-            tokens: ERR_PPS,
+            pps,
+            tokens: pps,
             at: now,
         }
     }
 
     pub fn take(&mut self, now: Instant) -> bool {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + dt * ERR_PPS).min(ERR_PPS);
+        self.tokens = (self.tokens + dt * self.pps).min(self.pps);
         self.at = self.at.max(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -334,7 +339,7 @@ mod tests {
     #[test]
     fn rate_limit() {
         let t = Instant::now();
-        let mut r = RateLimit::new(t);
+        let mut r = RateLimit::new(t, ERR_PPS);
         let sent = (0..1000).filter(|_| r.take(t)).count();
         assert_eq!(sent, 100);
         assert!(r.take(t + std::time::Duration::from_millis(20)));

@@ -65,6 +65,7 @@ pub struct Router {
     neigh: neigh::Neighbors,
     stats: stats::Stats,
     icmp_limit: Mutex<icmp::RateLimit>,
+    echo_limit: Mutex<icmp::RateLimit>,
     ip_id: AtomicU16,
     reg: OnceLock<Weak<Registration>>,
 }
@@ -80,7 +81,8 @@ impl Router {
             redirect: AtomicBool::new(true),
             neigh: neigh::Neighbors::default(),
             stats: stats::Stats::default(),
-            icmp_limit: Mutex::new(icmp::RateLimit::new(Instant::now())),
+            icmp_limit: Mutex::new(icmp::RateLimit::new(Instant::now(), icmp::ERR_PPS)),
+            echo_limit: Mutex::new(icmp::RateLimit::new(Instant::now(), icmp::ECHO_PPS)),
             ip_id: AtomicU16::new(1),
             reg: OnceLock::new(),
         })
