@@ -458,6 +458,7 @@ fn icmp6_name(t: u8) -> String {
         2 => "packet too big".into(),
         3 => "time exceed".into(),
         4 => "parameter problem".into(),
+        137 => "redirect".into(),
         t => format!("#{t}"),
     }
 }

@@ -382,6 +382,16 @@ impl Router {
                 return true;
             }
         };
+        // ip6_forward's redirect, as the IPv4 one, from our link-local
+        // address (RFC 4861 8.2).
+        if out.index == inif.index
+            && self.redirect.load(Relaxed)
+            && route.flags & (rtf::DYNAMIC | rtf::MODIFIED) == 0
+            && on_subnet6(inif, ip.src)
+            && let IpAddr::V6(target) = nexthop
+        {
+            self.redirect6(inif, frame, &ip, target);
+        }
         let mtu = path_mtu(out, route.mtu);
         if wire_size(frame.offload(), ip.total) > mtu as usize {
             self.error6(inif, frame, &ip, (icmp::ICMP6_PACKET_TOO_BIG, 0), mtu);
@@ -389,6 +399,30 @@ impl Router {
         }
         self.send(out, nexthop, from.index, frame, false);
         true
+    }
+
+    /// icmp6_redirect_output: tell the sender of `frame` that `target` is
+    /// the better first hop to its destination.
+    fn redirect6(&self, inif: &IfInfo, frame: &Frame, ip: &Ip6, target: Ipv6Addr) {
+        let Some(&(ll, _)) = inif.v6.iter().find(|(a, _)| a.is_unicast_link_local()) else {
+            return;
+        };
+        let Some(mac) = inif.port.mac() else { return };
+        if !self.rate_ok() {
+            self.stats.icmp6[2].fetch_add(1, Relaxed);
+            return;
+        }
+        self.stats.ip6(IP6_REDIRECTSENT);
+        self.stats.icmp6_out[usize::from(icmp::ND_REDIRECT)].fetch_add(1, Relaxed);
+        let orig = &frame.payload()[..ip.total];
+        ERR.with(|b| {
+            let mut b = b.borrow_mut();
+            let addrs = (ll, ip.src, target, ip.dst);
+            icmp::redirect6(&mut b, (mac, frame.src()), addrs, orig);
+            if let Some(f) = Frame::new(&b) {
+                let _ = inif.port.output(&f);
+            }
+        });
     }
 
     /// Answer an echo request to an address of another of our interfaces
@@ -789,6 +823,14 @@ fn on_subnet4(i: &IfInfo, a: Ipv4Addr) -> bool {
     i.v4.iter().any(|(x, p)| {
         let m = super::table::mask(*p, 32) as u32;
         u32::from(*x) & m == u32::from(a) & m
+    })
+}
+
+/// Whether `a` is on one of the interface's IPv6 prefixes (a neighbour).
+fn on_subnet6(i: &IfInfo, a: Ipv6Addr) -> bool {
+    i.v6.iter().any(|(x, p)| {
+        let m = super::table::mask(*p, 128);
+        u128::from(*x) & m == u128::from(a) & m
     })
 }
 

@@ -19,6 +19,7 @@ pub const ICMP6_TIME_EXCEEDED: u8 = 3;
 pub const ICMP6_DST_UNREACH_NOROUTE: u8 = 0;
 pub const ICMP6_DST_UNREACH_ADMIN: u8 = 1;
 pub const ICMP6_DST_UNREACH_ADDR: u8 = 3;
+pub const ND_REDIRECT: u8 = 137;
 
 /// Bytes of the offending packet an ICMP error quotes beyond its IP
 /// header (net.inet.icmp.returndatabytes).
@@ -128,6 +129,55 @@ pub fn error4(
     buf[at + 2..at + 4].copy_from_slice(&sum.to_be_bytes());
 }
 
+/// An ICMPv6 message of type `typ` in `buf` after its Ethernet header:
+/// the IPv6 header (hop limit `hlim`), then `body` (the ICMP header's
+/// checksum filled in here).
+fn icmpv6_frame(
+    buf: &mut Vec<u8>,
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    hlim: u8,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
+    let ip = buf.len();
+    buf.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, 58, hlim]);
+    buf.extend_from_slice(&src.octets());
+    buf.extend_from_slice(&dst.octets());
+    let at = buf.len();
+    body(buf);
+    let len = buf.len() - at;
+    buf[ip + 4..ip + 6].copy_from_slice(&(len as u16).to_be_bytes());
+    let mut sum = 0u32;
+    for w in src.segments().iter().chain(dst.segments().iter()) {
+        sum += u32::from(*w);
+    }
+    sum += len as u32 + 58;
+    let c = checksum(sum, &buf[at..]);
+    buf[at + 2..at + 4].copy_from_slice(&c.to_be_bytes());
+}
+
+/// A redirect (RFC 4861 4.5) from our link-local `src` to `dst`: `target`
+/// is the better first hop for `destination`; the redirected header
+/// option quotes `orig` as far as 1280 bytes allow.
+pub fn redirect6(
+    buf: &mut Vec<u8>,
+    macs: (Mac, Mac),
+    (src, dst, target, destination): (Ipv6Addr, Ipv6Addr, Ipv6Addr, Ipv6Addr),
+    orig: &[u8],
+) {
+    ethernet(buf, macs.0, macs.1, 0x86dd);
+    icmpv6_frame(buf, (src, dst), 255, |b| {
+        b.extend_from_slice(&[ND_REDIRECT, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(&target.octets());
+        b.extend_from_slice(&destination.octets());
+        // 40 + 40 bytes of headers and 8 of the option's own.
+        let quote = &orig[..orig.len().min(ICMP6_MAX - 88 - 8)];
+        let units = (8 + quote.len()).div_ceil(8);
+        b.extend_from_slice(&[4, units as u8, 0, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(quote);
+        b.resize(b.len() + units * 8 - 8 - quote.len(), 0);
+    });
+}
+
 /// An ICMPv6 error frame quoting as much of `orig` as fits in 1280 bytes.
 pub fn error6(
     buf: &mut Vec<u8>,
@@ -139,25 +189,12 @@ pub fn error6(
     orig: &[u8],
 ) {
     let quote = &orig[..orig.len().min(ICMP6_MAX - 40 - 8)];
-    let len = 8 + quote.len();
     ethernet(buf, macs.0, macs.1, 0x86dd);
-    buf.extend_from_slice(&[0x60, 0, 0, 0]);
-    buf.extend_from_slice(&(len as u16).to_be_bytes());
-    buf.extend_from_slice(&[58, 255]);
-    buf.extend_from_slice(&src.octets());
-    buf.extend_from_slice(&dst.octets());
-    let at = buf.len();
-    buf.extend_from_slice(&[typ, code, 0, 0]);
-    buf.extend_from_slice(&word.to_be_bytes());
-    buf.extend_from_slice(quote);
-    // The pseudo-header: addresses, length, next header.
-    let mut sum = 0u32;
-    for w in src.segments().iter().chain(dst.segments().iter()) {
-        sum += u32::from(*w);
-    }
-    sum += len as u32 + 58;
-    let c = checksum(sum, &buf[at..]);
-    buf[at + 2..at + 4].copy_from_slice(&c.to_be_bytes());
+    icmpv6_frame(buf, (src, dst), 255, |b| {
+        b.extend_from_slice(&[typ, code, 0, 0]);
+        b.extend_from_slice(&word.to_be_bytes());
+        b.extend_from_slice(quote);
+    });
 }
 
 /// An echo request frame of the host's own, `len` data bytes counting
@@ -186,19 +223,9 @@ pub fn echo_request(
         }
         (V6(s), V6(d)) => {
             icmp[0] = 128;
-            let mut sum = 0u32;
-            for w in s.segments().iter().chain(d.segments().iter()) {
-                sum += u32::from(*w);
-            }
-            sum += icmp.len() as u32 + 58;
-            let c = checksum(sum, &icmp);
-            icmp[2..4].copy_from_slice(&c.to_be_bytes());
             ethernet(&mut buf, mac, [0; 6], 0x86dd);
-            buf.extend_from_slice(&[0x60, 0, 0, 0]);
-            buf.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-            buf.extend_from_slice(&[58, ttl]);
-            buf.extend_from_slice(&s.octets());
-            buf.extend_from_slice(&d.octets());
+            icmpv6_frame(&mut buf, (s, d), ttl, |b| b.extend_from_slice(&icmp));
+            return Some(buf);
         }
         _ => return None,
     }

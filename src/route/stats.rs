@@ -72,6 +72,7 @@ pub const IP6_BADVERS: usize = 3;
 pub const IP6_DELIVERED: usize = 4;
 pub const IP6_FORWARD: usize = 5;
 pub const IP6_CANTFORWARD: usize = 6;
+pub const IP6_REDIRECTSENT: usize = 7;
 pub const IP6_ODROPPED: usize = 8;
 pub const IP6_NOROUTE: usize = 9;
 pub const IP6_BADSCOPE: usize = 10;

@@ -415,7 +415,22 @@ fn ipv6_forwarding_between_two_namespaces() {
         text.contains("From 2001:db8:1::1") && text.contains("No route"),
         "{text}"
     );
+    // Back out the interface it came in on: forwarded, and A redirected.
+    s.a.exec("ip -6 route add 2001:db8:1::3/128 via 2001:db8:1::1");
+    ping(&s.a, &["-6", "-c", "1", "-W", "1", "2001:db8:1::3"]);
     let st = tool_ok(&s.d, "netstat", &["-s", "-f", "inet6"]);
+    assert!(st.contains("\t1 redirect sent\n"), "{st}");
+    assert!(st.contains("\t\tredirect: 1\n"), "{st}");
+    // Linux took it in, its checksum right.
+    let snmp = s.a.exec("cat /proc/net/snmp6");
+    let counter = |name: &str| -> u64 {
+        snmp.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(counter("Icmp6InRedirects"), 1, "{snmp}");
+    assert_eq!(counter("Icmp6InCsumErrors"), 0, "{snmp}");
     assert!(
         st.contains("\t1 output packet discarded due to no route\n"),
         "{st}"
