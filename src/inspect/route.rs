@@ -67,10 +67,7 @@ pub fn main_with(
         "add" | "delete" | "change" | "get" => newroute(cmd, rest, ctl, &o, out, err),
         "flush" => flush(ctl, rest, &o, out, err),
         "show" => show(ctl, rest, &o, out, err),
-        "monitor" => {
-            let _ = writeln!(err, "route: monitor: {}", Errno::EOPNOTSUPP);
-            1
-        }
+        "monitor" => monitor(ctl, rest, out, err),
         c => {
             let _ = writeln!(err, "route: {c}: unknown command");
             usage(err)
@@ -478,6 +475,135 @@ fn flush(
     }
 }
 
+/// route monitor [-c count]: the kernel has no routing socket, so the
+/// table is read every 100 ms and each route that came or went is printed
+/// as the RTM_ADD or RTM_DELETE message NetBSD's route prints for it.
+fn monitor(ctl: &mut dyn Ioctl, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let count = match args {
+        [] => None,
+        [c, n] if c == "-c" => match n.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let _ = err.write_all(USAGE.as_bytes());
+                return 1;
+            }
+        },
+        _ => {
+            let _ = err.write_all(USAGE.as_bytes());
+            return 1;
+        }
+    };
+    let dump = |ctl: &mut dyn Ioctl| match ctl.ioctl(Request::Route(RouteReq::Dump)) {
+        Ok(Reply::Routes(v)) => Ok(v),
+        Ok(_) => Err(Errno::EIO),
+        Err(e) => Err(e),
+    };
+    let mut seen = match dump(ctl) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = writeln!(err, "route: {e}");
+            return 1;
+        }
+    };
+    let mut printed = 0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = match dump(ctl) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = writeln!(err, "route: {e}");
+                return 1;
+            }
+        };
+        let same = |a: &RtEntry, b: &RtEntry| a.dst == b.dst && a.prefix == b.prefix;
+        let gone = seen.iter().filter(|r| !now.iter().any(|n| n == *r));
+        let came = now.iter().filter(|r| !seen.iter().any(|n| n == *r));
+        let mut msgs: Vec<(&str, &RtEntry)> = Vec::new();
+        for r in gone {
+            if !now.iter().any(|n| same(n, r)) {
+                msgs.push(("RTM_DELETE: Delete Route", r));
+            }
+        }
+        for r in came {
+            let what = if seen.iter().any(|n| same(n, r)) {
+                "RTM_CHANGE: Change Metrics, Flags or Gateway"
+            } else {
+                "RTM_ADD: Add Route"
+            };
+            msgs.push((what, r));
+        }
+        for (what, r) in msgs {
+            let _ = out.write_all(rtmsg(what, r).as_bytes());
+            let _ = out.flush();
+            printed += 1;
+            if count.is_some_and(|c| printed >= c) {
+                return 0;
+            }
+        }
+        seen = now;
+    }
+}
+
+/// One routing message as print_rtmsg shows it.
+fn rtmsg(what: &str, r: &RtEntry) -> String {
+    let v6 = r.dst.is_ipv6();
+    let sa = if v6 { 32 } else { 16 };
+    let full = if v6 { 128 } else { 32 };
+    let mut addrs = vec!["DST"];
+    let mut vals = vec![r.dst.to_string()];
+    if let Some(g) = r.gateway {
+        addrs.push("GATEWAY");
+        vals.push(g.to_string());
+    }
+    if r.prefix < full {
+        addrs.push("NETMASK");
+        vals.push(prefix_mask(r.dst, r.prefix));
+    }
+    let len = 96 + sa * addrs.len();
+    let now = time_now();
+    format!(
+        "got message of size {len} on {now}\n{what}: len {len}, pid: 0, seq 0, errno 0, flags:{}\nlocks:  inits: \nsockaddrs: <{}>\n {}\n\n",
+        flag_names(r.flags | rtf::DONE)
+            .split_once('<')
+            .map_or(String::new(), |(_, f)| format!("<{f}")),
+        addrs.join(","),
+        vals.join(" ")
+    )
+}
+
+/// ctime(3) of now, in UTC.
+fn time_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    ctime(secs)
+}
+
+/// ctime(3) of `secs` since the epoch, in UTC, without its newline.
+fn ctime(secs: u64) -> String {
+    let days = secs / 86400;
+    let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {d:2} {h:02}:{m:02}:{s:02} {y}",
+        WD[(days % 7) as usize],
+        MON[(mo - 1) as usize]
+    )
+}
+
 /// A route's destination as netstat and route print it.
 pub fn netname(r: &RtEntry, _numeric: bool) -> String {
     let bits = if r.dst.is_ipv4() { 32 } else { 128 };
@@ -548,6 +674,13 @@ mod tests {
         assert!(destination("nowhere", false, false).is_err());
         assert_eq!(mask_len("255.255.255.0", false), Some(24));
         assert_eq!(mask_len("255.0.255.0", false), None);
+    }
+
+    #[test]
+    fn ctime_in_utc() {
+        assert_eq!(ctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(ctime(1_796_000_000), "Mon Nov 30 00:53:20 2026");
+        assert_eq!(ctime(951_782_400), "Tue Feb 29 00:00:00 2000");
     }
 
     #[test]

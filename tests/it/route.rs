@@ -637,3 +637,61 @@ fn ping_ttl_and_source() {
     let (o, e, rc) = ifping(&d1, &args);
     assert_eq!(rc, 0, "{o}{e}");
 }
+
+/// route monitor reports routes as they come and go.
+#[test]
+fn monitor_reports_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start();
+    d.ok(&["shmif0", "create"]);
+    d.ok(&[
+        "shmif0",
+        "linkstr",
+        tmp.path().join("bus").to_str().unwrap(),
+    ]);
+    d.ok(&["shmif0", "inet", "10.0.1.1/24"]);
+    let mut m = d
+        .cmd(TOOLS)
+        .args(["route", "monitor", "-c", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _kill = KillOnDrop(m.id());
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = m.stdout.take().unwrap();
+    let t2 = text.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            t2.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    // The monitor reads the table when it starts: a change made before
+    // that is not one, so the change is made until two are seen.
+    let has = |what: &str| text.lock().unwrap().contains(what);
+    wait_until(10, "two routing messages", || {
+        tool_ok(&d, "route", &["add", "-net", "10.3.0.0/24", "10.0.1.2"]);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while !has("RTM_ADD") && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        tool_ok(&d, "route", &["delete", "-net", "10.3.0.0/24"]);
+        has("RTM_ADD")
+    });
+    wait_until(5, "the delete message", || has("RTM_DELETE"));
+    reader.join().unwrap();
+    let text = text.lock().unwrap().clone();
+    assert!(m.wait().unwrap().success());
+    assert!(text.contains("RTM_ADD: Add Route: len "), "{text}");
+    assert!(text.contains("flags:<UP,GATEWAY,DONE,STATIC>"), "{text}");
+    assert!(
+        text.contains("sockaddrs: <DST,GATEWAY,NETMASK>\n 10.3.0.0 10.0.1.2 255.255.255.0\n"),
+        "{text}"
+    );
+    assert!(text.contains("RTM_DELETE: Delete Route"), "{text}");
+}
