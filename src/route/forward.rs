@@ -223,6 +223,12 @@ impl Router {
     }
 
     fn ip4_input(&self, from: &Port, frame: &Frame) -> bool {
+        // Only an interface with IPv4 addresses takes IPv4 in; on others
+        // it is nobody's (noproto), as before routing.
+        let cfg = self.config();
+        let Some(inif) = cfg.interface(from.index).filter(|i| !i.v4.is_empty()) else {
+            return false;
+        };
         let st = &self.stats;
         st.ip(IP_TOTAL);
         let p = frame.payload();
@@ -240,7 +246,6 @@ impl Router {
         if !from.is_own_mac(&frame.dst()) {
             return false;
         }
-        let cfg = self.config();
         let dst = IpAddr::V4(ip.dst);
         let route = cfg.fib.lookup(dst);
         if let Some(r) = route.filter(|r| r.is_local()) {
@@ -257,9 +262,6 @@ impl Router {
             st.ip(IP_CANTFORWARD);
             return true;
         }
-        let Some(inif) = cfg.interface(from.index) else {
-            return true;
-        };
         // in_canforward, and no source.
         if ip.src.is_unspecified() || ip.dst.is_unspecified() || ip.dst.octets()[0] >= 240 {
             st.ip(IP_CANTFORWARD);
@@ -312,6 +314,10 @@ impl Router {
     }
 
     fn ip6_input(&self, from: &Port, frame: &Frame) -> bool {
+        let cfg = self.config();
+        let Some(inif) = cfg.interface(from.index).filter(|i| !i.v6.is_empty()) else {
+            return false;
+        };
         let st = &self.stats;
         st.ip6(IP6_TOTAL);
         let p = frame.payload();
@@ -322,21 +328,13 @@ impl Router {
                 return true;
             }
         };
-        let cfg = self.config();
-        let inif = cfg.interface(from.index);
-        if ip.next == PROTO_ICMPV6 && frame.is_multicast() {
+        let to_link = !frame.is_multicast() && from.is_own_mac(&frame.dst());
+        if ip.next == PROTO_ICMPV6 && (frame.is_multicast() || to_link) {
             // Neighbour discovery: learn the next hops it names.
-            if let Some(i) = inif {
-                self.nd_input(i, frame, &ip);
-            }
+            self.nd_input(inif, frame, &ip);
         }
-        if frame.is_multicast() || ip.dst.is_multicast() || !from.is_own_mac(&frame.dst()) {
+        if !to_link || ip.dst.is_multicast() {
             return false;
-        }
-        if ip.next == PROTO_ICMPV6
-            && let Some(i) = inif
-        {
-            self.nd_input(i, frame, &ip);
         }
         let dst = IpAddr::V6(ip.dst);
         let route = cfg.fib.lookup(dst);
@@ -352,14 +350,13 @@ impl Router {
             }
             return false;
         }
-        if inif.is_some_and(|i| i.v6.iter().any(|(a, _)| *a == ip.dst)) {
+        if inif.v6.iter().any(|(a, _)| *a == ip.dst) {
             return false;
         }
         if !self.forwarding6.load(Relaxed) {
             st.ip6(IP6_CANTFORWARD);
             return true;
         }
-        let Some(inif) = inif else { return true };
         if ip.src.is_unicast_link_local() || ip.src.is_unspecified() {
             st.ip6(IP6_CANTFORWARD);
             return true;
