@@ -11,6 +11,7 @@ use crate::ioctl::{
 };
 use crate::port::{FrameReceiver, Port};
 use crate::reactor::Reactor;
+use crate::route::{IfInfo, Router};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
@@ -105,6 +106,10 @@ pub struct KernelInner {
     reactor: Arc<Reactor>,
     /// What sysctl sets at run time, from `env` at first.
     knobs: Mutex<Knobs>,
+    /// The routing table and the forwarding path between interfaces.
+    router: Arc<Router>,
+    /// Its resolution timer on the reactor, for as long as the kernel is.
+    _route_timer: Option<Arc<crate::reactor::Registration>>,
     /// Called after a driver's `sync` (which may have changed the
     /// configuration) or an interface it had made (a tap cloned on
     /// connect), without the table lock: the daemon writes its state.
@@ -166,6 +171,17 @@ impl Kernel {
             .clone()
             .unwrap_or_else(|| Reactor::new(0).expect("the reactor threads start"));
         env.reactor = Some(reactor.clone());
+        let knobs = Knobs {
+            ip_dad_count: env.dad.probes_v4,
+            ip6_dad_count: env.dad.probes_v6,
+            auto_linklocal: !env.no_auto_linklocal,
+            ip_forwarding: false,
+            ip6_forwarding: false,
+            ip_redirect: true,
+        };
+        let router = Router::new();
+        router.set_knobs(&knobs);
+        let route_timer = router.start_timer(&reactor);
         let inner = Arc::new(KernelInner {
             cloners,
             table: Mutex::new(IfTable {
@@ -173,11 +189,9 @@ impl Kernel {
                 next_index: 1,
             }),
             reactor,
-            knobs: Mutex::new(Knobs {
-                ip_dad_count: env.dad.probes_v4,
-                ip6_dad_count: env.dad.probes_v6,
-                auto_linklocal: !env.no_auto_linklocal,
-            }),
+            knobs: Mutex::new(knobs),
+            router,
+            _route_timer: route_timer,
             on_sync_change: Mutex::new(None),
             env,
         });
@@ -272,6 +286,19 @@ impl KernelInner {
         {
             return self.echo(dst, scope.as_deref(), ident, seq, len, timeout_ms);
         }
+        if let Request::EchoFrom {
+            dst,
+            src,
+            ttl,
+            ident,
+            seq,
+            len,
+            timeout_ms,
+        } = req
+        {
+            let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
+            return self.echo_routed(dst, src, ttl, (ident, seq), usize::from(len), timeout);
+        }
         if let Request::SetLinkStr {
             name,
             linkstr: Some(l),
@@ -332,6 +359,7 @@ impl KernelInner {
                 crate::log::warn(&format!("{req:?}: {e}"));
             }
         }
+        self.sync_routes(&t);
         drop(t);
         // A driver may also change its state directly (a tap drops its
         // addresses): the hook looks at the whole.
@@ -367,6 +395,9 @@ impl KernelInner {
             | Request::ALifAddr { name, .. } => Some(name.clone()),
             _ => None,
         };
+        // Anything but a read or a routing request may change what the
+        // routing table is made of.
+        let changes = req.changes_config() && !matches!(req, Request::Route(_));
         age_addrs(t, Instant::now(), self.dad(), &self.reactor);
         let links: Vec<_> = t
             .ifs
@@ -381,6 +412,9 @@ impl KernelInner {
         }
         if let Some(i) = inet_changes.and_then(|n| t.get(&n).ok()) {
             sync_inet(i, self.dad(), &self.reactor);
+        }
+        if changes {
+            self.sync_routes(t);
         }
         r
     }
@@ -547,7 +581,9 @@ impl KernelInner {
                 .find(|i| i.driver.control_peer().is_some_and(|p| p == peer))
                 .map(|i| Reply::IfName(i.state.name.clone()))
                 .ok_or(Errno::ENXIO),
-            Request::Echo { .. } => unreachable!("answered without the table lock"),
+            Request::Echo { .. } | Request::EchoFrom { .. } => {
+                unreachable!("answered without the table lock")
+            }
             Request::GetLlTable => Ok(Reply::LlTable(lltable(t))),
             Request::DelLlEntry { addr, v6, ifname } => Ok(Reply::LlTable(lltable_delete(
                 t,
@@ -556,13 +592,35 @@ impl KernelInner {
                 ifname.as_deref(),
             ))),
             Request::GetKnobs => Ok(Reply::Knobs(self.knobs())),
+            Request::Route(r) => {
+                let r = self.router.request(r);
+                self.give_routes(t);
+                r
+            }
+            Request::GetProtoStats => Ok(Reply::ProtoStats(self.router.stats())),
             Request::SetKnobs(k) => {
                 *self.knobs.lock().unwrap_or_else(|e| e.into_inner()) = k;
+                self.router.set_knobs(&k);
                 let dad = self.dad();
                 for h in t.ifs.iter().filter_map(|i| i.inet.as_ref()) {
                     h.set_timers(dad);
                 }
                 Ok(Reply::Ok)
+            }
+        }
+    }
+
+    /// The interfaces changed: the routing table follows, and each host
+    /// gets the routes through gateways on its link.
+    fn sync_routes(&self, t: &IfTable) {
+        self.router.sync(route_ifs(t));
+        self.give_routes(t);
+    }
+
+    fn give_routes(&self, t: &IfTable) {
+        for i in &t.ifs {
+            if let Some(h) = &i.inet {
+                h.set_routes(self.router.gateway_routes(i.state.index));
             }
         }
     }
@@ -597,6 +655,7 @@ impl KernelInner {
         let driver = class.create(&self.env, &mut state)?;
         state.port.set_flags(state.flags);
         state.port.set_mac(state.lladdr());
+        state.port.set_forward(Some(self.router.clone()));
         t.next_index += 1;
         t.ifs.push(Ifnet {
             state,
@@ -632,7 +691,18 @@ impl KernelInner {
                     });
                 }
                 Some(false) => None,
-                None => Some(route(&t, dst, scope)?.pinger()),
+                None => match route(&t, dst, scope) {
+                    Ok(p) => Some(p.pinger()),
+                    // Beyond the attached subnets: along the routing table,
+                    // through its gateway; the reply comes back to the
+                    // interface it left by.
+                    Err(Errno::EHOSTUNREACH) if scope.is_none() => {
+                        drop(t);
+                        let len = usize::from(len);
+                        return self.echo_routed(dst, None, 0, (ident, seq), len, timeout);
+                    }
+                    Err(e) => return Err(e),
+                },
             }
         };
         let Some(pinger) = pinger else {
@@ -642,12 +712,95 @@ impl KernelInner {
             return Err(Errno::ETIMEDOUT);
         };
         let r = pinger.echo(dst, ident, seq, usize::from(len), timeout)?;
-        Ok(Reply::Echo {
+        Ok(echo_reply(r))
+    }
+}
+
+/// What the routing table is made of: each interface's usable addresses.
+fn route_ifs(t: &IfTable) -> Vec<IfInfo> {
+    t.ifs
+        .iter()
+        .map(|i| {
+            let s = &i.state;
+            IfInfo {
+                index: s.index,
+                name: s.name.clone(),
+                port: s.port.clone(),
+                up: s.flags & iff::UP != 0
+                    && (s.flags & iff::RUNNING != 0 || s.kind == IfType::Loopback),
+                loopback: s.kind == IfType::Loopback,
+                mtu: s.mtu,
+                v4: s
+                    .inet
+                    .iter()
+                    .filter(|a| a.flags & in_iff::DETACHED == 0)
+                    .map(|a| (a.addr, u32::from(a.mask).count_ones() as u8))
+                    .collect(),
+                v6: s
+                    .inet6
+                    .iter()
+                    .filter(|a| a.flags & in6_iff::DETACHED == 0)
+                    .map(|a| (a.addr, a.prefixlen))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+impl KernelInner {
+    /// An echo request of the host's own along the routing table (through
+    /// gateways; with a source address or TTL asked for), its reply waited
+    /// for by the host of the interface it leaves by.
+    fn echo_routed(
+        &self,
+        dst: IpAddr,
+        src: Option<IpAddr>,
+        ttl: u8,
+        key: (u16, u16),
+        len: usize,
+        timeout: std::time::Duration,
+    ) -> Response {
+        let (pinger, src) = {
+            let t = self.table.lock().unwrap();
+            let (index, via) = self.router.route_out(dst)?;
+            let src = match src {
+                Some(a) if is_local(&t, a).is_none() || a.is_ipv4() != dst.is_ipv4() => {
+                    return Err(Errno::EADDRNOTAVAIL);
+                }
+                Some(a) => a,
+                None => via,
+            };
+            let p = t
+                .ifs
+                .iter()
+                .find(|i| i.state.index == index)
+                .and_then(|i| i.inet.as_ref())
+                .ok_or(Errno::EHOSTUNREACH)?;
+            (p.pinger(), src)
+        };
+        let ttl = if ttl == 0 { 64 } else { ttl };
+        let r = pinger.echo_sent_by(key, timeout, || {
+            self.router.send_echo((src, dst), ttl, key, len)
+        })?;
+        Ok(echo_reply(r))
+    }
+}
+
+/// The answer to an echo request: its reply, or the error it got.
+fn echo_reply(r: inet::EchoReply) -> Reply {
+    match r.error {
+        Some((typ, code)) => Reply::EchoError {
+            from: r.from,
+            bytes: r.bytes,
+            typ,
+            code,
+        },
+        None => Reply::Echo {
             from: r.from,
             bytes: r.bytes,
             ttl: r.ttl,
             rtt_us: r.rtt_us,
-        })
+        },
     }
 }
 
@@ -901,6 +1054,7 @@ fn destroy(t: &mut IfTable, name: &str) -> Result<(), Errno> {
     }
     gone.state.port.set_transmit(None);
     gone.state.port.set_upper(None);
+    gone.state.port.set_forward(None);
     gone.state.port.set_flags(0);
     Ok(())
 }

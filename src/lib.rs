@@ -4,11 +4,11 @@
 //! it): the API ([`ioctl`]) and pure formats ([`offload`], [`pcap`], the
 //! shmif bus, the tap framing, the VXLAN header); the data plane ([`port`],
 //! [`frame`], [`reactor`]); the interface model ([`ifnet`], [`cloner`]);
-//! the drivers ([`drivers`]) and the IP
-//! presence ([`inet`]); the [`kernel`]; [`server`] and [`generic`], which
-//! give the kernel its drivers; and the tools ([`ifconfig`], [`brconfig`],
-//! [`ping`], [`client`], [`shmifdump`], [`inspect`]), which use the API and
-//! formats only.
+//! the drivers ([`drivers`]), the IP presence ([`inet`]) and routing
+//! ([`route`]); the [`kernel`]; [`server`] and [`generic`], which give the
+//! kernel its drivers; and the tools ([`ifconfig`], [`brconfig`], [`ping`],
+//! [`client`], [`shmifdump`], [`inspect`]), which use the API and formats
+//! only.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -33,6 +33,7 @@ pub mod ping;
 pub mod port;
 pub mod rcnet;
 pub mod reactor;
+pub mod route;
 pub mod server;
 pub mod service;
 pub mod shmifdump;

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub const USAGE: &str = "usage: ifping [-6nq] [-c count] [-i wait] [-s packetsize] [-w deadline] [-W waittime] host[%scope]\n";
+pub const USAGE: &str = "usage: ifping [-6nq] [-c count] [-h hoplimit] [-I srcaddr] [-i wait] [-S sourceaddr] [-s packetsize] [-T ttl] [-w deadline] [-W waittime] host[%scope]\n";
 
 /// Set by SIGINT: stop sending and print the summary, as ping does.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -27,6 +27,35 @@ pub struct Options {
     pub dst: IpAddr,
     pub scope: Option<String>,
     pub host: String,
+    /// -I, -S: the source address (one of the kernel's).
+    pub src: Option<IpAddr>,
+    /// -T, -h: the TTL or hop limit; 0 for the default.
+    pub ttl: u8,
+}
+
+/// pr_icmph's words for the errors a request can get (ping.c, ping6.c).
+pub fn icmp_error_text(v6: bool, typ: u8, code: u8) -> String {
+    let s = match (v6, typ, code) {
+        (false, 3, 0) => "Destination Net Unreachable",
+        (false, 3, 1) => "Destination Host Unreachable",
+        (false, 3, 2) => "Destination Protocol Unreachable",
+        (false, 3, 3) => "Destination Port Unreachable",
+        (false, 3, 4) => "frag needed and DF set",
+        (false, 3, 5) => "Source Route Failed",
+        (false, 3, _) => return format!("Dest Unreachable, Code: {code}"),
+        (false, 11, 0) => "Time to live exceeded",
+        (false, 11, _) => "Frag reassembly time exceeded",
+        (true, 1, 0) => "No Route to Destination",
+        (true, 1, 1) => "Destination Administratively Unreachable",
+        (true, 1, 2) => "Destination Unreachable Beyond Scope",
+        (true, 1, 3) => "Destination Host Unreachable",
+        (true, 1, 4) => "Destination Port Unreachable",
+        (true, 2, _) => "Packet too big",
+        (true, 3, 0) => "Time to live exceeded",
+        (true, 3, _) => "Frag reassembly time exceeded",
+        _ => return format!("Bad ICMP type: {typ}"),
+    };
+    s.to_string()
 }
 
 fn seconds(s: &str) -> Option<Duration> {
@@ -47,6 +76,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         dst: IpAddr::from([0, 0, 0, 0]),
         scope: None,
         host: String::new(),
+        src: None,
+        ttl: 0,
     };
     let mut want_v6 = false;
     let mut i = 0;
@@ -64,7 +95,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                 '6' => want_v6 = true,
                 'n' => {}
                 'q' => o.quiet = true,
-                'c' | 'i' | 's' | 'w' | 'W' => {
+                'c' | 'h' | 'I' | 'i' | 'S' | 's' | 'T' | 'w' | 'W' => {
                     let rest: String = flags[j..].iter().collect();
                     let val = if !rest.is_empty() {
                         j = flags.len();
@@ -94,6 +125,18 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                                 .ok()
                                 .filter(|n| *n <= 1472)
                                 .ok_or_else(|| bad("Bad/invalid packet size"))?
+                        }
+                        'h' | 'T' => {
+                            o.ttl = val
+                                .parse()
+                                .ok()
+                                .filter(|n| *n > 0)
+                                .ok_or_else(|| bad("Bad/invalid ttl"))?
+                        }
+                        'I' | 'S' => {
+                            o.src = Some(val.parse().map_err(|_| {
+                                format!("ifping: Cannot resolve \"{val}\" (Unknown host)\n")
+                            })?)
                         }
                         'w' => {
                             o.deadline =
@@ -210,13 +253,26 @@ pub fn main_with(
         if let Some(d) = o.deadline {
             timeout = timeout.min(d.saturating_sub(start.elapsed()));
         }
-        let req = Request::Echo {
-            dst: o.dst,
-            scope: o.scope.clone(),
-            ident,
-            seq,
-            len: o.size,
-            timeout_ms: timeout.as_millis().max(1) as u32,
+        let timeout_ms = timeout.as_millis().max(1) as u32;
+        let req = if o.src.is_some() || o.ttl != 0 {
+            Request::EchoFrom {
+                dst: o.dst,
+                src: o.src,
+                ttl: o.ttl,
+                ident,
+                seq,
+                len: o.size,
+                timeout_ms,
+            }
+        } else {
+            Request::Echo {
+                dst: o.dst,
+                scope: o.scope.clone(),
+                ident,
+                seq,
+                len: o.size,
+                timeout_ms,
+            }
         };
         st.sent += 1;
         match ctl.ioctl(req) {
@@ -241,6 +297,17 @@ pub fn main_with(
                             "{bytes} bytes from {from}: icmp_seq={seq} ttl={ttl} time={ms:.3} ms"
                         )
                     };
+                }
+            }
+            Ok(Reply::EchoError {
+                from,
+                bytes,
+                typ,
+                code,
+            }) => {
+                if !o.quiet {
+                    let what = icmp_error_text(v6, typ, code);
+                    let _ = writeln!(out, "{bytes} bytes from {from}: {what}");
                 }
             }
             Ok(_) | Err(Errno::ETIMEDOUT) => {}

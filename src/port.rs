@@ -106,6 +106,15 @@ pub trait Stack: Send + Sync {
     fn input(&self, frame: &Frame);
 }
 
+/// What sees an interface's received frames before its host side: the
+/// forwarding plane (`crate::route`). It takes frames addressed to the
+/// link but not to the host, and looks at the others (ARP) in passing.
+pub trait Forward: Send + Sync {
+    /// `frame` arrived on `from` for its host side; true if taken (forwarded
+    /// or dropped), false to deliver it as usual.
+    fn input(&self, from: &Port, frame: &Frame) -> bool;
+}
+
 /// Frames taken off an interface through the library API.
 pub type FrameReceiver = Receiver<Vec<u8>>;
 
@@ -122,6 +131,7 @@ pub struct Port {
     tx: RwLock<Option<Arc<dyn Transmit>>>,
     upper: RwLock<Option<Arc<dyn Upper>>>,
     stack: RwLock<Option<Arc<dyn Stack>>>,
+    forward: RwLock<Option<Arc<dyn Forward>>>,
     listener: Mutex<Option<SyncSender<Vec<u8>>>>,
 }
 
@@ -148,6 +158,7 @@ impl Port {
             tx: RwLock::new(None),
             upper: RwLock::new(None),
             stack: RwLock::new(None),
+            forward: RwLock::new(None),
             listener: Mutex::new(None),
         })
     }
@@ -196,6 +207,10 @@ impl Port {
 
     pub fn set_stack(&self, stack: Option<Arc<dyn Stack>>) {
         *self.stack.write().unwrap() = stack;
+    }
+
+    pub fn set_forward(&self, forward: Option<Arc<dyn Forward>>) {
+        *self.forward.write().unwrap() = forward;
     }
 
     pub fn has_upper(&self) -> bool {
@@ -260,21 +275,44 @@ impl Port {
         }
     }
 
-    /// Hand a frame to the host side of this interface: the IP stack and
-    /// the library listener, which take finished frames (a frame whose
-    /// offload header does not fit it is an input error). Frames nobody
-    /// takes count as noproto.
+    /// Hand a frame to the host side of this interface: the library
+    /// listener (which sees every frame delivered here, as a bpf tap
+    /// does), the forwarding path, and the IP stack if the forwarding path
+    /// does not take it. The listener and the stack take finished frames
+    /// (a frame whose offload header does not fit it is an input error).
+    /// Frames nobody takes count as noproto.
     pub fn deliver_local(&self, frame: &Frame) {
+        let listening = self.listener.lock().unwrap().is_some();
+        // A frame whose offload work does not fit it is one input error,
+        // however many of the host side look at it.
+        let mut malformed = listening && !self.finished(frame, None, true);
+        let forward = self.forward.read().unwrap().clone();
+        let taken = forward.is_some_and(|f| f.input(self, frame));
         let stack = self.stack.read().unwrap().clone();
-        if stack.is_none() && self.listener.lock().unwrap().is_none() {
-            self.counters
-                .noproto
-                .fetch_add(frame.wire_size().0, Relaxed);
-            return;
+        match stack {
+            _ if taken => {}
+            Some(stack) => malformed |= !self.finished(frame, Some(&stack), false),
+            None if !listening => {
+                self.counters
+                    .noproto
+                    .fetch_add(frame.wire_size().0, Relaxed);
+            }
+            None => {}
         }
+        if malformed {
+            self.input_error();
+        }
+    }
+
+    /// `frame` finished, to the stack and/or the listener; false if its
+    /// offload work does not fit it.
+    fn finished(&self, frame: &Frame, stack: Option<&Arc<dyn Stack>>, listener: bool) -> bool {
         let done = frame.finish(OffloadCaps::NONE, |f| {
-            if let Some(stack) = &stack {
+            if let Some(stack) = stack {
                 stack.input(f);
+            }
+            if !listener {
+                return;
             }
             let mut listener = self.listener.lock().unwrap();
             let Some(tx) = listener.as_ref() else { return };
@@ -286,9 +324,7 @@ impl Port {
                 Err(TrySendError::Disconnected(_)) => *listener = None,
             }
         });
-        if done.is_err() {
-            self.input_error();
-        }
+        done.is_ok()
     }
 
     /// Start taking this interface's locally delivered frames.

@@ -1,6 +1,8 @@
 //! The bridge forwards without allocating: a counting global allocator
 //! watches frames go through known-unicast, unknown-unicast and broadcast
-//! paths. Also a rough throughput figure (`--ignored`).
+//! paths. Also a rough throughput figure (`--ignored`). And the router:
+//! IPv4 and IPv6 packets forwarded between two interfaces, their TTL
+//! lowered, once the next hops are resolved.
 
 use ifnet::Kernel;
 use ifnet::cloner::{Cloners, IfClone, KernelEnv};
@@ -8,7 +10,7 @@ use ifnet::drivers::bridge::BridgeClone;
 use ifnet::drivers::lo::LoClone;
 use ifnet::frame::Frame;
 use ifnet::ifnet::{Driver, IfState, IfType};
-use ifnet::ioctl::{BridgeReq, Errno, Request, iff};
+use ifnet::ioctl::{BridgeReq, Errno, In6AliasReq, InAliasReq, Knobs, Reply, Request, iff};
 use ifnet::port::Transmit;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -211,4 +213,151 @@ fn segmenting_in_the_bridge_does_not_allocate() {
         Ok(ifnet::ioctl::Reply::Data(d)) => assert_eq!(d.opackets, 3001),
         r => panic!("{r:?}"),
     }
+}
+
+const MAC0: [u8; 6] = [0xb2, 0xa0, 0, 0, 0, 1];
+const MAC1: [u8; 6] = [0xb2, 0xa0, 0, 0, 0, 2];
+const PEER: [u8; 6] = [2, 0, 0, 0, 0, 9];
+
+fn router_kernel() -> Kernel {
+    let k = Kernel::new(
+        KernelEnv::default(),
+        Cloners::new(vec![Box::new(LoClone), Box::new(SinkClone)]),
+    );
+    for (n, v4, v6) in [
+        (0u8, [10, 1, 0, 1], "2001:db8:1::1"),
+        (1, [10, 2, 0, 1], "2001:db8:2::1"),
+    ] {
+        let name = format!("sink{n}");
+        k.ioctl(Request::IfCreate { name: name.clone() }).unwrap();
+        let req = InAliasReq {
+            addr: v4.into(),
+            mask: Some([255, 255, 255, 0].into()),
+            broadcast: None,
+            dst: None,
+            flags: 0,
+        };
+        k.ioctl(Request::AifAddr {
+            name: name.clone(),
+            req,
+        })
+        .unwrap();
+        let req = In6AliasReq {
+            addr: v6.parse().unwrap(),
+            prefixlen: 64,
+            dst: None,
+            flags: 0,
+            pltime: u32::MAX,
+            vltime: u32::MAX,
+        };
+        k.ioctl(Request::AifAddrIn6 { name, req }).unwrap();
+    }
+    let Ok(Reply::Knobs(knobs)) = k.ioctl(Request::GetKnobs) else {
+        panic!("no knobs")
+    };
+    let knobs = Knobs {
+        ip_forwarding: true,
+        ip6_forwarding: true,
+        ..knobs
+    };
+    k.ioctl(Request::SetKnobs(knobs)).unwrap();
+    k
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// A 100-byte UDP packet from A (10.1.0.2) to B (10.2.0.2), TTL 64.
+fn packet4() -> Vec<u8> {
+    let mut f = [MAC0, [2, 0, 0, 0, 0, 7]].concat();
+    f.extend_from_slice(&[8, 0, 0x45, 0, 0, 100, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&[10, 1, 0, 2, 10, 2, 0, 2]);
+    let c = checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f.resize(14 + 100, 0xab);
+    f
+}
+
+/// The same from 2001:db8:1::2 to 2001:db8:2::2, hop limit 64.
+fn packet6() -> Vec<u8> {
+    let mut f = [MAC0, [2, 0, 0, 0, 0, 7]].concat();
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 60, 17, 64]);
+    for a in ["2001:db8:1::2", "2001:db8:2::2"] {
+        f.extend_from_slice(&a.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    }
+    f.resize(14 + 100, 0xab);
+    f
+}
+
+/// B's answers to our ARP request and neighbour solicitation: the next
+/// hops are resolved.
+fn resolve(k: &Kernel) {
+    let p1 = k.port("sink1").unwrap();
+    let mut arp = [MAC1, PEER].concat();
+    arp.extend_from_slice(&[8, 6, 0, 1, 8, 0, 6, 4, 0, 2]);
+    arp.extend_from_slice(&PEER);
+    arp.extend_from_slice(&[10, 2, 0, 2]);
+    arp.extend_from_slice(&MAC1);
+    arp.extend_from_slice(&[10, 2, 0, 1]);
+    p1.input(&Frame::new(&arp).unwrap());
+    // A neighbour advertisement for 2001:db8:2::2 with its link address.
+    let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (
+        "2001:db8:2::2".parse().unwrap(),
+        "2001:db8:2::1".parse().unwrap(),
+    );
+    let mut icmp = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    icmp.extend_from_slice(&src.octets());
+    icmp.extend_from_slice(&[2, 1]);
+    icmp.extend_from_slice(&PEER);
+    let mut pseudo = [src.octets(), dst.octets()].concat();
+    pseudo.extend_from_slice(&[0, 0, 0, icmp.len() as u8, 0, 0, 0, 58]);
+    pseudo.extend_from_slice(&icmp);
+    let c = checksum(&pseudo);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut na = [MAC1, PEER].concat();
+    na.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, icmp.len() as u8, 58, 255]);
+    na.extend_from_slice(&src.octets());
+    na.extend_from_slice(&dst.octets());
+    na.extend_from_slice(&icmp);
+    p1.input(&Frame::new(&na).unwrap());
+}
+
+#[test]
+fn routing_does_not_allocate() {
+    let k = router_kernel();
+    let p0 = k.port("sink0").unwrap();
+    let (f4, f6) = (packet4(), packet6());
+    let (f4, f6) = (Frame::new(&f4).unwrap(), Frame::new(&f6).unwrap());
+    // The first packets are held while the next hops resolve; then one
+    // of each warms the per-thread buffer.
+    p0.input(&f4);
+    p0.input(&f6);
+    resolve(&k);
+    p0.input(&f4);
+    p0.input(&f6);
+    let sent = |k: &Kernel| match k.ioctl(Request::GetIfData {
+        name: "sink1".into(),
+    }) {
+        Ok(Reply::Data(d)) => d.opackets,
+        r => panic!("{r:?}"),
+    };
+    let before = sent(&k);
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..10_000 {
+        p0.input(&f4);
+        p0.input(&f6);
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(ALLOCS.load(Relaxed), 0);
+    // All forwarded (the host side may announce itself meanwhile).
+    let n = sent(&k) - before;
+    assert!((20_000..20_010).contains(&n), "{n}");
 }

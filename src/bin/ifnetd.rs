@@ -57,7 +57,8 @@ struct Args {
     #[arg(short = 'S', long = "state", value_name = "FILE")]
     state: Option<PathBuf>,
     /// Print shell commands that point the NetBSD-named tools (netstat,
-    /// arp, ndp, sysctl, ifmcstat, shmif_pcapin, ifconfig, brconfig, ping)
+    /// route, traceroute, arp, ndp, sysctl, ifmcstat, shmif_pcapin, ifconfig,
+    /// brconfig, ping)
     /// at this daemon: `eval "$(ifnetd --env)"`. Makes their links in
     /// bin/ beside the socket.
     #[arg(long)]
@@ -361,8 +362,10 @@ impl ifnet::server::StateStore for ScriptState {
 }
 
 /// The NetBSD names and the binaries (beside ifnetd) that answer to them.
-const LINKS: [(&str, &str); 9] = [
+const LINKS: [(&str, &str); 11] = [
     ("netstat", "ifnet-tools"),
+    ("route", "ifnet-tools"),
+    ("traceroute", "ifnet-tools"),
     ("arp", "ifnet-tools"),
     ("ndp", "ifnet-tools"),
     ("sysctl", "ifnet-tools"),

@@ -12,8 +12,10 @@
 
 mod frames;
 
-pub use frames::{arp_probe, dad_solicit, defend_advert, gratuitous_arp};
-use frames::{arp_reply, arp_request, neighbor_advert, neighbor_solicit};
+pub use frames::{
+    arp_probe, arp_request, dad_solicit, defend_advert, gratuitous_arp, neighbor_solicit,
+};
+use frames::{arp_reply, neighbor_advert};
 
 use crate::cloner::DadTimers;
 use crate::frame::Frame;
@@ -124,6 +126,9 @@ pub struct EchoReply {
     pub bytes: u32,
     pub ttl: u8,
     pub rtt_us: u64,
+    /// An ICMP error about the request instead of a reply: its type and
+    /// code, in the family's numbering.
+    pub error: Option<(u8, u8)>,
 }
 
 struct Pending {
@@ -181,6 +186,9 @@ struct State {
     addrs: Vec<Addr>,
     /// `addrs` or `mac` changed since smoltcp last saw them.
     changed: bool,
+    /// The routes through gateways on this link, for smoltcp to answer
+    /// hosts beyond them; `Some` until smoltcp has them.
+    routes: Option<Vec<(IpAddr, u8, IpAddr)>>,
     /// For the random delays of RFC 5227 (xorshift).
     rng: u64,
     /// Address conflicts logged, for the tests of their rate.
@@ -231,6 +239,7 @@ impl Host {
                 timers,
                 addrs: Vec::new(),
                 changed: false,
+                routes: None,
                 rng: seed | 1,
                 conflicts_logged: 0,
                 epoch: now,
@@ -302,6 +311,14 @@ impl Host {
             st.mac = mac;
             st.changed = true;
         }
+        self.wake();
+    }
+
+    /// The routes through gateways on this link (destination, prefix
+    /// length, gateway), longest prefix first: the host answers (echo
+    /// replies) those beyond them through them. smoltcp holds 16.
+    pub fn set_routes(&self, routes: Vec<(IpAddr, u8, IpAddr)>) {
+        lock(&self.state).routes = Some(routes);
         self.wake();
     }
 
@@ -500,6 +517,27 @@ impl Pinger {
     }
 }
 
+impl Pinger {
+    /// Wait for the reply to an echo request sent some other way (through
+    /// a gateway, by the forwarding path): registered before `send` runs,
+    /// so that no reply can come first.
+    pub fn echo_sent_by(
+        &self,
+        key: (u16, u16),
+        timeout: Duration,
+        send: impl FnOnce() -> Result<(), Errno>,
+    ) -> Result<EchoReply, Errno> {
+        let (tx, rx): (SyncSender<EchoReply>, Receiver<EchoReply>) = sync_channel(1);
+        let sent = Instant::now();
+        {
+            let mut st = lock(&self.0.state);
+            st.expect(key, sent, sent + timeout, tx);
+        }
+        send()?;
+        rx.recv_timeout(timeout).map_err(|_| Errno::ETIMEDOUT)
+    }
+}
+
 /// smoltcp's view of the interface: frames the sniffer let through, and
 /// the port to send on.
 struct IfDevice {
@@ -583,6 +621,27 @@ fn random_seed() -> Result<u64, Errno> {
 
 impl State {
     fn run(&mut self, now: Instant) {
+        if let Some(routes) = self.routes.take() {
+            self.iface.routes_mut().update(|v| {
+                v.clear();
+                for &(dst, prefix, gw) in &routes {
+                    let route = smoltcp::iface::Route {
+                        cidr: IpCidr::new(IpAddress::from(dst), prefix),
+                        via_router: IpAddress::from(gw),
+                        preferred_until: None,
+                        expires_at: None,
+                    };
+                    if v.push(route).is_err() {
+                        log::warn(&format!(
+                            "{}: only {} routes answer through gateways",
+                            self.dev.port.name,
+                            v.len()
+                        ));
+                        break;
+                    }
+                }
+            });
+        }
         if self.changed {
             self.changed = false;
             let hw = HardwareAddress::Ethernet(EthernetAddress(self.mac));
@@ -949,6 +1008,7 @@ impl State {
         from: IpAddr,
         bytes: usize,
         ttl: u8,
+        error: Option<(u8, u8)>,
     ) {
         if let Some(p) = self.pending.remove(&key) {
             let rtt_us = now.saturating_duration_since(p.sent).as_micros() as u64;
@@ -957,8 +1017,43 @@ impl State {
                 bytes: bytes as u32,
                 ttl,
                 rtt_us,
+                error,
             });
         }
+    }
+
+    /// An ICMP error quoting one of our echo requests (`quote`: the
+    /// request's IP header and at least the ICMP header's 8 bytes): the
+    /// wait for its reply ends with the error, as ping reports it.
+    fn echo_error(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        bytes: usize,
+        err: (u8, u8),
+        quote: &[u8],
+    ) {
+        let (hlen, echo) = match quote.first().map(|b| b >> 4) {
+            Some(4) => (usize::from(quote[0] & 0xf) * 4, 8u8),
+            Some(6) => (40, 128u8),
+            _ => return,
+        };
+        let proto = if echo == 8 {
+            quote.get(9)
+        } else {
+            quote.get(6)
+        };
+        let Some(icmp) = quote.get(hlen..hlen + 8) else {
+            return;
+        };
+        if proto != Some(&if echo == 8 { 1 } else { 58 }) || icmp[0] != echo {
+            return;
+        }
+        let key = (
+            u16::from_be_bytes([icmp[4], icmp[5]]),
+            u16::from_be_bytes([icmp[6], icmp[7]]),
+        );
+        self.complete_echo(now, key, from, bytes, 0, Some(err));
     }
 
     fn sniff_ipv4(&mut self, now: Instant, payload: &[u8], src_mac: Mac) -> bool {
@@ -979,10 +1074,16 @@ impl State {
             Icmpv4Message::EchoReply => {
                 let key = (icmp.echo_ident(), icmp.echo_seq_no());
                 let from = IpAddr::V4(ip.src_addr());
-                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit());
+                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit(), None);
                 true
             }
             Icmpv4Message::EchoRequest => self.echo_allowed(now),
+            Icmpv4Message::DstUnreachable | Icmpv4Message::TimeExceeded => {
+                let err = (u8::from(icmp.msg_type()), icmp.msg_code());
+                let from = IpAddr::V4(ip.src_addr());
+                self.echo_error(now, from, ip.payload().len(), err, icmp.data());
+                true
+            }
             _ => true,
         }
     }
@@ -1002,10 +1103,18 @@ impl State {
             Icmpv6Message::EchoReply => {
                 let key = (icmp.echo_ident(), icmp.echo_seq_no());
                 let from = IpAddr::V6(ip.src_addr());
-                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit());
+                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit(), None);
                 true
             }
             Icmpv6Message::EchoRequest => self.echo_allowed(now),
+            Icmpv6Message::DstUnreachable
+            | Icmpv6Message::TimeExceeded
+            | Icmpv6Message::PktTooBig => {
+                let err = (u8::from(icmp.msg_type()), icmp.msg_code());
+                let from = IpAddr::V6(ip.src_addr());
+                self.echo_error(now, from, ip.payload().len(), err, icmp.payload());
+                true
+            }
             Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert => {
                 let Ok(Icmpv6Repr::Ndisc(nd)) = Icmpv6Repr::parse(
                     &ip.src_addr(),
@@ -1050,16 +1159,15 @@ impl State {
         }
     }
 
-    fn send_echo(&mut self, now: Instant, e: Echo) {
-        // smoltcp paces all its address resolution together (one query a
-        // second); resolve this destination now.
-        if !self.neighbors.contains_key(&e.dst)
-            && let Some(q) = solicit(&self.iface, self.mac, e.dst)
-            && let Some(q) = Frame::new(&q)
-        {
-            let _ = self.dev.port.output(&q);
-        }
-        let key = (e.ident, e.seq);
+    /// Wait for the reply `key` until `expires`; the oldest wait goes when
+    /// there are too many.
+    fn expect(
+        &mut self,
+        key: (u16, u16),
+        sent: Instant,
+        expires: Instant,
+        tx: SyncSender<EchoReply>,
+    ) {
         if self.pending.len() >= MAX_PENDING
             && !self.pending.contains_key(&key)
             && let Some(oldest) = self
@@ -1070,14 +1178,19 @@ impl State {
         {
             self.pending.remove(&oldest);
         }
-        self.pending.insert(
-            key,
-            Pending {
-                sent: e.sent,
-                expires: e.expires,
-                tx: e.tx,
-            },
-        );
+        self.pending.insert(key, Pending { sent, expires, tx });
+    }
+
+    fn send_echo(&mut self, now: Instant, e: Echo) {
+        // smoltcp paces all its address resolution together (one query a
+        // second); resolve this destination now.
+        if !self.neighbors.contains_key(&e.dst)
+            && let Some(q) = solicit(&self.iface, self.mac, e.dst)
+            && let Some(q) = Frame::new(&q)
+        {
+            let _ = self.dev.port.output(&q);
+        }
+        self.expect((e.ident, e.seq), e.sent, e.expires, e.tx);
         if !self.echo_sockets.contains_key(&e.ident)
             && self.echo_sockets.len() >= MAX_ECHO_SOCKETS
             && let Some((&old, &(h, _))) = self.echo_sockets.iter().min_by_key(|(_, (_, at))| *at)

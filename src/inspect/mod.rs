@@ -8,15 +8,19 @@ pub mod ifmcstat;
 pub mod ndp;
 pub mod netstat;
 pub mod pcapin;
+pub mod route;
 pub mod sysctl;
+pub mod traceroute;
 
 use crate::ioctl::{IfStatus, Ioctl, Mac, Reply, Request};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The tools, by their NetBSD names.
-pub const TOOLS: [&str; 6] = [
+pub const TOOLS: [&str; 8] = [
     "netstat",
+    "route",
+    "traceroute",
     "arp",
     "ndp",
     "sysctl",
@@ -26,7 +30,7 @@ pub const TOOLS: [&str; 6] = [
 
 /// The multi-call binary's usage.
 pub const USAGE: &str = "usage: ifnet-tools tool [arguments ...]
-tools: netstat arp ndp sysctl ifmcstat shmif_pcapin
+tools: netstat route traceroute arp ndp sysctl ifmcstat shmif_pcapin
 ";
 
 /// Run the tool `name` (a NetBSD name) with `args`; its exit code.
@@ -39,6 +43,8 @@ pub fn run(
 ) -> Option<i32> {
     Some(match name {
         "netstat" => netstat::main_with(args, ctl, out, err),
+        "route" => route::main_with(args, ctl, out, err),
+        "traceroute" => traceroute::main_with(args, ctl, out, err),
         "arp" => arp::main_with(args, ctl, out, err),
         "ndp" => ndp::main_with(args, ctl, out, err),
         "sysctl" => sysctl::main_with(args, ctl, out, err),

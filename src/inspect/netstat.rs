@@ -3,10 +3,14 @@
 //! each address on lo0, the interface and link-local multicast routes of
 //! inet6, the ARP and NDP entries `UHL`) and the interfaces with their
 //! counters, in NetBSD's columns (sbin/route/rtutil.c, usr.bin/netstat/if.c).
-//! Routes are derived from the addresses: ifnet has no routing table yet.
+//! The kernel's static routes (route(8)) are listed with them. -s shows
+//! the forwarding path's protocol statistics (usr.bin/netstat/inet.c,
+//! inet6.c), for the counters ifnet keeps.
 
 use super::{ether_ntoa, getopt, interfaces, ntop6};
-use crate::ioctl::{IfStatus, Ioctl, LlEntry, Reply, Request, iff};
+use crate::ioctl::{
+    IfStatus, Ioctl, LlEntry, ProtoStats, Reply, Request, RouteReq, RtEntry, iff, rtf,
+};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -14,6 +18,7 @@ pub const USAGE: &str = "\
 usage: netstat [-bn] [-f address_family] [-I interface] -i
        netstat [-abn] -i
        netstat [-n] [-f address_family] -r
+       netstat [-f address_family] -s
 ";
 
 #[derive(Default)]
@@ -24,6 +29,7 @@ struct Opts {
     b: bool,
     r: bool,
     i: bool,
+    s: bool,
     /// Some(false) inet, Some(true) inet6.
     af: Option<bool>,
     interface: Option<String>,
@@ -40,7 +46,7 @@ pub fn main_with(
         let _ = err.write_all(USAGE.as_bytes());
         1
     };
-    let Ok((opts, rest)) = getopt(args, "abf:I:inr") else {
+    let Ok((opts, rest)) = getopt(args, "abf:I:inrs") else {
         return usage(err);
     };
     if !rest.is_empty() {
@@ -52,6 +58,7 @@ pub fn main_with(
             'b' => o.b = true,
             'n' => o.n = true,
             'r' => o.r = true,
+            's' => o.s = true,
             'i' => o.i = true,
             'I' => {
                 o.i = true;
@@ -83,7 +90,20 @@ pub fn main_with(
             Ok(Reply::LlTable(v)) => v,
             _ => Vec::new(),
         };
-        routes(&ifs, &ll, &o)
+        let statics = match ctl.ioctl(Request::Route(RouteReq::Dump)) {
+            Ok(Reply::Routes(v)) => v,
+            _ => Vec::new(),
+        };
+        routes(&ifs, &ll, &statics, &o)
+    } else if o.s {
+        match ctl.ioctl(Request::GetProtoStats) {
+            Ok(Reply::ProtoStats(p)) => protostats(&p, &o),
+            Ok(_) => String::new(),
+            Err(e) => {
+                let _ = writeln!(err, "netstat: {e}");
+                return 1;
+            }
+        }
     } else if o.i {
         if let Some(name) = &o.interface
             && !ifs.iter().any(|i| &i.name == name)
@@ -106,6 +126,8 @@ struct Rt {
     dst: String,
     gw: String,
     flags: &'static str,
+    /// Flags made at run time (a static route's), instead of `flags`.
+    flags_owned: Option<String>,
     mtu: Option<u32>,
     ifname: String,
 }
@@ -148,7 +170,7 @@ fn netname6(a: Ipv6Addr, len: u8, ifname: &str) -> String {
     format!("{}/{len}", ntop6(mask6(a, len), ifname))
 }
 
-fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
+fn routes(ifs: &[IfStatus], ll: &[LlEntry], statics: &[RtEntry], o: &Opts) -> String {
     let lo = ifs.iter().find(|i| i.flags & iff::LOOPBACK != 0);
     let lo_name = lo.map_or("lo0", |l| l.name.as_str()).to_string();
     let lo_mtu = lo.map_or(33624, |l| l.mtu);
@@ -174,6 +196,7 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
                 },
                 flags: "UHl",
                 mtu: loopback.then_some(i.mtu),
+                flags_owned: None,
                 ifname: lo_name.clone(),
             };
             if !loopback && bits < 32 {
@@ -184,6 +207,7 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
                     gw: link.clone(),
                     flags: "UC",
                     mtu: None,
+                    flags_owned: None,
                     ifname: i.name.clone(),
                 };
                 push(&mut v4, r);
@@ -202,6 +226,7 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
                     },
                     flags: if loopback { "U" } else { "UC" },
                     mtu: None,
+                    flags_owned: None,
                     ifname: i.name.clone(),
                 };
                 push(&mut v6, r);
@@ -216,6 +241,7 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
                 },
                 flags: "UHl",
                 mtu: (loopback && !a.addr.is_unicast_link_local()).then_some(i.mtu),
+                flags_owned: None,
                 ifname: lo_name.clone(),
             };
             push(&mut v6, r);
@@ -235,10 +261,43 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
                     gw: if loopback { "::1".into() } else { link.clone() },
                     flags: "UC",
                     mtu: loopback.then_some(lo_mtu),
+                    flags_owned: None,
                     ifname: i.name.clone(),
                 };
                 push(&mut v6, r);
             }
+        }
+    }
+    // The static routes, with their gateway (or the link of an
+    // interface route) and their flags.
+    for r in statics.iter().filter(|r| r.flags & rtf::STATIC != 0) {
+        let index = ifs
+            .iter()
+            .find(|i| Some(&i.name) == r.ifname.as_ref())
+            .map_or(0, |i| i.index);
+        let gw = match r.gateway {
+            Some(g) if r.flags & rtf::GATEWAY != 0 => g.to_string(),
+            _ => format!("link#{index}"),
+        };
+        let key = match r.dst {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let line = Rt {
+            key: (key, r.prefix),
+            dst: match r.dst {
+                IpAddr::V4(a) if r.prefix != 0 && r.prefix < 32 => netname4(a, r.prefix.into()),
+                _ => super::route::netname(r, o.n),
+            },
+            gw,
+            flags: "",
+            flags_owned: Some(rtf::letters(r.flags)),
+            mtu: (r.mtu != 0).then_some(r.mtu),
+            ifname: r.ifname.clone().unwrap_or_default(),
+        };
+        match r.dst {
+            IpAddr::V4(_) => push(&mut v4, line),
+            IpAddr::V6(_) => push(&mut v6, line),
         }
     }
     v4.sort_by(|a, b| a.key.cmp(&b.key));
@@ -250,6 +309,7 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
             gw: ether_ntoa(&e.mac),
             flags: "UHL",
             mtu: None,
+            flags_owned: None,
             ifname: e.ifname.clone(),
         };
         match e.addr {
@@ -285,9 +345,171 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], o: &Opts) -> String {
             let ifname: String = r.ifname.chars().take(16).collect();
             s += &format!(
                 "{dst} {gw} {:<6.6} {:>6} {:>8} {mtu:>6}  {ifname}\n",
-                r.flags, "-", "-"
+                r.flags_owned.as_deref().unwrap_or(r.flags),
+                "-",
+                "-"
             );
         }
+    }
+    s
+}
+
+/// netstat -s: NetBSD's lines (inet.c's ip_stats, icmp_stats; inet6.c's
+/// ip6_stats, icmp6_stats) for the counters ifnet keeps. `{}` is the
+/// value, `{s}` a plural s.
+const IP_LINES: [(&str, &str); 18] = [
+    ("ips_total", "{} total packet{s} received"),
+    ("ips_badsum", "{} bad header checksum{s}"),
+    ("ips_toosmall", "{} with size smaller than minimum"),
+    ("ips_tooshort", "{} with data size < data length"),
+    ("ips_badhlen", "{} with header length < data size"),
+    ("ips_badlen", "{} with data length < header length"),
+    ("ips_badoptions", "{} with bad options"),
+    ("ips_badvers", "{} with incorrect version number"),
+    ("ips_delivered", "{} packet{s} for this host"),
+    ("ips_forward", "{} packet{s} forwarded"),
+    ("ips_cantforward", "{} packet{s} not forwardable"),
+    ("ips_redirectsent", "{} redirect{s} sent"),
+    (
+        "ips_odropped",
+        "{} output packet{s} dropped due to no bufs, etc.",
+    ),
+    (
+        "ips_noroute",
+        "{} output packet{s} discarded due to no route",
+    ),
+    ("ips_fragmented", "{} output datagram{s} fragmented"),
+    ("ips_ofragments", "{} fragment{s} created"),
+    ("ips_cantfrag", "{} datagram{s} that can't be fragmented"),
+    ("ips_badaddr", "{} datagram{s} with bad address in header"),
+];
+
+const ICMP_LINES: [(&str, &str); 3] = [
+    ("icps_error", "{} call{s} to icmp_error"),
+    (
+        "icps_oldicmp",
+        "{} error{s} not generated because old message was icmp",
+    ),
+    (
+        "icps_toofreq",
+        "{} error{s} not generated because of rate limitation",
+    ),
+];
+
+/// icmp_stats' output histogram names, by type.
+const ICMP_NAMES: [&str; 19] = [
+    "echo reply",
+    "#1",
+    "#2",
+    "destination unreachable",
+    "source quench",
+    "routing redirect",
+    "#6",
+    "#7",
+    "echo",
+    "router advertisement",
+    "router solicitation",
+    "time exceeded",
+    "parameter problem",
+    "time stamp",
+    "time stamp reply",
+    "information request",
+    "information request reply",
+    "address mask request",
+    "address mask reply",
+];
+
+const IP6_LINES: [(&str, &str); 11] = [
+    ("ip6s_total", "{} total packet{s} received"),
+    ("ip6s_toosmall", "{} with size smaller than minimum"),
+    ("ip6s_tooshort", "{} with data size < data length"),
+    ("ip6s_badvers", "{} with incorrect version number"),
+    ("ip6s_delivered", "{} packet{s} for this host"),
+    ("ip6s_forward", "{} packet{s} forwarded"),
+    ("ip6s_cantforward", "{} packet{s} not forwardable"),
+    ("ip6s_redirectsent", "{} redirect{s} sent"),
+    (
+        "ip6s_odropped",
+        "{} output packet{s} dropped due to no bufs, etc.",
+    ),
+    (
+        "ip6s_noroute",
+        "{} output packet{s} discarded due to no route",
+    ),
+    ("ip6s_badscope", "{} packet{s} that violated scope rules"),
+];
+
+const ICMP6_LINES: [(&str, &str); 3] = [
+    ("icp6s_error", "{} call{s} to icmp6_error"),
+    (
+        "icp6s_canterror",
+        "{} error{s} not generated because old message was icmp error or so",
+    ),
+    (
+        "icp6s_toofreq",
+        "{} error{s} not generated because of rate limitation",
+    ),
+];
+
+/// icmp6_stats' histogram names of the errors ifnet sends.
+fn icmp6_name(t: u8) -> String {
+    match t {
+        1 => "unreach".into(),
+        2 => "packet too big".into(),
+        3 => "time exceed".into(),
+        4 => "parameter problem".into(),
+        137 => "redirect".into(),
+        t => format!("#{t}"),
+    }
+}
+
+fn stat_lines(s: &mut String, lines: &[(&str, &str)], v: &[(String, u64)]) {
+    for (name, fmt) in lines {
+        let n = v.iter().find(|(k, _)| k == name).map_or(0, |(_, n)| *n);
+        let text = fmt
+            .replace("{}", &n.to_string())
+            .replace("{s}", if n == 1 { "" } else { "s" });
+        *s += &format!("\t{text}\n");
+    }
+}
+
+fn histogram(s: &mut String, v: &[(String, u64)], prefix: &str, name: &dyn Fn(u8) -> String) {
+    let mut head = false;
+    for (k, n) in v {
+        let Some(t) = k.strip_prefix(prefix).and_then(|t| t.parse::<u8>().ok()) else {
+            continue;
+        };
+        if *n == 0 {
+            continue;
+        }
+        if !head {
+            *s += "\tOutput histogram:\n";
+            head = true;
+        }
+        *s += &format!("\t\t{}: {n}\n", name(t));
+    }
+}
+
+fn protostats(p: &ProtoStats, o: &Opts) -> String {
+    let mut s = String::new();
+    if o.af != Some(true) {
+        s += "ip:\n";
+        stat_lines(&mut s, &IP_LINES, &p.ip);
+        s += "icmp:\n";
+        stat_lines(&mut s, &ICMP_LINES, &p.icmp);
+        let name = |t: u8| {
+            ICMP_NAMES
+                .get(usize::from(t))
+                .map_or(format!("#{t}"), |n| n.to_string())
+        };
+        histogram(&mut s, &p.icmp, "icps_outhist", &name);
+    }
+    if o.af != Some(false) {
+        s += "ip6:\n";
+        stat_lines(&mut s, &IP6_LINES, &p.ip6);
+        s += "icmp6:\n";
+        stat_lines(&mut s, &ICMP6_LINES, &p.icmp6);
+        histogram(&mut s, &p.icmp6, "icp6s_outhist", &icmp6_name);
     }
     s
 }

@@ -35,8 +35,19 @@ fn count(v: i64) -> Result<u8, Errno> {
 const NODES: &[Node] = &[
     Node {
         name: "net.inet.ip.forwarding",
-        get: |_| 0,
-        set: None,
+        get: |k| i64::from(k.ip_forwarding),
+        set: Some(|k, v| {
+            k.ip_forwarding = v != 0;
+            Ok(())
+        }),
+    },
+    Node {
+        name: "net.inet.ip.redirect",
+        get: |k| i64::from(k.ip_redirect),
+        set: Some(|k, v| {
+            k.ip_redirect = v != 0;
+            Ok(())
+        }),
     },
     Node {
         name: "net.inet.ip.ttl",
@@ -53,8 +64,11 @@ const NODES: &[Node] = &[
     },
     Node {
         name: "net.inet6.ip6.forwarding",
-        get: |_| 0,
-        set: None,
+        get: |k| i64::from(k.ip6_forwarding),
+        set: Some(|k, v| {
+            k.ip6_forwarding = v != 0;
+            Ok(())
+        }),
     },
     Node {
         name: "net.inet6.ip6.hlim",

@@ -28,6 +28,7 @@ errnos! {
     EPERM = EPERM, "Operation not permitted";
     ENOENT = ENOENT, "No such file or directory";
     EIO = EIO, "Input/output error";
+    ESRCH = ESRCH, "No such process";
     ENXIO = ENXIO, "Device not configured";
     E2BIG = E2BIG, "Argument list too long";
     ENOEXEC = ENOEXEC, "Exec format error";
@@ -50,8 +51,10 @@ errnos! {
     EADDRINUSE = EADDRINUSE, "Address already in use";
     EADDRNOTAVAIL = EADDRNOTAVAIL, "Can't assign requested address";
     ENETDOWN = ENETDOWN, "Network is down";
+    ENETUNREACH = ENETUNREACH, "Network is unreachable";
     EHOSTDOWN = EHOSTDOWN, "Host is down";
     EHOSTUNREACH = EHOSTUNREACH, "No route to host";
+    ENOBUFS = ENOBUFS, "No buffer space available";
     ENAMETOOLONG = ENAMETOOLONG, "File name too long";
     EOPNOTSUPP = EOPNOTSUPP, "Operation not supported";
     EPROTO = EPROTO, "Protocol error";

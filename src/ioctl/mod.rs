@@ -108,6 +108,58 @@ pub mod ifbif {
     pub const PROTECTED: u32 = 0x8;
 }
 
+/// Route flags (`RTF_*`, net/route.h), as NetBSD numbers them.
+pub mod rtf {
+    pub const UP: u32 = 0x1;
+    pub const GATEWAY: u32 = 0x2;
+    pub const HOST: u32 = 0x4;
+    pub const REJECT: u32 = 0x8;
+    pub const DYNAMIC: u32 = 0x10;
+    pub const MODIFIED: u32 = 0x20;
+    pub const DONE: u32 = 0x40;
+    pub const MASK: u32 = 0x80;
+    pub const CONNECTED: u32 = 0x100;
+    pub const LLDATA: u32 = 0x400;
+    pub const STATIC: u32 = 0x800;
+    pub const BLACKHOLE: u32 = 0x1000;
+    pub const PROTO2: u32 = 0x4000;
+    pub const PROTO1: u32 = 0x8000;
+    pub const ANNOUNCE: u32 = 0x20000;
+    pub const LOCAL: u32 = 0x40000;
+    pub const BROADCAST: u32 = 0x80000;
+
+    /// netstat's letters (sbin/route/rtutil.c), in its order, and the
+    /// names route(8) prints (`routeflags`).
+    pub const NAMES: [(u32, char, &str); 17] = [
+        (UP, 'U', "UP"),
+        (GATEWAY, 'G', "GATEWAY"),
+        (HOST, 'H', "HOST"),
+        (REJECT, 'R', "REJECT"),
+        (DYNAMIC, 'D', "DYNAMIC"),
+        (MODIFIED, 'M', "MODIFIED"),
+        (DONE, 'd', "DONE"),
+        (MASK, 'm', "MASK_PRESENT"),
+        (CONNECTED, 'C', "CONNECTED"),
+        (LLDATA, 'L', "LLINFO"),
+        (STATIC, 'S', "STATIC"),
+        (BLACKHOLE, 'B', "BLACKHOLE"),
+        (PROTO2, '2', "PROTO2"),
+        (PROTO1, '1', "PROTO1"),
+        (ANNOUNCE, 'p', "PROXY"),
+        (LOCAL, 'l', "LOCAL"),
+        (BROADCAST, 'b', "BROADCAST"),
+    ];
+
+    /// netstat's flags column for `flags`.
+    pub fn letters(flags: u32) -> String {
+        NAMES
+            .iter()
+            .filter(|(b, _, _)| flags & b != 0)
+            .map(|(_, c, _)| *c)
+            .collect()
+    }
+}
+
 /// Lifetime value meaning "forever" (ND6_INFINITE_LIFETIME).
 pub const INFINITE_LIFETIME: u32 = 0xffff_ffff;
 
@@ -415,6 +467,59 @@ pub struct LlEntry {
     pub expire: u32,
 }
 
+/// One route, as a routing message carries it (`struct rt_msghdr` with
+/// its destination, gateway, netmask, interface and interface address).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RtEntry {
+    /// The destination, its host bits clear.
+    pub dst: IpAddr,
+    /// Netmask length; the family's full length for a host route.
+    pub prefix: u8,
+    /// The next hop (`RTF_GATEWAY`), or for an interface route the
+    /// address of the interface it was added with.
+    pub gateway: Option<IpAddr>,
+    /// The interface the route leaves by (`-ifp`, or found from the
+    /// gateway); in answers, the one it resolves to now.
+    pub ifname: Option<String>,
+    /// In answers to RTM_GET: the interface address packets leave with.
+    pub ifa: Option<IpAddr>,
+    /// `RTF_*`.
+    pub flags: u32,
+    /// Path MTU metric (`-mtu`); 0 for the interface's.
+    pub mtu: u32,
+    /// Packets sent along it (rt_use).
+    pub used: u64,
+}
+
+/// A routing-socket request (RTM_*), as route(8) sends them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteReq {
+    /// RTM_ADD: EEXIST if the same destination and mask are there.
+    Add(RtEntry),
+    /// RTM_CHANGE: gateway, interface, flags or metrics of a route.
+    Change(RtEntry),
+    /// RTM_DELETE of the route with this destination and mask (ESRCH).
+    Delete { dst: IpAddr, prefix: u8 },
+    /// RTM_GET: the route a packet to `dst` takes (ESRCH for none).
+    Get { dst: IpAddr },
+    /// Delete every static route of one family, or of both; answered
+    /// with the routes deleted.
+    Flush { v6: Option<bool> },
+    /// Every route the kernel holds: connected, local and static.
+    Dump,
+}
+
+/// Counters of the forwarding path, by NetBSD's names (`struct ipstat`,
+/// `icmpstat`, `ip6stat`, `icmp6stat` fields for what ifnet counts).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtoStats {
+    /// (name, value) in netstat -s order, per protocol section.
+    pub ip: Vec<(String, u64)>,
+    pub icmp: Vec<(String, u64)>,
+    pub ip6: Vec<(String, u64)>,
+    pub icmp6: Vec<(String, u64)>,
+}
+
 /// The kernel's knobs that `sysctl` reads and sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Knobs {
@@ -424,6 +529,19 @@ pub struct Knobs {
     pub ip6_dad_count: u8,
     /// net.inet6.ip6.auto_linklocal
     pub auto_linklocal: bool,
+    /// net.inet.ip.forwarding
+    #[serde(default)]
+    pub ip_forwarding: bool,
+    /// net.inet6.ip6.forwarding
+    #[serde(default)]
+    pub ip6_forwarding: bool,
+    /// net.inet.ip.redirect: send ICMP redirects.
+    #[serde(default = "yes")]
+    pub ip_redirect: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A request to the virtual kernel. Names follow the BSD ioctls they model.
@@ -546,6 +664,18 @@ pub enum Request {
         len: u16,
         timeout_ms: u32,
     },
+    /// An echo request as `Echo`, sent along the routing table with a
+    /// chosen source address (ping -S, -I) and TTL or hop limit (ping -T,
+    /// ping6 -h; 0 for the default 64).
+    EchoFrom {
+        dst: IpAddr,
+        src: Option<IpAddr>,
+        ttl: u8,
+        ident: u16,
+        seq: u16,
+        len: u16,
+        timeout_ms: u32,
+    },
     /// Stop the daemon, destroying every interface.
     Shutdown,
     /// TAPGIFNAME: the tap whose control device's client socket has the
@@ -569,6 +699,10 @@ pub enum Request {
     GetKnobs,
     /// Set the knobs (CTL_NET sysctl writes).
     SetKnobs(Knobs),
+    /// A routing-socket request (route(8)).
+    Route(RouteReq),
+    /// The protocol statistics (netstat -s).
+    GetProtoStats,
 }
 
 /// A successful answer.
@@ -591,10 +725,23 @@ pub enum Reply {
         ttl: u8,
         rtt_us: u64,
     },
+    /// Instead of an echo reply, an ICMP error about the request: who sent
+    /// it, its length, its type and code (ICMP or ICMPv6 as `from`).
+    EchoError {
+        from: IpAddr,
+        bytes: u32,
+        typ: u8,
+        code: u8,
+    },
     /// An interface's name.
     IfName(String),
     LlTable(Vec<LlEntry>),
     Knobs(Knobs),
+    /// One route (RTM_GET).
+    Route(RtEntry),
+    /// Routes (a dump, or those a flush deleted).
+    Routes(Vec<RtEntry>),
+    ProtoStats(ProtoStats),
 }
 
 impl Request {
@@ -621,6 +768,13 @@ impl Request {
                 | Request::SetIfMedia { .. }
                 | Request::SetIfCap { .. }
                 | Request::SetDrvSpec { .. }
+                | Request::SetKnobs(_)
+                | Request::Route(
+                    RouteReq::Add(_)
+                        | RouteReq::Change(_)
+                        | RouteReq::Delete { .. }
+                        | RouteReq::Flush { .. }
+                )
         )
     }
 }

@@ -98,7 +98,9 @@ fn run_tool(ctl: &mut dyn Ioctl, argv: &[String]) -> Result<(), String> {
     let rc = match tool.as_str() {
         "ifconfig" => crate::ifconfig::main_with(args, ctl, &mut out, &mut err),
         "brconfig" => crate::brconfig::main_with(args, ctl, &mut out, &mut err),
-        t => return Err(format!("{t}: not ifconfig or brconfig")),
+        "route" => crate::inspect::route::main_with(args, ctl, &mut out, &mut err),
+        "sysctl" => crate::inspect::sysctl::main_with(args, ctl, &mut out, &mut err),
+        t => return Err(format!("{t}: not ifconfig, brconfig, route or sysctl")),
     };
     if rc == 0 {
         return Ok(());

@@ -2,13 +2,14 @@
 //! that make it again in a fresh one: interfaces in index order (create,
 //! linkstr, link addresses, MTU, metric, description, flags, capabilities,
 //! media, addresses, up), then each bridge's parameters, members with
-//! their flags and static entries.
+//! their flags and static entries, then the forwarding knobs that are on
+//! and the static routes (`sysctl` and `route` lines).
 
 use super::STATE_END;
 use super::words::quote;
 use crate::ioctl::{
-    BridgeReq, Errno, INFINITE_LIFETIME, IfStatus, Ioctl, LinkStatus, Reply, Request, VxlanConfig,
-    ifbif, iff, in6_iff,
+    BridgeReq, Errno, INFINITE_LIFETIME, IfStatus, Ioctl, LinkStatus, Reply, Request, RouteReq,
+    VxlanConfig, ifbif, iff, in6_iff, rtf,
 };
 use std::fmt::Write;
 
@@ -65,6 +66,7 @@ pub fn script(ctl: &mut dyn Ioctl) -> Result<String, Errno> {
         };
         bridge(&mut s, ifs, &list, &b);
     }
+    routing(&mut s, ctl)?;
     s.push_str(STATE_END);
     s.push('\n');
     Ok(s)
@@ -103,6 +105,61 @@ fn vxlan_words(c: &VxlanConfig) -> String {
     w.push(format!("vxlanttl {}", c.ttl));
     w.push(if c.learn { "vxlanlearn" } else { "-vxlanlearn" }.into());
     w.join(" ")
+}
+
+/// The forwarding knobs that are on, then the static routes, as the
+/// sysctl and route lines that make them again (after the interfaces
+/// their gateways are on).
+fn routing(s: &mut String, ctl: &mut dyn Ioctl) -> Result<(), Errno> {
+    if let Reply::Knobs(k) = ctl.ioctl(Request::GetKnobs)? {
+        for (on, name) in [
+            (k.ip_forwarding, "net.inet.ip.forwarding"),
+            (k.ip6_forwarding, "net.inet6.ip6.forwarding"),
+        ] {
+            if on {
+                s.push_str(&format!("sysctl -qw {name}=1\n"));
+            }
+        }
+    }
+    let routes = match ctl.ioctl(Request::Route(RouteReq::Dump))? {
+        Reply::Routes(v) => v,
+        _ => return Err(Errno::EIO),
+    };
+    for r in routes.iter().filter(|r| r.flags & rtf::STATIC != 0) {
+        let mut l = String::from("route -q add");
+        if r.dst.is_ipv6() {
+            l += " -inet6";
+        }
+        let full = if r.dst.is_ipv6() { 128 } else { 32 };
+        l += &if r.prefix == full {
+            format!(" -host {}", r.dst)
+        } else {
+            format!(" -net {}/{}", r.dst, r.prefix)
+        };
+        match r.gateway {
+            Some(g) => l += &format!(" {g}"),
+            None => l += &format!(" {}", quote(r.ifname.as_deref().unwrap_or("lo0"))),
+        }
+        if r.flags & rtf::GATEWAY == 0 {
+            l += " -interface";
+        }
+        for (bit, word) in [(rtf::REJECT, " -reject"), (rtf::BLACKHOLE, " -blackhole")] {
+            if r.flags & bit != 0 {
+                l += word;
+            }
+        }
+        if let Some(i) = &r.ifname
+            && r.gateway.is_some()
+        {
+            l += &format!(" -ifp {}", quote(i));
+        }
+        if r.mtu != 0 {
+            l += &format!(" -mtu {}", r.mtu);
+        }
+        s.push_str(&l);
+        s.push('\n');
+    }
+    Ok(())
 }
 
 /// Addresses the kernel gives an interface by itself.

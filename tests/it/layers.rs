@@ -64,10 +64,11 @@ const LAYERS: &[Layer] = &[
         files: &["src/ifnet.rs", "src/cloner/"],
         uses: None,
     },
-    // The IP presence of an interface: ARP, NDP, echo, DAD.
+    // The IP presence of an interface: ARP, NDP, echo, DAD; and routing:
+    // the table and the forwarding path between interfaces.
     Layer {
         name: "inet",
-        files: &["src/inet/"],
+        files: &["src/inet/", "src/route/"],
         uses: None,
     },
     // The drivers, and the driver set (`drivers::cloners`).

@@ -25,6 +25,7 @@ mod libxo;
 mod neighbour_flood;
 mod persist;
 mod reactor;
+mod route;
 mod scene;
 mod service;
 mod shmif_dump;

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# One command: the routing benchmark. Namespace A (10.71.1.0/24) talks to
+# namespace B (10.71.2.0/24) through a router, two ways in the same run:
+#   ifnet   one ifnetd with virt0 (A's side) and virt1 (B's side),
+#           net.inet.ip.forwarding=1
+#   linux   a Linux namespace with ip_forward=1 and a veth pair to each
+# Measures iperf3 TCP, iperf3 UDP with 64-byte payloads (-b 0), and ping
+# RTT, each path in turn, REPS times (median). Writes
+# bench/results/route.txt. Needs root. Cleans up.
+# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "route bench: run as root (network namespaces)" >&2; exit 1; }
+bash scripts/deps.sh
+cargo build --release --quiet --bins
+PATH="$PWD/target/release:$PATH"
+REPS=${REPS:-3} SECS=${SECS:-5} PINGS=${PINGS:-200}
+
+W=$(mktemp -d /tmp/ifnet-route.XXXXXX)
+P=ifr$$
+NS_IA=${P}ia NS_IB=${P}ib NS_LA=${P}la NS_LB=${P}lb NS_LR=${P}lr
+TAP_A=${P}ta TAP_B=${P}tb
+export IFNET_SERVER=unix://$W/ifnetd.sock
+cleanup() {
+    set +e
+    for f in "$W"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+    ifnetd --stop -s "$W/ifnetd.sock" >/dev/null 2>&1
+    for ns in $NS_IA $NS_IB $NS_LA $NS_LB $NS_LR; do ip netns del "$ns" 2>/dev/null; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+for ns in $NS_IA $NS_IB $NS_LA $NS_LB $NS_LR; do
+    ip netns add "$ns"; ip -n "$ns" link set lo up
+done
+host() { # ns dev addr gw
+    ip -n "$1" addr add "$3/24" dev "$2"; ip -n "$1" link set "$2" up
+    ip -n "$1" route add default via "$4"
+}
+
+# (1) ifnet as the router.
+ifconfig virt0 create; ifconfig virt0 linkstr "$TAP_A"; ifconfig virt0 up
+ifconfig virt1 create; ifconfig virt1 linkstr "$TAP_B"; ifconfig virt1 up
+ifconfig virt0 inet 10.71.1.1/24; ifconfig virt1 inet 10.71.2.1/24
+ifnet-tools sysctl -w net.inet.ip.forwarding=1 >/dev/null
+ip link set "$TAP_A" netns "$NS_IA"; ip link set "$TAP_B" netns "$NS_IB"
+host "$NS_IA" "$TAP_A" 10.71.1.2 10.71.1.1
+host "$NS_IB" "$TAP_B" 10.71.2.2 10.71.2.1
+
+# (2) Linux as the router.
+ip netns exec "$NS_LR" sysctl -qw net.ipv4.ip_forward=1
+ip -n "$NS_LR" link add ra type veth peer name ea netns "$NS_LA"
+ip -n "$NS_LR" link add rb type veth peer name eb netns "$NS_LB"
+ip -n "$NS_LR" addr add 10.71.1.1/24 dev ra; ip -n "$NS_LR" link set ra up
+ip -n "$NS_LR" addr add 10.71.2.1/24 dev rb; ip -n "$NS_LR" link set rb up
+host "$NS_LA" ea 10.71.1.2 10.71.1.1
+host "$NS_LB" eb 10.71.2.2 10.71.2.1
+
+PATHS="ifnet linux"
+nsa() { case $1 in ifnet) echo "$NS_IA";; linux) echo "$NS_LA";; esac; }
+nsb() { case $1 in ifnet) echo "$NS_IB";; linux) echo "$NS_LB";; esac; }
+for p in $PATHS; do
+    ip netns exec "$(nsb $p)" iperf3 -s -D -B 10.71.2.2 -I "$W/iperf-$p.pid"
+done
+for p in $PATHS; do
+    for _ in $(seq 50); do
+        ip netns exec "$(nsa $p)" ping -c 1 -W 1 -q 10.71.2.2 >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    ip netns exec "$(nsa $p)" ping -c 1 -W 1 -q 10.71.2.2 >/dev/null \
+        || { echo "route bench: $p path does not ping" >&2; exit 1; }
+done
+R=$W/raw; mkdir -p "$R"
+for r in $(seq "$REPS"); do
+    for p in $PATHS; do
+        echo "rep $r/$REPS: $p" >&2
+        ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 -q 10.71.2.2 > "$R/ping-$p-$r.txt"
+        # The router's own address, answered by its host side: how fast a
+        # thread of the router wakes on this machine now.
+        ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 -q 10.71.1.1 > "$R/pingr-$p-$r.txt"
+        ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
+        sleep 0.5
+        ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udp-$p-$r.json"
+        sleep 0.5
+    done
+done
+ifnet-tools netstat -s -f inet > "$R/netstat-s.txt" 2>&1 || true
+
+mkdir -p bench/results
+python3 - "$R" "$REPS" "$PATHS" <<'PY' | tee bench/results/route.txt
+import json, re, statistics, sys
+R, reps, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+def med(xs): return statistics.median(xs) if xs else float("nan")
+res = {}
+for p in paths:
+    tcp, udp, rtt, rttr = [], [], [], []
+    for r in range(1, reps + 1):
+        j = json.load(open(f"{R}/tcp-{p}-{r}.json"))
+        tcp.append(j["end"]["sum_received"]["bits_per_second"] / 1e9)
+        j = json.load(open(f"{R}/udp-{p}-{r}.json"))
+        s = j["end"]["sum"]
+        udp.append(s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3)
+        for f, v in (("ping", rtt), ("pingr", rttr)):
+            m = re.search(r"= [\d.]+/([\d.]+)/", open(f"{R}/{f}-{p}-{r}.txt").read())
+            v.append(float(m.group(1)) * 1000 if m else float("nan"))
+    res[p] = (med(tcp), med(udp), med(rtt), med(rttr))
+print("route bench: A -> router -> B, median of %d (a shared machine)" % reps)
+print("%-6s %12s %14s %10s %18s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT us", "RTT to router us"))
+for p in paths:
+    t, u, r, rr = res[p]
+    print("%-6s %12.2f %14.1f %10.0f %18.0f" % (p, t, u, r, rr))
+i, l = res["ifnet"], res["linux"]
+print("ifnet/linux: TCP %.2fx, UDP-64 %.2fx, RTT %.2fx" % (i[0] / l[0], i[1] / l[1], i[2] / l[2]))
+PY
