@@ -229,6 +229,18 @@ pub fn memberships(st: &IfStatus) -> Memberships {
     m
 }
 
+/// A route's destination as netstat and route print it.
+pub fn netname(r: &crate::ioctl::RtEntry, _numeric: bool) -> String {
+    let bits = if r.dst.is_ipv4() { 32 } else { 128 };
+    if r.prefix == 0 {
+        "default".into()
+    } else if r.prefix == bits {
+        r.dst.to_string()
+    } else {
+        format!("{}/{}", r.dst, r.prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -287,7 +287,7 @@ fn routes(ifs: &[IfStatus], ll: &[LlEntry], statics: &[RtEntry], o: &Opts) -> St
             key: (key, r.prefix),
             dst: match r.dst {
                 IpAddr::V4(a) if r.prefix != 0 && r.prefix < 32 => netname4(a, r.prefix.into()),
-                _ => super::route::netname(r, o.n),
+                _ => super::netname(r, o.n),
             },
             gw,
             flags: "",

@@ -5,7 +5,7 @@
 //! from its class as inet_makenetandmask gives it), its output and its
 //! messages.
 
-use super::getopt;
+use super::{getopt, netname};
 use crate::ioctl::{Errno, Ioctl, Reply, Request, RouteReq, RtEntry, rtf};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -602,18 +602,6 @@ fn ctime(secs: u64) -> String {
         WD[(days % 7) as usize],
         MON[(mo - 1) as usize]
     )
-}
-
-/// A route's destination as netstat and route print it.
-pub fn netname(r: &RtEntry, _numeric: bool) -> String {
-    let bits = if r.dst.is_ipv4() { 32 } else { 128 };
-    if r.prefix == 0 {
-        "default".into()
-    } else if r.prefix == bits {
-        r.dst.to_string()
-    } else {
-        format!("{}/{}", r.dst, r.prefix)
-    }
 }
 
 /// route show: the table as netstat -r shows it.
