@@ -73,8 +73,8 @@ for IFNET_SERVER in "$A" "$B"; do
     ip -n "$ns" addr add 10.81.0.$n/24 dev "${P}e$n"; ip -n "$ns" link set "${P}e$n" up
 done
 export IFNET_SERVER=$A
-IFNET_SERVER=$A ifconfig -w 5
-IFNET_SERVER=$B ifconfig -w 5
+IFNET_SERVER=$A ifconfig -w 15
+IFNET_SERVER=$B ifconfig -w 15
 # (e) Linux: two bridges joined by a veth, a namespace on each
 for i in 1 2; do
     ip -n "$NS_LB" link add lb$i type bridge; ip -n "$NS_LB" link set lb$i up

@@ -250,7 +250,10 @@ impl Port {
     /// to the bridge, or deliver it locally if it is for us.
     pub fn input(self: &Arc<Self>, frame: &Frame) {
         self.counters.count_input(frame);
-        if let Some(upper) = self.upper.read().unwrap().as_ref() {
+        // Not held across the input: the host may answer at once, on this
+        // thread, out of this port (`output` reads it again).
+        let upper = self.upper.read().unwrap().clone();
+        if let Some(upper) = upper {
             upper.input(self, frame);
             return;
         }
