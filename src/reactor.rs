@@ -72,7 +72,8 @@ fn spin_for(cpus: usize, set: Option<&str>) -> Duration {
 
 /// The adaptive spin of one thread: on (at the maximum) after an event
 /// came soon after the thread ran out of work, halved after each one that
-/// came later, so a few late events turn it off.
+/// came later and after each spin that found nothing, so a few turn it
+/// off.
 #[derive(Clone, Copy, Debug)]
 struct Spin {
     max: Duration,
@@ -89,11 +90,16 @@ impl Spin {
 
     /// An event (not a timer) came `gap` after the thread ran out of work.
     fn event_after(&mut self, gap: Duration) {
-        self.now = if gap <= self.max {
-            self.max
+        if gap <= self.max {
+            self.now = self.max;
         } else {
-            self.now / 2
-        };
+            self.missed();
+        }
+    }
+
+    /// A spin found nothing (a timer's wakeup, say, followed by silence).
+    fn missed(&mut self) {
+        self.now /= 2;
         if self.now < Duration::from_micros(2) {
             self.now = Duration::ZERO;
         }
@@ -268,7 +274,11 @@ impl Worker {
                 Ok(0)
             } else {
                 let until = next.map_or(idle_since + spin.now, |t| t.min(idle_since + spin.now));
-                self.spin(&mut events, until)
+                let n = self.spin(&mut events, until);
+                if matches!(n, Ok(0)) && lock(&self.ready).is_empty() {
+                    spin.missed();
+                }
+                n
             };
             if matches!(n, Ok(0)) {
                 self.sleeping.store(true, SeqCst);
@@ -695,6 +705,13 @@ mod tests {
             late += 1;
         }
         assert!((2..=8).contains(&late), "{late} late events");
+        s.event_after(Duration::ZERO);
+        let mut missed = 0;
+        while !s.now.is_zero() {
+            s.missed();
+            missed += 1;
+        }
+        assert!((2..=8).contains(&missed), "{missed} missed spins");
         assert!(Spin::new(Duration::ZERO).now.is_zero());
         assert_eq!(spin_for(1, Some("200")), Duration::ZERO);
         assert_eq!(spin_for(2, None), Duration::ZERO);

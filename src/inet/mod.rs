@@ -274,11 +274,12 @@ impl Host {
         }
     }
 
-    /// Poll now, on the thread that polls the host, if it is the caller
-    /// and no poll is under way (a frame the host itself sent, looped
-    /// back); `false` if not done.
+    /// Poll now, on the thread that polls the host, if it is the caller,
+    /// no poll is under way (a frame the host itself sent, looped back)
+    /// and the frame is not being forwarded by its port's bridge (see
+    /// `Port::in_input`); `false` if not done.
     fn poll_here(&self, now: Instant) -> bool {
-        if !self.here.get().is_some_and(|f| f()) {
+        if !self.here.get().is_some_and(|f| f()) || self.port.in_input() {
             return false;
         }
         let Ok(mut st) = self.state.try_lock() else {
