@@ -581,3 +581,64 @@ fn daemon_survives_its_bus_truncated() {
     }
     assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none());
 }
+
+/// A peer that speaks only NetBSD's wakeup protocol (a write to the file,
+/// seen through inotify; it never looks at the ring unless woken) and an
+/// ifnetd exchange frames both ways: each ARP request it puts on the bus
+/// is answered (on the daemon's receiving thread, the wakeup write at
+/// once), and every answer comes with a wakeup that ends the peer's wait
+/// before its timeout. Round trips far below the daemon's 100 ms safety
+/// poll show that the peer's own write woke the daemon.
+#[test]
+fn a_netbsd_protocol_peer_and_ifnetd_wake_each_other() {
+    if is_child() {
+        return;
+    }
+    let d = common::Daemon::start();
+    let path = d.dir.path().join("bus");
+    d.ok(&["shmif0", "create"]);
+    d.ok(&["shmif0", "linkstr", path.to_str().unwrap()]);
+    d.ok(&["shmif0", "inet", "10.0.8.1/24", "up"]);
+    let (_, e, rc) = d.ifconfig(&["-w", "10"]);
+    assert_eq!(rc, 0, "DAD: {e}");
+    let bus = Bus::attach(&path).unwrap();
+    let watch = Watch::new(&bus).unwrap();
+    let mut reader = BusReader::at_end(&bus);
+    let mut buf = vec![0u8; 1514];
+    let me = STRANGER;
+    let timeout = Duration::from_secs(3);
+    let mut rtts = Vec::new();
+    for round in 0..50 {
+        let t0 = Instant::now();
+        bus.send(&arp_request(me, [10, 0, 8, 2], [10, 0, 8, 1]), 7)
+            .unwrap();
+        bus.wakeup().unwrap();
+        'wait: loop {
+            let w = Instant::now();
+            watch.wait(timeout);
+            assert!(
+                w.elapsed() < timeout,
+                "round {round}: the answer did not wake the peer"
+            );
+            loop {
+                match reader.recv(&bus, &mut buf, |h| h.sender != 7) {
+                    Recv::Frame { hdr, .. } => {
+                        let f = &buf[..hdr.len as usize];
+                        if f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[0..6] == me {
+                            break 'wait;
+                        }
+                    }
+                    Recv::Empty => break,
+                    _ => {}
+                }
+            }
+        }
+        rtts.push(t0.elapsed());
+    }
+    rtts.sort();
+    assert!(
+        rtts[rtts.len() / 2] < Duration::from_millis(20),
+        "median round trip {:?}",
+        rtts[rtts.len() / 2]
+    );
+}
