@@ -468,6 +468,23 @@ fn arp_request(mac: [u8; 6], from: [u8; 4], ip: [u8; 4]) -> Vec<u8> {
     f
 }
 
+/// Read the bus up to its newest frame (peer 7's own skipped): whether an
+/// ARP reply to `me` was among them.
+fn arp_reply_read(reader: &mut BusReader, bus: &Bus, buf: &mut [u8], me: [u8; 6]) -> bool {
+    loop {
+        match reader.recv(bus, buf, |h| h.sender != 7) {
+            Recv::Frame { hdr, .. } => {
+                let f = &buf[..hdr.len as usize];
+                if f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[0..6] == me {
+                    return true;
+                }
+            }
+            Recv::Empty => return false,
+            _ => {}
+        }
+    }
+}
+
 /// A bus file truncated, to nothing or to a few bytes, while an ifnetd
 /// reads and writes it flat out: the daemon never dies of SIGBUS. It gives
 /// the bus up (link down, an error counted), keeps answering, and works on
@@ -566,17 +583,8 @@ fn daemon_survives_its_bus_truncated() {
             .unwrap();
         bus.wakeup().unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        loop {
-            match reader.recv(&bus, &mut buf, |h| h.sender != 7) {
-                Recv::Frame { hdr, .. } => {
-                    let f = &buf[..hdr.len as usize];
-                    if f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[0..6] == me {
-                        break 'ask;
-                    }
-                }
-                Recv::Empty => break,
-                _ => {}
-            }
+        if arp_reply_read(&mut reader, &bus, &mut buf, me) {
+            break 'ask;
         }
     }
     assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none());
@@ -620,17 +628,8 @@ fn a_netbsd_protocol_peer_and_ifnetd_wake_each_other() {
                 w.elapsed() < timeout,
                 "round {round}: the answer did not wake the peer"
             );
-            loop {
-                match reader.recv(&bus, &mut buf, |h| h.sender != 7) {
-                    Recv::Frame { hdr, .. } => {
-                        let f = &buf[..hdr.len as usize];
-                        if f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[0..6] == me {
-                            break 'wait;
-                        }
-                    }
-                    Recv::Empty => break,
-                    _ => {}
-                }
+            if arp_reply_read(&mut reader, &bus, &mut buf, me) {
+                break 'wait;
             }
         }
         rtts.push(t0.elapsed());
