@@ -584,7 +584,9 @@ impl ShmifIo {
     /// the last [`WAKE_COALESCE`]: no turn of the reactor before the
     /// peers hear of it. `false`: left to the poll (coalesced).
     fn wakeup_here(&self) -> bool {
-        if !lock(&self.reg).as_ref().is_some_and(|r| r.is_current()) {
+        if !crate::reactor::on_reactor()
+            || !lock(&self.reg).as_ref().is_some_and(|r| r.is_current())
+        {
             return false;
         }
         let Ok(mut st) = self.st.try_lock() else {
@@ -789,10 +791,32 @@ fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
     Some(a.map_or(b, |a| a.min(b)))
 }
 
+impl ShmifIo {
+    /// Announce frames sent: at most one wakeup write per WAKE_COALESCE,
+    /// else a deadline for the next.
+    fn announce(&self, st: &mut IoState, next: &mut Option<Instant>) {
+        if !self.pending.load(SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        match st.last_wakeup {
+            Some(t) if now < t + WAKE_COALESCE => *next = earliest(*next, t + WAKE_COALESCE),
+            _ => {
+                self.pending.swap(false, SeqCst);
+                let _ = self.bus.wakeup();
+                st.last_wakeup = Some(now);
+            }
+        }
+    }
+}
+
 impl Handler for ShmifIo {
     fn poll(&self, now: Instant) -> Option<Instant> {
         let mut st = lock(&self.st);
         let mut next = None;
+        // Frames sent by other threads first: a receive pass (over a busy
+        // bus, our own frames too) must not delay their wakeup.
+        self.announce(&mut st, &mut next);
         let mut busy = self.contended.swap(false, SeqCst);
         if let Some(mut rx) = st.rx.take() {
             let r = BATCH.with(|b| self.receive(&mut rx, &mut b.borrow_mut()));
@@ -817,19 +841,9 @@ impl Handler for ShmifIo {
         }
         // A lock that stands still: stolen here, off the data path, once
         // it has stood still long enough; looked at again until released.
-        // Announce frames sent, at most one wakeup write per
-        // WAKE_COALESCE; after the receive, so that the answers it gave (a
-        // host on this interface replies on this thread) go in this poll.
-        if self.pending.load(SeqCst) {
-            match st.last_wakeup {
-                Some(t) if now < t + WAKE_COALESCE => next = earliest(next, t + WAKE_COALESCE),
-                _ => {
-                    self.pending.swap(false, SeqCst);
-                    let _ = self.bus.wakeup();
-                    st.last_wakeup = Some(Instant::now());
-                }
-            }
-        }
+        // Again after the receive: the answers it gave (a host on this
+        // interface replies on this thread) go in this poll.
+        self.announce(&mut st, &mut next);
         if busy || st.watching_lock {
             let IoState { stale, .. } = &mut *st;
             st.watching_lock = self.bus.check_stale(stale, now);
