@@ -267,6 +267,21 @@ impl Worker {
                 self.arm(next);
                 armed = next;
             }
+            if spin.max.is_zero() {
+                // No spin: sleep at once, nothing measured.
+                self.sleeping.store(true, SeqCst);
+                let timeout = if due_now || !lock(&self.ready).is_empty() {
+                    EpollTimeout::ZERO
+                } else {
+                    EpollTimeout::NONE
+                };
+                let n = self.epoll.wait(&mut events, timeout);
+                self.sleeping.store(false, SeqCst);
+                if !self.turn(n, &events, &mut armed, &mut heap, &mut due, &mut batch) {
+                    return;
+                }
+                continue;
+            }
             let busy = due_now || !lock(&self.ready).is_empty();
             let idle_since = Instant::now();
             // Spin first, no later than the next deadline.
@@ -297,51 +312,68 @@ impl Worker {
             {
                 spin.event_after(idle_since.elapsed());
             }
-            let n = match n {
-                Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => 0,
-                Err(e) => {
-                    crate::log::warn(&format!("reactor: epoll_wait: {e}"));
-                    return;
-                }
-            };
-            for ev in &events[..n] {
-                match ev.data() {
-                    WAKE_KEY => {
-                        let _ = self.wake.read();
-                    }
-                    TIMER_KEY => {
-                        let mut b = [0u8; 8];
-                        let _ = nix::unistd::read(&self.timer, &mut b);
-                        armed = None;
-                    }
-                    k => {
-                        let s = lock(&self.sources).get(&k).cloned();
-                        if let Some(s) = s {
-                            poll(&s, &mut heap, &mut due);
-                        }
-                    }
-                }
-            }
-            std::mem::swap(&mut batch, &mut lock(&self.ready));
-            for s in batch.drain(..) {
-                s.woken.store(false, SeqCst);
-                poll(&s, &mut heap, &mut due);
-            }
-            let now = Instant::now();
-            while let Some(Reverse((t, k))) = heap.peek().copied() {
-                if t > now {
-                    break;
-                }
-                heap.pop();
-                let s = match due.get(&k) {
-                    Some((d, s)) if *d == t => s.clone(),
-                    _ => continue,
-                };
-                due.remove(&k);
-                poll(&s, &mut heap, &mut due);
+            if !self.turn(n, &events, &mut armed, &mut heap, &mut due, &mut batch) {
+                return;
             }
         }
+    }
+
+    /// The work of one turn after the wait: the events, the woken
+    /// sources, the deadlines passed. `false`: the epoll failed.
+    fn turn(
+        &self,
+        n: nix::Result<usize>,
+        events: &[EpollEvent],
+        armed: &mut Option<Instant>,
+        heap: &mut BinaryHeap<Reverse<(Instant, u64)>>,
+        due: &mut Deadlines,
+        batch: &mut Vec<Arc<Source>>,
+    ) -> bool {
+        let n = match n {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => {
+                crate::log::warn(&format!("reactor: epoll_wait: {e}"));
+                return false;
+            }
+        };
+        for ev in &events[..n] {
+            match ev.data() {
+                WAKE_KEY => {
+                    let _ = self.wake.read();
+                }
+                TIMER_KEY => {
+                    let mut b = [0u8; 8];
+                    let _ = nix::unistd::read(&self.timer, &mut b);
+                    *armed = None;
+                }
+                k => {
+                    let s = lock(&self.sources).get(&k).cloned();
+                    if let Some(s) = s {
+                        poll(&s, heap, due);
+                    }
+                }
+            }
+        }
+        std::mem::swap(batch, &mut lock(&self.ready));
+        for s in batch.drain(..) {
+            s.woken.store(false, SeqCst);
+            poll(&s, heap, due);
+        }
+        let now = Instant::now();
+        while let Some(Reverse((t, k))) = heap.peek().copied() {
+            if t > now {
+                break;
+            }
+            heap.pop();
+            let s = match due.get(&k) {
+                Some((d, s)) if *d == t => s.clone(),
+                _ => continue,
+            };
+            due.remove(&k);
+            poll(&s, heap, due);
+        }
+        true
     }
 }
 

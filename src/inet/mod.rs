@@ -55,6 +55,9 @@ const MAX_ECHO_SOCKETS: usize = 16;
 const ECHO_SOCKET_IDLE: Duration = Duration::from_secs(30);
 /// Echo requests answered per second at most (burst of one second).
 const ECHO_RATE: f64 = 20_000.0;
+/// Frames are answered inline (on the receiving thread, at once) at most
+/// once in this time; more are queued for one poll of the reactor.
+const INLINE_GAP: Duration = Duration::from_micros(50);
 /// smoltcp holds this many addresses per interface (its build feature).
 const MAX_ADDRS: usize = 8;
 /// Neighbours remembered to refill smoltcp's cache (as its build feature:
@@ -192,6 +195,8 @@ struct State {
     /// The deadline the last poll by the reactor returned: an inline poll
     /// that wants an earlier one asks for a poll.
     reactor_next: Option<Instant>,
+    /// When the host last answered inline (see `Host::poll_here`).
+    inline_at: Option<Instant>,
     iface: Interface,
     dev: IfDevice,
     sockets: SocketSet<'static>,
@@ -241,6 +246,7 @@ impl Host {
                 conflicts_logged: 0,
                 epoch: now,
                 reactor_next: None,
+                inline_at: None,
                 iface,
                 dev,
                 sockets: SocketSet::new(Vec::new()),
@@ -285,6 +291,13 @@ impl Host {
         let Ok(mut st) = self.state.try_lock() else {
             return false;
         };
+        // A burst (a flood of broadcasts) is left to the reactor, which
+        // polls once for many frames: a poll per frame costs more than
+        // the frames.
+        if st.inline_at.is_some_and(|t| now < t + INLINE_GAP) {
+            return false;
+        }
+        st.inline_at = Some(now);
         let next = self.poll_locked(&mut st, now);
         let sooner = next.is_some_and(|n| st.reactor_next.is_none_or(|r| n < r));
         drop(st);
