@@ -62,7 +62,10 @@ def udp(p, r):
 def ping(p, r):
     t = open(os.path.join(raw, f"ping-{p}-{r}.txt")).read()
     m = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms", t)
-    return [float(x) * 1e3 for x in m.groups()]  # us: min avg max mdev
+    v = [float(x) * 1e3 for x in m.groups()]  # us: min avg max mdev
+    times = sorted(float(x) * 1e3 for x in re.findall(r"time=([\d.]+) ms", t))
+    pct = lambda q: times[min(len(times) - 1, int(q * len(times)))] if times else float("nan")
+    return v + [pct(0.5), pct(0.99)]  # and p50 p99
 
 
 med = statistics.median
@@ -90,6 +93,8 @@ for p in PATHS:
         "rtt_avg": med(x[1] for x in pg),
         "rtt_all": [x[1] for x in pg],
         "rtt_max": med(x[2] for x in pg),
+        "rtt_p50": med(x[4] for x in pg),
+        "rtt_p99": med(x[5] for x in pg),
     }
 
 rows = [
@@ -107,10 +112,12 @@ rows = [
     ("  ns2 dev rx_drop %", "udp_rxd", "{:.1f}"),
     ("  ns2 UDP RcvbufErrors %", "udp_rcvbuf", "{:.1f}"),
     ("ping RTT min (us)", "rtt_min", "{:.0f}"),
+    ("ping RTT p50 (us)", "rtt_p50", "{:.0f}"),
+    ("ping RTT p99 (us)", "rtt_p99", "{:.0f}"),
     ("ping RTT avg (us)", "rtt_avg", "{:.0f}"),
     ("ping RTT max (us)", "rtt_max", "{:.0f}"),
 ]
-RATIOS = {"tcp", "udp_rx", "udp_tx", "udp_fwd", "rtt_min", "rtt_avg", "rtt_max"}
+RATIOS = {"tcp", "udp_rx", "udp_tx", "udp_fwd", "rtt_min", "rtt_p50", "rtt_p99", "rtt_avg", "rtt_max"}
 i, k, v = res["ifnet"], res["kernel"], res["vde"]
 out = [
     f"# ifnet bridge benchmark, {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, "

@@ -9,13 +9,15 @@
 # Measures iperf3 TCP, iperf3 UDP with 64-byte payloads (-b 0: as fast as
 # the sender can), and ping RTT, each path in turn, REPS times (median
 # reported). Writes bench/results/bridge.txt. Needs root. Cleans up.
-# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (300).
+# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (300), BIN (a
+# directory of prebuilt binaries; default: build target/release), OUT
+# (default bench/results/bridge.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bridge bench: run as root (network namespaces)" >&2; exit 1; }
 bash scripts/deps.sh
-cargo build --release --quiet --bins
-PATH="$PWD/target/release:$PATH"
+if [ -n "${BIN:-}" ]; then PATH="$BIN:$PATH"; else
+    cargo build --release --quiet --bins; PATH="$PWD/target/release:$PATH"; fi
 command -v vde_switch >/dev/null || { echo "bridge bench: vde_switch missing (apt-get install vde-switch)" >&2; exit 1; }
 REPS=${REPS:-3} SECS=${SECS:-5} PINGS=${PINGS:-300}
 
@@ -107,7 +109,8 @@ getconf CLK_TCK > "$R/clk_tck"
 for r in $(seq "$REPS"); do
     for p in $PATHS; do
         echo "rep $r/$REPS: $p" >&2
-        ip netns exec "$(ns1 $p)" ping -c "$PINGS" -i 0.02 -q 10.77.0.2 > "$R/ping-$p-$r.txt"
+        # Not -q: every reply's time, for the percentiles.
+        ip netns exec "$(ns1 $p)" ping -c "$PINGS" -i 0.02 10.77.0.2 > "$R/ping-$p-$r.txt"
         counters $p > "$R/tcp-$p-$r.cnt"
         c0=$(cpu $p)
         ip netns exec "$(ns1 $p)" iperf3 -c 10.77.0.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
@@ -127,4 +130,4 @@ ifconfig -v virt0 > "$R/virt0.txt" 2>&1 || true
 ifconfig -v virt1 > "$R/virt1.txt" 2>&1 || true
 
 mkdir -p bench/results
-python3 bench/bridge.py "$R" "$REPS" "$SECS" "$PINGS" | tee bench/results/bridge.txt
+python3 bench/bridge.py "$R" "$REPS" "$SECS" "$PINGS" | tee "${OUT:-bench/results/bridge.txt}"

@@ -19,7 +19,10 @@ def parse(name):
     secs = int(m.group(1)) / 1e3 if m and int(m.group(1)) > 0 else flood
     m = re.search(r"queue drops during flood: (-?\d+)", t)
     drops = int(m.group(1)) if m else None
-    return {"sent": sent, "got": got, "rtt": rtt, "secs": secs, "drops": drops}
+    times = sorted(float(x) * 1e3 for x in re.findall(r"time=([\d.]+) ms", t))
+    pct = lambda q: times[min(len(times) - 1, int(q * len(times)))] if times else float("nan")
+    return {"sent": sent, "got": got, "rtt": rtt, "secs": secs, "drops": drops,
+            "p50": pct(0.5), "p99": pct(0.99)}
 
 
 def runs(prefix):
@@ -30,7 +33,7 @@ out = [
     f"# ifnet ping benchmark, {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, "
     f"{os.cpu_count()} cores, Linux {platform.release()}",
     f"# bash bench/ping.sh: {pings} pings at -i 0.01 per path and run; median of {reps} runs",
-    f"{'RTT (us)':<58} {'min':>6} {'avg':>6} {'max':>6} {'loss':>5}",
+    f"{'RTT (us)':<58} {'min':>6} {'p50':>6} {'p99':>6} {'avg':>6} {'max':>6} {'loss':>5}",
 ]
 rtt = {}
 for key, label in [
@@ -38,14 +41,18 @@ for key, label in [
     ("b", "(b) namespace -> daemon via virt (ping)"),
     ("b2", "    daemon -> namespace via virt (ifping), reference"),
     ("c", "(c) namespace -> namespace over kernel bridge (ping)"),
+    ("e", "(e) ns -> ns across two daemons' bridges joined by a bus"),
+    ("el", "    ns -> ns across two Linux bridges joined by a veth"),
 ]:
     rs = runs(key)
     mn, av, mx = (med(x["rtt"][i] for x in rs) for i in range(3))
+    p50, p99 = med(x["p50"] for x in rs), med(x["p99"] for x in rs)
     lost = sum(x["sent"] - x["got"] for x in rs)
     rtt[key] = av
-    out.append(f"{label:<58} {mn:>6.0f} {av:>6.0f} {mx:>6.0f} {lost:>5}")
+    out.append(f"{label:<58} {mn:>6.0f} {p50:>6.0f} {p99:>6.0f} {av:>6.0f} {mx:>6.0f} {lost:>5}")
 out.append(
-    f"ratios of avg RTT: (a)/(c) {rtt['a'] / rtt['c']:.2f}, (b)/(c) {rtt['b'] / rtt['c']:.2f}"
+    f"ratios of avg RTT: (a)/(c) {rtt['a'] / rtt['c']:.2f}, (b)/(c) {rtt['b'] / rtt['c']:.2f}, "
+    f"(e)/(e Linux) {rtt['e'] / rtt['el']:.2f}"
 )
 out += [
     "",

@@ -6,36 +6,44 @@
 #       (and, for reference, ifping from daemon A back to the namespace)
 #   (c) Linux to Linux over a kernel bridge (veth pairs, bridge in a third
 #       namespace)
+#   (e) namespace to namespace across two daemons joined by a bus: a
+#       namespace behind daemon A's bridge1(virt1, shmif1) pings one behind
+#       daemon B's bridge1(virt1, shmif1), the two shmif1 on a second bus;
+#       against two namespaces joined by two Linux bridges and a veth
 #   (d) ping -f from the namespace to the daemon, against ping -f to the
 #       Linux peer over the kernel bridge: echo replies per second; also
 #       with -l 32 (32 requests in flight) to see whether the daemon's
 #       limit of 20,000 echo replies/s (burst one second) is reached
 # Writes bench/results/ping.txt. Needs root. Cleans up.
-# Environment: REPS (3), PINGS (300, at -i 0.01), FLOOD (5 s per flood).
+# Environment: REPS (3), PINGS (300, at -i 0.01), FLOOD (5 s per flood),
+# BIN (a directory of prebuilt binaries; default: build target/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "ping bench: run as root (network namespaces)" >&2; exit 1; }
 bash scripts/deps.sh
-cargo build --release --quiet --bins
-PATH="$PWD/target/release:$PATH"
+# BIN: run these binaries instead of building (before/after comparisons).
+if [ -n "${BIN:-}" ]; then PATH="$BIN:$PATH"; else
+    cargo build --release --quiet --bins; PATH="$PWD/target/release:$PATH"; fi
 REPS=${REPS:-3} PINGS=${PINGS:-300} FLOOD=${FLOOD:-5}
 
 W=$(mktemp -d /tmp/ifnet-ping.XXXXXX)
 P=ifp$$                                   # prefix of every name (<= 10 chars)
 NS_V=${P}v NS_K1=${P}k1 NS_K2=${P}k2 NS_KB=${P}kb TAP=${P}t0
+NS_E1=${P}e1 NS_E2=${P}e2 NS_L1=${P}l1 NS_L2=${P}l2 NS_LB=${P}lb
 BUSDIR=/dev/shm; [ -d "$BUSDIR" ] || BUSDIR=$W
-BUS=$BUSDIR/$P.bus
+BUS=$BUSDIR/$P.bus BUS2=$BUSDIR/$P.bus2
 A=unix://$W/a.sock B=unix://$W/b.sock
 cleanup() {
     set +e
     ifnetd --stop -s "$W/a.sock" >/dev/null 2>&1
     ifnetd --stop -s "$W/b.sock" >/dev/null 2>&1
-    for ns in $NS_V $NS_K1 $NS_K2 $NS_KB; do ip netns del "$ns" 2>/dev/null; done
-    rm -rf "$W" "$BUS"
+    for ns in $ALLNS; do ip netns del "$ns" 2>/dev/null; done
+    rm -rf "$W" "$BUS" "$BUS2"
 }
+ALLNS="$NS_V $NS_K1 $NS_K2 $NS_KB $NS_E1 $NS_E2 $NS_L1 $NS_L2 $NS_LB"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-for ns in $NS_V $NS_K1 $NS_K2 $NS_KB; do
+for ns in $ALLNS; do
     ip netns add "$ns"; ip -n "$ns" link set lo up
 done
 
@@ -54,8 +62,28 @@ ifconfig virt0 linkstr "$TAP"
 ifconfig virt0 inet 10.79.0.1/24 up
 ip link set "$TAP" netns "$NS_V"
 ip -n "$NS_V" addr add 10.79.0.2/24 dev "$TAP"; ip -n "$NS_V" link set "$TAP" up
-IFNET_SERVER=$A ifconfig -w 5
-IFNET_SERVER=$B ifconfig -w 5
+# (e) a namespace behind each daemon, the daemons' bridges joined by BUS2
+n=0
+for IFNET_SERVER in "$A" "$B"; do
+    export IFNET_SERVER; n=$((n + 1)); ns=${P}e$n
+    ifconfig shmif1 create; ifconfig shmif1 linkstr "$BUS2"; ifconfig shmif1 up
+    ifconfig virt1 create; ifconfig virt1 linkstr "${P}e$n"; ifconfig virt1 up
+    ifconfig bridge1 create; brconfig bridge1 add shmif1 add virt1 up
+    ip link set "${P}e$n" netns "$ns"
+    ip -n "$ns" addr add 10.81.0.$n/24 dev "${P}e$n"; ip -n "$ns" link set "${P}e$n" up
+done
+export IFNET_SERVER=$A
+IFNET_SERVER=$A ifconfig -w 15
+IFNET_SERVER=$B ifconfig -w 15
+# (e) Linux: two bridges joined by a veth, a namespace on each
+for i in 1 2; do
+    ip -n "$NS_LB" link add lb$i type bridge; ip -n "$NS_LB" link set lb$i up
+    ip -n "$NS_LB" link add q$i type veth peer name f$i netns "${P}l$i"
+    ip -n "$NS_LB" link set q$i master lb$i up
+    ip -n "${P}l$i" addr add 10.82.0.$i/24 dev f$i; ip -n "${P}l$i" link set f$i up
+done
+ip -n "$NS_LB" link add j1 type veth peer name j2
+ip -n "$NS_LB" link set j1 master lb1 up; ip -n "$NS_LB" link set j2 master lb2 up
 # (c) kernel bridge
 ip -n "$NS_KB" link add br0 type bridge
 ip -n "$NS_KB" link set br0 up
@@ -72,15 +100,20 @@ IFNET_SERVER=$A ifping -c 3 -i 0.1 -q 10.78.0.2 >/dev/null
 ip netns exec "$NS_V" ping -c 3 -i 0.1 -q 10.79.0.1 >/dev/null
 IFNET_SERVER=$A ifping -c 3 -i 0.1 -q 10.79.0.2 >/dev/null
 ip netns exec "$NS_K1" ping -c 3 -i 0.1 -q 10.80.0.2 >/dev/null
+ip netns exec "$NS_E1" ping -c 3 -i 0.1 -q 10.81.0.2 >/dev/null
+ip netns exec "$NS_L1" ping -c 3 -i 0.1 -q 10.82.0.2 >/dev/null
 
 R=$W/raw; mkdir -p "$R"
 drops() { IFNET_SERVER=$A ifconfig -v virt0 | sed -n 's/.*, \([0-9]*\) queue drops\{0,1\}.*/\1/p' | head -1; }
 for r in $(seq "$REPS"); do
     echo "rep $r/$REPS" >&2
-    IFNET_SERVER=$A ifping -c "$PINGS" -i 0.01 -q 10.78.0.2 > "$R/a-$r.txt"
-    ip netns exec "$NS_V" ping -c "$PINGS" -i 0.01 -q 10.79.0.1 > "$R/b-$r.txt"
-    IFNET_SERVER=$A ifping -c "$PINGS" -i 0.01 -q 10.79.0.2 > "$R/b2-$r.txt"
-    ip netns exec "$NS_K1" ping -c "$PINGS" -i 0.01 -q 10.80.0.2 > "$R/c-$r.txt"
+    # Not -q: every reply's time, for the percentiles.
+    IFNET_SERVER=$A ifping -c "$PINGS" -i 0.01 10.78.0.2 > "$R/a-$r.txt"
+    ip netns exec "$NS_V" ping -c "$PINGS" -i 0.01 10.79.0.1 > "$R/b-$r.txt"
+    IFNET_SERVER=$A ifping -c "$PINGS" -i 0.01 10.79.0.2 > "$R/b2-$r.txt"
+    ip netns exec "$NS_K1" ping -c "$PINGS" -i 0.01 10.80.0.2 > "$R/c-$r.txt"
+    ip netns exec "$NS_E1" ping -c "$PINGS" -i 0.01 10.81.0.2 > "$R/e-$r.txt"
+    ip netns exec "$NS_L1" ping -c "$PINGS" -i 0.01 10.82.0.2 > "$R/el-$r.txt"
     for l in 1 32; do
         sleep 1.2   # the daemon's burst allowance refills
         d0=$(drops); d0=${d0:-0}
@@ -92,4 +125,4 @@ for r in $(seq "$REPS"); do
 done
 
 mkdir -p bench/results
-python3 bench/ping.py "$R" "$REPS" "$PINGS" "$FLOOD" | tee bench/results/ping.txt
+python3 bench/ping.py "$R" "$REPS" "$PINGS" "$FLOOD" | tee "${OUT:-bench/results/ping.txt}"

@@ -118,6 +118,11 @@ pub trait Forward: Send + Sync {
 /// Frames taken off an interface through the library API.
 pub type FrameReceiver = Receiver<Vec<u8>>;
 
+thread_local! {
+    /// The port whose `input` this thread is in, bridge lock held (0: none).
+    static IN_INPUT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Bound of the library receive queue; beyond it frames count as `iqdrops`.
 const LISTEN_QUEUE: usize = 4096;
 
@@ -265,14 +270,25 @@ impl Port {
     /// to the bridge, or deliver it locally if it is for us.
     pub fn input(self: &Arc<Self>, frame: &Frame) {
         self.counters.count_input(frame);
+        // Held across the input: removing a member waits for the frames
+        // it is forwarding (no cache entry for it learned after).
         if let Some(upper) = self.upper.read().unwrap().as_ref() {
+            let outer = IN_INPUT.replace(Arc::as_ptr(self) as usize);
             upper.input(self, frame);
+            IN_INPUT.set(outer);
             return;
         }
         if frame.is_multicast() || self.is_own_mac(&frame.dst()) || self.flags() & iff::PROMISC != 0
         {
             self.deliver_local(frame);
         }
+    }
+
+    /// Whether this thread is inside `input` of this port, holding its
+    /// bridge: a host that answered there, out of this port, would take
+    /// that lock again (and wait for good behind a writer).
+    pub fn in_input(&self) -> bool {
+        IN_INPUT.get() == self as *const Port as usize
     }
 
     /// Hand a frame to the host side of this interface: the library

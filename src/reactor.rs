@@ -14,6 +14,14 @@
 //!
 //! Threads are made by [`Reactor::new`], from whoever makes the kernel (the
 //! daemon's main thread), so they run with the daemon's credentials.
+//!
+//! Before it sleeps, a thread that has just worked may spin a little
+//! (polling its epoll without a timeout, yielding the CPU between looks):
+//! the answer to what it just sent — a ping reply from a peer on a bus —
+//! then costs no wakeup. The spin adapts: it is on only while events
+//! come within [`SPIN_MAX`] of the thread running out of work, so an idle
+//! daemon, woken only by its timers, never spins. Off on one CPU, by
+//! default on two (see [`spin_max`]), and with `IFNET_SPIN_US=0`.
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -36,12 +44,76 @@ pub trait Handler: Send + Sync + 'static {
     fn poll(&self, now: Instant) -> Option<Instant>;
 }
 
+/// The longest a thread spins before sleeping (`IFNET_SPIN_US` sets it).
+pub const SPIN_MAX: Duration = Duration::from_micros(200);
+
+/// How long threads spin at most: [`SPIN_MAX`] with three CPUs or more,
+/// else 0; `IFNET_SPIN_US` sets it (at most 10 ms), but never on one CPU.
+/// On two CPUs the peer we wait for (another daemon, the pinging process)
+/// needs the CPU a spinning thread holds: measured on a busy two-core
+/// machine, spinning made round trips over a bus slower, not faster.
+pub fn spin_max() -> Duration {
+    static SPIN: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let set = std::env::var("IFNET_SPIN_US").ok();
+        spin_for(cpus, set.as_deref())
+    })
+}
+
+fn spin_for(cpus: usize, set: Option<&str>) -> Duration {
+    match set.and_then(|v| v.trim().parse::<u64>().ok()) {
+        _ if cpus < 2 => Duration::ZERO,
+        Some(us) => Duration::from_micros(us).min(Duration::from_millis(10)),
+        None if cpus < 3 => Duration::ZERO,
+        None => SPIN_MAX,
+    }
+}
+
+/// The adaptive spin of one thread: on (at the maximum) after an event
+/// came soon after the thread ran out of work, halved after each one that
+/// came later and after each spin that found nothing, so a few turn it
+/// off.
+#[derive(Clone, Copy, Debug)]
+struct Spin {
+    max: Duration,
+    now: Duration,
+}
+
+impl Spin {
+    fn new(max: Duration) -> Spin {
+        Spin {
+            max,
+            now: Duration::ZERO,
+        }
+    }
+
+    /// An event (not a timer) came `gap` after the thread ran out of work.
+    fn event_after(&mut self, gap: Duration) {
+        if gap <= self.max {
+            self.now = self.max;
+        } else {
+            self.missed();
+        }
+    }
+
+    /// A spin found nothing (a timer's wakeup, say, followed by silence).
+    fn missed(&mut self) {
+        self.now /= 2;
+        if self.now < Duration::from_micros(2) {
+            self.now = Duration::ZERO;
+        }
+    }
+}
+
 const WAKE_KEY: u64 = 0;
 const TIMER_KEY: u64 = 1;
 const FIRST_KEY: u64 = 2;
 
 thread_local! {
     static ON_REACTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The address of this reactor thread's `Worker` (0: not one).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether the caller is a reactor thread: the data plane, which must
@@ -154,6 +226,22 @@ impl Worker {
         unsafe { libc::timerfd_settime(self.timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
     }
 
+    /// Look for events without sleeping until `until`, giving the CPU to
+    /// whoever else wants it between looks (on a busy machine that is
+    /// often the peer we wait for).
+    fn spin(&self, events: &mut [EpollEvent], until: Instant) -> nix::Result<usize> {
+        loop {
+            let n = self.epoll.wait(events, EpollTimeout::ZERO)?;
+            if n > 0 || !lock(&self.ready).is_empty() || self.stop.load(Relaxed) {
+                return Ok(n);
+            }
+            if Instant::now() >= until {
+                return Ok(0);
+            }
+            std::thread::yield_now();
+        }
+    }
+
     fn run(&self) {
         let mut events = vec![EpollEvent::empty(); 64];
         // Deadlines: a heap with lazy deletion, checked against `due`.
@@ -161,6 +249,7 @@ impl Worker {
         let mut due: Deadlines = HashMap::new();
         let mut armed: Option<Instant> = None;
         let mut batch: Vec<Arc<Source>> = Vec::new();
+        let mut spin = Spin::new(spin_max());
         while !self.stop.load(SeqCst) {
             while let Some(Reverse((t, k))) = heap.peek().copied() {
                 if due
@@ -178,59 +267,113 @@ impl Worker {
                 self.arm(next);
                 armed = next;
             }
-            self.sleeping.store(true, SeqCst);
-            let timeout = if due_now || !lock(&self.ready).is_empty() {
-                EpollTimeout::ZERO
-            } else {
-                EpollTimeout::NONE
-            };
-            let n = self.epoll.wait(&mut events, timeout);
-            self.sleeping.store(false, SeqCst);
-            let n = match n {
-                Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => 0,
-                Err(e) => {
-                    crate::log::warn(&format!("reactor: epoll_wait: {e}"));
+            if spin.max.is_zero() {
+                // No spin: sleep at once, nothing measured.
+                self.sleeping.store(true, SeqCst);
+                let timeout = if due_now || !lock(&self.ready).is_empty() {
+                    EpollTimeout::ZERO
+                } else {
+                    EpollTimeout::NONE
+                };
+                let n = self.epoll.wait(&mut events, timeout);
+                self.sleeping.store(false, SeqCst);
+                if !self.turn(n, &events, &mut armed, &mut heap, &mut due, &mut batch) {
                     return;
                 }
+                continue;
+            }
+            let busy = due_now || !lock(&self.ready).is_empty();
+            let idle_since = Instant::now();
+            // Spin first, no later than the next deadline.
+            let mut n = if busy || spin.now.is_zero() {
+                Ok(0)
+            } else {
+                let until = next.map_or(idle_since + spin.now, |t| t.min(idle_since + spin.now));
+                let n = self.spin(&mut events, until);
+                if matches!(n, Ok(0)) && lock(&self.ready).is_empty() {
+                    spin.missed();
+                }
+                n
             };
-            for ev in &events[..n] {
-                match ev.data() {
-                    WAKE_KEY => {
-                        let _ = self.wake.read();
-                    }
-                    TIMER_KEY => {
-                        let mut b = [0u8; 8];
-                        let _ = nix::unistd::read(&self.timer, &mut b);
-                        armed = None;
-                    }
-                    k => {
-                        let s = lock(&self.sources).get(&k).cloned();
-                        if let Some(s) = s {
-                            poll(&s, &mut heap, &mut due);
-                        }
-                    }
-                }
-            }
-            std::mem::swap(&mut batch, &mut lock(&self.ready));
-            for s in batch.drain(..) {
-                s.woken.store(false, SeqCst);
-                poll(&s, &mut heap, &mut due);
-            }
-            let now = Instant::now();
-            while let Some(Reverse((t, k))) = heap.peek().copied() {
-                if t > now {
-                    break;
-                }
-                heap.pop();
-                let s = match due.get(&k) {
-                    Some((d, s)) if *d == t => s.clone(),
-                    _ => continue,
+            if matches!(n, Ok(0)) {
+                self.sleeping.store(true, SeqCst);
+                let timeout = if busy || !lock(&self.ready).is_empty() {
+                    EpollTimeout::ZERO
+                } else {
+                    EpollTimeout::NONE
                 };
-                due.remove(&k);
-                poll(&s, &mut heap, &mut due);
+                n = self.epoll.wait(&mut events, timeout);
+                self.sleeping.store(false, SeqCst);
+            }
+            if !busy
+                && let Ok(k) = n
+                && (events[..k].iter().any(|e| e.data() != TIMER_KEY)
+                    || !lock(&self.ready).is_empty())
+            {
+                spin.event_after(idle_since.elapsed());
+            }
+            if !self.turn(n, &events, &mut armed, &mut heap, &mut due, &mut batch) {
+                return;
             }
         }
+    }
+
+    /// The work of one turn after the wait: the events, the woken
+    /// sources, the deadlines passed. `false`: the epoll failed.
+    fn turn(
+        &self,
+        n: nix::Result<usize>,
+        events: &[EpollEvent],
+        armed: &mut Option<Instant>,
+        heap: &mut BinaryHeap<Reverse<(Instant, u64)>>,
+        due: &mut Deadlines,
+        batch: &mut Vec<Arc<Source>>,
+    ) -> bool {
+        let n = match n {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => {
+                crate::log::warn(&format!("reactor: epoll_wait: {e}"));
+                return false;
+            }
+        };
+        for ev in &events[..n] {
+            match ev.data() {
+                WAKE_KEY => {
+                    let _ = self.wake.read();
+                }
+                TIMER_KEY => {
+                    let mut b = [0u8; 8];
+                    let _ = nix::unistd::read(&self.timer, &mut b);
+                    *armed = None;
+                }
+                k => {
+                    let s = lock(&self.sources).get(&k).cloned();
+                    if let Some(s) = s {
+                        poll(&s, heap, due);
+                    }
+                }
+            }
+        }
+        std::mem::swap(batch, &mut lock(&self.ready));
+        for s in batch.drain(..) {
+            s.woken.store(false, SeqCst);
+            poll(&s, heap, due);
+        }
+        let now = Instant::now();
+        while let Some(Reverse((t, k))) = heap.peek().copied() {
+            if t > now {
+                break;
+            }
+            heap.pop();
+            let s = match due.get(&k) {
+                Some((d, s)) if *d == t => s.clone(),
+                _ => continue,
+            };
+            due.remove(&k);
+            poll(&s, heap, due);
+        }
+        true
     }
 }
 
@@ -308,6 +451,7 @@ impl Reactor {
                 .spawn(move || {
                     *lock(&w2.thread) = Some(std::thread::current().id());
                     ON_REACTOR.with(|c| c.set(true));
+                    WORKER.with(|c| c.set(Arc::as_ptr(&w2) as usize));
                     let _ = tx.send(());
                     w2.run()
                 })?;
@@ -453,6 +597,12 @@ impl Registration {
         w.kick();
     }
 
+    /// Whether the caller is the thread that polls it.
+    pub fn is_current(&self) -> bool {
+        let w = Arc::as_ptr(&self.reactor.workers[self.worker]) as usize;
+        WORKER.with(|c| c.get()) == w
+    }
+
     /// The index of the thread polling it.
     pub fn worker(&self) -> usize {
         self.worker
@@ -568,6 +718,39 @@ mod tests {
         while rx.try_recv().is_ok() {}
         ev.write(1).unwrap();
         assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
+    }
+
+    /// The spin turns on when events follow work closely, and off after a
+    /// few that come late (an idle daemon's timers never turn it on).
+    #[test]
+    fn spin_adapts() {
+        let max = Duration::from_micros(200);
+        let mut s = Spin::new(max);
+        assert!(s.now.is_zero());
+        s.event_after(Duration::from_millis(10));
+        assert!(s.now.is_zero());
+        s.event_after(Duration::from_micros(50));
+        assert_eq!(s.now, max);
+        let mut late = 0;
+        while !s.now.is_zero() {
+            s.event_after(Duration::from_millis(10));
+            late += 1;
+        }
+        assert!((2..=8).contains(&late), "{late} late events");
+        s.event_after(Duration::ZERO);
+        let mut missed = 0;
+        while !s.now.is_zero() {
+            s.missed();
+            missed += 1;
+        }
+        assert!((2..=8).contains(&missed), "{missed} missed spins");
+        assert!(Spin::new(Duration::ZERO).now.is_zero());
+        assert_eq!(spin_for(1, Some("200")), Duration::ZERO);
+        assert_eq!(spin_for(2, None), Duration::ZERO);
+        assert_eq!(spin_for(2, Some("50")), Duration::from_micros(50));
+        assert_eq!(spin_for(8, None), SPIN_MAX);
+        assert_eq!(spin_for(8, Some("0")), Duration::ZERO);
+        assert_eq!(spin_for(8, Some("x")), SPIN_MAX);
     }
 
     /// Dropping its own registration inside poll must not wait for itself.

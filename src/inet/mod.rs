@@ -57,6 +57,9 @@ const MAX_ECHO_SOCKETS: usize = 16;
 const ECHO_SOCKET_IDLE: Duration = Duration::from_secs(30);
 /// Echo requests answered per second at most (burst of one second).
 const ECHO_RATE: f64 = 20_000.0;
+/// Frames are answered inline (on the receiving thread, at once) at most
+/// once in this time; more are queued for one poll of the reactor.
+const INLINE_GAP: Duration = Duration::from_micros(50);
 /// smoltcp holds this many addresses per interface (its build feature).
 const MAX_ADDRS: usize = 8;
 /// Neighbours remembered to refill smoltcp's cache (as its build feature:
@@ -177,6 +180,9 @@ pub struct Host {
     state: Mutex<State>,
     /// Asks the driver for a poll; set once registered.
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Whether the caller is the thread that polls the host: input there
+    /// is answered at once, without a turn of the reactor.
+    here: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 /// Everything a poll works on.
@@ -194,6 +200,11 @@ struct State {
     /// Address conflicts logged, for the tests of their rate.
     conflicts_logged: u64,
     epoch: Instant,
+    /// The deadline the last poll by the reactor returned: an inline poll
+    /// that wants an earlier one asks for a poll.
+    reactor_next: Option<Instant>,
+    /// When the host last answered inline (see `Host::poll_here`).
+    inline_at: Option<Instant>,
     iface: Interface,
     dev: IfDevice,
     sockets: SocketSet<'static>,
@@ -243,6 +254,8 @@ impl Host {
                 rng: seed | 1,
                 conflicts_logged: 0,
                 epoch: now,
+                reactor_next: None,
+                inline_at: None,
                 iface,
                 dev,
                 sockets: SocketSet::new(Vec::new()),
@@ -256,6 +269,7 @@ impl Host {
                 out: Vec::new(),
             }),
             waker: OnceLock::new(),
+            here: OnceLock::new(),
         })
     }
 
@@ -264,10 +278,42 @@ impl Host {
         let _ = self.waker.set(wake);
     }
 
+    /// How the host tells the thread that polls it (see `Stack::input`).
+    pub fn set_here(&self, here: Box<dyn Fn() -> bool + Send + Sync>) {
+        let _ = self.here.set(here);
+    }
+
     fn wake(&self) {
         if let Some(w) = self.waker.get() {
             w();
         }
+    }
+
+    /// Poll now, on the thread that polls the host, if it is the caller,
+    /// no poll is under way (a frame the host itself sent, looped back)
+    /// and the frame is not being forwarded by its port's bridge (see
+    /// `Port::in_input`); `false` if not done.
+    fn poll_here(&self, now: Instant) -> bool {
+        if !self.here.get().is_some_and(|f| f()) || self.port.in_input() {
+            return false;
+        }
+        let Ok(mut st) = self.state.try_lock() else {
+            return false;
+        };
+        // A burst (a flood of broadcasts) is left to the reactor, which
+        // polls once for many frames: a poll per frame costs more than
+        // the frames.
+        if st.inline_at.is_some_and(|t| now < t + INLINE_GAP) {
+            return false;
+        }
+        st.inline_at = Some(now);
+        let next = self.poll_locked(&mut st, now);
+        let sooner = next.is_some_and(|n| st.reactor_next.is_none_or(|r| n < r));
+        drop(st);
+        if sooner {
+            self.wake();
+        }
+        true
     }
 
     /// Set the addresses the host holds. New tentative ones start
@@ -380,7 +426,12 @@ impl Host {
     /// nothing arrives before.
     pub fn poll(&self, now: Instant) -> Option<Instant> {
         let mut st = lock(&self.state);
-        let st = &mut *st;
+        let next = self.poll_locked(&mut st, now);
+        st.reactor_next = next;
+        next
+    }
+
+    fn poll_locked(&self, st: &mut State, now: Instant) -> Option<Instant> {
         {
             let mut q = lock(&self.input);
             q.bytes = 0;
@@ -420,7 +471,8 @@ impl Stack for Host {
         q.bytes += frame.len();
         q.frames.push_back(buf);
         drop(q);
-        if wake {
+        // On the thread that polls the host: the answer leaves now.
+        if wake && !self.poll_here(Instant::now()) {
             self.wake();
         }
     }
@@ -452,6 +504,10 @@ impl Presence {
             if let Some(r) = weak.upgrade() {
                 r.wake();
             }
+        }));
+        let weak = Arc::downgrade(&reg);
+        host.set_here(Box::new(move || {
+            weak.upgrade().is_some_and(|r| r.is_current())
         }));
         port.set_stack(Some(host.clone()));
         Ok(Presence { host, _reg: reg })

@@ -468,6 +468,23 @@ fn arp_request(mac: [u8; 6], from: [u8; 4], ip: [u8; 4]) -> Vec<u8> {
     f
 }
 
+/// Read the bus up to its newest frame (peer 7's own skipped): whether an
+/// ARP reply to `me` was among them.
+fn arp_reply_read(reader: &mut BusReader, bus: &Bus, buf: &mut [u8], me: [u8; 6]) -> bool {
+    loop {
+        match reader.recv(bus, buf, |h| h.sender != 7) {
+            Recv::Frame { hdr, .. } => {
+                let f = &buf[..hdr.len as usize];
+                if f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[0..6] == me {
+                    return true;
+                }
+            }
+            Recv::Empty => return false,
+            _ => {}
+        }
+    }
+}
+
 /// A bus file truncated, to nothing or to a few bytes, while an ifnetd
 /// reads and writes it flat out: the daemon never dies of SIGBUS. It gives
 /// the bus up (link down, an error counted), keeps answering, and works on
@@ -566,18 +583,61 @@ fn daemon_survives_its_bus_truncated() {
             .unwrap();
         bus.wakeup().unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        loop {
-            match reader.recv(&bus, &mut buf, |h| h.sender != 7) {
-                Recv::Frame { hdr, .. } => {
-                    let f = &buf[..hdr.len as usize];
-                    if f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[0..6] == me {
-                        break 'ask;
-                    }
-                }
-                Recv::Empty => break,
-                _ => {}
-            }
+        if arp_reply_read(&mut reader, &bus, &mut buf, me) {
+            break 'ask;
         }
     }
     assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none());
+}
+
+/// A peer that speaks only NetBSD's wakeup protocol (a write to the file,
+/// seen through inotify; it never looks at the ring unless woken) and an
+/// ifnetd exchange frames both ways: each ARP request it puts on the bus
+/// is answered (on the daemon's receiving thread, the wakeup write at
+/// once), and every answer comes with a wakeup that ends the peer's wait
+/// before its timeout. Round trips far below the daemon's 100 ms safety
+/// poll show that the peer's own write woke the daemon.
+#[test]
+fn a_netbsd_protocol_peer_and_ifnetd_wake_each_other() {
+    if is_child() {
+        return;
+    }
+    let d = common::Daemon::start();
+    let path = d.dir.path().join("bus");
+    d.ok(&["shmif0", "create"]);
+    d.ok(&["shmif0", "linkstr", path.to_str().unwrap()]);
+    d.ok(&["shmif0", "inet", "10.0.8.1/24", "up"]);
+    let (_, e, rc) = d.ifconfig(&["-w", "10"]);
+    assert_eq!(rc, 0, "DAD: {e}");
+    let bus = Bus::attach(&path).unwrap();
+    let watch = Watch::new(&bus).unwrap();
+    let mut reader = BusReader::at_end(&bus);
+    let mut buf = vec![0u8; 1514];
+    let me = STRANGER;
+    let timeout = Duration::from_secs(3);
+    let mut rtts = Vec::new();
+    for round in 0..50 {
+        let t0 = Instant::now();
+        bus.send(&arp_request(me, [10, 0, 8, 2], [10, 0, 8, 1]), 7)
+            .unwrap();
+        bus.wakeup().unwrap();
+        'wait: loop {
+            let w = Instant::now();
+            watch.wait(timeout);
+            assert!(
+                w.elapsed() < timeout,
+                "round {round}: the answer did not wake the peer"
+            );
+            if arp_reply_read(&mut reader, &bus, &mut buf, me) {
+                break 'wait;
+            }
+        }
+        rtts.push(t0.elapsed());
+    }
+    rtts.sort();
+    assert!(
+        rtts[rtts.len() / 2] < Duration::from_millis(20),
+        "median round trip {:?}",
+        rtts[rtts.len() / 2]
+    );
 }

@@ -8,8 +8,9 @@
 //!   its own. Sending takes the bus lock — on a reactor thread only if it
 //!   comes within a few microseconds, else the frame is dropped (an output
 //!   error) — and copies
-//!   the frame into the ring; the source does the wakeup write, coalescing
-//!   back-to-back frames into one. Receiving, while up: woken through
+//!   the frame into the ring; the wakeup write follows at once when the
+//!   sender is the source's own thread, else the source does it, and
+//!   back-to-back frames are coalesced into one write. Receiving, while up: woken through
 //!   inotify (one instance per reactor thread, a watch per bus file) or a
 //!   safety timer, the source copies up to 32 frames per hold of the lock
 //!   into a per-thread batch (no allocation per frame) and hands each to
@@ -521,7 +522,7 @@ impl Transmit for ShmifTx {
         }
         // Release pairs with the poll's swap: the frame is in the ring
         // before the write that announces it.
-        if !io.pending.swap(true, SeqCst) {
+        if !io.wakeup_here() && !io.pending.swap(true, SeqCst) {
             io.wake();
         }
         Ok(())
@@ -578,6 +579,29 @@ enum Rx {
 }
 
 impl ShmifIo {
+    /// The wakeup write for a frame just sent, made at once when the
+    /// sender is the thread that polls this source and none was made in
+    /// the last [`WAKE_COALESCE`]: no turn of the reactor before the
+    /// peers hear of it. `false`: left to the poll (coalesced).
+    fn wakeup_here(&self) -> bool {
+        if !crate::reactor::on_reactor()
+            || !lock(&self.reg).as_ref().is_some_and(|r| r.is_current())
+        {
+            return false;
+        }
+        let Ok(mut st) = self.st.try_lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if st.last_wakeup.is_some_and(|t| now < t + WAKE_COALESCE) || self.pending.load(SeqCst) {
+            return false;
+        }
+        st.last_wakeup = Some(now);
+        drop(st);
+        let _ = self.bus.wakeup();
+        true
+    }
+
     fn wake(&self) {
         if let Some(r) = lock(&self.reg).as_ref() {
             r.wake();
@@ -767,21 +791,32 @@ fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
     Some(a.map_or(b, |a| a.min(b)))
 }
 
+impl ShmifIo {
+    /// Announce frames sent: at most one wakeup write per WAKE_COALESCE,
+    /// else a deadline for the next.
+    fn announce(&self, st: &mut IoState, next: &mut Option<Instant>) {
+        if !self.pending.load(SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        match st.last_wakeup {
+            Some(t) if now < t + WAKE_COALESCE => *next = earliest(*next, t + WAKE_COALESCE),
+            _ => {
+                self.pending.swap(false, SeqCst);
+                let _ = self.bus.wakeup();
+                st.last_wakeup = Some(now);
+            }
+        }
+    }
+}
+
 impl Handler for ShmifIo {
     fn poll(&self, now: Instant) -> Option<Instant> {
         let mut st = lock(&self.st);
         let mut next = None;
-        // Announce frames sent: at most one wakeup write per WAKE_COALESCE.
-        if self.pending.load(SeqCst) {
-            match st.last_wakeup {
-                Some(t) if now < t + WAKE_COALESCE => next = earliest(next, t + WAKE_COALESCE),
-                _ => {
-                    self.pending.swap(false, SeqCst);
-                    let _ = self.bus.wakeup();
-                    st.last_wakeup = Some(now);
-                }
-            }
-        }
+        // Frames sent by other threads first: a receive pass (over a busy
+        // bus, our own frames too) must not delay their wakeup.
+        self.announce(&mut st, &mut next);
         let mut busy = self.contended.swap(false, SeqCst);
         if let Some(mut rx) = st.rx.take() {
             let r = BATCH.with(|b| self.receive(&mut rx, &mut b.borrow_mut()));
@@ -806,6 +841,9 @@ impl Handler for ShmifIo {
         }
         // A lock that stands still: stolen here, off the data path, once
         // it has stood still long enough; looked at again until released.
+        // Again after the receive: the answers it gave (a host on this
+        // interface replies on this thread) go in this poll.
+        self.announce(&mut st, &mut next);
         if busy || st.watching_lock {
             let IoState { stale, .. } = &mut *st;
             st.watching_lock = self.bus.check_stale(stale, now);

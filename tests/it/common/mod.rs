@@ -37,6 +37,11 @@ impl Daemon {
 
     /// A daemon with these `ifnetd` options.
     pub fn start_with(args: &[&str]) -> Daemon {
+        Daemon::start_full(None, args, &[])
+    }
+
+    /// A daemon on a fresh socket in a fresh directory.
+    fn start_full(netns: Option<(&str, &[&str])>, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("ifnetd.sock");
         let mut d = Daemon {
@@ -44,7 +49,7 @@ impl Daemon {
             sock,
             child: None,
         };
-        d.spawn_with(args);
+        d.spawn_in(netns, args, env);
         d
     }
 
@@ -54,7 +59,12 @@ impl Daemon {
     }
 
     pub fn spawn_with(&mut self, args: &[&str]) {
-        self.spawn_in(None, args)
+        self.spawn_in(None, args, &[])
+    }
+
+    /// A daemon (with fast DAD) whose environment also has `env`.
+    pub fn start_env(env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_full(None, &FAST_DAD, env)
     }
 
     /// A daemon whose network namespace is `ns` (`ip netns exec`): the
@@ -65,18 +75,10 @@ impl Daemon {
 
     /// `start_in`, the daemon run through `wrapper` (`setpriv …`).
     pub fn start_in_as(ns: &Netns, wrapper: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("ifnetd.sock");
-        let mut d = Daemon {
-            dir,
-            sock,
-            child: None,
-        };
-        d.spawn_in(Some((&ns.0, wrapper)), &FAST_DAD);
-        d
+        Daemon::start_full(Some((&ns.0, wrapper)), &FAST_DAD, &[])
     }
 
-    fn spawn_in(&mut self, netns: Option<(&str, &[&str])>, args: &[&str]) {
+    fn spawn_in(&mut self, netns: Option<(&str, &[&str])>, args: &[&str], env: &[(&str, &str)]) {
         let mut cmd = match netns {
             Some((ns, wrapper)) => {
                 let mut c = Command::new("ip");
@@ -89,6 +91,7 @@ impl Daemon {
             .args(["-f", "-s"])
             .arg(&self.sock)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
