@@ -833,48 +833,32 @@ impl Bus {
     /// come within [`LOCK_WAIT`]: a live-looking peer that keeps it must
     /// not hold the sender for ever.
     pub fn send(&self, frame: &[u8], sender: u64) -> Result<(), Errno> {
-        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
-            return Err(if frame.len() > MAX_FRAME {
-                Errno::EMSGSIZE
-            } else {
-                Errno::EINVAL
-            });
-        }
-        self.check()?;
-        let ts = timestamp();
-        let g = self.lock_for_sending()?;
-        self.write_frame(&g, frame, sender, ts)?;
-        drop(g);
-        self.check()
-    }
-
-    fn lock_for_sending(&self) -> Result<BusGuard<'_>, Errno> {
-        self.lock_until(Some(Instant::now() + LOCK_WAIT))
-            .ok_or(Errno(libc::ENOBUFS))
+        self.send_batch(&[frame], sender)
     }
 
     /// `send` for a data-plane thread: ENOBUFS (the frame is dropped) when
     /// the lock does not come within [`LOCK_BRIEFLY`].
     pub fn try_send(&self, frame: &[u8], sender: u64) -> Result<(), Errno> {
-        if !(MIN_FRAME..=MAX_FRAME).contains(&frame.len()) {
-            return Err(if frame.len() > MAX_FRAME {
-                Errno::EMSGSIZE
-            } else {
-                Errno::EINVAL
-            });
-        }
-        self.check()?;
-        let ts = timestamp();
-        let g = self.try_lock_briefly().ok_or(Errno(libc::ENOBUFS))?;
-        self.write_frame(&g, frame, sender, ts)?;
-        drop(g);
-        self.check()
+        self.put(&[frame], sender, |bus| bus.try_lock_briefly())
     }
 
     /// Put several frames on the bus under one hold of the lock (peers wait
     /// a few microseconds longer, the lock changes hands far less often).
     /// All frames must be 14..=1514 bytes, else nothing is sent.
     pub fn send_batch(&self, frames: &[&[u8]], sender: u64) -> Result<(), Errno> {
+        self.put(frames, sender, |bus| {
+            bus.lock_until(Some(Instant::now() + LOCK_WAIT))
+        })
+    }
+
+    /// Check every frame's length, take the lock with `lock` (ENOBUFS when
+    /// it gives up) and write the frames.
+    fn put<'a>(
+        &'a self,
+        frames: &[&[u8]],
+        sender: u64,
+        lock: impl FnOnce(&'a Bus) -> Option<BusGuard<'a>>,
+    ) -> Result<(), Errno> {
         if let Some(f) = frames
             .iter()
             .find(|f| !(MIN_FRAME..=MAX_FRAME).contains(&f.len()))
@@ -887,7 +871,7 @@ impl Bus {
         }
         self.check()?;
         let ts = timestamp();
-        let g = self.lock_for_sending()?;
+        let g = lock(self).ok_or(Errno(libc::ENOBUFS))?;
         for f in frames {
             self.write_frame(&g, f, sender, ts)?;
         }
