@@ -49,10 +49,17 @@ pub fn as_requester<R>(f: impl FnOnce() -> Result<R, Errno>) -> Result<R, Errno>
     let Some(who) = REQUESTER.with(|r| r.borrow().clone()) else {
         return f();
     };
-    let me = Own::now();
-    if (who.uid, who.gid, &who.groups) == (me.uid, me.gid, &me.groups) {
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let groups = thread_groups();
+    // The client is the daemon's own user: nothing to take on, nothing to
+    // put back.
+    if (who.uid, who.gid, &who.groups) == (uid, gid, &groups) {
         return f();
     }
+    let me = Own { uid, gid, groups };
     let root = me.uid == 0;
     // An unprivileged daemon cannot take on anyone's groups and acts with
     // its own rights, which are all it has to lend; a root daemon that
@@ -82,16 +89,6 @@ struct Own {
     uid: u32,
     gid: u32,
     groups: Vec<libc::gid_t>,
-}
-
-impl Own {
-    fn now() -> Own {
-        Own {
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-            groups: thread_groups(),
-        }
-    }
 }
 
 impl Drop for Own {
