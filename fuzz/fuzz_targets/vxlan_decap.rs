@@ -2,7 +2,8 @@
 //! source learnt and its inner frame handed to the port. Any bytes, no
 //! panic; the table stays within its bound.
 #![no_main]
-use ifnet::drivers::vxlan::{Ftable, Gro};
+use ifnet::drivers::gro::Gro;
+use ifnet::drivers::vxlan::Ftable;
 use ifnet::drivers::vxlan::io::decapsulate;
 use ifnet::port::Port;
 use libfuzzer_sys::fuzz_target;

@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod ether;
+pub mod gro;
 pub mod kthread;
 pub mod lo;
 pub mod shmif;

@@ -695,3 +695,88 @@ fn clones_join_the_template_bridge() {
     });
     assert_eq!(members(&plain), Vec::<String>::new());
 }
+
+/// `n` consecutive TCP/IPv4 segments of one flow, `mss` bytes of data
+/// each, to `dst`: what a guest without offloads writes for one burst.
+fn tcp_segments(dst: [u8; 6], n: u32, mss: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut f = vec![0u8; 14 + 20 + 20 + mss];
+            f[..6].copy_from_slice(&dst);
+            f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x5e, 1]);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            let ip = &mut f[14..34];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((40 + mss) as u16).to_be_bytes());
+            ip[4..6].copy_from_slice(&(i as u16).to_be_bytes());
+            ip[6] = 0x40; // DF
+            ip[8] = 64;
+            ip[9] = 6;
+            ip[12..16].copy_from_slice(&[10, 77, 0, 2]);
+            ip[16..20].copy_from_slice(&[10, 77, 0, 1]);
+            let sum = !smoltcp::wire::checksum::data(&f[14..34]);
+            f[24..26].copy_from_slice(&sum.to_be_bytes());
+            let tcp = &mut f[34..54];
+            tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+            tcp[2..4].copy_from_slice(&5001u16.to_be_bytes());
+            tcp[4..8].copy_from_slice(&(1000 + i * mss as u32).to_be_bytes());
+            tcp[8..12].copy_from_slice(&1u32.to_be_bytes());
+            tcp[12] = 5 << 4;
+            tcp[13] = 0x10; // ACK
+            tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+            f
+        })
+        .collect()
+}
+
+/// A guest's TCP burst reaches a virt's host TAP as super-frames: the
+/// host counts fewer packets than segments, every byte.
+#[test]
+fn a_clients_tcp_burst_reaches_a_virt_coalesced() {
+    if !can_netadmin() {
+        return;
+    }
+    let d = Daemon::start_with(&FAST_DAD);
+    let ns = Netns::new();
+    let tap = virt_in_ns(&d, "virt0", &ns, "10.77.0.1/24");
+    d.ok(&["tap0", "create"]);
+    d.ok(&["bridge0", "create"]);
+    d.ok(&["bridge0", "up"]);
+    assert_eq!(d.brconfig(&["bridge0", "add", "virt0", "tap0"]).2, 0);
+    let mut c = UnixStream::connect(d.run_dir().join("tap0")).unwrap();
+    let mut k = Client::connect(&d.sock).unwrap();
+    wait_for("tap0 up", || status(&mut k, "tap0").flags & iff::UP != 0);
+    let stat = |what: &str| -> u64 {
+        ns.exec(&format!("cat /sys/class/net/{tap}/statistics/{what}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mac: Vec<u8> = ns
+        .exec(&format!("cat /sys/class/net/{tap}/address"))
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    let (p0, b0) = (stat("rx_packets"), stat("rx_bytes"));
+    let segs = tcp_segments(mac.try_into().unwrap(), 40, 1400);
+    // One write: the daemon reads the burst in one turn.
+    let mut burst = Vec::new();
+    for f in &segs {
+        burst.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        burst.extend_from_slice(f);
+    }
+    c.write_all(&burst).unwrap();
+    let want = b0 + 40 * 1400;
+    wait_until(10, "the burst's bytes at the host TAP", || {
+        stat("rx_bytes") >= want
+    });
+    let packets = stat("rx_packets") - p0;
+    assert!(
+        packets < 20,
+        "40 segments reached the host as {packets} packets"
+    );
+    // Counted as the frames the client wrote, as a wire would.
+    let data = status(&mut k, "tap0").data;
+    assert_eq!((data.ipackets, data.ibytes), (40, 40 * 1454));
+}

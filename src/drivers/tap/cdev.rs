@@ -9,6 +9,7 @@
 
 use super::framing::{Deframer, Record, TxRing};
 use crate::cloner::KernelHook;
+use crate::drivers::gro::Gro;
 use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::port::{Port, Transmit};
@@ -142,6 +143,7 @@ impl Softc {
             reg,
             conn,
             rx,
+            gro,
             writable,
         }) = client
         else {
@@ -165,6 +167,7 @@ impl Softc {
             reg,
             conn,
             rx,
+            gro,
             writable,
         });
         self.wake();
@@ -312,6 +315,8 @@ struct Client {
     reg: Registration,
     conn: UnixStream,
     rx: Deframer,
+    /// The client's TCP segments of one turn, coalesced.
+    gro: Gro,
     /// Polled for POLLOUT too: output is queued.
     writable: bool,
 }
@@ -327,7 +332,8 @@ impl Handler for Softc {
             self.attach(&mut dev, conn);
         }
         let c = dev.client.as_mut()?;
-        let mut keep = receive(self, &c.conn, &mut c.rx);
+        let mut keep = receive(self, &c.conn, &mut c.rx, &mut c.gro);
+        c.gro.flush(&mut |f| self.port.input(f));
         if keep {
             keep = transmit(self, &c.conn);
             let want_out = keep && lock(&self.txq).as_ref().is_some_and(|q| !q.is_empty());
@@ -390,6 +396,7 @@ impl Softc {
             reg,
             conn,
             rx: Deframer::new(),
+            gro: Gro::default(),
             writable: false,
         });
         self.open();
@@ -407,8 +414,11 @@ impl Softc {
     }
 }
 
-/// Read what the client wrote; false when it must be disconnected.
-fn receive(sc: &Softc, mut c: &UnixStream, rx: &mut Deframer) -> bool {
+/// Read what the client wrote; false when it must be disconnected. Its
+/// frames go through `gro` (a guest's TCP stream reaches a virt as
+/// super-frames: one write and one trip through the host's stack for up
+/// to 44 segments); the caller flushes it.
+fn receive(sc: &Softc, mut c: &UnixStream, rx: &mut Deframer, gro: &mut Gro) -> bool {
     let counters = &sc.port.counters;
     // Bounded, so that a fast writer does not starve the other direction.
     for _ in 0..16 {
@@ -426,7 +436,7 @@ fn receive(sc: &Softc, mut c: &UnixStream, rx: &mut Deframer) -> bool {
                 Record::Frame(f) => match Frame::new(f).filter(|f| f.len() <= max) {
                     None => sc.port.input_error(),
                     // A write to an interface that is down is thrown away.
-                    Some(f) if sc.port.is_running() => sc.port.input(&f),
+                    Some(f) if sc.port.is_running() => gro.push(&f, &mut |f| sc.port.input(f)),
                     Some(_) => {
                         counters.iqdrops.fetch_add(1, Relaxed);
                     }

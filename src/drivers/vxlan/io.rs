@@ -14,9 +14,9 @@
 
 use super::flow;
 use super::ftable::Ftable;
-use super::gro::Gro;
 use super::header::{Packet, Repr};
 use super::vtep::{Member, Registry, Vtep, mreqn, setsockopt};
+use crate::drivers::gro::Gro;
 use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::offload::OffloadCaps;

@@ -13,13 +13,11 @@
 
 mod flow;
 mod ftable;
-pub mod gro;
 pub mod header;
 pub mod io;
 mod vtep;
 
 pub use ftable::Ftable;
-pub use gro::Gro;
 
 use crate::cloner::{IfClone, KernelEnv};
 use crate::drivers::ether;

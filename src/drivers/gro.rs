@@ -1,9 +1,10 @@
 //! Receive coalescing (Linux's GRO for TCP): consecutive segments of one
-//! TCP flow in a batch of datagrams become one super-frame, handed on
-//! with the offload work that says how to cut it again. A bridge passes it
-//! whole to a virt whose host TAP takes it (one write, one trip through
-//! the host's stack instead of one per segment); anything that needs
-//! finished frames cuts it back into the same segments (`Frame::finish`).
+//! TCP flow in a batch (a turn of vxlan datagrams, of a tap client's
+//! reads) become one super-frame, handed on with the offload work that
+//! says how to cut it again. A bridge passes it whole to a virt whose host
+//! TAP takes it (one write, one trip through the host's stack instead of
+//! one per segment); anything that needs finished frames cuts it back
+//! into the same segments (`Frame::finish`).
 //!
 //! Only plain segments merge: IPv4 without options or fragments, or IPv6
 //! without extension headers; TCP with ACK (and PSH on the last), data,
