@@ -227,7 +227,7 @@ fn guest_through_bridge(mtu: u32) {
     // The namespace's side: an answer from the guest, as large as the MTU
     // lets a datagram be without fragments.
     ns.exec(&format!(
-        "ping -c 1 -W 5 -M do -s {} 10.9.0.2 >/dev/null",
+        "ping -c 1 -w 20 -M do -s {} 10.9.0.2 >/dev/null",
         mtu - 28
     ));
     let sent = g.line("guest: up sha256 ", 30);

@@ -94,13 +94,13 @@ arp_cache_body() {
 	start_kernel $SOCK2
 	setup_shmif $SOCK2 b2:a0:00:00:00:02 10.0.0.2/24 fc00::2/64
 	setup_shmif $SOCK1 b2:a0:00:00:00:01 10.0.0.1/24 fc00::1/64
-	atf_check -o ignore ping -n -c 1 -w 5 10.0.0.2
+	atf_check -o ignore ping -n -c 1 -w 20 10.0.0.2
 	atf_check -o inline:'? (10.0.0.2) at b2:a0:00:00:00:02 on shmif0\n' arp -n 10.0.0.2
 	atf_check -o match:'10.0.0.2' arp -na
 	atf_check -o match:'^10.0.0.2  *b2:a0:00:00:00:02  UHL ' netstat -nr -f inet
 	atf_check arp -d 10.0.0.2
 	atf_check -s exit:1 -e inline:'arp: 10.0.0.2 (10.0.0.2) -- no entry\n' arp -n 10.0.0.2
-	atf_check -o ignore ping -n -c 1 -w 5 10.0.0.2
+	atf_check -o ignore ping -n -c 1 -w 20 10.0.0.2
 	atf_check -o inline:'(null) (10.0.0.2) deleted\n' arp -d -a -v
 	atf_check -o empty arp -na
 	export IFNET_SERVER=$SOCK2
@@ -114,7 +114,7 @@ ndp_cache_body() {
 	start_kernel $SOCK2
 	setup_shmif $SOCK2 b2:a0:00:00:00:02 10.0.0.2/24 fc00::2/64
 	setup_shmif $SOCK1 b2:a0:00:00:00:01 10.0.0.1/24 fc00::1/64
-	atf_check -o ignore ping -n -c 1 -w 5 fc00::2
+	atf_check -o ignore ping -n -c 1 -w 20 fc00::2
 	atf_check -o match:'^fc00::2  *b2:a0:00:00:00:02 shmif0 ' ndp -n fc00::2
 	atf_check -o match:'^fc00::2 ' ndp -na
 	atf_check -o match:' (fc00::2) deleted' ndp -d fc00::2
