@@ -16,7 +16,7 @@ use super::flow;
 use super::ftable::Ftable;
 use super::gro::Gro;
 use super::header::{Packet, Repr};
-use super::vtep::{Member, Registry, Vtep, mreqn, setsockopt};
+use super::vtep::{Member, Registry, Vtep, mreqn, setsockopt, unicast_ttl};
 use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::offload::OffloadCaps;
@@ -157,7 +157,7 @@ fn open_raw(p: &Params) -> Result<OwnedFd, Errno> {
         filter: drop_all.as_ptr().cast_mut(),
     };
     setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
-    let ttl = p.ttl as i32;
+    let ttl = unicast_ttl(p.ttl);
     if v6 {
         // The kernel fills in the UDP checksum (at offset 6), which IPv6
         // requires.

@@ -116,9 +116,21 @@ fn sockaddr_of(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
     }
 }
 
+/// The TTL (hop limit) a unicast socket is given for `ttl`: 0 (which
+/// FreeBSD accepts, and Linux cannot send: RFC 1122 forbids it) is the
+/// system's default, as Linux's vxlan reads a TTL of 0.
+pub(super) fn unicast_ttl(ttl: u32) -> i32 {
+    if ttl == 0 { -1 } else { ttl as i32 }
+}
+
 /// A non-blocking UDP socket bound to `bind`; an IPv6 one takes IPv6
 /// only, so that the IPv4 and IPv6 wildcards of one port are two sockets.
-fn bind_socket(bind: SocketAddr) -> Result<UdpSocket, Errno> {
+/// With `share`, it may bind beside another socket of ours on the same
+/// port (a specific address beside the wildcard: each datagram goes to
+/// the most specific). Every socket allows that once bound (SO_REUSEADDR,
+/// which both must have), so a program that does not ask for it still
+/// finds the port in use.
+fn bind_socket(bind: SocketAddr, share: bool) -> Result<UdpSocket, Errno> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage};
     let af = match bind {
         SocketAddr::V4(_) => AddressFamily::Inet,
@@ -133,7 +145,12 @@ fn bind_socket(bind: SocketAddr) -> Result<UdpSocket, Errno> {
     if bind.is_ipv6() {
         nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true)?;
     }
+    let reuse = nix::sys::socket::sockopt::ReuseAddr;
+    if share {
+        nix::sys::socket::setsockopt(&fd, reuse, &true)?;
+    }
     nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(bind))?;
+    nix::sys::socket::setsockopt(&fd, reuse, &true)?;
     Ok(UdpSocket::from(fd))
 }
 
@@ -148,8 +165,15 @@ impl Registry {
         if let Some(v) = m.get(&bind).and_then(Weak::upgrade) {
             return Ok(v);
         }
-        let sock = bind_socket(bind)?;
-        let ttl = ttl as i32;
+        // FreeBSD shares a socket by its exact address only, and with
+        // net.link.vxlan.reuse_port=1 lets a specific address and the
+        // wildcard of one port be bound both: so do we, always.
+        m.retain(|_, w| w.strong_count() > 0);
+        let share = m
+            .keys()
+            .any(|a| a.port() == bind.port() && a.is_ipv6() == bind.is_ipv6());
+        let sock = bind_socket(bind, share)?;
+        let ttl = unicast_ttl(ttl);
         match bind {
             SocketAddr::V4(_) => setsockopt(&sock, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?,
             SocketAddr::V6(_) => {
@@ -162,7 +186,6 @@ impl Registry {
             groups: Mutex::new(HashMap::new()),
             reg: Mutex::new(None),
         });
-        m.retain(|_, w| w.strong_count() > 0);
         m.insert(bind, Arc::downgrade(&v));
         Ok(v)
     }
