@@ -185,6 +185,7 @@ impl Registry {
             members: RwLock::new(Vec::new()),
             groups: Mutex::new(HashMap::new()),
             reg: Mutex::new(None),
+            prune: Mutex::new(None),
         });
         m.insert(bind, Arc::downgrade(&v));
         Ok(v)
@@ -213,6 +214,8 @@ pub struct Vtep {
     groups: Mutex<HashMap<(IpAddr, u32), usize>>,
     /// Its reactor source while it has members.
     reg: Mutex<Option<Registration>>,
+    /// When expired forwarding entries are swept next.
+    prune: Mutex<Option<Instant>>,
 }
 
 impl Vtep {
@@ -403,14 +406,24 @@ impl Handler for Vtep {
             // again on its next turn, after the other sources.
             self.read_batch(b, now);
         });
-        for m in self
-            .members
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            m.expire(now);
+        // The sweep keeps its own time: a deadline that moved with every
+        // read would cost the reactor a timer change per wakeup.
+        let mut next = lock(&self.prune);
+        match *next {
+            Some(t) if t > now => {}
+            Some(_) => {
+                for m in self
+                    .members
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
+                    m.expire(now);
+                }
+                *next = Some(now + PRUNE);
+            }
+            None => *next = Some(now + PRUNE),
         }
-        Some(now + PRUNE)
+        *next
     }
 }
