@@ -21,6 +21,7 @@
 use super::flow;
 use super::ftable::Ftable;
 use super::gro::Gro;
+use super::gso::{self, FlowSockets, Sent};
 use super::header::{Packet, Repr};
 use super::vtep::{Member, Registry, Vtep, mreqn, setsockopt, unicast_ttl};
 use crate::frame::Frame;
@@ -32,7 +33,7 @@ use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -112,11 +113,15 @@ pub struct VxlanIo {
     tx: Mutex<TxBatch>,
     /// Itself, to queue its batch for the end of a reactor turn.
     me: Weak<VxlanIo>,
+    /// The sockets of flows that send super-frames (with `raw`).
+    flows: FlowSockets,
+    /// The bound socket refused a super-frame (without `raw`).
+    no_gso: AtomicBool,
 }
 
 /// How a socket sends to a group: on `vxlandev`, with the TTL, and not
 /// back to us (our own datagrams to the group are not news).
-fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
+pub(super) fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
     let ttl = p.ttl as i32;
     let off: i32 = 0;
     match (p.remote.ip(), p.local.ip()) {
@@ -139,7 +144,7 @@ fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
 /// Where the socket is bound: the local port, on the local address in
 /// unicast mode, on the wildcard in multicast mode (datagrams to the group
 /// must reach it too) or without a local address.
-fn bind_addr(p: &Params) -> SocketAddr {
+pub(super) fn bind_addr(p: &Params) -> SocketAddr {
     let any: IpAddr = match p.remote.ip() {
         IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
         IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
@@ -150,6 +155,22 @@ fn bind_addr(p: &Params) -> SocketAddr {
         p.local.ip()
     };
     SocketAddr::new(ip, p.local.port())
+}
+
+/// Read nothing: a filter (`ret #0`) drops every datagram before it is
+/// queued.
+pub(super) fn drop_all_input(fd: &impl AsRawFd) -> Result<(), Errno> {
+    let drop_all = [libc::sock_filter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: drop_all.as_ptr().cast_mut(),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
 }
 
 /// The raw IPPROTO_UDP socket frames leave through, or why not.
@@ -169,18 +190,7 @@ fn open_raw(p: &Params) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // Read nothing: `ret #0` drops every datagram before it is queued.
-    let drop_all = [libc::sock_filter {
-        code: 0x06,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    }];
-    let prog = libc::sock_fprog {
-        len: 1,
-        filter: drop_all.as_ptr().cast_mut(),
-    };
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
+    drop_all_input(&fd)?;
     let ttl = unicast_ttl(p.ttl);
     if v6 {
         // The kernel fills in the UDP checksum (at offset 6), which IPv6
@@ -249,6 +259,8 @@ impl VxlanIo {
             gro: Mutex::new(Gro::default()),
             tx: Mutex::new(TxBatch::default()),
             me: me.clone(),
+            flows: FlowSockets::default(),
+            no_gso: AtomicBool::new(false),
         });
         if let Err(e) = vtep.add(io.clone(), reactor, group) {
             io.leave();
@@ -339,6 +351,12 @@ impl VxlanIo {
             return Err(Errno(libc::ENETUNREACH));
         }
         let vxh = Repr { vni: self.p.vni }.emit();
+        if frame.offload().is_gso() {
+            match self.send_gso(frame, dst, &vxh) {
+                Sent::Done(r) => return r,
+                Sent::Uneven | Sent::Refused => {}
+            }
+        }
         let raw = self.raw.is_some();
         // A raw socket's port is the protocol, or 0.
         let to = SockaddrStorage::from(if raw {
@@ -394,6 +412,39 @@ impl VxlanIo {
             self.flush_tx();
         }
         Ok(())
+    }
+
+    /// A TCP super-frame in sends of many segments ([`gso`]), from the
+    /// socket of its flow's source port, or the bound socket without a
+    /// raw one.
+    fn send_gso(&self, frame: &Frame, dst: SocketAddr, vxh: &[u8]) -> Sent {
+        let sport = flow::source_port(frame, self.p.port_min, self.p.port_max);
+        let flow_sock;
+        let fd = match &self.raw {
+            None if self.no_gso.load(Relaxed) => return Sent::Refused,
+            None => self.vtep.sock.as_raw_fd(),
+            Some(_) => match self.flows.get(&self.p, sport) {
+                Some(s) => {
+                    flow_sock = s;
+                    flow_sock.as_raw_fd()
+                }
+                None => return Sent::Refused,
+            },
+        };
+        // What is queued leaves first: a flow's datagrams stay in order.
+        self.flush_tx();
+        let sent = gso::send(fd, dst, |push| {
+            frame
+                .finish(OffloadCaps::NONE, |seg| push(&[vxh, seg.bytes()]))
+                .map_err(|_| Errno::EINVAL)
+        });
+        if let Sent::Refused = sent {
+            match self.raw {
+                None => self.no_gso.store(true, Relaxed),
+                Some(_) => self.flows.refuse(sport),
+            }
+        }
+        sent
     }
 
     /// Send the batch: one sendmmsg (more when the socket takes part).

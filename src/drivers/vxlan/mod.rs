@@ -14,6 +14,7 @@
 mod flow;
 mod ftable;
 pub mod gro;
+mod gso;
 pub mod header;
 pub mod io;
 mod vtep;

@@ -123,6 +123,26 @@ pub(super) fn unicast_ttl(ttl: u32) -> i32 {
     if ttl == 0 { -1 } else { ttl as i32 }
 }
 
+/// A non-blocking UDP socket of IPv6 (taking IPv6 only) or IPv4.
+pub(super) fn udp_socket(v6: bool) -> Result<std::os::fd::OwnedFd, Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType};
+    let af = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = nix::sys::socket::socket(
+        af,
+        SockType::Datagram,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    if v6 {
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true)?;
+    }
+    Ok(fd)
+}
+
 /// A non-blocking UDP socket bound to `bind`; an IPv6 one takes IPv6
 /// only, so that the IPv4 and IPv6 wildcards of one port are two sockets.
 /// With `share`, it may bind beside another socket of ours on the same
@@ -131,20 +151,8 @@ pub(super) fn unicast_ttl(ttl: u32) -> i32 {
 /// which both must have), so a program that does not ask for it still
 /// finds the port in use.
 fn bind_socket(bind: SocketAddr, share: bool) -> Result<UdpSocket, Errno> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage};
-    let af = match bind {
-        SocketAddr::V4(_) => AddressFamily::Inet,
-        SocketAddr::V6(_) => AddressFamily::Inet6,
-    };
-    let fd = nix::sys::socket::socket(
-        af,
-        SockType::Datagram,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    if bind.is_ipv6() {
-        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true)?;
-    }
+    use nix::sys::socket::SockaddrStorage;
+    let fd = udp_socket(bind.is_ipv6())?;
     let reuse = nix::sys::socket::sockopt::ReuseAddr;
     if share {
         nix::sys::socket::setsockopt(&fd, reuse, &true)?;
