@@ -23,6 +23,8 @@ const RX_BATCH: usize = 32;
 /// Largest datagram read: a jumbo inner frame and the VXLAN header.
 /// Larger ones are cut (MSG_TRUNC) and dropped.
 const RX_BUF: usize = 9216 + header::HEADER_LEN;
+/// The socket's receive buffer (the kernel doubles it for bookkeeping).
+const RCVBUF: i32 = 4 << 20;
 /// How often expired forwarding entries are swept (FreeBSD: 5 minutes).
 const PRUNE: Duration = Duration::from_secs(300);
 
@@ -187,6 +189,13 @@ impl Registry {
             SocketAddr::V6(_) => {
                 setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?
             }
+        }
+        // Room for the bursts a TCP sender makes between two reads (the
+        // default, about a hundred datagrams, drops some): beyond
+        // net.core.rmem_max where we may (CAP_NET_ADMIN), up to it else.
+        let rcvbuf: i32 = RCVBUF;
+        if setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            let _ = setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
         }
         let v = Arc::new(Vtep {
             sock,
