@@ -106,6 +106,44 @@ impl Spin {
     }
 }
 
+/// Work a source leaves for the end of its thread's turn, after every
+/// source has been polled: output batched across them (one system call
+/// for the frames of a whole wakeup, not one a frame).
+pub trait Deferred: Send + Sync {
+    fn run(&self);
+}
+
+thread_local! {
+    /// What this reactor thread runs at the end of its turn.
+    static DEFERRED: std::cell::RefCell<Vec<Arc<dyn Deferred>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Have `d` run at the end of this reactor thread's turn, before it
+/// sleeps; `false` (nothing queued) off a reactor thread, where the
+/// caller does the work at once. The caller queues each piece of work
+/// once (say, the first frame of a batch).
+pub fn defer(d: Arc<dyn Deferred>) -> bool {
+    if !on_reactor() {
+        return false;
+    }
+    DEFERRED.with(|q| q.borrow_mut().push(d));
+    true
+}
+
+/// Run the deferred work, including what it defers in turn.
+fn run_deferred() {
+    loop {
+        let work = DEFERRED.with(|q| std::mem::take(&mut *q.borrow_mut()));
+        if work.is_empty() {
+            return;
+        }
+        for d in work {
+            d.run();
+        }
+    }
+}
+
 const WAKE_KEY: u64 = 0;
 const TIMER_KEY: u64 = 1;
 const FIRST_KEY: u64 = 2;
@@ -373,6 +411,7 @@ impl Worker {
             due.remove(&k);
             poll(&s, heap, due);
         }
+        run_deferred();
         true
     }
 }
@@ -751,6 +790,40 @@ mod tests {
         assert_eq!(spin_for(8, None), SPIN_MAX);
         assert_eq!(spin_for(8, Some("0")), Duration::ZERO);
         assert_eq!(spin_for(8, Some("x")), SPIN_MAX);
+    }
+
+    /// Work deferred by a poll runs on the same thread once the turn's
+    /// polls are done; off a reactor thread nothing is deferred.
+    struct Later(Mutex<Sender<&'static str>>);
+    impl Deferred for Later {
+        fn run(&self) {
+            let _ = lock(&self.0).send("deferred");
+        }
+    }
+    struct Defers(Arc<Later>, Mutex<Sender<&'static str>>);
+    impl Handler for Defers {
+        fn poll(&self, _now: Instant) -> Option<Instant> {
+            assert!(defer(self.0.clone()));
+            let _ = lock(&self.1).send("polled");
+            None
+        }
+    }
+
+    #[test]
+    fn deferred_work_runs_after_the_polls() {
+        let r = Reactor::new(1).unwrap();
+        let (tx, rx) = channel();
+        let later = Arc::new(Later(Mutex::new(tx.clone())));
+        assert!(!defer(later.clone()));
+        let reg = r
+            .register(None, Arc::new(Defers(later, Mutex::new(tx))))
+            .unwrap();
+        reg.wake();
+        let got: Vec<_> = (0..2)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(got, ["polled", "deferred"]);
+        assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
     }
 
     /// Dropping its own registration inside poll must not wait for itself.

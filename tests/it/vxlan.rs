@@ -652,3 +652,93 @@ fn multicast(underlay: [&str; 3], plen: u8, group: &str) {
     // Learnt: each daemon knows the other two endpoints' MACs.
     assert_eq!(ftable_cnt(&daemons[0]), 2);
 }
+
+/// Whether `ifname` of `d` is running (its flags say RUNNING).
+fn running(d: &Daemon, ifname: &str) -> bool {
+    let (o, _, _) = d.ifconfig(&[ifname]);
+    o.lines().next().is_some_and(|l| l.contains("RUNNING"))
+}
+
+/// A VTEP on a specific local address and one on the wildcard share the
+/// port (FreeBSD with net.link.vxlan.reuse_port=1), in either order;
+/// each datagram goes to the most specific: a Linux vxlan reaches the one
+/// bound to the address it sends to.
+#[test]
+fn specific_and_wildcard_vteps_share_a_port() {
+    if !can_netadmin() {
+        return;
+    }
+    let (a, b, h) = (Netns::new(), Netns::new(), Netns::new());
+    let (_, vb) = veth(&a, &b, &["10.21.0.1/24"], &["10.21.0.2/24"]);
+    let d = Daemon::start_in(&a);
+    let specific = ["vxlanlocal", "10.21.0.1"];
+    for order in [[false, true], [true, false]] {
+        for (i, with_local) in order.into_iter().enumerate() {
+            let (ifname, vni) = (format!("vxlan{i}"), if with_local { "5" } else { "6" });
+            let mut args = vec![ifname.as_str(), "create", "vni", vni];
+            if with_local {
+                args.extend(specific);
+            }
+            args.extend(["vxlanremote", "10.21.0.2", "up"]);
+            d.ok(&args);
+            assert!(running(&d, &ifname), "{ifname} (local: {with_local}) up");
+        }
+        // Down and up again beside the other.
+        d.ok(&["vxlan0", "down"]);
+        d.ok(&["vxlan0", "up"]);
+        assert!(running(&d, "vxlan0") && running(&d, "vxlan1"));
+        if !order[0] {
+            d.ok(&["vxlan0", "destroy"]);
+            d.ok(&["vxlan1", "destroy"]);
+        }
+    }
+    // vxlan0 (VNI 5) holds 10.21.0.1:4789: Linux's VNI 5 reaches it.
+    b.exec(&format!(
+        "ip link add vx5 type vxlan id 5 local 10.21.0.2 remote 10.21.0.1 dstport 4789 dev {vb}"
+    ));
+    b.exec("ip addr add 10.5.0.2/24 dev vx5");
+    b.exec("ip link set vx5 up");
+    virt_to(&d, &a, "virt0", &h, &["10.5.0.1/24"], 1450);
+    d.ok(&["virt0", "mtu", "1450"]);
+    d.ok(&["bridge0", "create", "mtu", "1450"]);
+    let (o, e, rc) = d.brconfig(&["bridge0", "add", "vxlan0", "add", "virt0", "up"]);
+    assert_eq!((o.as_str(), e.as_str(), rc), ("", "", 0));
+    reach(&h, "10.5.0.2");
+}
+
+/// `vxlanttl 0` is taken, as FreeBSD's kernel takes it, and the interface
+/// comes up: its datagrams leave with the system's default TTL (Linux
+/// cannot send a TTL of 0, which RFC 1122 forbids).
+#[test]
+fn ttl_zero_comes_up_with_the_default_ttl() {
+    if !can_netadmin() {
+        return;
+    }
+    let (a, b) = (Netns::new(), Netns::new());
+    let (va, _) = veth(&a, &b, &["10.22.0.1/24"], &["10.22.0.2/24"]);
+    let d = Daemon::start_in(&a);
+    d.ok(&[
+        "vxlan0",
+        "create",
+        "vni",
+        "8",
+        "vxlanlocal",
+        "10.22.0.1",
+        "vxlanremote",
+        "10.22.0.2",
+        "vxlanttl",
+        "0",
+        "up",
+    ]);
+    assert!(running(&d, "vxlan0"));
+    let (o, _, _) = d.ifconfig(&["-v", "vxlan0"]);
+    assert!(o.contains(" ttl 0\n"), "{o}");
+    d.ok(&["vxlan0", "inet", "10.8.0.1/24"]);
+    let pcap = capture(&a, &va, "src 10.22.0.1 and udp", 1, d.dir.path());
+    // An ARP request for an address nobody has: broadcast, to the remote.
+    let _ = run(d
+        .cmd(env!("CARGO_BIN_EXE_ifping"))
+        .args(["-c", "1", "-w", "1", "10.8.0.9"]));
+    let dump = captured(&pcap, 1, &["-v"]);
+    assert!(dump.contains("ttl 64"), "{dump}");
+}

@@ -2,8 +2,14 @@
 //! from the shared socket ([`super::vtep`]) are checked
 //! ([`super::header::Packet`]), their inner source learnt and their inner
 //! frame handed to the port; frames from the port get the VXLAN header in
-//! front (sendmsg with pieces, no copy) and go to the VTEP the forwarding
-//! table names, or to the default destination: the remote or the group.
+//! front and go to the VTEP the forwarding table names, or to the default
+//! destination: the remote or the group.
+//!
+//! Frames are not sent one system call each: the datagrams of a whole
+//! reactor turn (the frames one read of a host TAP brought, the segments
+//! of a TCP super-frame) are copied into a batch that one sendmmsg sends
+//! when the turn's polls are done ([`crate::reactor::defer`]), or at once
+//! when it is full or the sender is no reactor thread.
 //!
 //! A UDP socket sends from the port it is bound to; RFC 7348 wants the
 //! source port to follow the inner flow ([`super::flow`]). So frames leave
@@ -14,18 +20,20 @@
 
 use super::flow;
 use super::ftable::Ftable;
+use super::gso::{self, FlowSockets, Sent};
 use super::header::{Packet, Repr};
-use super::vtep::{Member, Registry, Vtep, mreqn, setsockopt};
+use super::vtep::{Member, Registry, Vtep, mreqn, setsockopt, unicast_ttl};
 use crate::drivers::gro::Gro;
 use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::offload::OffloadCaps;
 use crate::port::{Port, Transmit};
 use crate::reactor::Reactor;
+use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -33,19 +41,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The segments of one super-frame, sent with one sendmmsg.
+/// Datagrams waiting for one sendmmsg: those of a reactor turn (see
+/// [`crate::reactor::defer`]), or of one frame off a reactor thread.
 #[derive(Default)]
 struct TxBatch {
+    /// The datagrams one after the other: UDP header (raw socket only),
+    /// VXLAN header, inner frame.
     data: Vec<u8>,
-    /// (offset in `data`, length) of each segment.
-    segs: Vec<(usize, usize)>,
-    udp: Vec<[u8; 8]>,
+    /// (offset in `data`, length, destination) of each.
+    msgs: Vec<(usize, usize, SockaddrStorage)>,
+    /// Queued for the end of the reactor turn.
+    deferred: bool,
+}
+
+/// A batch is sent at once when it holds this many datagrams or bytes.
+const TX_BATCH: usize = 64;
+const TX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Scratch for building the sendmmsg headers of a batch.
+#[derive(Default)]
+struct TxScratch {
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
 }
 
 thread_local! {
-    static TX: RefCell<TxBatch> = RefCell::new(TxBatch::default());
+    static TX: RefCell<TxScratch> = RefCell::new(TxScratch::default());
 }
 
 /// The UDP header of a raw send; checksum 0: none over IPv4 (RFC 7348
@@ -88,11 +109,19 @@ pub struct VxlanIo {
     port: Weak<Port>,
     /// Coalesces the TCP segments of a batch (used by the reading thread).
     gro: Mutex<Gro>,
+    /// Datagrams to send.
+    tx: Mutex<TxBatch>,
+    /// Itself, to queue its batch for the end of a reactor turn.
+    me: Weak<VxlanIo>,
+    /// The sockets of flows that send super-frames (with `raw`).
+    flows: FlowSockets,
+    /// The bound socket refused a super-frame (without `raw`).
+    no_gso: AtomicBool,
 }
 
 /// How a socket sends to a group: on `vxlandev`, with the TTL, and not
 /// back to us (our own datagrams to the group are not news).
-fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
+pub(super) fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
     let ttl = p.ttl as i32;
     let off: i32 = 0;
     match (p.remote.ip(), p.local.ip()) {
@@ -115,7 +144,7 @@ fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
 /// Where the socket is bound: the local port, on the local address in
 /// unicast mode, on the wildcard in multicast mode (datagrams to the group
 /// must reach it too) or without a local address.
-fn bind_addr(p: &Params) -> SocketAddr {
+pub(super) fn bind_addr(p: &Params) -> SocketAddr {
     let any: IpAddr = match p.remote.ip() {
         IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
         IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
@@ -126,6 +155,22 @@ fn bind_addr(p: &Params) -> SocketAddr {
         p.local.ip()
     };
     SocketAddr::new(ip, p.local.port())
+}
+
+/// Read nothing: a filter (`ret #0`) drops every datagram before it is
+/// queued.
+pub(super) fn drop_all_input(fd: &impl AsRawFd) -> Result<(), Errno> {
+    let drop_all = [libc::sock_filter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: drop_all.as_ptr().cast_mut(),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
 }
 
 /// The raw IPPROTO_UDP socket frames leave through, or why not.
@@ -145,19 +190,8 @@ fn open_raw(p: &Params) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // Read nothing: `ret #0` drops every datagram before it is queued.
-    let drop_all = [libc::sock_filter {
-        code: 0x06,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    }];
-    let prog = libc::sock_fprog {
-        len: 1,
-        filter: drop_all.as_ptr().cast_mut(),
-    };
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
-    let ttl = p.ttl as i32;
+    drop_all_input(&fd)?;
+    let ttl = unicast_ttl(p.ttl);
     if v6 {
         // The kernel fills in the UDP checksum (at offset 6), which IPv6
         // requires.
@@ -215,7 +249,7 @@ impl VxlanIo {
         if let Some(g) = g {
             vtep.join(g, p.local.ip(), p.dev_index)?;
         }
-        let io = Arc::new(VxlanIo {
+        let io = Arc::new_cyclic(|me| VxlanIo {
             vtep: vtep.clone(),
             raw,
             p,
@@ -223,6 +257,10 @@ impl VxlanIo {
             mtu: AtomicU32::new(mtu),
             port: Arc::downgrade(port),
             gro: Mutex::new(Gro::default()),
+            tx: Mutex::new(TxBatch::default()),
+            me: me.clone(),
+            flows: FlowSockets::default(),
+            no_gso: AtomicBool::new(false),
         });
         if let Err(e) = vtep.add(io.clone(), reactor, group) {
             io.leave();
@@ -303,132 +341,178 @@ impl VxlanIo {
         self.p.remote
     }
 
-    /// A TCP super-frame (or a frame with its checksum left to do): cut
-    /// into finished segments here, all sent with one sendmmsg. They are
-    /// one flow: one destination, one source port.
-    fn send_segments(&self, frame: &Frame) -> Result<(), Errno> {
+    /// Queue `frame` (a TCP super-frame, or a frame with its checksum left
+    /// to do, cut into finished segments here: one flow, one destination,
+    /// one source port) for the batch, sent at the end of the reactor
+    /// turn, or now when full or off a reactor thread.
+    fn send(&self, frame: &Frame) -> Result<(), Errno> {
         let dst = self.destination(frame, Instant::now());
         if dst.ip().is_unspecified() {
             return Err(Errno(libc::ENETUNREACH));
         }
         let vxh = Repr { vni: self.p.vni }.emit();
-        TX.with(|tx| {
-            let b = &mut *tx.borrow_mut();
-            b.data.clear();
-            b.segs.clear();
-            let mut sport = 0;
-            let (data, segs) = (&mut b.data, &mut b.segs);
-            frame
-                .finish(OffloadCaps::NONE, |seg| {
-                    if segs.is_empty() {
-                        sport = flow::source_port(seg, self.p.port_min, self.p.port_max);
-                    }
-                    segs.push((data.len(), seg.len()));
-                    data.extend_from_slice(seg.bytes());
-                })
-                .map_err(|_| Errno::EINVAL)?;
-            b.udp.clear();
-            for &(_, len) in b.segs.iter() {
-                b.udp.push(udp_header(sport, dst.port(), vxh.len() + len)?);
+        if frame.offload().is_gso() {
+            match self.send_gso(frame, dst, &vxh) {
+                Sent::Done(r) => return r,
+                Sent::Uneven | Sent::Refused => {}
             }
-            let per = if self.raw.is_some() { 3 } else { 2 };
-            b.iovs.clear();
-            for (i, &(off, len)) in b.segs.iter().enumerate() {
-                if self.raw.is_some() {
-                    b.iovs.push(libc::iovec {
-                        iov_base: b.udp[i].as_ptr().cast_mut().cast(),
-                        iov_len: 8,
+        }
+        let raw = self.raw.is_some();
+        // A raw socket's port is the protocol, or 0.
+        let to = SockaddrStorage::from(if raw {
+            SocketAddr::new(dst.ip(), 0)
+        } else {
+            dst
+        });
+        let mut sport = None;
+        let (full, defer) = {
+            let mut b = lock(&self.tx);
+            let mut push = |seg: &Frame| -> Result<(), Errno> {
+                let off = b.data.len();
+                if raw {
+                    let sp = *sport.get_or_insert_with(|| {
+                        flow::source_port(seg, self.p.port_min, self.p.port_max)
                     });
+                    let udp = udp_header(sp, dst.port(), vxh.len() + seg.len())?;
+                    b.data.extend_from_slice(&udp);
                 }
-                b.iovs.push(libc::iovec {
-                    iov_base: vxh.as_ptr().cast_mut().cast(),
-                    iov_len: vxh.len(),
-                });
-                b.iovs.push(libc::iovec {
+                b.data.extend_from_slice(&vxh);
+                b.data.extend_from_slice(seg.bytes());
+                let len = b.data.len() - off;
+                b.msgs.push((off, len, to));
+                Ok(())
+            };
+            let mut r = Ok(());
+            if frame.offload().is_none() {
+                r = push(frame);
+            } else {
+                frame
+                    .finish(OffloadCaps::NONE, |seg| {
+                        if r.is_ok() {
+                            r = push(seg);
+                        }
+                    })
+                    .map_err(|_| Errno::EINVAL)?;
+            }
+            r?;
+            let full = b.msgs.len() >= TX_BATCH || b.data.len() >= TX_BATCH_BYTES;
+            let defer = !full && !b.deferred;
+            if defer {
+                b.deferred = true;
+            }
+            (full, defer)
+        };
+        if defer
+            && let Some(me) = self.me.upgrade()
+            && crate::reactor::defer(me)
+        {
+            return Ok(());
+        }
+        if full || defer {
+            self.flush_tx();
+        }
+        Ok(())
+    }
+
+    /// A TCP super-frame in sends of many segments ([`gso`]), from the
+    /// socket of its flow's source port, or the bound socket without a
+    /// raw one.
+    fn send_gso(&self, frame: &Frame, dst: SocketAddr, vxh: &[u8]) -> Sent {
+        let sport = flow::source_port(frame, self.p.port_min, self.p.port_max);
+        let flow_sock;
+        let fd = match &self.raw {
+            None if self.no_gso.load(Relaxed) => return Sent::Refused,
+            None => self.vtep.sock.as_raw_fd(),
+            Some(_) => match self.flows.get(&self.p, sport) {
+                Some(s) => {
+                    flow_sock = s;
+                    flow_sock.as_raw_fd()
+                }
+                None => return Sent::Refused,
+            },
+        };
+        // What is queued leaves first: a flow's datagrams stay in order.
+        self.flush_tx();
+        let sent = gso::send(fd, dst, |push| {
+            frame
+                .finish(OffloadCaps::NONE, |seg| push(&[vxh, seg.bytes()]))
+                .map_err(|_| Errno::EINVAL)
+        });
+        if let Sent::Refused = sent {
+            match self.raw {
+                None => self.no_gso.store(true, Relaxed),
+                Some(_) => self.flows.refuse(sport),
+            }
+        }
+        sent
+    }
+
+    /// Send the batch: one sendmmsg (more when the socket takes part).
+    /// Datagrams the socket refuses are lost as a full queue loses them,
+    /// and counted as output errors.
+    fn flush_tx(&self) {
+        let fd = match &self.raw {
+            Some(raw) => raw.as_raw_fd(),
+            None => self.vtep.sock.as_raw_fd(),
+        };
+        let mut b = lock(&self.tx);
+        b.deferred = false;
+        if b.msgs.is_empty() {
+            return;
+        }
+        let lost = TX.with(|tx| {
+            let t = &mut *tx.borrow_mut();
+            t.iovs.clear();
+            t.hdrs.clear();
+            for &(off, len, _) in &b.msgs {
+                t.iovs.push(libc::iovec {
                     iov_base: b.data[off..].as_ptr().cast_mut().cast(),
                     iov_len: len,
                 });
             }
-            let (fd, to) = match &self.raw {
-                Some(raw) => (raw.as_raw_fd(), SocketAddr::new(dst.ip(), 0)),
-                None => (self.vtep.sock.as_raw_fd(), dst),
-            };
-            let addr = nix::sys::socket::SockaddrStorage::from(to);
-            b.hdrs.clear();
-            for chunk in b.iovs.chunks_mut(per) {
+            for (iov, (_, _, to)) in t.iovs.iter_mut().zip(&b.msgs) {
                 // SAFETY: msghdr is plain old data; the fields set below
                 // are the ones sendmmsg reads.
                 let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_name = nix::sys::socket::SockaddrLike::as_ptr(&addr)
-                    .cast_mut()
-                    .cast();
-                h.msg_hdr.msg_namelen = nix::sys::socket::SockaddrLike::len(&addr);
-                h.msg_hdr.msg_iov = chunk.as_mut_ptr();
-                h.msg_hdr.msg_iovlen = per;
-                b.hdrs.push(h);
+                h.msg_hdr.msg_name = to.as_ptr().cast_mut().cast();
+                h.msg_hdr.msg_namelen = to.len();
+                h.msg_hdr.msg_iov = iov;
+                h.msg_hdr.msg_iovlen = 1;
+                t.hdrs.push(h);
             }
             let mut sent = 0;
-            while sent < b.hdrs.len() {
-                // SAFETY: every header points into `b`, `vxh` and `addr`,
-                // which outlive the call; the count is what is left.
+            while sent < t.hdrs.len() {
+                // SAFETY: every header points into `b` and `t`, which
+                // outlive the call; the count is what is left.
                 let n = unsafe {
                     libc::sendmmsg(
                         fd,
-                        b.hdrs[sent..].as_mut_ptr(),
-                        (b.hdrs.len() - sent) as u32,
+                        t.hdrs[sent..].as_mut_ptr(),
+                        (t.hdrs.len() - sent) as u32,
                         libc::MSG_DONTWAIT,
                     )
                 };
                 if n <= 0 {
-                    // Some went: the frame counts as sent, the rest is
-                    // lost as a full queue loses it.
-                    let e = Errno::from_io(&std::io::Error::last_os_error());
-                    return if sent > 0 { Ok(()) } else { Err(e) };
+                    return t.hdrs.len() - sent;
                 }
                 sent += n as usize;
             }
-            Ok(())
-        })
+            0
+        });
+        b.data.clear();
+        b.msgs.clear();
+        drop(b);
+        if lost > 0
+            && let Some(port) = self.port.upgrade()
+        {
+            port.counters.oerrors.fetch_add(lost as u64, Relaxed);
+        }
     }
+}
 
-    fn send(&self, frame: &Frame) -> Result<(), Errno> {
-        if !frame.offload().is_none() {
-            return self.send_segments(frame);
-        }
-        let dst = self.destination(frame, Instant::now());
-        if dst.ip().is_unspecified() {
-            return Err(Errno(libc::ENETUNREACH));
-        }
-        let hdr = Repr { vni: self.p.vni }.emit();
-        let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-        let Some(raw) = &self.raw else {
-            let iov = [
-                std::io::IoSlice::new(&hdr),
-                std::io::IoSlice::new(frame.bytes()),
-            ];
-            let addr = nix::sys::socket::SockaddrStorage::from(dst);
-            return nix::sys::socket::sendmsg(
-                self.vtep.sock.as_raw_fd(),
-                &iov,
-                &[],
-                flags,
-                Some(&addr),
-            )
-            .map(|_| ())
-            .map_err(Errno::from);
-        };
-        let sport = flow::source_port(frame, self.p.port_min, self.p.port_max);
-        let udp = udp_header(sport, dst.port(), hdr.len() + frame.len())?;
-        let iov = [
-            std::io::IoSlice::new(&udp),
-            std::io::IoSlice::new(&hdr),
-            std::io::IoSlice::new(frame.bytes()),
-        ];
-        // A raw socket's port is the protocol, or 0.
-        let addr = nix::sys::socket::SockaddrStorage::from(SocketAddr::new(dst.ip(), 0));
-        nix::sys::socket::sendmsg(raw.as_raw_fd(), &iov, &[], flags, Some(&addr))
-            .map(|_| ())
-            .map_err(Errno::from)
+impl crate::reactor::Deferred for VxlanIo {
+    fn run(&self) {
+        self.flush_tx();
     }
 }
 
@@ -491,7 +575,8 @@ pub struct VxlanTx(pub Arc<VxlanIo>);
 
 impl Transmit for VxlanTx {
     /// A TCP super-frame is cut into segments here rather than by the
-    /// port, so that its segments leave with one system call.
+    /// port, so that its segments leave with one system call, with the
+    /// other frames of the reactor turn.
     fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
         self.0.send(frame)
     }

@@ -13,6 +13,7 @@
 
 mod flow;
 mod ftable;
+mod gso;
 pub mod header;
 pub mod io;
 mod vtep;

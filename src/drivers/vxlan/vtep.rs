@@ -23,6 +23,8 @@ const RX_BATCH: usize = 32;
 /// Largest datagram read: a jumbo inner frame and the VXLAN header.
 /// Larger ones are cut (MSG_TRUNC) and dropped.
 const RX_BUF: usize = 9216 + header::HEADER_LEN;
+/// The socket's receive buffer (the kernel doubles it for bookkeeping).
+const RCVBUF: i32 = 4 << 20;
 /// How often expired forwarding entries are swept (FreeBSD: 5 minutes).
 const PRUNE: Duration = Duration::from_secs(300);
 
@@ -116,13 +118,20 @@ fn sockaddr_of(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
     }
 }
 
-/// A non-blocking UDP socket bound to `bind`; an IPv6 one takes IPv6
-/// only, so that the IPv4 and IPv6 wildcards of one port are two sockets.
-fn bind_socket(bind: SocketAddr) -> Result<UdpSocket, Errno> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage};
-    let af = match bind {
-        SocketAddr::V4(_) => AddressFamily::Inet,
-        SocketAddr::V6(_) => AddressFamily::Inet6,
+/// The TTL (hop limit) a unicast socket is given for `ttl`: 0 (which
+/// FreeBSD accepts, and Linux cannot send: RFC 1122 forbids it) is the
+/// system's default, as Linux's vxlan reads a TTL of 0.
+pub(super) fn unicast_ttl(ttl: u32) -> i32 {
+    if ttl == 0 { -1 } else { ttl as i32 }
+}
+
+/// A non-blocking UDP socket of IPv6 (taking IPv6 only) or IPv4.
+pub(super) fn udp_socket(v6: bool) -> Result<std::os::fd::OwnedFd, Errno> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType};
+    let af = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
     };
     let fd = nix::sys::socket::socket(
         af,
@@ -130,10 +139,28 @@ fn bind_socket(bind: SocketAddr) -> Result<UdpSocket, Errno> {
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    if bind.is_ipv6() {
+    if v6 {
         nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Ipv6V6Only, &true)?;
     }
+    Ok(fd)
+}
+
+/// A non-blocking UDP socket bound to `bind`; an IPv6 one takes IPv6
+/// only, so that the IPv4 and IPv6 wildcards of one port are two sockets.
+/// With `share`, it may bind beside another socket of ours on the same
+/// port (a specific address beside the wildcard: each datagram goes to
+/// the most specific). Every socket allows that once bound (SO_REUSEADDR,
+/// which both must have), so a program that does not ask for it still
+/// finds the port in use.
+fn bind_socket(bind: SocketAddr, share: bool) -> Result<UdpSocket, Errno> {
+    use nix::sys::socket::SockaddrStorage;
+    let fd = udp_socket(bind.is_ipv6())?;
+    let reuse = nix::sys::socket::sockopt::ReuseAddr;
+    if share {
+        nix::sys::socket::setsockopt(&fd, reuse, &true)?;
+    }
     nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(bind))?;
+    nix::sys::socket::setsockopt(&fd, reuse, &true)?;
     Ok(UdpSocket::from(fd))
 }
 
@@ -148,21 +175,35 @@ impl Registry {
         if let Some(v) = m.get(&bind).and_then(Weak::upgrade) {
             return Ok(v);
         }
-        let sock = bind_socket(bind)?;
-        let ttl = ttl as i32;
+        // FreeBSD shares a socket by its exact address only, and with
+        // net.link.vxlan.reuse_port=1 lets a specific address and the
+        // wildcard of one port be bound both: so do we, always.
+        m.retain(|_, w| w.strong_count() > 0);
+        let share = m
+            .keys()
+            .any(|a| a.port() == bind.port() && a.is_ipv6() == bind.is_ipv6());
+        let sock = bind_socket(bind, share)?;
+        let ttl = unicast_ttl(ttl);
         match bind {
             SocketAddr::V4(_) => setsockopt(&sock, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?,
             SocketAddr::V6(_) => {
                 setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?
             }
         }
+        // Room for the bursts a TCP sender makes between two reads (the
+        // default, about a hundred datagrams, drops some): beyond
+        // net.core.rmem_max where we may (CAP_NET_ADMIN), up to it else.
+        let rcvbuf: i32 = RCVBUF;
+        if setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            let _ = setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+        }
         let v = Arc::new(Vtep {
             sock,
             members: RwLock::new(Vec::new()),
             groups: Mutex::new(HashMap::new()),
             reg: Mutex::new(None),
+            prune: Mutex::new(None),
         });
-        m.retain(|_, w| w.strong_count() > 0);
         m.insert(bind, Arc::downgrade(&v));
         Ok(v)
     }
@@ -190,6 +231,8 @@ pub struct Vtep {
     groups: Mutex<HashMap<(IpAddr, u32), usize>>,
     /// Its reactor source while it has members.
     reg: Mutex<Option<Registration>>,
+    /// When expired forwarding entries are swept next.
+    prune: Mutex<Option<Instant>>,
 }
 
 impl Vtep {
@@ -380,14 +423,24 @@ impl Handler for Vtep {
             // again on its next turn, after the other sources.
             self.read_batch(b, now);
         });
-        for m in self
-            .members
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            m.expire(now);
+        // The sweep keeps its own time: a deadline that moved with every
+        // read would cost the reactor a timer change per wakeup.
+        let mut next = lock(&self.prune);
+        match *next {
+            Some(t) if t > now => {}
+            Some(_) => {
+                for m in self
+                    .members
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
+                    m.expire(now);
+                }
+                *next = Some(now + PRUNE);
+            }
+            None => *next = Some(now + PRUNE),
         }
-        Some(now + PRUNE)
+        *next
     }
 }
