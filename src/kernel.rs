@@ -178,6 +178,8 @@ impl Kernel {
             ip_forwarding: false,
             ip6_forwarding: false,
             ip_redirect: true,
+            ip_allowsrcrt: false,
+            ip_forwsrcrt: false,
         };
         let router = Router::new();
         router.set_knobs(&knobs);
@@ -294,10 +296,16 @@ impl KernelInner {
             seq,
             len,
             timeout_ms,
+            mut opts,
         } = req
         {
+            if opts.len() > 40 || (!opts.is_empty() && dst.is_ipv6()) {
+                return Err(Errno::EINVAL);
+            }
+            opts.resize(opts.len().div_ceil(4) * 4, 0);
             let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
-            return self.echo_routed(dst, src, ttl, (ident, seq), usize::from(len), timeout);
+            let len = (usize::from(len), opts.as_slice());
+            return self.echo_routed(dst, src, ttl, (ident, seq), len, timeout);
         }
         if let Request::SetLinkStr {
             name,
@@ -688,6 +696,7 @@ impl KernelInner {
                         bytes: u32::from(len) + 8,
                         ttl: 255,
                         rtt_us: 0,
+                        opts: Vec::new(),
                     });
                 }
                 Some(false) => None,
@@ -698,7 +707,7 @@ impl KernelInner {
                     // interface it left by.
                     Err(Errno::EHOSTUNREACH) if scope.is_none() => {
                         drop(t);
-                        let len = usize::from(len);
+                        let len = (usize::from(len), &[][..]);
                         return self.echo_routed(dst, None, 0, (ident, seq), len, timeout);
                     }
                     Err(e) => return Err(e),
@@ -757,7 +766,7 @@ impl KernelInner {
         src: Option<IpAddr>,
         ttl: u8,
         key: (u16, u16),
-        len: usize,
+        len: (usize, &[u8]),
         timeout: std::time::Duration,
     ) -> Response {
         let (pinger, src) = {
@@ -800,6 +809,7 @@ fn echo_reply(r: inet::EchoReply) -> Reply {
             bytes: r.bytes,
             ttl: r.ttl,
             rtt_us: r.rtt_us,
+            opts: r.opts,
         },
     }
 }
