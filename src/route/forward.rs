@@ -378,17 +378,17 @@ impl Router {
             return true;
         }
         if ip.ttl <= 1 {
-            self.error4(inif, frame, &ip, (icmp::TIMXCEED, 0), 0);
+            self.error4(inif, frame, ip, (icmp::TIMXCEED, 0), 0);
             return true;
         }
-        let (route, out, nexthop) = match next_hop(&cfg, route, dst) {
+        let (route, out, nexthop) = match next_hop(cfg, route, dst) {
             Ok(hop) => hop,
             Err(Refused::Blackhole) => return true,
             Err(why) => {
                 if why == Refused::NoRoute {
                     st.ip(IP_NOROUTE);
                 }
-                self.error4(inif, frame, &ip, (icmp::UNREACH, icmp::UNREACH_HOST), 0);
+                self.error4(inif, frame, ip, (icmp::UNREACH, icmp::UNREACH_HOST), 0);
                 return true;
             }
         };
@@ -405,7 +405,7 @@ impl Router {
         {
             st.ip(IP_REDIRECTSENT);
             let code = (icmp::REDIRECT, icmp::REDIRECT_HOST);
-            self.error4(inif, frame, &ip, code, u32::from(g));
+            self.error4(inif, frame, ip, code, u32::from(g));
         }
         let mtu = path_mtu(out, route.mtu);
         let size = wire_size(frame.offload(), ip.total);
@@ -414,7 +414,7 @@ impl Router {
             self.error4(
                 inif,
                 frame,
-                &ip,
+                ip,
                 (icmp::UNREACH, icmp::UNREACH_NEEDFRAG),
                 mtu,
             );

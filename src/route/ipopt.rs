@@ -124,6 +124,22 @@ pub fn check(h: &[u8]) -> Result<(), Bad> {
     walk(h, |_, _, _| {})
 }
 
+/// A route option's checks (one of its kind, room for its pointer, the
+/// pointer past the header): the 0-origin offset its pointer names.
+fn route_off(h: &[u8], at: usize, len: usize, seen: &mut bool) -> Result<usize, Bad> {
+    if std::mem::replace(seen, true) {
+        return Err(Bad::at(at));
+    }
+    if len < 3 {
+        return Err(Bad::at(at + 1));
+    }
+    let ptr = h[at + 2];
+    if ptr < MINOFF {
+        return Err(Bad::at(at + 2));
+    }
+    Ok(usize::from(ptr) - 1)
+}
+
 /// ip_dooptions over the IPv4 header `h` (with its options; checksum
 /// recomputed if anything changed). `allowsrcrt`: net.inet.ip.allowsrcrt;
 /// a source route not allowed is an administratively prohibited unreach.
@@ -140,16 +156,7 @@ pub fn dooptions(h: &mut [u8], allowsrcrt: bool, w: &dyn Where) -> Result<Done, 
                 if !allowsrcrt {
                     return Err(Bad::unreach(UNREACH_NET_PROHIB));
                 }
-                if std::mem::replace(&mut srr, true) {
-                    return Err(Bad::at(at));
-                }
-                if len < 3 {
-                    return Err(Bad::at(at + 1));
-                }
-                let ptr = h[at + 2];
-                if ptr < MINOFF {
-                    return Err(Bad::at(at + 2));
-                }
+                let off = route_off(h, at, len, &mut srr)?;
                 if !w.is_ours(addr(&h[16..20])) {
                     if opt == IPOPT_SSRR {
                         return Err(Bad::unreach(UNREACH_SRCFAIL));
@@ -157,7 +164,6 @@ pub fn dooptions(h: &mut [u8], allowsrcrt: bool, w: &dyn Where) -> Result<Done, 
                     // Loose, and not at its next hop yet: forwarded as
                     // any packet.
                 } else {
-                    let off = usize::from(ptr) - 1;
                     if off + 4 > len {
                         // The end of the route: it is for us.
                         done.route_end = Some(at);
@@ -178,17 +184,7 @@ pub fn dooptions(h: &mut [u8], allowsrcrt: bool, w: &dyn Where) -> Result<Done, 
                 }
             }
             IPOPT_RR => {
-                if std::mem::replace(&mut rr, true) {
-                    return Err(Bad::at(at));
-                }
-                if len < 3 {
-                    return Err(Bad::at(at + 1));
-                }
-                let ptr = h[at + 2];
-                if ptr < MINOFF {
-                    return Err(Bad::at(at + 2));
-                }
-                let off = usize::from(ptr) - 1;
+                let off = route_off(h, at, len, &mut rr)?;
                 // No room left: nothing recorded.
                 if off + 4 <= len {
                     // Our address if it is for us, else the one of the
