@@ -6,8 +6,8 @@ use crate::frame::Frame;
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
-    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Knobs, LinkState, LlEntry, Reply, Request,
-    Response, iff, in_iff, in6_iff,
+    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Knobs, LinkState, LlEntry, Mac, Reply,
+    Request, Response, iff, in_iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
 use crate::reactor::Reactor;
@@ -592,9 +592,10 @@ impl KernelInner {
             Request::Echo { .. } | Request::EchoFrom { .. } => {
                 unreachable!("answered without the table lock")
             }
-            Request::GetLlTable => Ok(Reply::LlTable(lltable(t))),
+            Request::GetLlTable => Ok(Reply::LlTable(lltable(t, &self.router))),
             Request::DelLlEntry { addr, v6, ifname } => Ok(Reply::LlTable(lltable_delete(
                 t,
+                &self.router,
                 addr,
                 v6,
                 ifname.as_deref(),
@@ -815,31 +816,41 @@ fn echo_reply(r: inet::EchoReply) -> Reply {
 }
 
 /// Every interface's neighbour cache entries, in interface order.
-fn lltable(t: &IfTable) -> Vec<LlEntry> {
+fn lltable(t: &IfTable, router: &Router) -> Vec<LlEntry> {
     let now = Instant::now();
+    let routed = router.neighbors(now);
     let mut all = Vec::new();
     for i in &t.ifs {
-        let Some(h) = &i.inet else { continue };
-        let mut v: Vec<LlEntry> = h
-            .neighbors(now)
-            .into_iter()
-            .map(|(addr, mac, left)| LlEntry {
-                ifname: i.state.name.clone(),
-                index: i.state.index,
-                addr,
-                mac,
-                expire: left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0),
-            })
-            .collect();
-        v.sort_by_key(|e| e.addr);
-        all.extend(v);
+        let index = i.state.index;
+        let mut v: Vec<(IpAddr, Mac, std::time::Duration)> = i
+            .inet
+            .as_ref()
+            .map(|h| h.neighbors(now))
+            .unwrap_or_default();
+        // The next hops the forwarding path resolved, unless the host
+        // knows them too (one entry an address, as one lltable).
+        for &(_, addr, mac, left) in routed.iter().filter(|r| r.0 == index) {
+            if !v.iter().any(|e| e.0 == addr) {
+                v.push((addr, mac, left));
+            }
+        }
+        v.sort_by_key(|e| e.0);
+        all.extend(v.into_iter().map(|(addr, mac, left)| LlEntry {
+            ifname: i.state.name.clone(),
+            index,
+            addr,
+            mac,
+            expire: left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0),
+        }));
     }
     all
 }
 
-/// Delete the entry for `addr`, or all of one family.
+/// Delete the entry for `addr`, or all of one family, from the hosts'
+/// caches and the forwarding path's.
 fn lltable_delete(
     t: &IfTable,
+    router: &Router,
     addr: Option<IpAddr>,
     v6: bool,
     ifname: Option<&str>,
@@ -851,20 +862,25 @@ fn lltable_delete(
         .iter()
         .filter(|i| ifname.is_none_or(|n| n == i.state.name))
     {
-        let Some(h) = &i.inet else { continue };
-        let mut v: Vec<LlEntry> = h
-            .forget(&which)
-            .into_iter()
-            .map(|(addr, mac)| LlEntry {
-                ifname: i.state.name.clone(),
-                index: i.state.index,
-                addr,
-                mac,
-                expire: 0,
-            })
-            .collect();
-        v.sort_by_key(|e| e.addr);
-        gone.extend(v);
+        let index = i.state.index;
+        let mut v: Vec<(IpAddr, Mac)> = i
+            .inet
+            .as_ref()
+            .map(|h| h.forget(&which))
+            .unwrap_or_default();
+        for (_, addr, mac) in router.forget_neighbors(&|i, ip| i == index && which(ip)) {
+            if !v.iter().any(|e| e.0 == addr) {
+                v.push((addr, mac));
+            }
+        }
+        v.sort_by_key(|e| e.0);
+        gone.extend(v.into_iter().map(|(addr, mac)| LlEntry {
+            ifname: i.state.name.clone(),
+            index,
+            addr,
+            mac,
+            expire: 0,
+        }));
     }
     gone
 }

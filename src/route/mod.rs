@@ -22,7 +22,7 @@ use crate::reactor::{Handler, Reactor, Registration};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use table::{Fib, Route, key, mask};
 
 pub use forward::parse_input;
@@ -167,6 +167,20 @@ impl Router {
             }
         }
         v
+    }
+
+    /// The next hops the forwarding path resolved: interface, neighbour,
+    /// link address, time left.
+    pub fn neighbors(&self, now: Instant) -> Vec<(u32, IpAddr, crate::ioctl::Mac, Duration)> {
+        self.neigh.entries(now)
+    }
+
+    /// Forget the next hops `which` picks (by interface and address).
+    pub fn forget_neighbors(
+        &self,
+        which: &dyn Fn(u32, IpAddr) -> bool,
+    ) -> Vec<(u32, IpAddr, crate::ioctl::Mac)> {
+        self.neigh.forget(which)
     }
 
     fn rebuild(&self) {

@@ -775,3 +775,39 @@ fn monitor_reports_changes() {
     );
     assert!(text.contains("RTM_DELETE: Delete Route"), "{text}");
 }
+
+/// The next hops the router resolved are the kernel's cache entries:
+/// arp -a and ndp -a show them, arp -d and ndp -c delete them, and the
+/// next packet forwarded resolves its next hop again.
+#[test]
+fn router_next_hops_in_arp_and_ndp() {
+    let (_dir, [d1, d2, _d3]) = chain();
+    let through = |v6: bool| {
+        let dst = if v6 { "2001:db8:2::3" } else { "10.0.2.3" };
+        let fam = if v6 { "-6" } else { "-4" };
+        let args = [fam, "-c", "1", "-w", "3", dst];
+        let args = if v6 { &args[..] } else { &args[1..] };
+        let (o, e, rc) = ifping(&d1, args);
+        assert_eq!(rc, 0, "{o}{e}");
+    };
+    through(false);
+    through(true);
+    let arp = tool_ok(&d2, "arp", &["-an"]);
+    assert!(arp.contains("? (10.0.2.3) at "), "{arp}");
+    let ndp = tool_ok(&d2, "ndp", &["-an"]);
+    assert!(ndp.contains("\n2001:db8:2::3 "), "{ndp}");
+    tool_ok(&d2, "arp", &["-d", "-a"]);
+    tool_ok(&d2, "ndp", &["-c"]);
+    assert!(!tool_ok(&d2, "arp", &["-an"]).contains("10.0.2.3"));
+    assert!(!tool_ok(&d2, "ndp", &["-an"]).contains("2001:db8:2::3"));
+    // Gone from the forwarding path too: resolved again, and back.
+    through(false);
+    through(true);
+    let arp = tool_ok(&d2, "arp", &["-an"]);
+    assert!(
+        arp.contains("? (10.0.2.3) at ") && arp.contains(" on shmif1"),
+        "{arp}"
+    );
+    let ndp = tool_ok(&d2, "ndp", &["-an"]);
+    assert!(ndp.contains("\n2001:db8:2::3 "), "{ndp}");
+}
