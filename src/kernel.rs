@@ -6,8 +6,8 @@ use crate::frame::Frame;
 use crate::ifnet::{Driver, IfLookup, IfState, IfType, link_local_entry, loopback6_entry};
 use crate::inet::{self, HostAddr};
 use crate::ioctl::{
-    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Knobs, LinkState, LlEntry, Reply, Request,
-    Response, iff, in_iff, in6_iff,
+    Errno, In6Addr, In6AliasReq, InAddr, InAliasReq, Knobs, LinkState, LlEntry, Mac, Reply,
+    Request, Response, iff, in_iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
 use crate::reactor::Reactor;
@@ -178,6 +178,8 @@ impl Kernel {
             ip_forwarding: false,
             ip6_forwarding: false,
             ip_redirect: true,
+            ip_allowsrcrt: false,
+            ip_forwsrcrt: false,
         };
         let router = Router::new();
         router.set_knobs(&knobs);
@@ -294,10 +296,16 @@ impl KernelInner {
             seq,
             len,
             timeout_ms,
+            mut opts,
         } = req
         {
+            if opts.len() > 40 || (!opts.is_empty() && dst.is_ipv6()) {
+                return Err(Errno::EINVAL);
+            }
+            opts.resize(opts.len().div_ceil(4) * 4, 0);
             let timeout = std::time::Duration::from_millis(u64::from(timeout_ms));
-            return self.echo_routed(dst, src, ttl, (ident, seq), usize::from(len), timeout);
+            let len = (usize::from(len), opts.as_slice());
+            return self.echo_routed(dst, src, ttl, (ident, seq), len, timeout);
         }
         if let Request::SetLinkStr {
             name,
@@ -584,9 +592,10 @@ impl KernelInner {
             Request::Echo { .. } | Request::EchoFrom { .. } => {
                 unreachable!("answered without the table lock")
             }
-            Request::GetLlTable => Ok(Reply::LlTable(lltable(t))),
+            Request::GetLlTable => Ok(Reply::LlTable(lltable(t, &self.router))),
             Request::DelLlEntry { addr, v6, ifname } => Ok(Reply::LlTable(lltable_delete(
                 t,
+                &self.router,
                 addr,
                 v6,
                 ifname.as_deref(),
@@ -688,6 +697,7 @@ impl KernelInner {
                         bytes: u32::from(len) + 8,
                         ttl: 255,
                         rtt_us: 0,
+                        opts: Vec::new(),
                     });
                 }
                 Some(false) => None,
@@ -698,7 +708,7 @@ impl KernelInner {
                     // interface it left by.
                     Err(Errno::EHOSTUNREACH) if scope.is_none() => {
                         drop(t);
-                        let len = usize::from(len);
+                        let len = (usize::from(len), &[][..]);
                         return self.echo_routed(dst, None, 0, (ident, seq), len, timeout);
                     }
                     Err(e) => return Err(e),
@@ -757,7 +767,7 @@ impl KernelInner {
         src: Option<IpAddr>,
         ttl: u8,
         key: (u16, u16),
-        len: usize,
+        len: (usize, &[u8]),
         timeout: std::time::Duration,
     ) -> Response {
         let (pinger, src) = {
@@ -800,36 +810,47 @@ fn echo_reply(r: inet::EchoReply) -> Reply {
             bytes: r.bytes,
             ttl: r.ttl,
             rtt_us: r.rtt_us,
+            opts: r.opts,
         },
     }
 }
 
 /// Every interface's neighbour cache entries, in interface order.
-fn lltable(t: &IfTable) -> Vec<LlEntry> {
+fn lltable(t: &IfTable, router: &Router) -> Vec<LlEntry> {
     let now = Instant::now();
+    let routed = router.neighbors(now);
     let mut all = Vec::new();
     for i in &t.ifs {
-        let Some(h) = &i.inet else { continue };
-        let mut v: Vec<LlEntry> = h
-            .neighbors(now)
-            .into_iter()
-            .map(|(addr, mac, left)| LlEntry {
-                ifname: i.state.name.clone(),
-                index: i.state.index,
-                addr,
-                mac,
-                expire: left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0),
-            })
-            .collect();
-        v.sort_by_key(|e| e.addr);
-        all.extend(v);
+        let index = i.state.index;
+        let mut v: Vec<(IpAddr, Mac, std::time::Duration)> = i
+            .inet
+            .as_ref()
+            .map(|h| h.neighbors(now))
+            .unwrap_or_default();
+        // The next hops the forwarding path resolved, unless the host
+        // knows them too (one entry an address, as one lltable).
+        for &(_, addr, mac, left) in routed.iter().filter(|r| r.0 == index) {
+            if !v.iter().any(|e| e.0 == addr) {
+                v.push((addr, mac, left));
+            }
+        }
+        v.sort_by_key(|e| e.0);
+        all.extend(v.into_iter().map(|(addr, mac, left)| LlEntry {
+            ifname: i.state.name.clone(),
+            index,
+            addr,
+            mac,
+            expire: left.as_secs() as u32 + u32::from(left.subsec_nanos() > 0),
+        }));
     }
     all
 }
 
-/// Delete the entry for `addr`, or all of one family.
+/// Delete the entry for `addr`, or all of one family, from the hosts'
+/// caches and the forwarding path's.
 fn lltable_delete(
     t: &IfTable,
+    router: &Router,
     addr: Option<IpAddr>,
     v6: bool,
     ifname: Option<&str>,
@@ -841,20 +862,25 @@ fn lltable_delete(
         .iter()
         .filter(|i| ifname.is_none_or(|n| n == i.state.name))
     {
-        let Some(h) = &i.inet else { continue };
-        let mut v: Vec<LlEntry> = h
-            .forget(&which)
-            .into_iter()
-            .map(|(addr, mac)| LlEntry {
-                ifname: i.state.name.clone(),
-                index: i.state.index,
-                addr,
-                mac,
-                expire: 0,
-            })
-            .collect();
-        v.sort_by_key(|e| e.addr);
-        gone.extend(v);
+        let index = i.state.index;
+        let mut v: Vec<(IpAddr, Mac)> = i
+            .inet
+            .as_ref()
+            .map(|h| h.forget(&which))
+            .unwrap_or_default();
+        for (_, addr, mac) in router.forget_neighbors(&|i, ip| i == index && which(ip)) {
+            if !v.iter().any(|e| e.0 == addr) {
+                v.push((addr, mac));
+            }
+        }
+        v.sort_by_key(|e| e.0);
+        gone.extend(v.into_iter().map(|(addr, mac)| LlEntry {
+            ifname: i.state.name.clone(),
+            index,
+            addr,
+            mac,
+            expire: 0,
+        }));
     }
     gone
 }

@@ -9,7 +9,13 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub const USAGE: &str = "usage: ifping [-6nq] [-c count] [-h hoplimit] [-I srcaddr] [-i wait] [-S sourceaddr] [-s packetsize] [-T ttl] [-w deadline] [-W waittime] host[%scope]\n";
+pub const USAGE: &str = "usage: ifping [-6nqR] [-c count] [-g gateway] [-h hoplimit] [-I srcaddr] [-i wait] [-S sourceaddr] [-s packetsize] [-T ttl] [-w deadline] [-W waittime] host[%scope]\n";
+
+const IPOPT_EOL: u8 = 0;
+const IPOPT_NOP: u8 = 1;
+const IPOPT_RR: u8 = 7;
+const IPOPT_LSRR: u8 = 131;
+const MAX_IPOPTLEN: usize = 40;
 
 /// Set by SIGINT: stop sending and print the summary, as ping does.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -31,6 +37,133 @@ pub struct Options {
     pub src: Option<IpAddr>,
     /// -T, -h: the TTL or hop limit; 0 for the default.
     pub ttl: u8,
+    /// -R: record route.
+    pub record_route: bool,
+    /// -g: loose source route through this gateway.
+    pub gateway: Option<IpAddr>,
+}
+
+impl Options {
+    /// ping.c's optspace: a loose source route to the destination (sent
+    /// to the gateway) and a record route with the room left, 9 slots
+    /// alone.
+    pub fn ip_options(&self) -> Vec<u8> {
+        let mut o = Vec::new();
+        if self.gateway.is_some()
+            && let IpAddr::V4(d) = self.dst
+        {
+            o.extend_from_slice(&[IPOPT_LSRR, 7, 4]);
+            o.extend_from_slice(&d.octets());
+            o.push(IPOPT_NOP);
+        }
+        if self.record_route {
+            let room = (MAX_IPOPTLEN - 1 - o.len()) as u8;
+            o.extend_from_slice(&[IPOPT_RR, room, 4]);
+            o.resize(MAX_IPOPTLEN, IPOPT_EOL);
+        }
+        o
+    }
+}
+
+/// What pr_pack remembers between replies: the last route recorded, and
+/// which missing options it said so about already.
+#[derive(Default)]
+struct Pong {
+    old_rr: Option<Vec<u8>>,
+    no_rr: bool,
+    no_srr: bool,
+}
+
+fn opt_at(o: &[u8], i: usize) -> u8 {
+    o.get(i).copied().unwrap_or(0)
+}
+
+/// pr_pack's display of a reply's IP options after its line, byte by
+/// byte as ping.c walks them: a record route as "RR:" and its addresses
+/// (or "(same route)"), a source route and NOPs silently.
+fn pr_options(line: &mut String, opts: &[u8], pong: &mut Pong) {
+    let mut left = opts.len() as i64;
+    let mut cp = 0usize;
+    while left > 0 && cp < opts.len() {
+        match opts[cp] {
+            IPOPT_EOL => left = 0,
+            IPOPT_LSRR => {
+                left -= 2;
+                let j = i64::from(opt_at(opts, cp + 1)) - 4;
+                cp += 2;
+                if j <= 0 {
+                    continue;
+                }
+                let j = (j + 3) / 4 * 4;
+                left -= j;
+                cp += j as usize;
+            }
+            IPOPT_RR => {
+                let j = opt_at(opts, cp + 1);
+                let i = i64::from(opt_at(opts, cp + 2).min(j)) - 4;
+                cp += 2;
+                left -= 2;
+                if i <= 0 {
+                    continue;
+                }
+                let rec = opts.get(cp..cp + i as usize).unwrap_or(&[]).to_vec();
+                if pong.old_rr.as_ref() == Some(&rec) {
+                    line.push_str("\t(same route)");
+                    let j = (i + 3) / 4 * 4;
+                    left -= j;
+                    cp += j as usize;
+                } else {
+                    pong.old_rr = Some(rec);
+                    line.push_str("\nRR: ");
+                    let mut i = i;
+                    loop {
+                        let a = std::net::Ipv4Addr::new(
+                            opt_at(opts, cp + 1),
+                            opt_at(opts, cp + 2),
+                            opt_at(opts, cp + 3),
+                            opt_at(opts, cp + 4),
+                        );
+                        line.push_str(&format!("\t{a}"));
+                        cp += 4;
+                        left -= 4;
+                        i -= 4;
+                        if i <= 0 {
+                            break;
+                        }
+                        line.push('\n');
+                    }
+                }
+            }
+            IPOPT_NOP => {}
+            o => line.push_str(&format!("\nunknown option 0x{o:x}")),
+        }
+        left -= 1;
+        cp += 1;
+    }
+}
+
+/// The notes ping.c makes when a reply lacks an option the request had.
+fn pr_missing(line: &mut String, o: &Options, opts: &[u8], pong: &mut Pong) {
+    let has = |t: u8| {
+        let mut i = 0;
+        while i < opts.len() && opts[i] != IPOPT_EOL {
+            if opts[i] == t {
+                return true;
+            }
+            i += if opts[i] == IPOPT_NOP {
+                1
+            } else {
+                usize::from(opt_at(opts, i + 1)).max(1)
+            };
+        }
+        false
+    };
+    if o.record_route && !has(IPOPT_RR) && !std::mem::replace(&mut pong.no_rr, true) {
+        line.push_str("\nremote host does not support record route");
+    }
+    if o.gateway.is_some() && !has(IPOPT_LSRR) && !std::mem::replace(&mut pong.no_srr, true) {
+        line.push_str("\nremote host does not support source route");
+    }
 }
 
 /// pr_icmph's words for the errors a request can get (ping.c, ping6.c).
@@ -42,6 +175,11 @@ pub fn icmp_error_text(v6: bool, typ: u8, code: u8) -> String {
         (false, 3, 3) => "Destination Port Unreachable",
         (false, 3, 4) => "frag needed and DF set",
         (false, 3, 5) => "Source Route Failed",
+        (false, 3, 9) => "Net prohibited access",
+        (false, 3, 10) => "Host prohibited access",
+        (false, 3, 13) => "Communication prohibited",
+        // The pointer comes as the code (see the host's echo_error).
+        (false, 12, p) => return format!("Parameter problem: pointer = 0x{p:02x}"),
         (false, 3, _) => return format!("Dest Unreachable, Code: {code}"),
         (false, 11, 0) => "Time to live exceeded",
         (false, 11, _) => "Frag reassembly time exceeded",
@@ -78,6 +216,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         host: String::new(),
         src: None,
         ttl: 0,
+        record_route: false,
+        gateway: None,
     };
     let mut want_v6 = false;
     let mut i = 0;
@@ -95,7 +235,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                 '6' => want_v6 = true,
                 'n' => {}
                 'q' => o.quiet = true,
-                'c' | 'h' | 'I' | 'i' | 'S' | 's' | 'T' | 'w' | 'W' => {
+                'R' => o.record_route = true,
+                'c' | 'g' | 'h' | 'I' | 'i' | 'S' | 's' | 'T' | 'w' | 'W' => {
                     let rest: String = flags[j..].iter().collect();
                     let val = if !rest.is_empty() {
                         j = flags.len();
@@ -135,6 +276,11 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                         }
                         'I' | 'S' => {
                             o.src = Some(val.parse().map_err(|_| {
+                                format!("ifping: Cannot resolve \"{val}\" (Unknown host)\n")
+                            })?)
+                        }
+                        'g' => {
+                            o.gateway = Some(resolve(&val, false).ok_or_else(|| {
                                 format!("ifping: Cannot resolve \"{val}\" (Unknown host)\n")
                             })?)
                         }
@@ -178,6 +324,13 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         return Err(format!("ifping: UDP connect: {}\n", Errno::EHOSTUNREACH));
     }
     o.scope = scope;
+    // Options are IPv4's (gethost's "only supported with IP").
+    if o.gateway.is_some_and(|g| g.is_ipv6()) || (o.gateway.is_some() && o.dst.is_ipv6()) {
+        return Err("ifping: -g only supported with IP\n".into());
+    }
+    if o.record_route && o.dst.is_ipv6() {
+        return Err("ifping: -R only supported with IP\n".into());
+    }
     Ok(o)
 }
 
@@ -234,6 +387,8 @@ pub fn main_with(
         rtts: Vec::new(),
     };
     let mut seq: u16 = 0;
+    let opts = o.ip_options();
+    let mut pong = Pong::default();
     loop {
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
@@ -254,15 +409,17 @@ pub fn main_with(
             timeout = timeout.min(d.saturating_sub(start.elapsed()));
         }
         let timeout_ms = timeout.as_millis().max(1) as u32;
-        let req = if o.src.is_some() || o.ttl != 0 {
+        let req = if o.src.is_some() || o.ttl != 0 || !opts.is_empty() {
             Request::EchoFrom {
-                dst: o.dst,
+                // -g: to the gateway, the destination in the option.
+                dst: o.gateway.unwrap_or(o.dst),
                 src: o.src,
                 ttl: o.ttl,
                 ident,
                 seq,
                 len: o.size,
                 timeout_ms,
+                opts: opts.clone(),
             }
         } else {
             Request::Echo {
@@ -281,22 +438,24 @@ pub fn main_with(
                 bytes,
                 ttl,
                 rtt_us,
+                opts: got,
             }) => {
                 st.received += 1;
                 let ms = rtt_us as f64 / 1000.0;
                 st.rtts.push(ms);
                 if !o.quiet {
-                    let _ = if v6 {
-                        writeln!(
-                            out,
+                    let mut line = if v6 {
+                        format!(
                             "{bytes} bytes from {from}, icmp_seq={seq} hlim={ttl} time={ms:.3} ms"
                         )
                     } else {
-                        writeln!(
-                            out,
+                        format!(
                             "{bytes} bytes from {from}: icmp_seq={seq} ttl={ttl} time={ms:.3} ms"
                         )
                     };
+                    pr_missing(&mut line, &o, &got, &mut pong);
+                    pr_options(&mut line, &got, &mut pong);
+                    let _ = writeln!(out, "{line}");
                 }
             }
             Ok(Reply::EchoError {
@@ -385,6 +544,44 @@ mod tests {
             parse(&args("-W 3 localhost")).unwrap().wait,
             Some(Duration::from_secs(3))
         );
+    }
+
+    #[test]
+    fn record_and_source_route_options() {
+        let o = parse(&args("-R 10.0.2.3")).unwrap();
+        assert!(o.record_route);
+        let opts = o.ip_options();
+        assert_eq!((opts.len(), &opts[..3]), (40, &[IPOPT_RR, 39, 4][..]));
+        let o = parse(&args("-g 10.0.1.2 -R 10.0.2.3")).unwrap();
+        assert_eq!(o.gateway, Some(IpAddr::from([10, 0, 1, 2])));
+        let opts = o.ip_options();
+        assert_eq!(
+            opts[..11],
+            [IPOPT_LSRR, 7, 4, 10, 0, 2, 3, IPOPT_NOP, IPOPT_RR, 31, 4]
+        );
+        assert_eq!(opts.len(), 40);
+        assert!(parse(&args("-R -6 ::1")).is_err());
+        assert!(parse(&args("-g ::1 10.0.0.1")).is_err());
+    }
+
+    #[test]
+    fn record_route_display() {
+        let mut pong = Pong::default();
+        let mut rr = vec![IPOPT_NOP, IPOPT_RR, 39, 12, 10, 0, 2, 2, 10, 0, 2, 3];
+        rr.resize(40, 0);
+        let mut line = String::from("64 bytes");
+        pr_options(&mut line, &rr, &mut pong);
+        assert_eq!(line, "64 bytes\nRR: \t10.0.2.2\n\t10.0.2.3");
+        let mut line = String::from("64 bytes");
+        pr_options(&mut line, &rr, &mut pong);
+        assert_eq!(line, "64 bytes\t(same route)");
+        let o = parse(&args("-R 10.0.2.3")).unwrap();
+        let mut line = String::new();
+        pr_missing(&mut line, &o, &[], &mut pong);
+        assert_eq!(line, "\nremote host does not support record route");
+        line.clear();
+        pr_missing(&mut line, &o, &[], &mut pong);
+        assert_eq!(line, "");
     }
 
     #[test]

@@ -320,6 +320,18 @@ impl Port {
         }
     }
 
+    /// Hand the IP stack a frame the forwarding path rewrote in place of
+    /// the one that arrived (its IPv4 options processed): past the
+    /// forwarding path and the listener, which saw the original.
+    pub fn to_stack(&self, frame: &Frame) {
+        let stack = self.stack.read().unwrap().clone();
+        if let Some(stack) = stack
+            && !self.finished(frame, Some(&stack), false)
+        {
+            self.input_error();
+        }
+    }
+
     /// `frame` finished, to the stack and/or the listener; false if its
     /// offload work does not fit it.
     fn finished(&self, frame: &Frame, stack: Option<&Arc<dyn Stack>>, listener: bool) -> bool {

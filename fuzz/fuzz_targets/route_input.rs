@@ -1,6 +1,8 @@
 //! The forwarding path: frames into an interface of a kernel that routes
 //! between two buses (ip_input's checks, ip_forward, ip6_forward, ICMP
-//! errors, next-hop resolution, fragmentation). Any bytes, no panic.
+//! errors, next-hop resolution, fragmentation, IPv4 options: record
+//! route, source routes, timestamps, reflected echo replies). Any bytes,
+//! no panic.
 #![no_main]
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
@@ -43,9 +45,12 @@ fn kernel() -> &'static Kernel {
         let Ok(Reply::Knobs(knobs)) = k.ioctl(Request::GetKnobs) else {
             panic!("no knobs")
         };
+        // Source routes taken and followed: IPv4 options all the way.
         let knobs = Knobs {
             ip_forwarding: true,
             ip6_forwarding: true,
+            ip_allowsrcrt: true,
+            ip_forwsrcrt: true,
             ..knobs
         };
         k.ioctl(Request::SetKnobs(knobs)).unwrap();

@@ -132,6 +132,8 @@ pub struct EchoReply {
     /// An ICMP error about the request instead of a reply: its type and
     /// code, in the family's numbering.
     pub error: Option<(u8, u8)>,
+    /// The reply's IPv4 options.
+    pub opts: Vec<u8>,
 }
 
 struct Pending {
@@ -1064,7 +1066,7 @@ impl State {
         from: IpAddr,
         bytes: usize,
         ttl: u8,
-        error: Option<(u8, u8)>,
+        (error, opts): (Option<(u8, u8)>, &[u8]),
     ) {
         if let Some(p) = self.pending.remove(&key) {
             let rtt_us = now.saturating_duration_since(p.sent).as_micros() as u64;
@@ -1074,6 +1076,7 @@ impl State {
                 ttl,
                 rtt_us,
                 error,
+                opts: opts.to_vec(),
             });
         }
     }
@@ -1109,7 +1112,7 @@ impl State {
             u16::from_be_bytes([icmp[4], icmp[5]]),
             u16::from_be_bytes([icmp[6], icmp[7]]),
         );
-        self.complete_echo(now, key, from, bytes, 0, Some(err));
+        self.complete_echo(now, key, from, bytes, 0, (Some(err), &[]));
     }
 
     fn sniff_ipv4(&mut self, now: Instant, payload: &[u8], src_mac: Mac) -> bool {
@@ -1130,12 +1133,23 @@ impl State {
             Icmpv4Message::EchoReply => {
                 let key = (icmp.echo_ident(), icmp.echo_seq_no());
                 let from = IpAddr::V4(ip.src_addr());
-                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit(), None);
+                let opts = &payload[20..usize::from(ip.header_len())];
+                let (len, ttl) = (ip.payload().len(), ip.hop_limit());
+                self.complete_echo(now, key, from, len, ttl, (None, opts));
                 true
             }
             Icmpv4Message::EchoRequest => self.echo_allowed(now),
-            Icmpv4Message::DstUnreachable | Icmpv4Message::TimeExceeded => {
-                let err = (u8::from(icmp.msg_type()), icmp.msg_code());
+            Icmpv4Message::DstUnreachable
+            | Icmpv4Message::TimeExceeded
+            | Icmpv4Message::ParamProblem => {
+                // A parameter problem's pointer stands in for its code
+                // (always 0), as ping prints the pointer.
+                let code = if icmp.msg_type() == Icmpv4Message::ParamProblem {
+                    ip.payload()[4]
+                } else {
+                    icmp.msg_code()
+                };
+                let err = (u8::from(icmp.msg_type()), code);
                 let from = IpAddr::V4(ip.src_addr());
                 self.echo_error(now, from, ip.payload().len(), err, icmp.data());
                 true
@@ -1159,7 +1173,8 @@ impl State {
             Icmpv6Message::EchoReply => {
                 let key = (icmp.echo_ident(), icmp.echo_seq_no());
                 let from = IpAddr::V6(ip.src_addr());
-                self.complete_echo(now, key, from, ip.payload().len(), ip.hop_limit(), None);
+                let (len, hlim) = (ip.payload().len(), ip.hop_limit());
+                self.complete_echo(now, key, from, len, hlim, (None, &[]));
                 true
             }
             Icmpv6Message::EchoRequest => self.echo_allowed(now),

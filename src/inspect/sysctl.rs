@@ -55,6 +55,22 @@ const NODES: &[Node] = &[
         set: None,
     },
     Node {
+        name: "net.inet.ip.forwsrcrt",
+        get: |k| i64::from(k.ip_forwsrcrt),
+        set: Some(|k, v| {
+            k.ip_forwsrcrt = v != 0;
+            Ok(())
+        }),
+    },
+    Node {
+        name: "net.inet.ip.allowsrcrt",
+        get: |k| i64::from(k.ip_allowsrcrt),
+        set: Some(|k, v| {
+            k.ip_allowsrcrt = v != 0;
+            Ok(())
+        }),
+    },
+    Node {
         name: "net.inet.ip.dad_count",
         get: |k| i64::from(k.ip_dad_count),
         set: Some(|k, v| {

@@ -117,6 +117,7 @@ pub fn main_with(
                 seq,
                 len: DATA,
                 timeout_ms: o.wait.as_millis() as u32,
+                opts: Vec::new(),
             };
             let started = std::time::Instant::now();
             let (from, mark) = match ctl.ioctl(req) {

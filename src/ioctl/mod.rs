@@ -538,6 +538,13 @@ pub struct Knobs {
     /// net.inet.ip.redirect: send ICMP redirects.
     #[serde(default = "yes")]
     pub ip_redirect: bool,
+    /// net.inet.ip.allowsrcrt: take source-routed packets at all (else
+    /// an administratively prohibited unreachable).
+    #[serde(default)]
+    pub ip_allowsrcrt: bool,
+    /// net.inet.ip.forwsrcrt: forward along a source route.
+    #[serde(default)]
+    pub ip_forwsrcrt: bool,
 }
 
 fn yes() -> bool {
@@ -675,6 +682,10 @@ pub enum Request {
         seq: u16,
         len: u16,
         timeout_ms: u32,
+        /// IPv4 options for the request's header (IP_OPTIONS; ping -R,
+        /// -g): at most 40 bytes, padded to a word with EOL here.
+        #[serde(default)]
+        opts: Vec<u8>,
     },
     /// Stop the daemon, destroying every interface.
     Shutdown,
@@ -724,6 +735,10 @@ pub enum Reply {
         bytes: u32,
         ttl: u8,
         rtt_us: u64,
+        /// The reply's IPv4 options, as they arrived (ping prints a
+        /// record route's addresses).
+        #[serde(default)]
+        opts: Vec<u8>,
     },
     /// Instead of an echo reply, an ICMP error about the request: who sent
     /// it, its length, its type and code (ICMP or ICMPv6 as `from`).

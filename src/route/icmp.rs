@@ -11,6 +11,9 @@ pub const REDIRECT: u8 = 5;
 pub const TIMXCEED: u8 = 11;
 pub const UNREACH_HOST: u8 = 1;
 pub const UNREACH_NEEDFRAG: u8 = 4;
+pub const UNREACH_SRCFAIL: u8 = 5;
+pub const UNREACH_NET_PROHIB: u8 = 9;
+pub const PARAMPROB: u8 = 12;
 pub const REDIRECT_HOST: u8 = 1;
 
 pub const ICMP6_DST_UNREACH: u8 = 1;
@@ -83,23 +86,26 @@ fn ethernet(buf: &mut Vec<u8>, src: Mac, dst: Mac, ethertype: u16) {
     buf.extend_from_slice(&ethertype.to_be_bytes());
 }
 
-/// An IPv4 header of `len` bytes of payload, protocol `proto`, TTL `ttl`.
+/// An IPv4 header of `len` bytes of payload, protocol `proto`, TTL `ttl`,
+/// with `opts` (a whole number of words, at most 40 bytes).
 pub fn ipv4_header(
     buf: &mut Vec<u8>,
     (src, dst): (Ipv4Addr, Ipv4Addr),
     (id, ttl): (u16, u8),
-    proto: u8,
+    (proto, opts): (u8, &[u8]),
     len: usize,
 ) {
     let start = buf.len();
-    let total = (20 + len) as u16;
-    buf.extend_from_slice(&[0x45, 0]);
+    let hlen = 20 + opts.len();
+    let total = (hlen + len) as u16;
+    buf.extend_from_slice(&[0x40 | (hlen / 4) as u8, 0]);
     buf.extend_from_slice(&total.to_be_bytes());
     buf.extend_from_slice(&id.to_be_bytes());
     buf.extend_from_slice(&[0, 0, ttl, proto, 0, 0]);
     buf.extend_from_slice(&src.octets());
     buf.extend_from_slice(&dst.octets());
-    let sum = checksum(0, &buf[start..start + 20]);
+    buf.extend_from_slice(opts);
+    let sum = checksum(0, &buf[start..start + hlen]);
     buf[start + 10..start + 12].copy_from_slice(&sum.to_be_bytes());
 }
 
@@ -120,7 +126,7 @@ pub fn error4(
 ) {
     let quote = &orig[..orig.len().min(hlen + RETURN_DATA)];
     ethernet(buf, macs.0, macs.1, 0x0800);
-    ipv4_header(buf, (src, dst), (id, 64), 1, 8 + quote.len());
+    ipv4_header(buf, (src, dst), (id, 64), (1, &[]), 8 + quote.len());
     let at = buf.len();
     buf.extend_from_slice(&[typ, code, 0, 0]);
     buf.extend_from_slice(&word.to_be_bytes());
@@ -198,14 +204,14 @@ pub fn error6(
 }
 
 /// An echo request frame of the host's own, `len` data bytes counting
-/// up as the ping tool's, to a MAC the sender fills in; `None` for mixed
-/// families.
+/// up as the ping tool's, with IPv4 options `opts`, to a MAC the sender
+/// fills in; `None` for mixed families.
 pub fn echo_request(
     mac: Mac,
     (src, dst): (std::net::IpAddr, std::net::IpAddr),
     (id, ttl): (u16, u8),
     (ident, seq): (u16, u16),
-    len: usize,
+    (len, opts): (usize, &[u8]),
 ) -> Option<Vec<u8>> {
     use std::net::IpAddr::{V4, V6};
     let mut buf = Vec::with_capacity(14 + 48 + len);
@@ -219,7 +225,7 @@ pub fn echo_request(
             let c = checksum(0, &icmp);
             icmp[2..4].copy_from_slice(&c.to_be_bytes());
             ethernet(&mut buf, mac, [0; 6], 0x0800);
-            ipv4_header(&mut buf, (s, d), (id, ttl), 1, icmp.len());
+            ipv4_header(&mut buf, (s, d), (id, ttl), (1, opts), icmp.len());
         }
         (V6(s), V6(d)) => {
             icmp[0] = 128;
@@ -234,9 +240,16 @@ pub fn echo_request(
 }
 
 /// The echo reply to the echo request `p` (an IP packet with a header of
-/// `hlen` bytes, options dropped): addresses swapped, a fresh header, the
-/// ICMP type and checksum changed. False if `p` is no echo request.
-pub fn echo_reply(buf: &mut Vec<u8>, macs: (Mac, Mac), p: &[u8], hlen: usize) -> bool {
+/// `hlen` bytes): addresses swapped, a fresh header carrying `opts` (what
+/// icmp_reflect keeps of the request's) and sent to `first_hop` if they
+/// hold a source route, the ICMP type and checksum changed. False if `p`
+/// is no echo request.
+pub fn echo_reply(
+    buf: &mut Vec<u8>,
+    macs: (Mac, Mac),
+    (p, hlen): (&[u8], usize),
+    (opts, first_hop): (&[u8], Option<Ipv4Addr>),
+) -> bool {
     let Some(icmp) = p.get(hlen..).filter(|i| i.len() >= 8) else {
         return false;
     };
@@ -258,9 +271,9 @@ pub fn echo_reply(buf: &mut Vec<u8>, macs: (Mac, Mac), p: &[u8], hlen: usize) ->
         );
         ipv4_header(
             buf,
-            (dst, src),
+            (dst, first_hop.unwrap_or(src)),
             (u16::from_be_bytes([p[4], p[5]]), 64),
-            1,
+            (1, opts),
             icmp.len(),
         );
     }
@@ -333,9 +346,14 @@ mod tests {
     fn echo_replies_turn_requests_around() {
         let a = std::net::IpAddr::from([10, 1, 0, 2]);
         let b = std::net::IpAddr::from([10, 2, 0, 1]);
-        let req = echo_request([2; 6], (a, b), (7, 64), (9, 1), 24).unwrap();
+        let req = echo_request([2; 6], (a, b), (7, 64), (9, 1), (24, &[])).unwrap();
         let mut buf = Vec::new();
-        assert!(echo_reply(&mut buf, ([4; 6], [2; 6]), &req[14..], 20));
+        assert!(echo_reply(
+            &mut buf,
+            ([4; 6], [2; 6]),
+            (&req[14..], 20),
+            (&[], None)
+        ));
         let ip = Ipv4Packet::new_checked(&buf[14..]).unwrap();
         assert!(ip.verify_checksum());
         assert_eq!(
@@ -352,15 +370,25 @@ mod tests {
             "2001:db8:1::2".parse().unwrap(),
             "2001:db8:2::1".parse().unwrap(),
         );
-        let req = echo_request([2; 6], (a6.into(), b6.into()), (0, 64), (9, 1), 24).unwrap();
-        assert!(echo_reply(&mut buf, ([4; 6], [2; 6]), &req[14..], 40));
+        let req = echo_request([2; 6], (a6.into(), b6.into()), (0, 64), (9, 1), (24, &[])).unwrap();
+        assert!(echo_reply(
+            &mut buf,
+            ([4; 6], [2; 6]),
+            (&req[14..], 40),
+            (&[], None)
+        ));
         let ip = Ipv6Packet::new_checked(&buf[14..]).unwrap();
         assert_eq!((ip.src_addr(), ip.dst_addr()), (b6, a6));
         let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
         assert!(icmp.verify_checksum(&b6, &a6));
         // Not an echo request: nothing.
         let reply = buf.clone();
-        assert!(!echo_reply(&mut buf, ([4; 6], [2; 6]), &reply[14..], 40));
+        assert!(!echo_reply(
+            &mut buf,
+            ([4; 6], [2; 6]),
+            (&reply[14..], 40),
+            (&[], None)
+        ));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 mod forward;
 mod icmp;
+mod ipopt;
 mod neigh;
 mod stats;
 pub mod table;
@@ -21,7 +22,7 @@ use crate::reactor::{Handler, Reactor, Registration};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use table::{Fib, Route, key, mask};
 
 pub use forward::parse_input;
@@ -62,6 +63,8 @@ pub struct Router {
     forwarding: AtomicBool,
     forwarding6: AtomicBool,
     redirect: AtomicBool,
+    allowsrcrt: AtomicBool,
+    forwsrcrt: AtomicBool,
     neigh: neigh::Neighbors,
     stats: stats::Stats,
     icmp_limit: Mutex<icmp::RateLimit>,
@@ -79,6 +82,8 @@ impl Router {
             forwarding: AtomicBool::new(false),
             forwarding6: AtomicBool::new(false),
             redirect: AtomicBool::new(true),
+            allowsrcrt: AtomicBool::new(false),
+            forwsrcrt: AtomicBool::new(false),
             neigh: neigh::Neighbors::default(),
             stats: stats::Stats::default(),
             icmp_limit: Mutex::new(icmp::RateLimit::new(Instant::now(), icmp::ERR_PPS)),
@@ -117,6 +122,8 @@ impl Router {
         self.forwarding.store(k.ip_forwarding, Relaxed);
         self.forwarding6.store(k.ip6_forwarding, Relaxed);
         self.redirect.store(k.ip_redirect, Relaxed);
+        self.allowsrcrt.store(k.ip_allowsrcrt, Relaxed);
+        self.forwsrcrt.store(k.ip_forwsrcrt, Relaxed);
     }
 
     fn config(&self) -> Arc<Config> {
@@ -160,6 +167,20 @@ impl Router {
             }
         }
         v
+    }
+
+    /// The next hops the forwarding path resolved: interface, neighbour,
+    /// link address, time left.
+    pub fn neighbors(&self, now: Instant) -> Vec<(u32, IpAddr, crate::ioctl::Mac, Duration)> {
+        self.neigh.entries(now)
+    }
+
+    /// Forget the next hops `which` picks (by interface and address).
+    pub fn forget_neighbors(
+        &self,
+        which: &dyn Fn(u32, IpAddr) -> bool,
+    ) -> Vec<(u32, IpAddr, crate::ioctl::Mac)> {
+        self.neigh.forget(which)
     }
 
     fn rebuild(&self) {

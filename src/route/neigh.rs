@@ -182,6 +182,36 @@ impl Neighbors {
         d
     }
 
+    /// The resolved entries: interface, neighbour, link address, time
+    /// left (for arp -a and ndp -a).
+    pub fn entries(&self, now: Instant) -> Vec<(u32, IpAddr, Mac, Duration)> {
+        let g = self.inner();
+        let mut v = Vec::new();
+        for (&(ifindex, ip), e) in &g.map {
+            if let Entry::Known { mac, at } = e {
+                let left = KEEP.saturating_sub(now.saturating_duration_since(*at));
+                if !left.is_zero() {
+                    v.push((ifindex, ip, *mac, left));
+                }
+            }
+        }
+        v
+    }
+
+    /// Drop the resolved entries `which` picks (arp -d, ndp -c); the
+    /// ones dropped. A resolution under way stays.
+    pub fn forget(&self, which: &dyn Fn(u32, IpAddr) -> bool) -> Vec<(u32, IpAddr, Mac)> {
+        let mut gone = Vec::new();
+        self.inner().map.retain(|&(ifindex, ip), e| match e {
+            Entry::Known { mac, .. } if which(ifindex, ip) => {
+                gone.push((ifindex, ip, *mac));
+                false
+            }
+            _ => true,
+        });
+        gone
+    }
+
     pub fn forget_interface(&self, ifindex: u32) {
         let mut g = self.inner();
         let inner = &mut *g;
@@ -225,6 +255,11 @@ mod tests {
         assert_eq!(out.len(), HOLD);
         assert_eq!(n.lookup(2, ip, t0), Some([2, 0, 0, 0, 0, 1]));
         assert!(n.lookup(2, ip, t0 + KEEP).is_none());
+        let e = n.entries(t0 + RETRANS);
+        assert_eq!(e, vec![(2, ip, [2, 0, 0, 0, 0, 1], KEEP - RETRANS)]);
+        assert!(n.forget(&|i, _| i == 1).is_empty());
+        assert_eq!(n.forget(&|i, _| i == 2).len(), 1);
+        assert!(n.entries(t0).is_empty());
     }
 
     #[test]

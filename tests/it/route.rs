@@ -638,6 +638,86 @@ fn ping_ttl_and_source() {
     assert_eq!(rc, 0, "{o}{e}");
 }
 
+/// ifping -R and -g through a chain of daemons, as NetBSD's ping prints
+/// them; the source-route knobs at the router.
+#[test]
+fn ping_record_and_source_route() {
+    let (_dir, [d1, d2, d3]) = chain();
+    // Each router records the address it sends on, the destination its
+    // own as the request comes in; the reply brings the list back and
+    // adds the way home.
+    let (o, e, rc) = ifping(&d1, &["-R", "-c", "2", "-w", "4", "10.0.2.3"]);
+    assert_eq!(rc, 0, "{o}{e}");
+    assert!(
+        o.contains("64 bytes from 10.0.2.3: icmp_seq=0 ttl=63 time="),
+        "{o}"
+    );
+    let route = " ms\nRR: \t10.0.2.2\n\t10.0.2.3\n\t10.0.1.2\n\t10.0.1.1\n";
+    assert!(o.contains(route), "{o}");
+    assert!(o.contains(" ms\t(same route)\n"), "{o}");
+    // Source routes: refused (net.inet.ip.allowsrcrt 0, NetBSD's
+    // default), then not followed (forwsrcrt 0), then followed.
+    let g = ["-g", "10.0.1.2", "-c", "1", "-W", "2", "10.0.2.3"];
+    let (o, _, rc) = ifping(&d1, &g);
+    assert_ne!(rc, 0, "{o}");
+    assert!(
+        o.contains("bytes from 10.0.1.2: Net prohibited access"),
+        "{o}"
+    );
+    for d in [&d1, &d2, &d3] {
+        assert_eq!(
+            tool_ok(d, "sysctl", &["-w", "net.inet.ip.allowsrcrt=1"]),
+            "net.inet.ip.allowsrcrt: 0 -> 1\n"
+        );
+    }
+    let (o, _, rc) = ifping(&d1, &g);
+    assert_ne!(rc, 0, "{o}");
+    assert!(
+        o.contains("bytes from 10.0.1.2: Source Route Failed"),
+        "{o}"
+    );
+    tool_ok(&d2, "sysctl", &["-w", "net.inet.ip.forwsrcrt=1"]);
+    // Followed even with forwarding off, as ip_dooptions forwards.
+    tool_ok(&d2, "sysctl", &["-w", "net.inet.ip.forwarding=0"]);
+    let rg = ["-R", "-g", "10.0.1.2", "-c", "1", "-W", "2", "10.0.2.3"];
+    let (o, e, rc) = ifping(&d1, &rg);
+    assert_eq!(rc, 0, "{o}{e}");
+    assert!(
+        o.starts_with("PING 10.0.2.3 (10.0.2.3): 56 data bytes\n"),
+        "{o}"
+    );
+    assert!(
+        o.contains("64 bytes from 10.0.2.3: icmp_seq=0 ttl=63"),
+        "{o}"
+    );
+    assert!(o.contains(route), "{o}");
+    let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet"]);
+    assert!(st.contains("\t2 with bad options\n"), "{st}");
+}
+
+/// Linux's ping -R through the router, and to the router: ifnetd
+/// records its addresses and reflects the option in its echo replies.
+#[test]
+fn linux_ping_record_route() {
+    if !can_netadmin() {
+        return;
+    }
+    let s = scene();
+    tool_ok(&s.d, "sysctl", &["-w", "net.inet.ip.forwarding=1"]);
+    let rr = |out: &str| out.split_once("RR:").map(|(_, r)| r.to_string());
+    // Linux records its own address as it sends and as it takes; ifnetd
+    // the address it sends on, each way.
+    let out = s.a.exec("ping -R -c 1 -W 2 10.2.0.2");
+    let r = rr(&out).unwrap_or_default();
+    assert!(
+        r.contains("\t10.2.0.1\n") && r.contains("\t10.1.0.1\n"),
+        "{out}"
+    );
+    let out = s.a.exec("ping -R -c 1 -W 2 10.1.0.1");
+    let r = rr(&out).unwrap_or_default();
+    assert!(r.contains("\t10.1.0.1\n"), "{out}");
+}
+
 /// route monitor reports routes as they come and go.
 #[test]
 fn monitor_reports_changes() {
@@ -694,4 +774,40 @@ fn monitor_reports_changes() {
         "{text}"
     );
     assert!(text.contains("RTM_DELETE: Delete Route"), "{text}");
+}
+
+/// The next hops the router resolved are the kernel's cache entries:
+/// arp -a and ndp -a show them, arp -d and ndp -c delete them, and the
+/// next packet forwarded resolves its next hop again.
+#[test]
+fn router_next_hops_in_arp_and_ndp() {
+    let (_dir, [d1, d2, _d3]) = chain();
+    let through = |v6: bool| {
+        let dst = if v6 { "2001:db8:2::3" } else { "10.0.2.3" };
+        let fam = if v6 { "-6" } else { "-4" };
+        let args = [fam, "-c", "1", "-w", "3", dst];
+        let args = if v6 { &args[..] } else { &args[1..] };
+        let (o, e, rc) = ifping(&d1, args);
+        assert_eq!(rc, 0, "{o}{e}");
+    };
+    through(false);
+    through(true);
+    let arp = tool_ok(&d2, "arp", &["-an"]);
+    assert!(arp.contains("? (10.0.2.3) at "), "{arp}");
+    let ndp = tool_ok(&d2, "ndp", &["-an"]);
+    assert!(ndp.contains("\n2001:db8:2::3 "), "{ndp}");
+    tool_ok(&d2, "arp", &["-d", "-a"]);
+    tool_ok(&d2, "ndp", &["-c"]);
+    assert!(!tool_ok(&d2, "arp", &["-an"]).contains("10.0.2.3"));
+    assert!(!tool_ok(&d2, "ndp", &["-an"]).contains("2001:db8:2::3"));
+    // Gone from the forwarding path too: resolved again, and back.
+    through(false);
+    through(true);
+    let arp = tool_ok(&d2, "arp", &["-an"]);
+    assert!(
+        arp.contains("? (10.0.2.3) at ") && arp.contains(" on shmif1"),
+        "{arp}"
+    );
+    let ndp = tool_ok(&d2, "ndp", &["-an"]);
+    assert!(ndp.contains("\n2001:db8:2::3 "), "{ndp}");
 }
