@@ -697,6 +697,24 @@ fn specific_and_wildcard_vteps_share_a_port() {
             args.extend(["vxlanremote", "10.21.0.2", "up"]);
             d.ok(&args);
             assert!(running(&d, &ifname), "{ifname} (local: {with_local}) up");
+            if i == 0 {
+                // Alone on its port: another program that asks to share
+                // it still finds it in use.
+                let bind = if with_local { "10.21.0.1" } else { "0.0.0.0" };
+                let (_, e, rc) = run(Command::new("ip").args([
+                    "netns",
+                    "exec",
+                    &a.0,
+                    "python3",
+                    "-c",
+                    &format!(
+                        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                         s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                         s.bind((\"{bind}\",4789))"
+                    ),
+                ]));
+                assert!(rc != 0 && e.contains("Address already in use"), "{e}");
+            }
         }
         // Down and up again beside the other.
         d.ok(&["vxlan0", "down"]);

@@ -174,20 +174,17 @@ pub(super) fn udp_socket(v6: bool) -> Result<std::os::fd::OwnedFd, Errno> {
 
 /// A non-blocking UDP socket bound to `bind`; an IPv6 one takes IPv6
 /// only, so that the IPv4 and IPv6 wildcards of one port are two sockets.
-/// With `share`, it may bind beside another socket of ours on the same
+/// With `share`, it may bind beside other sockets of ours on the same
 /// port (a specific address beside the wildcard: each datagram goes to
-/// the most specific). Every socket allows that once bound (SO_REUSEADDR,
-/// which both must have), so a program that does not ask for it still
-/// finds the port in use.
+/// the most specific), which allow it (SO_REUSEADDR, which both must
+/// have: see [`Registry::get`]).
 fn bind_socket(bind: SocketAddr, share: bool) -> Result<UdpSocket, Errno> {
     use nix::sys::socket::SockaddrStorage;
     let fd = udp_socket(bind.is_ipv6())?;
-    let reuse = nix::sys::socket::sockopt::ReuseAddr;
     if share {
-        nix::sys::socket::setsockopt(&fd, reuse, &true)?;
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true)?;
     }
     nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(bind))?;
-    nix::sys::socket::setsockopt(&fd, reuse, &true)?;
     Ok(UdpSocket::from(fd))
 }
 
@@ -204,12 +201,19 @@ impl Registry {
         }
         // FreeBSD shares a socket by its exact address only, and with
         // net.link.vxlan.reuse_port=1 lets a specific address and the
-        // wildcard of one port be bound both: so do we, always.
+        // wildcard of one port be bound both: so do we, always. Only
+        // sockets with a neighbour on their port allow sharing it, so
+        // that another program still finds a lone one's port in use.
         m.retain(|_, w| w.strong_count() > 0);
-        let share = m
-            .keys()
-            .any(|a| a.port() == bind.port() && a.is_ipv6() == bind.is_ipv6());
-        let sock = bind_socket(bind, share)?;
+        let neighbours: Vec<Arc<Vtep>> = m
+            .iter()
+            .filter(|(a, _)| a.port() == bind.port() && a.is_ipv6() == bind.is_ipv6())
+            .filter_map(|(_, w)| w.upgrade())
+            .collect();
+        for v in &neighbours {
+            nix::sys::socket::setsockopt(&v.sock, nix::sys::socket::sockopt::ReuseAddr, &true)?;
+        }
+        let sock = bind_socket(bind, !neighbours.is_empty())?;
         let ttl = unicast_ttl(ttl);
         match bind {
             SocketAddr::V4(_) => setsockopt(&sock, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?,
@@ -217,11 +221,11 @@ impl Registry {
                 setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?
             }
         }
+        let on: i32 = 1;
+        let _ = setsockopt(&sock, libc::SOL_UDP, UDP_GRO, &on);
         // Room for the bursts a TCP sender makes between two reads (the
         // default, about a hundred datagrams, drops some): beyond
         // net.core.rmem_max where we may (CAP_NET_ADMIN), up to it else.
-        let on: i32 = 1;
-        let _ = setsockopt(&sock, libc::SOL_UDP, UDP_GRO, &on);
         let rcvbuf: i32 = RCVBUF;
         if setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
             let _ = setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
