@@ -230,7 +230,7 @@ fn two_daemons_on_two_hosts() {
         return;
     }
     let (a, b, ha, hb) = (Netns::new(), Netns::new(), Netns::new(), Netns::new());
-    veth(&a, &b, &["fd01::1/64"], &["fd01::2/64"]);
+    let (va, _) = veth(&a, &b, &["fd01::1/64"], &["fd01::2/64"]);
     let da = Daemon::start_in(&a);
     let db = Daemon::start_in(&b);
     for (d, local, remote) in [(&da, "fd01::1", "fd01::2"), (&db, "fd01::2", "fd01::1")] {
@@ -255,7 +255,22 @@ fn two_daemons_on_two_hosts() {
     bridge(&db);
     reach(&ha, "10.7.0.2");
     reach(&hb, "10.7.0.1");
+    // Datagrams longer than the underlay's MTU: the segments of a
+    // super-frame in one send, cut by the kernel (UDP_SEGMENT), from the
+    // flow's source port.
+    let pcap = capture(&a, &va, "ip6 and udp and greater 3000", 1, da.dir.path());
     tcp_transfer_intact(&ha, &hb, "10.7.0.2", 5003, 16, da.dir.path());
+    let dump = captured(&pcap, 1, &[]);
+    let sport: u16 = dump
+        .split("fd01::1.")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        sport >= 32768 && dump.contains(" > fd01::2.4789: "),
+        "{dump}"
+    );
     // Learnt: the other host's MAC behind the other VTEP.
     assert!(ftable_cnt(&da) >= 1 && ftable_cnt(&db) >= 1);
     // Configuration is refused while running.
@@ -682,6 +697,24 @@ fn specific_and_wildcard_vteps_share_a_port() {
             args.extend(["vxlanremote", "10.21.0.2", "up"]);
             d.ok(&args);
             assert!(running(&d, &ifname), "{ifname} (local: {with_local}) up");
+            if i == 0 {
+                // Alone on its port: another program that asks to share
+                // it still finds it in use.
+                let bind = if with_local { "10.21.0.1" } else { "0.0.0.0" };
+                let (_, e, rc) = run(Command::new("ip").args([
+                    "netns",
+                    "exec",
+                    &a.0,
+                    "python3",
+                    "-c",
+                    &format!(
+                        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                         s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                         s.bind((\"{bind}\",4789))"
+                    ),
+                ]));
+                assert!(rc != 0 && e.contains("Address already in use"), "{e}");
+            }
         }
         // Down and up again beside the other.
         d.ok(&["vxlan0", "down"]);

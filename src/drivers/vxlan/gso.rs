@@ -130,32 +130,84 @@ pub fn send(
             return Sent::Uneven;
         }
         let per = (MAX_BYTES / size).clamp(1, MAX_SEGS);
-        let addr = SockaddrStorage::from(dst);
-        let gso = size as u16;
-        let cmsg = [ControlMessage::UdpGsoSegments(&gso)];
         for (i, chunk) in data.chunks(per * size).enumerate() {
-            let cmsgs: &[ControlMessage] = if chunk.len() > size { &cmsg } else { &[] };
-            let r = nix::sys::socket::sendmsg(
-                fd,
-                &[IoSlice::new(chunk)],
-                cmsgs,
-                MsgFlags::MSG_DONTWAIT,
-                Some(&addr),
-            );
-            match r {
-                Ok(_) => {}
-                // No checksum offload on the way, a segment over the
-                // path's MTU, a kernel without UDP_SEGMENT.
-                Err(
-                    nix::errno::Errno::EIO
-                    | nix::errno::Errno::EINVAL
-                    | nix::errno::Errno::ENOPROTOOPT
-                    | nix::errno::Errno::EOPNOTSUPP,
-                ) if i == 0 => return Sent::Refused,
-                Err(e) if i == 0 => return Sent::Done(Err(Errno::from(e))),
-                Err(_) => break,
+            match send_pieces(fd, dst, size, &[IoSlice::new(chunk)]) {
+                Sent::Done(Ok(())) => {}
+                r if i == 0 => return r,
+                _ => break,
             }
         }
         Sent::Done(Ok(()))
     })
+}
+
+/// How many of `msgs` from the first form a run that can leave in one
+/// send: `key` (destination, source port, payload length) the same, but
+/// for a shorter last one, within the bounds of one send.
+pub fn run<T>(msgs: &[T], key: impl Fn(&T) -> (SocketAddr, u16, usize)) -> usize {
+    let Some(first) = msgs.first() else {
+        return 0;
+    };
+    let (dst, sport, size) = key(first);
+    let mut bytes = size;
+    let mut n = 1;
+    for m in &msgs[1..] {
+        let (d, p, len) = key(m);
+        if n == MAX_SEGS || d != dst || p != sport || len > size || bytes + len > MAX_BYTES {
+            break;
+        }
+        bytes += len;
+        n += 1;
+        if len < size {
+            break;
+        }
+    }
+    n
+}
+
+/// One send of `pieces`, datagrams of `size` bytes (the last may be
+/// shorter) to `dst`, with segmentation offload when there are several.
+pub fn send_pieces(fd: RawFd, dst: SocketAddr, size: usize, pieces: &[IoSlice]) -> Sent {
+    let total: usize = pieces.iter().map(|p| p.len()).sum();
+    let addr = SockaddrStorage::from(dst);
+    let gso = size as u16;
+    let cmsg = [ControlMessage::UdpGsoSegments(&gso)];
+    let cmsgs: &[ControlMessage] = if total > size { &cmsg } else { &[] };
+    let r = nix::sys::socket::sendmsg(fd, pieces, cmsgs, MsgFlags::MSG_DONTWAIT, Some(&addr));
+    match r {
+        Ok(_) => Sent::Done(Ok(())),
+        // No checksum offload on the way, a segment over the path's MTU,
+        // a kernel without UDP_SEGMENT.
+        Err(
+            nix::errno::Errno::EIO
+            | nix::errno::Errno::EINVAL
+            | nix::errno::Errno::ENOPROTOOPT
+            | nix::errno::Errno::EOPNOTSUPP,
+        ) => Sent::Refused,
+        Err(e) => Sent::Done(Err(Errno::from(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_one_flow_and_size() {
+        let a: SocketAddr = "10.0.0.1:4789".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:4789".parse().unwrap();
+        let key = |m: &(SocketAddr, u16, usize)| *m;
+        let m = |d, p, l| (d, p, l);
+        // Same flow and size, a shorter last one ends the run.
+        let msgs = [m(a, 1, 100), m(a, 1, 100), m(a, 1, 60), m(a, 1, 100)];
+        assert_eq!(run(&msgs, key), 3);
+        // Another port, destination or a longer one ends it before.
+        assert_eq!(run(&[m(a, 1, 100), m(a, 2, 100)], key), 1);
+        assert_eq!(run(&[m(a, 1, 100), m(b, 1, 100)], key), 1);
+        assert_eq!(run(&[m(a, 1, 100), m(a, 1, 101)], key), 1);
+        assert_eq!(run::<(SocketAddr, u16, usize)>(&[], key), 0);
+        // At most 64 segments, and 64 KiB.
+        assert_eq!(run(&[m(a, 1, 10); 100], key), MAX_SEGS);
+        assert_eq!(run(&[m(a, 1, 9000); 10], key), MAX_BYTES / 9000);
+    }
 }

@@ -48,10 +48,22 @@ struct TxBatch {
     /// The datagrams one after the other: UDP header (raw socket only),
     /// VXLAN header, inner frame.
     data: Vec<u8>,
-    /// (offset in `data`, length, destination) of each.
-    msgs: Vec<(usize, usize, SockaddrStorage)>,
+    msgs: Vec<Msg>,
     /// Queued for the end of the reactor turn.
     deferred: bool,
+}
+
+/// One datagram of a batch.
+struct Msg {
+    /// Where it is in the batch's data, and its length.
+    off: usize,
+    len: usize,
+    /// Its destination, and the address the socket sends it to (a raw
+    /// socket's has no port).
+    dst: SocketAddr,
+    to: SockaddrStorage,
+    /// Its source port (the bound port without a raw socket).
+    sport: u16,
 }
 
 /// A batch is sent at once when it holds this many datagrams or bytes.
@@ -364,22 +376,28 @@ impl VxlanIo {
         } else {
             dst
         });
-        let mut sport = None;
+        let mut sport = (!raw).then_some(self.p.local.port());
         let (full, defer) = {
             let mut b = lock(&self.tx);
             let mut push = |seg: &Frame| -> Result<(), Errno> {
                 let off = b.data.len();
+                let sp = *sport.get_or_insert_with(|| {
+                    flow::source_port(seg, self.p.port_min, self.p.port_max)
+                });
                 if raw {
-                    let sp = *sport.get_or_insert_with(|| {
-                        flow::source_port(seg, self.p.port_min, self.p.port_max)
-                    });
                     let udp = udp_header(sp, dst.port(), vxh.len() + seg.len())?;
                     b.data.extend_from_slice(&udp);
                 }
                 b.data.extend_from_slice(&vxh);
                 b.data.extend_from_slice(seg.bytes());
                 let len = b.data.len() - off;
-                b.msgs.push((off, len, to));
+                b.msgs.push(Msg {
+                    off,
+                    len,
+                    dst,
+                    to,
+                    sport: sp,
+                });
                 Ok(())
             };
             let mut r = Ok(());
@@ -447,35 +465,96 @@ impl VxlanIo {
         sent
     }
 
-    /// Send the batch: one sendmmsg (more when the socket takes part).
-    /// Datagrams the socket refuses are lost as a full queue loses them,
-    /// and counted as output errors.
+    /// Send the batch: runs of datagrams of one flow and size (the
+    /// datagrams of a stream of small packets) in one send each with
+    /// segmentation offload, the others with one sendmmsg (more when the
+    /// socket takes part). Datagrams the socket refuses are lost as a full
+    /// queue loses them, and counted as output errors.
     fn flush_tx(&self) {
+        let mut b = lock(&self.tx);
+        b.deferred = false;
+        let (mut lost, mut start, mut i) = (0, 0, 0);
+        // Our UDP header, in front of each datagram for a raw socket.
+        let hl = if self.raw.is_some() { 8 } else { 0 };
+        while i < b.msgs.len() {
+            let end = gso::run(&b.msgs[i..], |m| (m.dst, m.sport, m.len - hl)) + i;
+            let m = &b.msgs[i];
+            let sock = match &self.raw {
+                _ if end - i < 2 => None,
+                Some(_) => self.flows.get(&self.p, m.sport),
+                None => None,
+            };
+            let fd = match (&sock, &self.raw) {
+                (Some(s), _) => Some(s.as_raw_fd()),
+                (None, None) if end - i >= 2 && !self.no_gso.load(Relaxed) => {
+                    Some(self.vtep.sock.as_raw_fd())
+                }
+                _ => None,
+            };
+            let Some(fd) = fd else {
+                i = end;
+                continue;
+            };
+            // What came before leaves first.
+            lost += self.send_mmsg(&b, start..i);
+            let pieces: Vec<std::io::IoSlice> = b.msgs[i..end]
+                .iter()
+                .map(|m| std::io::IoSlice::new(&b.data[m.off + hl..m.off + m.len]))
+                .collect();
+            match gso::send_pieces(fd, m.dst, m.len - hl, &pieces) {
+                Sent::Done(Ok(())) => {}
+                Sent::Done(Err(_)) => lost += end - i,
+                Sent::Uneven | Sent::Refused => {
+                    match self.raw {
+                        Some(_) => self.flows.refuse(m.sport),
+                        None => self.no_gso.store(true, Relaxed),
+                    }
+                    // With the others, one datagram each.
+                    start = i;
+                    i = end;
+                    continue;
+                }
+            }
+            (start, i) = (end, end);
+        }
+        lost += self.send_mmsg(&b, start..b.msgs.len());
+        b.data.clear();
+        b.msgs.clear();
+        drop(b);
+        if lost > 0
+            && let Some(port) = self.port.upgrade()
+        {
+            port.counters.oerrors.fetch_add(lost as u64, Relaxed);
+        }
+    }
+
+    /// Send datagrams `range` of the batch with sendmmsg; how many were
+    /// lost.
+    fn send_mmsg(&self, b: &TxBatch, range: std::ops::Range<usize>) -> usize {
+        let msgs = &b.msgs[range];
+        if msgs.is_empty() {
+            return 0;
+        }
         let fd = match &self.raw {
             Some(raw) => raw.as_raw_fd(),
             None => self.vtep.sock.as_raw_fd(),
         };
-        let mut b = lock(&self.tx);
-        b.deferred = false;
-        if b.msgs.is_empty() {
-            return;
-        }
-        let lost = TX.with(|tx| {
+        TX.with(|tx| {
             let t = &mut *tx.borrow_mut();
             t.iovs.clear();
             t.hdrs.clear();
-            for &(off, len, _) in &b.msgs {
+            for m in msgs {
                 t.iovs.push(libc::iovec {
-                    iov_base: b.data[off..].as_ptr().cast_mut().cast(),
-                    iov_len: len,
+                    iov_base: b.data[m.off..].as_ptr().cast_mut().cast(),
+                    iov_len: m.len,
                 });
             }
-            for (iov, (_, _, to)) in t.iovs.iter_mut().zip(&b.msgs) {
+            for (iov, m) in t.iovs.iter_mut().zip(msgs) {
                 // SAFETY: msghdr is plain old data; the fields set below
                 // are the ones sendmmsg reads.
                 let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_name = to.as_ptr().cast_mut().cast();
-                h.msg_hdr.msg_namelen = to.len();
+                h.msg_hdr.msg_name = m.to.as_ptr().cast_mut().cast();
+                h.msg_hdr.msg_namelen = m.to.len();
                 h.msg_hdr.msg_iov = iov;
                 h.msg_hdr.msg_iovlen = 1;
                 t.hdrs.push(h);
@@ -498,15 +577,7 @@ impl VxlanIo {
                 sent += n as usize;
             }
             0
-        });
-        b.data.clear();
-        b.msgs.clear();
-        drop(b);
-        if lost > 0
-            && let Some(port) = self.port.upgrade()
-        {
-            port.counters.oerrors.fetch_add(lost as u64, Relaxed);
-        }
+        })
     }
 }
 

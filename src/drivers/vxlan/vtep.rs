@@ -3,12 +3,13 @@
 //! that uses that address and port, told apart by their VNI (FreeBSD's
 //! vxlan_socket): `vxlan0` with VNI 42 and `vxlan1` with VNI 43 both
 //! listen on 4789. One reactor source per socket reads it in batches
-//! (recvmmsg) and hands each datagram to the interface of its VNI.
+//! (recvmmsg) and hands each datagram to the interface of its VNI. With
+//! UDP_GRO on, a read may hold a run of datagrams of one flow and size
+//! (the segments another ifnetd sent in one send): they are split again.
 //! Datagrams no interface can be told from (shorter than a VXLAN header,
 //! a VNI nobody serves) count as input errors of the socket's first
 //! interface.
 
-use super::header;
 use crate::ioctl::Errno;
 use crate::reactor::{Handler, Reactor, Registration};
 use std::cell::RefCell;
@@ -20,9 +21,13 @@ use std::time::{Duration, Instant};
 
 /// Datagrams read per system call, and per turn of the reactor.
 const RX_BATCH: usize = 32;
-/// Largest datagram read: a jumbo inner frame and the VXLAN header.
-/// Larger ones are cut (MSG_TRUNC) and dropped.
-const RX_BUF: usize = 9216 + header::HEADER_LEN;
+/// Largest datagram read: a run of datagrams the kernel joined (UDP_GRO:
+/// at most 64 KiB), or one larger than a jumbo frame, which is dropped
+/// as too long. Larger ones are cut (MSG_TRUNC) and dropped.
+const RX_BUF: usize = 65536;
+/// The socket option that has the kernel join datagrams of one flow and
+/// size into one read, with their size in a control message (linux/udp.h).
+const UDP_GRO: i32 = 104;
 /// The socket's receive buffer (the kernel doubles it for bookkeeping).
 const RCVBUF: i32 = 4 << 20;
 /// How often expired forwarding entries are swept (FreeBSD: 5 minutes).
@@ -72,8 +77,10 @@ pub(super) fn mreqn(
 
 /// Receive buffers of one reactor thread: no allocation per datagram.
 struct RxBatch {
-    bufs: Vec<[u8; RX_BUF]>,
+    bufs: Vec<Box<[u8]>>,
     names: Vec<libc::sockaddr_storage>,
+    /// Room for each read's control messages (the UDP_GRO size).
+    ctrl: Vec<[u64; 4]>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
 }
@@ -81,7 +88,10 @@ struct RxBatch {
 impl RxBatch {
     fn new() -> RxBatch {
         RxBatch {
-            bufs: vec![[0u8; RX_BUF]; RX_BATCH],
+            bufs: (0..RX_BATCH)
+                .map(|_| vec![0u8; RX_BUF].into_boxed_slice())
+                .collect(),
+            ctrl: vec![[0; 4]; RX_BATCH],
             // SAFETY: sockaddr_storage is plain old data; all zeroes is a
             // valid value.
             names: vec![unsafe { std::mem::zeroed() }; RX_BATCH],
@@ -125,6 +135,23 @@ pub(super) fn unicast_ttl(ttl: u32) -> i32 {
     if ttl == 0 { -1 } else { ttl as i32 }
 }
 
+/// The size of the datagrams the kernel joined into this read, if it did.
+fn gro_size(h: &libc::msghdr) -> Option<usize> {
+    // SAFETY: the header's control buffer holds what recvmmsg wrote, of
+    // the length it set; the CMSG macros stay within it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+                return usize::try_from(size).ok().filter(|&s| s > 0);
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}
+
 /// A non-blocking UDP socket of IPv6 (taking IPv6 only) or IPv4.
 pub(super) fn udp_socket(v6: bool) -> Result<std::os::fd::OwnedFd, Errno> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType};
@@ -147,20 +174,17 @@ pub(super) fn udp_socket(v6: bool) -> Result<std::os::fd::OwnedFd, Errno> {
 
 /// A non-blocking UDP socket bound to `bind`; an IPv6 one takes IPv6
 /// only, so that the IPv4 and IPv6 wildcards of one port are two sockets.
-/// With `share`, it may bind beside another socket of ours on the same
+/// With `share`, it may bind beside other sockets of ours on the same
 /// port (a specific address beside the wildcard: each datagram goes to
-/// the most specific). Every socket allows that once bound (SO_REUSEADDR,
-/// which both must have), so a program that does not ask for it still
-/// finds the port in use.
+/// the most specific), which allow it (SO_REUSEADDR, which both must
+/// have: see [`Registry::get`]).
 fn bind_socket(bind: SocketAddr, share: bool) -> Result<UdpSocket, Errno> {
     use nix::sys::socket::SockaddrStorage;
     let fd = udp_socket(bind.is_ipv6())?;
-    let reuse = nix::sys::socket::sockopt::ReuseAddr;
     if share {
-        nix::sys::socket::setsockopt(&fd, reuse, &true)?;
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true)?;
     }
     nix::sys::socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(bind))?;
-    nix::sys::socket::setsockopt(&fd, reuse, &true)?;
     Ok(UdpSocket::from(fd))
 }
 
@@ -177,12 +201,19 @@ impl Registry {
         }
         // FreeBSD shares a socket by its exact address only, and with
         // net.link.vxlan.reuse_port=1 lets a specific address and the
-        // wildcard of one port be bound both: so do we, always.
+        // wildcard of one port be bound both: so do we, always. Only
+        // sockets with a neighbour on their port allow sharing it, so
+        // that another program still finds a lone one's port in use.
         m.retain(|_, w| w.strong_count() > 0);
-        let share = m
-            .keys()
-            .any(|a| a.port() == bind.port() && a.is_ipv6() == bind.is_ipv6());
-        let sock = bind_socket(bind, share)?;
+        let neighbours: Vec<Arc<Vtep>> = m
+            .iter()
+            .filter(|(a, _)| a.port() == bind.port() && a.is_ipv6() == bind.is_ipv6())
+            .filter_map(|(_, w)| w.upgrade())
+            .collect();
+        for v in &neighbours {
+            nix::sys::socket::setsockopt(&v.sock, nix::sys::socket::sockopt::ReuseAddr, &true)?;
+        }
+        let sock = bind_socket(bind, !neighbours.is_empty())?;
         let ttl = unicast_ttl(ttl);
         match bind {
             SocketAddr::V4(_) => setsockopt(&sock, libc::IPPROTO_IP, libc::IP_TTL, &ttl)?,
@@ -190,6 +221,8 @@ impl Registry {
                 setsockopt(&sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)?
             }
         }
+        let on: i32 = 1;
+        let _ = setsockopt(&sock, libc::SOL_UDP, UDP_GRO, &on);
         // Room for the bursts a TCP sender makes between two reads (the
         // default, about a hundred datagrams, drops some): beyond
         // net.core.rmem_max where we may (CAP_NET_ADMIN), up to it else.
@@ -363,7 +396,8 @@ impl Vtep {
                 iov_len: RX_BUF,
             });
         }
-        for (iov, name) in b.iovs.iter_mut().zip(b.names.iter_mut()) {
+        let slots = b.iovs.iter_mut().zip(b.names.iter_mut());
+        for ((iov, name), ctrl) in slots.zip(b.ctrl.iter_mut()) {
             // SAFETY: mmsghdr is plain old data; the fields set below are
             // the ones recvmmsg reads.
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
@@ -371,6 +405,8 @@ impl Vtep {
             h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = ctrl.as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = std::mem::size_of_val(ctrl);
             b.hdrs.push(h);
         }
         // SAFETY: every header points into `b`'s buffers, which outlive
@@ -403,7 +439,15 @@ impl Vtep {
                 .unwrap_or(owner);
             match sockaddr_of(&b.names[i]) {
                 Some(from) if h.msg_hdr.msg_flags & libc::MSG_TRUNC == 0 => {
-                    m.input(from, d, now);
+                    // Datagrams the kernel joined: each on its own.
+                    match gro_size(&h.msg_hdr) {
+                        Some(size) if size < d.len() => {
+                            for dgram in d.chunks(size) {
+                                m.input(from, dgram, now);
+                            }
+                        }
+                        _ => m.input(from, d, now),
+                    }
                 }
                 _ => m.input_error(),
             }
