@@ -792,9 +792,26 @@ impl Router {
             let macs = (mac, frame.src());
             icmp::error4(&mut b, macs, me, ip.src, id, code, word, orig, ip.hlen);
             if let Some(f) = Frame::new(&b) {
-                let _ = inif.port.output(&f);
+                self.send_error(inif, IpAddr::V4(ip.src), &f);
             }
         });
+    }
+
+    /// An ICMP error on its way back to `to`, along the routing table as
+    /// icmp_reflect's ip_output sends it (by the route's interface, to its
+    /// next hop, resolved if need be; not at all without a route). A
+    /// link-local destination is the sender on the link it came in on.
+    fn send_error(&self, inif: &IfInfo, to: IpAddr, f: &Frame) {
+        if let IpAddr::V6(a) = to
+            && a.is_unicast_link_local()
+        {
+            let _ = inif.port.output(f);
+            return;
+        }
+        let cfg = self.config();
+        if let Ok((_, out, nexthop)) = next_hop(&cfg, cfg.fib.lookup(to), to) {
+            self.send(out, nexthop, inif.index, f, true);
+        }
     }
 
     /// icmp6_error, as `error4`.
@@ -823,7 +840,7 @@ impl Router {
             let mut b = b.borrow_mut();
             icmp::error6(&mut b, (mac, frame.src()), me, ip.src, code, word, orig);
             if let Some(f) = Frame::new(&b) {
-                let _ = inif.port.output(&f);
+                self.send_error(inif, IpAddr::V6(ip.src), &f);
             }
         });
     }
@@ -1014,7 +1031,7 @@ mod tests {
     }
 
     /// A router between two ports: 10.1.0.1/24 on 1, 10.2.0.1/24 on 2,
-    /// forwarding on, 10.2.0.2 resolved.
+    /// forwarding on, 10.2.0.2 and 10.1.0.2 resolved.
     fn router() -> (Arc<Router>, [Arc<Port>; 2], [Arc<Medium>; 2]) {
         let r = Router::new();
         let mk = |i: u32| {
@@ -1041,6 +1058,10 @@ mod tests {
         let dst = IpAddr::from([10, 2, 0, 2]);
         r.neigh
             .learn(2, dst, [2, 0, 0, 0, 0, 9], true, Instant::now());
+        // The sender, for the errors back.
+        let src = IpAddr::from([10, 1, 0, 2]);
+        r.neigh
+            .learn(1, src, [2, 0, 0, 0, 0, 7], true, Instant::now());
         (r, [p1, p2], [m1, m2])
     }
 
@@ -1178,6 +1199,35 @@ mod tests {
         assert_eq!(h[60], 0);
         assert_eq!(checksum(0, &h[..60]), 0);
         assert_eq!(checksum(0, &h[60..]), 0);
+    }
+
+    /// Errors go back along the table (icmp_reflect's ip_output), not to
+    /// the MAC the packet came from.
+    #[test]
+    fn errors_follow_the_route_back() {
+        let (r, [p1, _], [m1, m2]) = router();
+        let back = crate::ioctl::RtEntry {
+            dst: IpAddr::from([10, 1, 0, 2]),
+            prefix: 32,
+            gateway: Some(IpAddr::from([10, 2, 0, 2])),
+            ifname: None,
+            ifa: None,
+            flags: rtf::UP | rtf::GATEWAY | rtf::HOST | rtf::STATIC,
+            mtu: 0,
+            used: 0,
+        };
+        assert!(r.request(crate::ioctl::RouteReq::Add(back)).is_ok());
+        // To nowhere: a host unreachable, by way of 10.2.0.2.
+        let f = with_options([10, 9, 9, 9], 17, &[], &[0; 8]);
+        assert!(r.input(&p1, &Frame::new(&f).unwrap()));
+        assert!(m1.0.lock().unwrap().is_empty());
+        let out = m2.0.lock().unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0][..6], [2, 0, 0, 0, 0, 9]);
+        assert_eq!(out[0][6..12], [2, 0, 0, 0, 0, 2]);
+        let h = &out[0][14..];
+        assert_eq!((h[9], h[20], h[21]), (1, 3, 1));
+        assert_eq!(h[16..20], [10, 1, 0, 2]);
     }
 
     #[test]
