@@ -725,6 +725,10 @@ impl Router {
         }
         let off0 = u16::from_be_bytes([p[6], p[7]]);
         let data = &p[hlen..];
+        // ip_optcopy: the pieces after the first carry only the options
+        // marked to be copied (source routes, not a record route).
+        let mut rest = [0u8; MAX_IPOPTLEN];
+        let rest_len = ipopt::optcopy(&p[20..hlen], &mut rest);
         let mut n = 0;
         OUT.with(|b| {
             let mut b = b.borrow_mut();
@@ -733,9 +737,17 @@ impl Router {
                 b.extend_from_slice(&dst);
                 b.extend_from_slice(&src);
                 b.extend_from_slice(&ETHERTYPE_IP.to_be_bytes());
-                b.extend_from_slice(&p[..hlen]);
+                let hlen = if k == 0 {
+                    b.extend_from_slice(&p[..hlen]);
+                    hlen
+                } else {
+                    b.extend_from_slice(&p[..20]);
+                    b.extend_from_slice(&rest[..rest_len]);
+                    20 + rest_len
+                };
                 b.extend_from_slice(piece);
                 let h = &mut b[ETHER_HDR..];
+                h[0] = 0x40 | (hlen / 4) as u8;
                 let last = (k + 1) * chunk >= data.len();
                 let more = if last { off0 & IP_MF } else { IP_MF };
                 let offset = (off0 & IP_OFFMASK) + (k * chunk / 8) as u16;
@@ -1199,6 +1211,29 @@ mod tests {
         assert_eq!(h[60], 0);
         assert_eq!(checksum(0, &h[..60]), 0);
         assert_eq!(checksum(0, &h[60..]), 0);
+    }
+
+    /// ip_fragment with options: the first piece carries them all, the
+    /// others only those marked to be copied.
+    #[test]
+    fn fragments_after_the_first_drop_the_record_route() {
+        let (r, [p1, _], [_, m2]) = router();
+        let f = with_options([10, 2, 0, 2], 17, &rr(), &[7; 1600]);
+        assert!(r.input(&p1, &Frame::new(&f).unwrap()));
+        let out = m2.0.lock().unwrap();
+        assert_eq!(out.len(), 2);
+        let (a, b) = (&out[0][14..], &out[1][14..]);
+        assert_eq!((a[0], b[0]), (0x4f, 0x45));
+        assert_eq!((a[20], a[23..27].to_vec()), (7, vec![10, 2, 0, 1]));
+        assert_eq!(checksum(0, &a[..60]), 0);
+        assert_eq!(checksum(0, &b[..20]), 0);
+        let total = |h: &[u8]| usize::from(u16::from_be_bytes([h[2], h[3]]));
+        assert_eq!((total(a), a.len()), (1500, 1500));
+        assert_eq!(total(b) - 20 + total(a) - 60, 1600);
+        assert_eq!(
+            u16::from_be_bytes([b[6], b[7]]) & IP_OFFMASK,
+            (1440 / 8) as u16
+        );
     }
 
     /// Errors go back along the table (icmp_reflect's ip_output), not to
