@@ -350,9 +350,11 @@ impl Router {
         let route = cfg.fib.lookup(dst);
         if !srcrt && let Some(r) = route.filter(|r| r.is_local()) {
             st.ip(IP_DELIVERED);
-            let another = r.ifindex != from.index && r.flags & rtf::BROADCAST == 0;
+            let bcast = r.flags & rtf::BROADCAST != 0;
+            let another = r.ifindex != from.index && !bcast;
             let route_end = opts.and_then(|d| d.route_end);
-            if another || (opts.is_some() && is_echo_request(frame.payload(), ip.hlen)) {
+            let reflect = opts.is_some() && !bcast && is_echo_request(frame.payload(), ip.hlen);
+            if another || reflect {
                 // An address of another interface (the weak host model),
                 // or an echo request with options (icmp_reflect): answered
                 // from here.
