@@ -5,7 +5,9 @@
 #           net.inet.ip.forwarding=1
 #   linux   a Linux namespace with ip_forward=1 and a veth pair to each
 # Measures iperf3 TCP, iperf3 UDP with 64-byte payloads (-b 0), and ping
-# RTT, each path in turn, REPS times (median). Writes
+# RTT, each path in turn, REPS times (the median of the runs; for RTT the
+# median of every reply of the runs, which the stray slow replies of a
+# shared machine move least). Writes
 # bench/results/route.txt. Needs root. Cleans up.
 # Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200).
 set -euo pipefail
@@ -74,10 +76,10 @@ R=$W/raw; mkdir -p "$R"
 for r in $(seq "$REPS"); do
     for p in $PATHS; do
         echo "rep $r/$REPS: $p" >&2
-        ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 -q 10.71.2.2 > "$R/ping-$p-$r.txt"
+        ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 10.71.2.2 > "$R/ping-$p-$r.txt"
         # The router's own address, answered by its host side: how fast a
         # thread of the router wakes on this machine now.
-        ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 -q 10.71.1.1 > "$R/pingr-$p-$r.txt"
+        ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 10.71.1.1 > "$R/pingr-$p-$r.txt"
         ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
         sleep 0.5
         ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udp-$p-$r.json"
@@ -100,12 +102,14 @@ for p in paths:
         j = json.load(open(f"{R}/udp-{p}-{r}.json"))
         s = j["end"]["sum"]
         udp.append(s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3)
+        # Each reply's time: the median of all is what a shared machine's
+        # stray slow ones move least.
         for f, v in (("ping", rtt), ("pingr", rttr)):
-            m = re.search(r"= [\d.]+/([\d.]+)/", open(f"{R}/{f}-{p}-{r}.txt").read())
-            v.append(float(m.group(1)) * 1000 if m else float("nan"))
+            t = re.findall(r"time=([\d.]+) ms", open(f"{R}/{f}-{p}-{r}.txt").read())
+            v.extend(float(x) * 1000 for x in t)
     res[p] = (med(tcp), med(udp), med(rtt), med(rttr))
 print("route bench: A -> router -> B, median of %d (a shared machine)" % reps)
-print("%-6s %12s %14s %10s %18s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT us", "RTT to router us"))
+print("%-6s %12s %14s %10s %18s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT p50 us", "to router p50 us"))
 for p in paths:
     t, u, r, rr = res[p]
     print("%-6s %12.2f %14.1f %10.0f %18.0f" % (p, t, u, r, rr))

@@ -10,7 +10,7 @@ use crate::ioctl::{
     Request, Response, iff, in_iff, in6_iff,
 };
 use crate::port::{FrameReceiver, Port};
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, io_group};
 use crate::route::{IfInfo, Router};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc::Receiver;
@@ -1049,7 +1049,13 @@ fn sync_inet(i: &mut Ifnet, dad: DadTimers, reactor: &Arc<Reactor>) {
     });
     let want: Vec<HostAddr> = v4.chain(v6).collect();
     if i.inet.is_none() {
-        match inet::Presence::start(s.port.clone(), mac, dad, reactor) {
+        // A bridge's sources are in its own group, others' in the
+        // routing group (see `reactor::io_group`).
+        let group = match s.kind {
+            IfType::Bridge => u64::from(s.index),
+            _ => io_group(None),
+        };
+        match inet::Presence::start(s.port.clone(), mac, dad, (reactor, group)) {
             Ok(h) => i.inet = Some(h),
             Err(e) => {
                 crate::log::warn(&format!("{}: cannot start the IP presence: {e}", s.name));

@@ -6,11 +6,12 @@
 //! A source is a [`Handler`], polled on its thread when its descriptor is
 //! readable (level-triggered: a handler that leaves work behind is polled
 //! again on the next turn), when its deadline passes, or after
-//! [`Registration::wake`]. Sources of one group (a bridge and its members)
-//! share a thread: a write to one member's host TAP queues the host's
-//! answer on the other, which the same thread reads on its next turn,
-//! without a cross-CPU wakeup. Groups are spread over the threads, so two
-//! bridges use two CPUs.
+//! [`Registration::wake`]. Sources of one group (a bridge and its members;
+//! the interfaces in no bridge, which the kernel routes between, see
+//! [`ROUTE_GROUP`]) share a thread: a write to one member's host TAP
+//! queues the host's answer on the other, which the same thread reads on
+//! its next turn, without a cross-CPU wakeup. Groups are spread over the
+//! threads, so two bridges use two CPUs.
 //!
 //! Threads are made by [`Reactor::new`], from whoever makes the kernel (the
 //! daemon's main thread), so they run with the daemon's credentials.
@@ -34,6 +35,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
+
+/// The group of the interfaces that are no bridge's members: the kernel
+/// routes between them, so they share a thread as a bridge's members do.
+/// A forwarded packet's answer (the echo reply, the TCP ACK) is then
+/// queued on the interface it left by when the write returns, and the
+/// thread that forwarded it reads it on its next turn: no wakeup of
+/// another thread per hop. (Interface indexes are 32 bits: no clash.)
+pub const ROUTE_GROUP: u64 = 1 << 32;
+
+/// The reactor group of an interface in bridge `bridge` (its index), or
+/// of one in none.
+pub fn io_group(bridge: Option<u32>) -> u64 {
+    bridge.map_or(ROUTE_GROUP, u64::from)
+}
 
 /// Something a reactor thread polls.
 pub trait Handler: Send + Sync + 'static {
@@ -757,6 +772,28 @@ mod tests {
         while rx.try_recv().is_ok() {}
         ev.write(1).unwrap();
         assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
+    }
+
+    /// Interfaces in no bridge (the ones the kernel routes between) share
+    /// one group, whatever their indexes; a bridge's members its own.
+    #[test]
+    fn unbridged_interfaces_share_the_routing_group() {
+        assert_eq!(io_group(None), ROUTE_GROUP);
+        assert_eq!(io_group(Some(3)), 3);
+        assert!(u64::from(u32::MAX) < ROUTE_GROUP);
+        let r = Reactor::new(2).unwrap();
+        let reg = |group: u64| {
+            let (tx, _) = channel();
+            let h = Arc::new(Count(AtomicU32::new(0), Mutex::new(tx), None));
+            r.register_in(group, None, h).unwrap()
+        };
+        let (virt0, bridge, virt1) = (
+            reg(io_group(None)),
+            reg(io_group(Some(5))),
+            reg(io_group(None)),
+        );
+        assert_eq!(virt0.worker(), virt1.worker());
+        assert_ne!(virt0.worker(), bridge.worker());
     }
 
     /// The spin turns on when events follow work closely, and off after a

@@ -488,17 +488,18 @@ pub struct Presence {
 }
 
 impl Presence {
+    /// `group`: the reactor group of the interface's own sources.
     pub fn start(
         port: Arc<Port>,
         mac: Mac,
         timers: DadTimers,
-        reactor: &Arc<Reactor>,
+        (reactor, group): (&Arc<Reactor>, u64),
     ) -> Result<Presence, Errno> {
         let host = Arc::new(Host::new(port.clone(), mac, timers, Instant::now())?);
         // With the interface's own sources: answers leave from the thread
         // that read the question.
         let reg = reactor
-            .register_in(u64::from(port.index), None, host.clone())
+            .register_in(group, None, host.clone())
             .map_err(|_| Errno::ENOMEM)?;
         let reg = Arc::new(reg);
         let weak = Arc::downgrade(&reg);

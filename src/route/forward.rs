@@ -350,9 +350,11 @@ impl Router {
         let route = cfg.fib.lookup(dst);
         if !srcrt && let Some(r) = route.filter(|r| r.is_local()) {
             st.ip(IP_DELIVERED);
-            let another = r.ifindex != from.index && r.flags & rtf::BROADCAST == 0;
+            let bcast = r.flags & rtf::BROADCAST != 0;
+            let another = r.ifindex != from.index && !bcast;
             let route_end = opts.and_then(|d| d.route_end);
-            if another || (opts.is_some() && is_echo_request(frame.payload(), ip.hlen)) {
+            let reflect = opts.is_some() && !bcast && is_echo_request(frame.payload(), ip.hlen);
+            if another || reflect {
                 // An address of another interface (the weak host model),
                 // or an echo request with options (icmp_reflect): answered
                 // from here.
@@ -725,6 +727,10 @@ impl Router {
         }
         let off0 = u16::from_be_bytes([p[6], p[7]]);
         let data = &p[hlen..];
+        // ip_optcopy: the pieces after the first carry only the options
+        // marked to be copied (source routes, not a record route).
+        let mut rest = [0u8; MAX_IPOPTLEN];
+        let rest_len = ipopt::optcopy(&p[20..hlen], &mut rest);
         let mut n = 0;
         OUT.with(|b| {
             let mut b = b.borrow_mut();
@@ -733,9 +739,17 @@ impl Router {
                 b.extend_from_slice(&dst);
                 b.extend_from_slice(&src);
                 b.extend_from_slice(&ETHERTYPE_IP.to_be_bytes());
-                b.extend_from_slice(&p[..hlen]);
+                let hlen = if k == 0 {
+                    b.extend_from_slice(&p[..hlen]);
+                    hlen
+                } else {
+                    b.extend_from_slice(&p[..20]);
+                    b.extend_from_slice(&rest[..rest_len]);
+                    20 + rest_len
+                };
                 b.extend_from_slice(piece);
                 let h = &mut b[ETHER_HDR..];
+                h[0] = 0x40 | (hlen / 4) as u8;
                 let last = (k + 1) * chunk >= data.len();
                 let more = if last { off0 & IP_MF } else { IP_MF };
                 let offset = (off0 & IP_OFFMASK) + (k * chunk / 8) as u16;
@@ -792,9 +806,26 @@ impl Router {
             let macs = (mac, frame.src());
             icmp::error4(&mut b, macs, me, ip.src, id, code, word, orig, ip.hlen);
             if let Some(f) = Frame::new(&b) {
-                let _ = inif.port.output(&f);
+                self.send_error(inif, IpAddr::V4(ip.src), &f);
             }
         });
+    }
+
+    /// An ICMP error on its way back to `to`, along the routing table as
+    /// icmp_reflect's ip_output sends it (by the route's interface, to its
+    /// next hop, resolved if need be; not at all without a route). A
+    /// link-local destination is the sender on the link it came in on.
+    fn send_error(&self, inif: &IfInfo, to: IpAddr, f: &Frame) {
+        if let IpAddr::V6(a) = to
+            && a.is_unicast_link_local()
+        {
+            let _ = inif.port.output(f);
+            return;
+        }
+        let cfg = self.config();
+        if let Ok((_, out, nexthop)) = next_hop(&cfg, cfg.fib.lookup(to), to) {
+            self.send(out, nexthop, inif.index, f, true);
+        }
     }
 
     /// icmp6_error, as `error4`.
@@ -823,7 +854,7 @@ impl Router {
             let mut b = b.borrow_mut();
             icmp::error6(&mut b, (mac, frame.src()), me, ip.src, code, word, orig);
             if let Some(f) = Frame::new(&b) {
-                let _ = inif.port.output(&f);
+                self.send_error(inif, IpAddr::V6(ip.src), &f);
             }
         });
     }
@@ -1014,7 +1045,7 @@ mod tests {
     }
 
     /// A router between two ports: 10.1.0.1/24 on 1, 10.2.0.1/24 on 2,
-    /// forwarding on, 10.2.0.2 resolved.
+    /// forwarding on, 10.2.0.2 and 10.1.0.2 resolved.
     fn router() -> (Arc<Router>, [Arc<Port>; 2], [Arc<Medium>; 2]) {
         let r = Router::new();
         let mk = |i: u32| {
@@ -1041,6 +1072,10 @@ mod tests {
         let dst = IpAddr::from([10, 2, 0, 2]);
         r.neigh
             .learn(2, dst, [2, 0, 0, 0, 0, 9], true, Instant::now());
+        // The sender, for the errors back.
+        let src = IpAddr::from([10, 1, 0, 2]);
+        r.neigh
+            .learn(1, src, [2, 0, 0, 0, 0, 7], true, Instant::now());
         (r, [p1, p2], [m1, m2])
     }
 
@@ -1178,6 +1213,58 @@ mod tests {
         assert_eq!(h[60], 0);
         assert_eq!(checksum(0, &h[..60]), 0);
         assert_eq!(checksum(0, &h[60..]), 0);
+    }
+
+    /// ip_fragment with options: the first piece carries them all, the
+    /// others only those marked to be copied.
+    #[test]
+    fn fragments_after_the_first_drop_the_record_route() {
+        let (r, [p1, _], [_, m2]) = router();
+        let f = with_options([10, 2, 0, 2], 17, &rr(), &[7; 1600]);
+        assert!(r.input(&p1, &Frame::new(&f).unwrap()));
+        let out = m2.0.lock().unwrap();
+        assert_eq!(out.len(), 2);
+        let (a, b) = (&out[0][14..], &out[1][14..]);
+        assert_eq!((a[0], b[0]), (0x4f, 0x45));
+        assert_eq!((a[20], a[23..27].to_vec()), (7, vec![10, 2, 0, 1]));
+        assert_eq!(checksum(0, &a[..60]), 0);
+        assert_eq!(checksum(0, &b[..20]), 0);
+        let total = |h: &[u8]| usize::from(u16::from_be_bytes([h[2], h[3]]));
+        assert_eq!((total(a), a.len()), (1500, 1500));
+        assert_eq!(total(b) - 20 + total(a) - 60, 1600);
+        assert_eq!(
+            u16::from_be_bytes([b[6], b[7]]) & IP_OFFMASK,
+            (1440 / 8) as u16
+        );
+    }
+
+    /// Errors go back along the table (icmp_reflect's ip_output), not to
+    /// the MAC the packet came from.
+    #[test]
+    fn errors_follow_the_route_back() {
+        let (r, [p1, _], [m1, m2]) = router();
+        let back = crate::ioctl::RtEntry {
+            dst: IpAddr::from([10, 1, 0, 2]),
+            prefix: 32,
+            gateway: Some(IpAddr::from([10, 2, 0, 2])),
+            ifname: None,
+            ifa: None,
+            flags: rtf::UP | rtf::GATEWAY | rtf::HOST | rtf::STATIC,
+            mtu: 0,
+            used: 0,
+        };
+        assert!(r.request(crate::ioctl::RouteReq::Add(back)).is_ok());
+        // To nowhere: a host unreachable, by way of 10.2.0.2.
+        let f = with_options([10, 9, 9, 9], 17, &[], &[0; 8]);
+        assert!(r.input(&p1, &Frame::new(&f).unwrap()));
+        assert!(m1.0.lock().unwrap().is_empty());
+        let out = m2.0.lock().unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0][..6], [2, 0, 0, 0, 0, 9]);
+        assert_eq!(out[0][6..12], [2, 0, 0, 0, 0, 2]);
+        let h = &out[0][14..];
+        assert_eq!((h[9], h[20], h[21]), (1, 3, 1));
+        assert_eq!(h[16..20], [10, 1, 0, 2]);
     }
 
     #[test]

@@ -315,6 +315,38 @@ pub fn reflect(
     (first, padded)
 }
 
+/// ip_optcopy: the options of `opts` that a fragment after the first
+/// carries (those with the copied flag, and NOPs for alignment), padded
+/// to a word with EOL, into `out`; their length.
+pub fn optcopy(opts: &[u8], out: &mut [u8; MAX_IPOPTLEN]) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while at < opts.len().min(MAX_IPOPTLEN) {
+        let opt = opts[at];
+        if opt == IPOPT_EOL {
+            break;
+        }
+        if opt == IPOPT_NOP {
+            out[n] = IPOPT_NOP;
+            n += 1;
+            at += 1;
+            continue;
+        }
+        let len = usize::from(opts.get(at + 1).copied().unwrap_or(0));
+        if len < 2 || at + len > opts.len() {
+            break;
+        }
+        if opt & 0x80 != 0 && n + len <= MAX_IPOPTLEN {
+            out[n..n + len].copy_from_slice(&opts[at..at + len]);
+            n += len;
+        }
+        at += len;
+    }
+    let padded = n.div_ceil(4) * 4;
+    out[n..padded].fill(IPOPT_EOL);
+    padded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,6 +492,19 @@ mod tests {
             dooptions(&mut h, true, &Two).unwrap_err().icmp(),
             ((3, 5), 0)
         );
+    }
+
+    #[test]
+    fn fragments_copy_only_the_copied_options() {
+        let mut opts = vec![IPOPT_LSRR, 7, 4, 10, 2, 0, 2, IPOPT_NOP];
+        opts.extend_from_slice(&rr()[..32]);
+        let mut out = [0u8; MAX_IPOPTLEN];
+        let n = optcopy(&opts, &mut out);
+        assert_eq!(out[..n], [IPOPT_LSRR, 7, 4, 10, 2, 0, 2, IPOPT_NOP]);
+        assert_eq!(optcopy(&rr(), &mut out), 0);
+        // Odd lengths are padded.
+        let n = optcopy(&[IPOPT_SSRR, 3, 4, IPOPT_EOL], &mut out);
+        assert_eq!(out[..n], [IPOPT_SSRR, 3, 4, IPOPT_EOL]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ use crate::frame::Frame;
 use crate::ifnet::{Driver, IfState, IfType, LinkPrep};
 use crate::ioctl::{Errno, IfMedia, LinkState, Request, iff};
 use crate::port::{Port, Transmit};
-use crate::reactor::{Handler, Reactor, Registration};
+use crate::reactor::{Handler, Reactor, Registration, io_group};
 use bus::{Batch, Bus, BusReader, Recv, StaleWatch};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::any::Any;
@@ -226,7 +226,7 @@ impl IfClone for ShmifClone {
             hook,
             reactor: env.reactor()?,
             notify: self.notify.clone(),
-            group: u64::from(ifs.index),
+            group: io_group(None),
             link_up: Arc::new(AtomicBool::new(false)),
             media_none: false,
             attached: None,
@@ -266,7 +266,7 @@ struct Shmif {
     hook: KernelHook,
     reactor: Arc<Reactor>,
     notify: Arc<Notifiers>,
-    /// Its reactor group: its bridge's index, or its own.
+    /// Its reactor group: its bridge's index, or the routing group.
     group: u64,
     /// Link state is up: frames go out and come in.
     link_up: Arc<AtomicBool>,
@@ -428,7 +428,7 @@ impl Driver for Shmif {
     }
 
     fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
-        self.group = u64::from(bridge.unwrap_or(ifs.index));
+        self.group = io_group(bridge);
         if let Some(io) = self.io()
             && let Err(e) = io.move_to(&self.notify, &self.reactor, self.group)
         {

@@ -13,7 +13,7 @@ use crate::drivers::gro::Gro;
 use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::port::{Port, Transmit};
-use crate::reactor::{Handler, Reactor, Registration};
+use crate::reactor::{Handler, Reactor, Registration, io_group};
 use nix::sys::socket::{MsgFlags, send};
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, AsRawFd};
@@ -92,7 +92,7 @@ impl Softc {
         let sc = Arc::new_cyclic(|me| Softc {
             me: me.clone(),
             name: name.to_string(),
-            group: AtomicU64::new(u64::from(port.index)),
+            group: AtomicU64::new(io_group(None)),
             port,
             hook,
             mtu: AtomicU32::new(mtu),

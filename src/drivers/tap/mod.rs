@@ -41,7 +41,7 @@ use crate::drivers::ether;
 use crate::drivers::kthread::random_bytes;
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::{BridgeReq, Errno, IfMedia, LinkState, Mac, Request, iff};
-use crate::reactor::{Handler, Registration};
+use crate::reactor::{Handler, Registration, io_group};
 use cdev::{EV_CLOSED, EV_OPENED, Softc, TapTx};
 use std::collections::HashMap;
 use std::os::fd::AsFd;
@@ -343,7 +343,7 @@ impl Driver for Tap {
 
     fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
         if self.open
-            && let Err(e) = self.sc.move_to(u64::from(bridge.unwrap_or(ifs.index)))
+            && let Err(e) = self.sc.move_to(io_group(bridge))
         {
             crate::log::warn(&format!("{}: {e}", ifs.name));
         }

@@ -24,7 +24,7 @@ use crate::drivers::kthread::random_bytes;
 use crate::ifnet::{Driver, IfState};
 use crate::ioctl::{Errno, IfMedia, LinkState, Mac, Request, ifcap, iff};
 use crate::port::Port;
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, io_group};
 use std::sync::{Arc, Mutex};
 use tun::HostTap;
 
@@ -102,7 +102,7 @@ impl IfClone for VirtClone {
             io: None,
             reactor,
             hook,
-            group: u64::from(ifs.index),
+            group: io_group(None),
             port: ifs.port.clone(),
             caps: VIRT_CAPS,
         }))
@@ -121,7 +121,7 @@ pub struct Virt {
     /// Reads the host TAP while the interface is up.
     reactor: Arc<Reactor>,
     hook: KernelHook,
-    /// Its reactor group: its bridge's index, or its own.
+    /// Its reactor group: its bridge's index, or the routing group.
     group: u64,
     port: Arc<Port>,
     /// Enabled capabilities (IFCAP_*).
@@ -253,8 +253,8 @@ impl Driver for Virt {
         }
     }
 
-    fn set_bridge(&mut self, ifs: &mut IfState, bridge: Option<u32>) {
-        self.group = u64::from(bridge.unwrap_or(ifs.index));
+    fn set_bridge(&mut self, _ifs: &mut IfState, bridge: Option<u32>) {
+        self.group = io_group(bridge);
         if let Some(io) = &self.io
             && let Err(e) = io.move_to(&self.reactor, self.group)
         {
