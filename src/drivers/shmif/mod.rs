@@ -47,7 +47,7 @@ use crate::frame::Frame;
 use crate::ifnet::{Driver, IfState, IfType, LinkPrep};
 use crate::ioctl::{Errno, IfMedia, LinkState, Request, iff};
 use crate::port::{Port, Transmit};
-use crate::reactor::{Handler, Reactor, Registration};
+use crate::reactor::{Handler, NapWord, Reactor, Registration};
 use bus::{Batch, Bus, BusReader, Recv, StaleWatch};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::any::Any;
@@ -520,6 +520,10 @@ impl Transmit for ShmifTx {
             }
             r => r?,
         }
+        // The ifnet peers at once, from whatever thread this is (no hop
+        // to the reactor: a futex wake, and only if one naps); the file
+        // write for everyone, possibly coalesced, below.
+        io.bus.wakeup_ifnet();
         // Release pairs with the poll's swap: the frame is in the ring
         // before the write that announces it.
         if !io.wakeup_here() && !io.pending.swap(true, SeqCst) {
@@ -598,7 +602,7 @@ impl ShmifIo {
         }
         st.last_wakeup = Some(now);
         drop(st);
-        let _ = self.bus.wakeup();
+        let _ = self.bus.wakeup_file();
         true
     }
 
@@ -638,8 +642,22 @@ impl ShmifIo {
         });
         self.receiving.store(true, SeqCst);
         drop(st);
+        self.set_nap(true);
         self.wake();
         Ok(())
+    }
+
+    /// Have the reactor thread nap on the bus's futex word (see
+    /// [`bus::WakeWord`]) while receiving, or not.
+    fn set_nap(&self, on: bool) {
+        let word = self
+            .bus
+            .wake_word()
+            .filter(|_| on)
+            .map(|w| w.clone() as Arc<dyn NapWord>);
+        if let Some(r) = lock(&self.reg).as_ref() {
+            r.set_nap(word);
+        }
     }
 
     /// Poll on the thread of `group` from now on.
@@ -662,7 +680,9 @@ impl ShmifIo {
             let wd = n.add(self)?;
             rx.watch = Some((n, wd));
         }
+        let receiving = st.rx.is_some();
         drop(st);
+        self.set_nap(receiving);
         self.wake();
         Ok(())
     }
@@ -670,6 +690,7 @@ impl ShmifIo {
     /// Stop receiving: no frame of this bus is handed on after return.
     fn stop_rx(&self) {
         self.receiving.store(false, SeqCst);
+        self.set_nap(false);
         let rx = lock(&self.st).rx.take();
         if let Some(RxState {
             watch: Some((n, wd)),
@@ -776,6 +797,16 @@ impl ShmifIo {
     }
 }
 
+impl NapWord for bus::WakeWord {
+    fn word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.seq()
+    }
+
+    fn waiters(&self) -> &std::sync::atomic::AtomicU32 {
+        bus::WakeWord::waiters(self)
+    }
+}
+
 /// `t` rounded up to a multiple of 10 ms since the first call: the safety
 /// polls of many interfaces fall due together, one timer wakeup for all.
 fn coarse(t: Instant) -> Instant {
@@ -803,7 +834,7 @@ impl ShmifIo {
             Some(t) if now < t + WAKE_COALESCE => *next = earliest(*next, t + WAKE_COALESCE),
             _ => {
                 self.pending.swap(false, SeqCst);
-                let _ = self.bus.wakeup();
+                let _ = self.bus.wakeup_file();
                 st.last_wakeup = Some(now);
             }
         }
