@@ -36,6 +36,14 @@ fn pace(due: u64) {
     }
 }
 
+/// Remove a bus file and the ifnet peers' sidecar next to it.
+fn remove_bus(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let mut side = path.as_os_str().to_owned();
+    side.push(bus::WAKE_SUFFIX);
+    let _ = std::fs::remove_file(side);
+}
+
 fn frame(seq: u32, len: usize) -> Vec<u8> {
     let mut f = vec![0x5au8; len];
     f[0..6].copy_from_slice(&[0xff; 6]);
@@ -165,7 +173,7 @@ fn run_bus(
     rate: Option<f64>,
 ) -> Row {
     let path = dir.join(format!("bench-{}.bus", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     drop(Bus::attach(&path).unwrap());
     let mut kids: Vec<Kid> = (0..readers)
         .map(|_| {
@@ -212,7 +220,7 @@ fn run_bus(
         end = end.max(v[1]);
         laps += v[2];
     }
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let secs = (end - start) as f64 / 1e9;
     Row {
         what: format!(
@@ -240,7 +248,7 @@ fn run_bus(
 /// thread of shmif0 in another (counted by ipackets).
 fn run_driver(dir: &Path, size: usize, count: u32, rate: Option<f64>) -> Row {
     let path = dir.join(format!("bench-drv-{}.bus", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let ps = path.to_str().unwrap().to_string();
     let up = |k: &Kernel| {
         k.ioctl(Request::IfCreate {
@@ -301,7 +309,7 @@ fn run_driver(dir: &Path, size: usize, count: u32, rate: Option<f64>) -> Row {
     let r = kid.result();
     let v: Vec<u64> = r.split_whitespace().map(|x| x.parse().unwrap()).collect();
     drop(k);
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let end = v[1].max(start + wrote_ns);
     Row {
         what: format!(
@@ -380,7 +388,7 @@ fn run_memcpy(size: usize, count: u32) -> Row {
 /// and the whole program writing a pcap file.
 fn run_dump(dir: &Path, size: usize) -> String {
     let path = dir.join(format!("bench-dump-{}.bus", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let bus = Bus::attach(&path).unwrap();
     for seq in 0..(3 * bus::DATASIZE as usize / size) as u32 {
         bus.send(&frame(seq, size), 1).unwrap();
@@ -424,7 +432,7 @@ fn run_dump(dir: &Path, size: usize) -> String {
     // `-h` reads only the header: process start and exit.
     let base = time(&["-h", path.to_str().unwrap()]);
     let per = time(&["-p", out.to_str().unwrap(), path.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let _ = std::fs::remove_file(&out);
     format!(
         "shmifdump, full 1 MiB bus of {size}-byte frames ({frames} frames): library walk to text and pcap in memory {lib:.2} GB/s; \

@@ -25,14 +25,16 @@
 //!
 //! A thread that has sources with a [`NapWord`] (a futex word in memory
 //! shared with other processes: a shmif bus's ifnet peers bump it and
-//! wake it) naps instead of spinning: it sleeps on those words with
-//! `futex_waitv` in slices of [`NAP_SLICE`], looking at its epoll between
-//! slices, for as long as the adaptive spin would have spun (up to
-//! [`nap_max`]). A peer's frame then wakes the thread that reads it
-//! directly, and the thread holds no CPU meanwhile, so this is on with
-//! two CPUs too. Events on the thread's descriptors wait for the end of a
-//! slice at most while it naps; a nap never replaces the epoll sleep, so
-//! nothing relies on a futex wakeup alone.
+//! wake it), and no descriptor that cannot wait (see
+//! [`Registration::tolerate_naps`]), naps instead of spinning: it sleeps
+//! on those words with `futex_waitv` for as long as the adaptive spin
+//! would have spun (up to [`nap_max`]). A peer's frame then wakes the
+//! thread that reads it directly, and the thread holds no CPU meanwhile,
+//! so this is on with two CPUs too. The nap is one sleep, not slices: a
+//! thread woken every few microseconds takes the CPU from the peer it
+//! waits for, as a spin does (measured: slices of 20 us made round trips
+//! over a bus slower). A nap never replaces the epoll sleep, so nothing
+//! relies on a futex wakeup alone.
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -61,11 +63,6 @@ pub const SPIN_MAX: Duration = Duration::from_micros(200);
 /// The longest a thread naps on its sources' futex words before it sleeps
 /// in epoll (`IFNET_NAP_US` sets it; 0: never).
 pub const NAP_MAX: Duration = Duration::from_micros(200);
-
-/// One futex sleep of a nap: between two, the thread looks at its epoll
-/// (descriptors, such as a TAP or a NetBSD peer's inotify wakeup, wait
-/// this long at most while it naps).
-pub const NAP_SLICE: Duration = Duration::from_micros(20);
 
 /// A word another process bumps, then wakes with FUTEX_WAKE when
 /// [`NapWord::waiters`] is not 0, whenever its source has news: a
@@ -228,6 +225,8 @@ struct Source {
     dead: AtomicBool,
     /// On the ready list, not yet polled: further wakes are free.
     woken: AtomicBool,
+    /// Its descriptor's events may wait for the end of a nap.
+    tolerant: AtomicBool,
 }
 
 /// A source and the futex word it is woken through.
@@ -252,6 +251,8 @@ struct Worker {
     /// Napping (or about to): a wake must bump and wake `nap_word`.
     napping: AtomicBool,
     nap_word: AtomicU32,
+    /// Sources with a descriptor whose events must not wait for a nap.
+    strict: AtomicUsize,
 }
 
 impl Worker {
@@ -287,6 +288,7 @@ impl Worker {
             naps_gen: AtomicU64::new(0),
             napping: AtomicBool::new(false),
             nap_word: AtomicU32::new(0),
+            strict: AtomicUsize::new(0),
         })
     }
 
@@ -331,9 +333,8 @@ impl Worker {
     }
 
     /// Like [`Worker::spin`], sleeping instead: on the futex words of
-    /// `words` (and our own, which [`Worker::kick`] wakes) in slices of
-    /// [`NAP_SLICE`], the epoll looked at between slices. A source whose
-    /// word moved is put on the ready list.
+    /// `words` (and our own, which [`Worker::kick`] wakes) until one moves
+    /// or `until`. A source whose word moved is put on the ready list.
     fn nap(
         &self,
         words: &[Nap],
@@ -370,7 +371,7 @@ impl Worker {
                 reserved: 0,
             }));
             if lock(&self.ready).is_empty() && !self.stop.load(SeqCst) {
-                futex_waitv(v, until.min(now + NAP_SLICE));
+                futex_waitv(v, until);
             }
             self.napping.store(false, SeqCst);
             let mut moved = false;
@@ -381,7 +382,7 @@ impl Worker {
                     moved = true;
                 }
             }
-            if moved || NO_WAITV.load(Relaxed) {
+            if moved || NO_WAITV.load(Relaxed) || Instant::now() >= until {
                 return Ok(0);
             }
         }
@@ -463,6 +464,7 @@ impl Worker {
             self.nap_words(&mut words);
             let napping = !nap.max.is_zero()
                 && !words.1.is_empty()
+                && self.strict.load(Relaxed) == 0
                 && words.1.len() < WAITV_MAX
                 && !NO_WAITV.load(Relaxed);
             let spin = if napping { &mut nap } else { &mut spin };
@@ -653,10 +655,6 @@ impl Reactor {
                 .name(format!("reactor-{i}"))
                 .spawn(move || {
                     *lock(&w2.thread) = Some(std::thread::current().id());
-                    // Naps are slices of microseconds: no 50 us of
-                    // timer slack on top.
-                    // SAFETY: plain prctl on this thread.
-                    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
                     ON_REACTOR.with(|c| c.set(true));
                     WORKER.with(|c| c.set(Arc::as_ptr(&w2) as usize));
                     let _ = tx.send(());
@@ -750,6 +748,7 @@ impl Reactor {
             running: Mutex::new(()),
             dead: AtomicBool::new(false),
             woken: AtomicBool::new(false),
+            tolerant: AtomicBool::new(false),
         });
         lock(&w.sources).insert(key, src.clone());
         if let Some(fd) = fd
@@ -759,6 +758,9 @@ impl Reactor {
             return Err(e.into());
         }
         w.load.fetch_add(1, Relaxed);
+        if fd.is_some() {
+            w.strict.fetch_add(1, SeqCst);
+        }
         Ok(Registration {
             reactor: self.clone(),
             worker,
@@ -815,6 +817,18 @@ impl Registration {
         self.worker
     }
 
+    /// Let the thread nap (see [`NapWord`]) although this source has a
+    /// descriptor: its events may wait until a nap ends (at most
+    /// [`nap_max`]). By default a thread with a descriptor that has not
+    /// said so never naps.
+    pub fn tolerate_naps(&self) {
+        if self.source.fd.is_some() && !self.source.tolerant.swap(true, SeqCst) {
+            self.reactor.workers[self.worker]
+                .strict
+                .fetch_sub(1, SeqCst);
+        }
+    }
+
     /// Nap on `word` (see [`NapWord`]): when another process moves it
     /// while the thread naps, the source is polled. None: no more.
     pub fn set_nap(&self, word: Option<Arc<dyn NapWord>>) {
@@ -859,6 +873,9 @@ impl Drop for Registration {
             let _ = w.epoll.delete(unsafe { BorrowedFd::borrow_raw(fd) });
         }
         lock(&w.sources).remove(&s.key);
+        if s.fd.is_some() && !s.tolerant.swap(true, SeqCst) {
+            w.strict.fetch_sub(1, SeqCst);
+        }
         {
             let mut naps = lock(&w.naps);
             let len = naps.len();

@@ -5,7 +5,8 @@
 //! frame header and an Ethernet frame, split at byte granularity across the
 //! end of the ring. Every integer is in host byte order. Peers serialise on
 //! a spin lock in the header and wake each other with a real write to the
-//! file (`inotify` does not see stores into a mapping).
+//! file (`inotify` does not see stores into a mapping); ifnet peers also
+//! through a futex word in a sidecar file ([`WakeWord`]).
 //!
 //! - [`BusHeaderRepr`] and [`FrameHeaderRepr`]: what the header bytes mean.
 //! - [`Ring`]: ring memory, either a snapshot (`&[u8]`) or the live mapping.
@@ -15,6 +16,7 @@
 //! - [`BusReader`]: one receiver's position, with generation check and lap
 //!   recovery.
 //! - [`Watch`]: waiting for a peer's wakeup.
+//! - [`WakeWord`]: the ifnet peers' futex word, next to the bus.
 //!
 //! Nothing here trusts the file: every offset and length read from it is
 //! bounded before use, so a corrupt bus yields errors, never an
@@ -302,19 +304,19 @@ pub mod wake_field {
 /// an early, cheaper wakeup on top, never the only one: a writer bumps
 /// `seq` and, only if a reader is counted in `waiters`, wakes the futex
 /// (one system call, no file write, no inotify event to read), before it
-/// writes the file. A reader that naps on the futex (the reactor does,
-/// briefly, after work: see [`crate::reactor`]) looks at its inotify
-/// descriptors between naps, so a NetBSD peer's wakeup is seen within a
-/// nap slice; asleep for longer, it waits on inotify alone, which every
-/// writer's file write reaches. So a lost or spurious futex wakeup costs
-/// latency, never a frame.
+/// writes the file. A reader that naps on the futex (a reactor thread
+/// does, briefly, after work: see [`crate::reactor`]) looks at its
+/// inotify descriptor when the nap ends, so a NetBSD peer's wakeup waits
+/// for that at most; asleep for longer, it waits on inotify alone, which
+/// every writer's file write reaches. So a lost or spurious futex wakeup
+/// costs latency, never a frame.
 ///
 /// A reader that dies while counted leaves `waiters` too high for good:
 /// writers then make one needless wake system call per wakeup, and
 /// nothing waits on it. A sidecar left over from an older bus at the same
 /// path wakes its peers spuriously, no worse.
 pub struct WakeWord {
-    _file: File,
+    // (No descriptor kept: the mapping holds the file.)
     // Declared before `map`: unregistered before it is unmapped.
     _reg: Registration,
     map: MmapRaw,
@@ -356,9 +358,9 @@ impl WakeWord {
             file.set_len(WAKE_LEN as u64).ok()?;
         }
         let map = MmapOptions::new().len(WAKE_LEN).map_raw(&file).ok()?;
+        drop(file);
         let w = WakeWord {
             _reg: Registration::new(map.as_ptr(), WAKE_LEN),
-            _file: file,
             map,
         };
         match w.word(wake_field::MAGIC).compare_exchange(

@@ -8,11 +8,15 @@
 //!   its own. Sending takes the bus lock — on a reactor thread only if it
 //!   comes within a few microseconds, else the frame is dropped (an output
 //!   error) — and copies
-//!   the frame into the ring; the wakeup write follows at once when the
-//!   sender is the source's own thread, else the source does it, and
-//!   back-to-back frames are coalesced into one write. Receiving, while up: woken through
-//!   inotify (one instance per reactor thread, a watch per bus file) or a
-//!   safety timer, the source copies up to 32 frames per hold of the lock
+//!   the frame into the ring; the ifnet peers are woken at once through
+//!   the bus's futex word ([`bus::WakeWord`]: a system call only when one
+//!   naps on it), from whatever thread sent; the wakeup write follows at
+//!   once when the sender is the source's own thread, else the source
+//!   does it, and back-to-back frames are coalesced into one write.
+//!   Receiving, while up: woken through inotify (one instance per reactor
+//!   thread, a watch per bus file), through the futex word while the
+//!   thread naps after work (see [`crate::reactor`]), or a safety timer,
+//!   the source copies up to 32 frames per hold of the lock
 //!   into a per-thread batch (no allocation per frame) and hands each to
 //!   `Port::input`. A lock that stands still is looked at on a timer and
 //!   stolen from a dead holder there, never waited for on the data path.
@@ -123,6 +127,9 @@ impl Notifiers {
             reg: Mutex::new(None),
         });
         let reg = reactor.register_on(worker, Some(n.ino.as_fd()), n.clone())?;
+        // What inotify says the futex words say first, but for NetBSD
+        // peers' wakeups: those wait for a nap's end (at most 200 us).
+        reg.tolerate_naps();
         *lock(&n.reg) = Some(reg);
         m.insert(worker, n.clone());
         Ok(n)
