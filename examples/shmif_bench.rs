@@ -445,8 +445,173 @@ fn run_dump(dir: &Path, size: usize) -> String {
     )
 }
 
+/// How a peer of `run_wake_rtt` wakes the other and waits for it.
+#[derive(Clone, Copy)]
+enum Wakeup {
+    /// NetBSD's: a write to the file, seen through inotify.
+    File,
+    /// The ifnet peers' futex word.
+    Futex,
+}
+
+/// Send one frame and wake the other side; then wait for its frame.
+/// Returns false after a second without one.
+fn ping_once(
+    bus: &Bus,
+    watch: &Watch,
+    r: &mut BusReader,
+    buf: &mut [u8],
+    how: Wakeup,
+    f: &[u8],
+    me: u64,
+) -> bool {
+    let word = bus.wake_word().expect("no sidecar");
+    bus.send(f, me).unwrap();
+    match how {
+        Wakeup::File => bus.wakeup_file().unwrap(),
+        Wakeup::Futex => bus.wakeup_ifnet(),
+    }
+    let t = Instant::now();
+    loop {
+        let seen = word.seq().load(std::sync::atomic::Ordering::SeqCst);
+        match r.recv(bus, buf, |h| h.sender != me) {
+            Recv::Frame { .. } => return true,
+            Recv::Empty => {}
+            // Our own frame, skipped: look again before sleeping.
+            _ => continue,
+        }
+        if t.elapsed() > Duration::from_secs(1) {
+            return false;
+        }
+        match how {
+            Wakeup::File => watch.wait(Duration::from_millis(100)),
+            Wakeup::Futex => word.wait(seen, Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Round trips of a 64-byte frame between two processes, each asleep
+/// until the other's wakeup: the wakeup's own cost, without a daemon.
+fn run_wake_rtt(dir: &Path, how: Wakeup, trips: u32) -> String {
+    let path = dir.join(format!("bench-wake-{}.bus", std::process::id()));
+    remove_bus(&path);
+    let f = frame(0, 64);
+    let bus = Bus::attach(&path).unwrap();
+    let kid = {
+        let f = f.clone();
+        let path = path.clone();
+        fork_kid(move |ready| {
+            let bus = Bus::attach(&path).unwrap();
+            let watch = Watch::new(&bus).unwrap();
+            let mut r = BusReader::at_end(&bus);
+            let mut buf = vec![0u8; 1514];
+            ready();
+            // Answer every frame with one of ours.
+            let mut n = 0;
+            let word = bus.wake_word().expect("no sidecar");
+            while n < trips {
+                let seen = word.seq().load(std::sync::atomic::Ordering::SeqCst);
+                match r.recv(&bus, &mut buf, |h| h.sender != 2) {
+                    Recv::Frame { .. } => {
+                        n += 1;
+                        bus.send(&f, 2).unwrap();
+                        match how {
+                            Wakeup::File => bus.wakeup_file().unwrap(),
+                            Wakeup::Futex => bus.wakeup_ifnet(),
+                        }
+                    }
+                    Recv::Empty => match how {
+                        Wakeup::File => watch.wait(Duration::from_millis(100)),
+                        Wakeup::Futex => word.wait(seen, Duration::from_millis(100)),
+                    },
+                    _ => {}
+                }
+            }
+            String::new()
+        })
+    };
+    let mut kid = kid;
+    kid.wait_ready();
+    let watch = Watch::new(&bus).unwrap();
+    let mut r = BusReader::at_end(&bus);
+    let mut buf = vec![0u8; 1514];
+    let mut rtts = Vec::with_capacity(trips as usize);
+    for _ in 0..trips {
+        let t = now_ns();
+        if !ping_once(&bus, &watch, &mut r, &mut buf, how, &f, 1) {
+            break;
+        }
+        rtts.push(now_ns() - t);
+    }
+    let lost = trips as usize - rtts.len();
+    // SAFETY: our own child, stuck if a trip was lost.
+    if lost > 0 {
+        unsafe { libc::kill(kid.pid, libc::SIGKILL) };
+    }
+    kid.result();
+    remove_bus(&path);
+    rtts.sort_unstable();
+    let pct = |p: usize| {
+        rtts.get(rtts.len().saturating_sub(1) * p / 100)
+            .map_or(0.0, |&ns| ns as f64 / 1e3)
+    };
+    format!(
+        "wakeup round trip between two processes over a bus, {}: {trips} trips, p50 {:.1} us, p99 {:.1} us{}",
+        match how {
+            Wakeup::File => "file write + inotify (NetBSD's)",
+            Wakeup::Futex => "futex word (ifnet peers')",
+        },
+        pct(50),
+        pct(99),
+        if lost > 0 {
+            format!(", {lost} LOST")
+        } else {
+            String::new()
+        }
+    )
+}
+
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into()));
+    // SHMIF_BENCH_ONLY=wake: the wakeup round trips alone; =driver: the
+    // paced driver rows alone (short runs on a shared machine).
+    let only = std::env::var("SHMIF_BENCH_ONLY").unwrap_or_default();
+    let wake: Vec<String> = if only.is_empty() || only == "wake" {
+        [Wakeup::File, Wakeup::Futex, Wakeup::File, Wakeup::Futex]
+            .map(|how| run_wake_rtt(&dir, how, 20_000))
+            .into()
+    } else {
+        Vec::new()
+    };
+    if only == "wake" {
+        for w in &wake {
+            println!("{w}");
+        }
+        return;
+    }
+    if only == "driver" {
+        println!(
+            "{:<50} {:>5} {:>9} {:>8} {:>8} {:>7}  note",
+            "path", "bytes", "frames", "Mpps", "Gbit/s", "loss%"
+        );
+        for (size, count, rate) in [
+            (64, 3_000_000, 1.5e6),
+            (1514, 1_000_000, 10e9 / (1514.0 * 8.0)),
+        ] {
+            let r = run_driver(&dir, size, count, Some(rate));
+            println!(
+                "{:<50} {:>5} {:>9} {:>8.3} {:>8.2} {:>7.3}  {}",
+                r.what,
+                r.size,
+                r.sent,
+                r.fps / 1e6,
+                r.gbps(),
+                r.loss * 100.0,
+                r.note
+            );
+        }
+        return;
+    }
     let mut rows = Vec::new();
     for (size, count) in [(64usize, 3_000_000u32), (1514, 1_000_000)] {
         let sock = run_socketpair(size, count);
@@ -487,5 +652,8 @@ fn main() {
     }
     for size in [1514, 64] {
         println!("{}", run_dump(&dir, size));
+    }
+    for w in &wake {
+        println!("{w}");
     }
 }

@@ -64,9 +64,10 @@ pub const SPIN_MAX: Duration = Duration::from_micros(200);
 /// in epoll (`IFNET_NAP_US` sets it; 0: never).
 pub const NAP_MAX: Duration = Duration::from_micros(200);
 
-/// A word another process bumps, then wakes with FUTEX_WAKE when
-/// [`NapWord::waiters`] is not 0, whenever its source has news: a
-/// thread that naps counts itself in `waiters` and sleeps on `word`.
+/// A word another process bumps whenever its source has news, then, if
+/// [`NapWord::waiters`] is not 0, sets that to 0 and wakes the word with
+/// FUTEX_WAKE: a thread that naps adds one to `waiters` (and never takes
+/// it back) before it reads `word` and sleeps on it.
 pub trait NapWord: Send + Sync + 'static {
     fn word(&self) -> &AtomicU32;
     fn waiters(&self) -> &AtomicU32;
@@ -376,7 +377,6 @@ impl Worker {
             self.napping.store(false, SeqCst);
             let mut moved = false;
             for ((s, w), seen) in words.iter().zip(&v[1..]) {
-                w.waiters().fetch_sub(1, SeqCst);
                 if u64::from(w.word().load(SeqCst)) != seen.val {
                     self.make_ready(s);
                     moved = true;

@@ -685,10 +685,10 @@ fn a_netbsd_protocol_peer_and_ifnetd_wake_each_other() {
 }
 
 /// A reader killed (a real process, SIGKILL) while counted as waiting on
-/// the ifnet peers' futex word leaves the count up for good: writers then
-/// make a needless wake system call per wakeup, and nothing else changes.
-/// Frames and answers keep flowing both ways with the daemon, promptly,
-/// and a burst of sends with wakeups is not held up.
+/// the ifnet peers' futex word costs the next writer one wake system call
+/// that wakes nobody, which takes it out of the count. Frames and answers
+/// keep flowing both ways with the daemon, promptly, and a burst of sends
+/// with wakeups is not held up.
 #[test]
 fn a_reader_killed_while_waiting_does_not_stall_writers() {
     use std::sync::atomic::Ordering::SeqCst;
@@ -721,11 +721,10 @@ fn a_reader_killed_while_waiting_does_not_stall_writers() {
         assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
         assert!(libc::WIFSIGNALED(st));
     }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while word.waiters().load(SeqCst) != 1 {
-        assert!(Instant::now() < deadline, "the dead reader is not counted");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    assert!(
+        word.waiters().load(SeqCst) >= 1,
+        "the dead reader is not counted"
+    );
     // Round trips with the daemon, both waking through both paths.
     let watch = Watch::new(&bus).unwrap();
     let mut reader = BusReader::at_end(&bus);
@@ -764,6 +763,13 @@ fn a_reader_killed_while_waiting_does_not_stall_writers() {
         "10,000 sends took {:?}",
         t.elapsed()
     );
-    assert!(word.waiters().load(SeqCst) >= 1);
+    // The dead reader's count went with the first wakeup (the daemon's
+    // naps come and go: wait for a moment without one).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while word.waiters().load(SeqCst) != 0 {
+        assert!(Instant::now() < deadline, "the count never went to 0");
+        bus.wakeup_ifnet();
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none());
 }

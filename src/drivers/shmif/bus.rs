@@ -287,8 +287,8 @@ pub mod wake_field {
     pub const MAGIC: usize = 0;
     /// Bumped by every ifnet writer's wakeup: the futex word.
     pub const SEQ: usize = 4;
-    /// Readers asleep on `SEQ` (or about to be): a writer makes the
-    /// wake system call only when it is not 0.
+    /// Readers that went to sleep on `SEQ` since the last wake: a writer
+    /// makes the wake system call only when it is not 0, and sets it to 0.
     pub const WAITERS: usize = 8;
 }
 
@@ -302,19 +302,22 @@ pub mod wake_field {
 /// by a write to the bus file (inotify), and we cannot know whether one
 /// is attached, so every wakeup still writes the file. The futex word is
 /// an early, cheaper wakeup on top, never the only one: a writer bumps
-/// `seq` and, only if a reader is counted in `waiters`, wakes the futex
-/// (one system call, no file write, no inotify event to read), before it
-/// writes the file. A reader that naps on the futex (a reactor thread
+/// `seq` and, only if a reader counted itself in `waiters` since the last
+/// wake, takes the count to 0 and wakes the futex (one system call, no
+/// file write, no inotify event to read), before it writes the file. So a
+/// busy writer makes one wake system call per sleep of a reader, not one
+/// per frame. A reader that naps on the futex (a reactor thread
 /// does, briefly, after work: see [`crate::reactor`]) looks at its
 /// inotify descriptor when the nap ends, so a NetBSD peer's wakeup waits
 /// for that at most; asleep for longer, it waits on inotify alone, which
 /// every writer's file write reaches. So a lost or spurious futex wakeup
 /// costs latency, never a frame.
 ///
-/// A reader that dies while counted leaves `waiters` too high for good:
-/// writers then make one needless wake system call per wakeup, and
-/// nothing waits on it. A sidecar left over from an older bus at the same
-/// path wakes its peers spuriously, no worse.
+/// A reader never takes itself out of the count: one that stopped
+/// waiting (a timeout) or died while counted costs the next writer one
+/// wake system call that wakes nobody, and is gone from the count then.
+/// A sidecar left over from an older bus at the same path wakes its peers
+/// spuriously, no worse.
 pub struct WakeWord {
     // (No descriptor kept: the mapping holds the file.)
     // Declared before `map`: unregistered before it is unmapped.
@@ -392,22 +395,31 @@ impl WakeWord {
     }
 
     /// Tell the ifnet peers: bump `seq`, and wake whoever sleeps on it
-    /// (the system call only when someone is counted).
+    /// (the system call only when someone counted itself since the last).
     pub fn wake(&self) {
         self.seq().fetch_add(1, Ordering::SeqCst);
-        if self.waiters().load(Ordering::SeqCst) != 0 {
+        // A reader counts itself, then looks at `seq`: it either sees our
+        // bump, or we see its count (both sequentially consistent).
+        if self.waiters().load(Ordering::SeqCst) != 0
+            && self.waiters().swap(0, Ordering::SeqCst) != 0
+        {
             futex_wake(self.seq(), i32::MAX);
         }
     }
 
-    /// Sleep until `seq` moves from `seen` or `timeout` passes, counted
-    /// as a waiter meanwhile. For a reader that waits on the bus alone.
-    pub fn wait(&self, seen: u32, timeout: Duration) {
+    /// Count ourselves as about to sleep on `seq` (see [`WakeWord::wake`]);
+    /// then read `seq`, and sleep only if it is still what was seen.
+    pub fn count_waiter(&self) {
         self.waiters().fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Sleep until `seq` moves from `seen` or `timeout` passes. For a
+    /// reader that waits on the bus alone.
+    pub fn wait(&self, seen: u32, timeout: Duration) {
+        self.count_waiter();
         if self.seq().load(Ordering::SeqCst) == seen {
             futex_wait(self.seq(), seen, Some(timeout));
         }
-        self.waiters().fetch_sub(1, Ordering::SeqCst);
     }
 }
 
