@@ -8,11 +8,12 @@
 //!   its own. Sending takes the bus lock — on a reactor thread only if it
 //!   comes within a few microseconds, else the frame is dropped (an output
 //!   error) — and copies
-//!   the frame into the ring; the ifnet peers are woken at once through
-//!   the bus's futex word ([`bus::WakeWord`]: a system call only when one
-//!   naps on it), from whatever thread sent; the wakeup write follows at
+//!   the frame into the ring; from a reactor thread, the ifnet peers are
+//!   woken at once through the bus's futex word ([`bus::WakeWord`]: a
+//!   system call only when one naps on it); the wakeup write follows at
 //!   once when the sender is the source's own thread, else the source
-//!   does it, and back-to-back frames are coalesced into one write.
+//!   does it (and the futex wake), and back-to-back frames are coalesced
+//!   into one write.
 //!   Receiving, while up: woken through inotify (one instance per reactor
 //!   thread, a watch per bus file), through the futex word while the
 //!   thread naps after work (see [`crate::reactor`]), or a safety timer,
@@ -527,10 +528,15 @@ impl Transmit for ShmifTx {
             }
             r => r?,
         }
-        // The ifnet peers at once, from whatever thread this is (no hop
-        // to the reactor: a futex wake, and only if one naps); the file
-        // write for everyone, possibly coalesced, below.
-        io.bus.wakeup_ifnet();
+        // The ifnet peers at once from a reactor thread (a futex wake, and
+        // only if one naps); the file write for everyone, possibly
+        // coalesced, below. Not from other threads: our own reactor
+        // thread, napping on the word, would be woken by every frame
+        // (measured: a paced sender fell to half its rate); their frames
+        // are announced by the reactor, both ways at once.
+        if crate::reactor::on_reactor() {
+            io.bus.wakeup_ifnet();
+        }
         // Release pairs with the poll's swap: the frame is in the ring
         // before the write that announces it.
         if !io.wakeup_here() && !io.pending.swap(true, SeqCst) {
@@ -841,7 +847,7 @@ impl ShmifIo {
             Some(t) if now < t + WAKE_COALESCE => *next = earliest(*next, t + WAKE_COALESCE),
             _ => {
                 self.pending.swap(false, SeqCst);
-                let _ = self.bus.wakeup_file();
+                let _ = self.bus.wakeup();
                 st.last_wakeup = Some(now);
             }
         }
