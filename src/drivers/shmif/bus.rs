@@ -1668,6 +1668,55 @@ mod tests {
         assert_eq!(got, vec![7]);
     }
 
+    /// The sidecar: made by the first peer, shared by the next; a writer
+    /// takes the count of waiters to 0 (one wake per sleep); a sleeper is
+    /// woken by a writer in another thread; a file there that is not a
+    /// sidecar is left alone, and the bus works without it.
+    #[test]
+    fn wake_word_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus");
+        let a = Bus::attach(&path).unwrap();
+        let b = Bus::attach(&path).unwrap();
+        let side = dir.path().join(format!("bus{WAKE_SUFFIX}"));
+        assert_eq!(std::fs::metadata(&side).unwrap().len(), WAKE_LEN as u64);
+        let (wa, wb) = (a.wake_word().unwrap(), b.wake_word().unwrap().clone());
+        let s0 = wa.seq().load(Ordering::SeqCst);
+        a.wakeup_ifnet();
+        assert_eq!(wb.seq().load(Ordering::SeqCst), s0.wrapping_add(1));
+        wb.count_waiter();
+        wb.count_waiter();
+        a.wakeup_ifnet();
+        assert_eq!(wa.waiters().load(Ordering::SeqCst), 0);
+        let seen = wb.seq().load(Ordering::SeqCst);
+        let t = Instant::now();
+        let sleeper = std::thread::spawn(move || wb.wait(seen, Duration::from_secs(10)));
+        while wa.waiters().load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        a.wakeup().unwrap();
+        sleeper.join().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // A sleeper that finds the word moved does not sleep.
+        b.wake_word().unwrap().wait(seen, Duration::from_secs(10));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // Not a sidecar: left as it was.
+        let other = dir.path().join("other");
+        let not_ours = dir.path().join(format!("other{WAKE_SUFFIX}"));
+        std::fs::write(&not_ours, b"my notes").unwrap();
+        let c = Bus::attach(&other).unwrap();
+        assert!(c.wake_word().is_none());
+        assert_eq!(std::fs::read(&not_ours).unwrap(), b"my notes");
+        c.send(&test_frame(1, 60), 1).unwrap();
+        c.wakeup().unwrap();
+        // A follower (shmifdump -f) makes none.
+        let lone = dir.path().join("lone");
+        drop(Bus::attach(&lone).unwrap());
+        std::fs::remove_file(dir.path().join(format!("lone{WAKE_SUFFIX}"))).unwrap();
+        assert!(Bus::open_existing(&lone).unwrap().wake_word().is_none());
+        assert!(!dir.path().join(format!("lone{WAKE_SUFFIX}")).exists());
+    }
+
     #[test]
     fn span_rules() {
         // Exactly to the end: a wrap, next offset 0.
