@@ -597,13 +597,13 @@ enum Rx {
 
 impl ShmifIo {
     /// The wakeup write for a frame just sent, made at once when the
-    /// sender is the thread that polls this source and none was made in
-    /// the last [`WAKE_COALESCE`]: no turn of the reactor before the
-    /// peers hear of it. `false`: left to the poll (coalesced).
+    /// sender is the thread that polls this source, or no reactor thread
+    /// (the host stack, a library caller: no hand-off to the reactor and
+    /// no turn of it before the peers hear of it), and none was made in
+    /// the last [`WAKE_COALESCE`]. `false`: left to the poll (coalesced).
     fn wakeup_here(&self) -> bool {
-        if !crate::reactor::on_reactor()
-            || !lock(&self.reg).as_ref().is_some_and(|r| r.is_current())
-        {
+        let reactor = crate::reactor::on_reactor();
+        if reactor && !lock(&self.reg).as_ref().is_some_and(|r| r.is_current()) {
             return false;
         }
         let Ok(mut st) = self.st.try_lock() else {
@@ -615,7 +615,12 @@ impl ShmifIo {
         }
         st.last_wakeup = Some(now);
         drop(st);
-        let _ = self.bus.wakeup_file();
+        // A reactor sender woke the ifnet peers already (see transmit).
+        let _ = if reactor {
+            self.bus.wakeup_file()
+        } else {
+            self.bus.wakeup()
+        };
         true
     }
 
