@@ -11,9 +11,9 @@
 //!   the frame into the ring; from a reactor thread, the ifnet peers are
 //!   woken at once through the bus's futex word ([`bus::WakeWord`]: a
 //!   system call only when one naps on it); the wakeup write follows at
-//!   once when the sender is the source's own thread, else the source
-//!   does it (and the futex wake), and back-to-back frames are coalesced
-//!   into one write.
+//!   once when the sender is the source's own thread or no reactor thread
+//!   (with the futex wake), else the source does it (and the futex wake),
+//!   and back-to-back frames are coalesced into one write.
 //!   Receiving, while up: woken through inotify (one instance per reactor
 //!   thread, a watch per bus file), through the futex word while the
 //!   thread naps after work (see [`crate::reactor`]), or a safety timer,
