@@ -997,6 +997,85 @@ mod tests {
         assert_eq!(spin_for(8, Some("x")), SPIN_MAX);
     }
 
+    /// A word as another process would have it: bumped, then woken when
+    /// someone counted itself.
+    struct Word(AtomicU32, AtomicU32);
+    impl NapWord for Word {
+        fn word(&self) -> &AtomicU32 {
+            &self.0
+        }
+        fn waiters(&self) -> &AtomicU32 {
+            &self.1
+        }
+    }
+    impl Word {
+        fn bump(&self) {
+            self.0.fetch_add(1, SeqCst);
+            if self.1.swap(0, SeqCst) != 0 {
+                // SAFETY: a valid, aligned word.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_futex,
+                        self.0.as_ptr(),
+                        libc::FUTEX_WAKE,
+                        i32::MAX,
+                        std::ptr::null::<libc::timespec>(),
+                    )
+                };
+            }
+        }
+    }
+
+    /// A thread that has just worked naps on its sources' words: a bump
+    /// of the word alone (no wake, no descriptor) gets the source polled
+    /// while it naps. A descriptor that does not tolerate naps stops them.
+    #[test]
+    fn naps_on_futex_words() {
+        if nap_max().is_zero() {
+            return;
+        }
+        let r = Reactor::new(1).unwrap();
+        let (tx, rx) = channel();
+        let h = Arc::new(Count(AtomicU32::new(0), Mutex::new(tx), None));
+        let reg = r.register(None, h.clone()).unwrap();
+        let word = Arc::new(Word(AtomicU32::new(0), AtomicU32::new(0)));
+        reg.set_nap(Some(word.clone()));
+        // Events in quick succession turn the nap on; then a bump soon
+        // after a poll is seen through the word.
+        // Whether one of `tries` bumps got the source polled.
+        let by_word = |word: &Word, tries: u32| {
+            for _ in 0..tries {
+                for _ in 0..2 {
+                    reg.wake();
+                    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                }
+                std::thread::sleep(Duration::from_micros(20));
+                word.bump();
+                if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                    return true;
+                }
+            }
+            false
+        };
+        assert!(by_word(&word, 200), "never polled through the word");
+        // A strict descriptor on the thread: no naps, the word is not seen.
+        let ev = EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK).unwrap();
+        let (tx2, _rx2) = channel();
+        let strict = r
+            .register_on(
+                0,
+                Some(ev.as_fd()),
+                Arc::new(Count(AtomicU32::new(0), Mutex::new(tx2), None)),
+            )
+            .unwrap();
+        assert!(!by_word(&word, 20), "napped with a strict descriptor");
+        strict.tolerate_naps();
+        assert!(by_word(&word, 200), "a tolerant descriptor stopped naps");
+        drop(strict);
+        reg.set_nap(None);
+        assert!(!by_word(&word, 20), "napped on a word taken away");
+    }
+
     /// Dropping its own registration inside poll must not wait for itself.
     struct SelfDrop(Mutex<Option<Registration>>, Mutex<Sender<()>>);
     impl Handler for SelfDrop {
