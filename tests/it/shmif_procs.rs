@@ -707,13 +707,16 @@ fn a_reader_killed_while_waiting_does_not_stall_writers() {
             word.wait(word.seq().load(SeqCst), Duration::from_secs(3600));
         }
     }
-    // Counted and asleep (the daemon may be counted now and then too).
+    // Counted and asleep in FUTEX_WAIT (system call 202 on x86-64).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while word.waiters().load(SeqCst) == 0 {
+    let in_futex = || {
+        std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .is_ok_and(|s| s.split_whitespace().next() == Some(&libc::SYS_futex.to_string()))
+    };
+    while !in_futex() {
         assert!(Instant::now() < deadline, "the child never waited");
         std::thread::sleep(Duration::from_millis(1));
     }
-    std::thread::sleep(Duration::from_millis(20));
     // SAFETY: our own child.
     unsafe {
         assert_eq!(libc::kill(pid, libc::SIGKILL), 0);
