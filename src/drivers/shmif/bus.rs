@@ -1709,6 +1709,17 @@ mod tests {
         assert_eq!(std::fs::read(&not_ours).unwrap(), b"my notes");
         c.send(&test_frame(1, 60), 1).unwrap();
         c.wakeup().unwrap();
+        // A sidecar cut short under the mappings: no SIGBUS, the futex
+        // word goes quiet, the bus file still wakes.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&side)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        a.wakeup().unwrap();
+        b.wake_word().unwrap().wait(0, Duration::from_millis(1));
+        a.send(&test_frame(2, 60), 1).unwrap();
         // A follower (shmifdump -f) makes none.
         let lone = dir.path().join("lone");
         drop(Bus::attach(&lone).unwrap());
