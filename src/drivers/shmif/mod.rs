@@ -530,10 +530,10 @@ impl Transmit for ShmifTx {
         }
         // The ifnet peers at once from a reactor thread (a futex wake, and
         // only if one naps); the file write for everyone, possibly
-        // coalesced, below. Not from other threads: our own reactor
-        // thread, napping on the word, would be woken by every frame
-        // (measured: a paced sender fell to half its rate); their frames
-        // are announced by the reactor, both ways at once.
+        // coalesced, below. Other threads wake both ways together, at
+        // most once per WAKE_COALESCE: our own reactor thread, napping on
+        // the word, would be woken by every frame (measured: a paced
+        // sender fell to half its rate).
         if crate::reactor::on_reactor() {
             io.bus.wakeup_ifnet();
         }
