@@ -38,7 +38,7 @@ cleanup() {
     ifnetd --stop -s "$W/a.sock" >/dev/null 2>&1
     ifnetd --stop -s "$W/b.sock" >/dev/null 2>&1
     for ns in $ALLNS; do ip netns del "$ns" 2>/dev/null; done
-    rm -rf "$W" "$BUS" "$BUS2"
+    rm -rf "$W" "$BUS" "$BUS2" "$BUS.ifnet-wake" "$BUS2.ifnet-wake"
 }
 ALLNS="$NS_V $NS_K1 $NS_K2 $NS_KB $NS_E1 $NS_E2 $NS_L1 $NS_L2 $NS_LB"
 trap cleanup EXIT

@@ -36,6 +36,14 @@ fn pace(due: u64) {
     }
 }
 
+/// Remove a bus file and the ifnet peers' sidecar next to it.
+fn remove_bus(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let mut side = path.as_os_str().to_owned();
+    side.push(bus::WAKE_SUFFIX);
+    let _ = std::fs::remove_file(side);
+}
+
 fn frame(seq: u32, len: usize) -> Vec<u8> {
     let mut f = vec![0x5au8; len];
     f[0..6].copy_from_slice(&[0xff; 6]);
@@ -165,7 +173,7 @@ fn run_bus(
     rate: Option<f64>,
 ) -> Row {
     let path = dir.join(format!("bench-{}.bus", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     drop(Bus::attach(&path).unwrap());
     let mut kids: Vec<Kid> = (0..readers)
         .map(|_| {
@@ -212,7 +220,7 @@ fn run_bus(
         end = end.max(v[1]);
         laps += v[2];
     }
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let secs = (end - start) as f64 / 1e9;
     Row {
         what: format!(
@@ -240,7 +248,7 @@ fn run_bus(
 /// thread of shmif0 in another (counted by ipackets).
 fn run_driver(dir: &Path, size: usize, count: u32, rate: Option<f64>) -> Row {
     let path = dir.join(format!("bench-drv-{}.bus", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let ps = path.to_str().unwrap().to_string();
     let up = |k: &Kernel| {
         k.ioctl(Request::IfCreate {
@@ -301,7 +309,7 @@ fn run_driver(dir: &Path, size: usize, count: u32, rate: Option<f64>) -> Row {
     let r = kid.result();
     let v: Vec<u64> = r.split_whitespace().map(|x| x.parse().unwrap()).collect();
     drop(k);
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let end = v[1].max(start + wrote_ns);
     Row {
         what: format!(
@@ -380,7 +388,7 @@ fn run_memcpy(size: usize, count: u32) -> Row {
 /// and the whole program writing a pcap file.
 fn run_dump(dir: &Path, size: usize) -> String {
     let path = dir.join(format!("bench-dump-{}.bus", std::process::id()));
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let bus = Bus::attach(&path).unwrap();
     for seq in 0..(3 * bus::DATASIZE as usize / size) as u32 {
         bus.send(&frame(seq, size), 1).unwrap();
@@ -424,7 +432,7 @@ fn run_dump(dir: &Path, size: usize) -> String {
     // `-h` reads only the header: process start and exit.
     let base = time(&["-h", path.to_str().unwrap()]);
     let per = time(&["-p", out.to_str().unwrap(), path.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&path);
+    remove_bus(&path);
     let _ = std::fs::remove_file(&out);
     format!(
         "shmifdump, full 1 MiB bus of {size}-byte frames ({frames} frames): library walk to text and pcap in memory {lib:.2} GB/s; \
@@ -437,8 +445,173 @@ fn run_dump(dir: &Path, size: usize) -> String {
     )
 }
 
+/// How a peer of `run_wake_rtt` wakes the other and waits for it.
+#[derive(Clone, Copy)]
+enum Wakeup {
+    /// NetBSD's: a write to the file, seen through inotify.
+    File,
+    /// The ifnet peers' futex word.
+    Futex,
+}
+
+/// Send one frame and wake the other side; then wait for its frame.
+/// Returns false after a second without one.
+fn ping_once(
+    bus: &Bus,
+    watch: &Watch,
+    r: &mut BusReader,
+    buf: &mut [u8],
+    how: Wakeup,
+    f: &[u8],
+    me: u64,
+) -> bool {
+    let word = bus.wake_word().expect("no sidecar");
+    bus.send(f, me).unwrap();
+    match how {
+        Wakeup::File => bus.wakeup_file().unwrap(),
+        Wakeup::Futex => bus.wakeup_ifnet(),
+    }
+    let t = Instant::now();
+    loop {
+        let seen = word.seq().load(std::sync::atomic::Ordering::SeqCst);
+        match r.recv(bus, buf, |h| h.sender != me) {
+            Recv::Frame { .. } => return true,
+            Recv::Empty => {}
+            // Our own frame, skipped: look again before sleeping.
+            _ => continue,
+        }
+        if t.elapsed() > Duration::from_secs(1) {
+            return false;
+        }
+        match how {
+            Wakeup::File => watch.wait(Duration::from_millis(100)),
+            Wakeup::Futex => word.wait(seen, Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Round trips of a 64-byte frame between two processes, each asleep
+/// until the other's wakeup: the wakeup's own cost, without a daemon.
+fn run_wake_rtt(dir: &Path, how: Wakeup, trips: u32) -> String {
+    let path = dir.join(format!("bench-wake-{}.bus", std::process::id()));
+    remove_bus(&path);
+    let f = frame(0, 64);
+    let bus = Bus::attach(&path).unwrap();
+    let kid = {
+        let f = f.clone();
+        let path = path.clone();
+        fork_kid(move |ready| {
+            let bus = Bus::attach(&path).unwrap();
+            let watch = Watch::new(&bus).unwrap();
+            let mut r = BusReader::at_end(&bus);
+            let mut buf = vec![0u8; 1514];
+            ready();
+            // Answer every frame with one of ours.
+            let mut n = 0;
+            let word = bus.wake_word().expect("no sidecar");
+            while n < trips {
+                let seen = word.seq().load(std::sync::atomic::Ordering::SeqCst);
+                match r.recv(&bus, &mut buf, |h| h.sender != 2) {
+                    Recv::Frame { .. } => {
+                        n += 1;
+                        bus.send(&f, 2).unwrap();
+                        match how {
+                            Wakeup::File => bus.wakeup_file().unwrap(),
+                            Wakeup::Futex => bus.wakeup_ifnet(),
+                        }
+                    }
+                    Recv::Empty => match how {
+                        Wakeup::File => watch.wait(Duration::from_millis(100)),
+                        Wakeup::Futex => word.wait(seen, Duration::from_millis(100)),
+                    },
+                    _ => {}
+                }
+            }
+            String::new()
+        })
+    };
+    let mut kid = kid;
+    kid.wait_ready();
+    let watch = Watch::new(&bus).unwrap();
+    let mut r = BusReader::at_end(&bus);
+    let mut buf = vec![0u8; 1514];
+    let mut rtts = Vec::with_capacity(trips as usize);
+    for _ in 0..trips {
+        let t = now_ns();
+        if !ping_once(&bus, &watch, &mut r, &mut buf, how, &f, 1) {
+            break;
+        }
+        rtts.push(now_ns() - t);
+    }
+    let lost = trips as usize - rtts.len();
+    // SAFETY: our own child, stuck if a trip was lost.
+    if lost > 0 {
+        unsafe { libc::kill(kid.pid, libc::SIGKILL) };
+    }
+    kid.result();
+    remove_bus(&path);
+    rtts.sort_unstable();
+    let pct = |p: usize| {
+        rtts.get(rtts.len().saturating_sub(1) * p / 100)
+            .map_or(0.0, |&ns| ns as f64 / 1e3)
+    };
+    format!(
+        "wakeup round trip between two processes over a bus, {}: {trips} trips, p50 {:.1} us, p99 {:.1} us{}",
+        match how {
+            Wakeup::File => "file write + inotify (NetBSD's)",
+            Wakeup::Futex => "futex word (ifnet peers')",
+        },
+        pct(50),
+        pct(99),
+        if lost > 0 {
+            format!(", {lost} LOST")
+        } else {
+            String::new()
+        }
+    )
+}
+
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into()));
+    // SHMIF_BENCH_ONLY=wake: the wakeup round trips alone; =driver: the
+    // paced driver rows alone (short runs on a shared machine).
+    let only = std::env::var("SHMIF_BENCH_ONLY").unwrap_or_default();
+    let wake: Vec<String> = if only.is_empty() || only == "wake" {
+        [Wakeup::File, Wakeup::Futex, Wakeup::File, Wakeup::Futex]
+            .map(|how| run_wake_rtt(&dir, how, 20_000))
+            .into()
+    } else {
+        Vec::new()
+    };
+    if only == "wake" {
+        for w in &wake {
+            println!("{w}");
+        }
+        return;
+    }
+    if only == "driver" {
+        println!(
+            "{:<50} {:>5} {:>9} {:>8} {:>8} {:>7}  note",
+            "path", "bytes", "frames", "Mpps", "Gbit/s", "loss%"
+        );
+        for (size, count, rate) in [
+            (64, 3_000_000, 1.5e6),
+            (1514, 1_000_000, 10e9 / (1514.0 * 8.0)),
+        ] {
+            let r = run_driver(&dir, size, count, Some(rate));
+            println!(
+                "{:<50} {:>5} {:>9} {:>8.3} {:>8.2} {:>7.3}  {}",
+                r.what,
+                r.size,
+                r.sent,
+                r.fps / 1e6,
+                r.gbps(),
+                r.loss * 100.0,
+                r.note
+            );
+        }
+        return;
+    }
     let mut rows = Vec::new();
     for (size, count) in [(64usize, 3_000_000u32), (1514, 1_000_000)] {
         let sock = run_socketpair(size, count);
@@ -479,5 +652,8 @@ fn main() {
     }
     for size in [1514, 64] {
         println!("{}", run_dump(&dir, size));
+    }
+    for w in &wake {
+        println!("{w}");
     }
 }

@@ -23,6 +23,19 @@
 //! come within [`SPIN_MAX`] of the thread running out of work, so an idle
 //! daemon, woken only by its timers, never spins. Off on one CPU, by
 //! default on two (see [`spin_max`]), and with `IFNET_SPIN_US=0`.
+//!
+//! A thread that has sources with a [`NapWord`] (a futex word in memory
+//! shared with other processes: a shmif bus's ifnet peers bump it and
+//! wake it), and no descriptor that cannot wait (see
+//! [`Registration::tolerate_naps`]), naps instead of spinning: it sleeps
+//! on those words with `futex_waitv` for as long as the adaptive spin
+//! would have spun (up to [`nap_max`]). A peer's frame then wakes the
+//! thread that reads it directly, and the thread holds no CPU meanwhile,
+//! so this is on with two CPUs too. The nap is one sleep, not slices: a
+//! thread woken every few microseconds takes the CPU from the peer it
+//! waits for, as a spin does (measured: slices of 20 us made round trips
+//! over a bus slower). A nap never replaces the epoll sleep, so nothing
+//! relies on a futex wakeup alone.
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -31,7 +44,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -61,6 +74,82 @@ pub trait Handler: Send + Sync + 'static {
 
 /// The longest a thread spins before sleeping (`IFNET_SPIN_US` sets it).
 pub const SPIN_MAX: Duration = Duration::from_micros(200);
+
+/// The longest a thread naps on its sources' futex words before it sleeps
+/// in epoll (`IFNET_NAP_US` sets it; 0: never).
+pub const NAP_MAX: Duration = Duration::from_micros(200);
+
+/// A word another process bumps whenever its source has news, then, if
+/// [`NapWord::waiters`] is not 0, sets that to 0 and wakes the word with
+/// FUTEX_WAKE: a thread that naps adds one to `waiters` (and never takes
+/// it back) before it reads `word` and sleeps on it.
+pub trait NapWord: Send + Sync + 'static {
+    fn word(&self) -> &AtomicU32;
+    fn waiters(&self) -> &AtomicU32;
+}
+
+/// How long threads nap at most: [`NAP_MAX`], or `IFNET_NAP_US` (at most
+/// 10 ms; 0 turns napping off).
+pub fn nap_max() -> Duration {
+    static NAP: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *NAP.get_or_init(|| {
+        match std::env::var("IFNET_NAP_US")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(us) => Duration::from_micros(us).min(Duration::from_millis(10)),
+            None => NAP_MAX,
+        }
+    })
+}
+
+/// `struct futex_waitv`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+const FUTEX2_SIZE_U32: u32 = 0x02;
+const FUTEX2_PRIVATE: u32 = 128;
+/// Most words one `futex_waitv` takes.
+const WAITV_MAX: usize = 128;
+
+/// `futex_waitv` is missing (before Linux 5.16): no naps.
+static NO_WAITV: AtomicBool = AtomicBool::new(false);
+
+/// Sleep until one of `v`'s words differs from its value, a wake, or
+/// `until`.
+fn futex_waitv(v: &[FutexWaitv], until: Instant) {
+    let d = until.saturating_duration_since(Instant::now());
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ns = ts.tv_nsec as u64 + u64::from(d.subsec_nanos());
+    ts.tv_sec += d.as_secs() as libc::time_t + (ns / 1_000_000_000) as libc::time_t;
+    ts.tv_nsec = (ns % 1_000_000_000) as libc::c_long;
+    // SAFETY: `v` is a valid array of futex_waitv naming live, aligned
+    // words; `ts` outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            v.as_ptr(),
+            v.len() as libc::c_uint,
+            0,
+            &ts as *const libc::timespec,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        NO_WAITV.store(true, Relaxed);
+    }
+}
 
 /// How long threads spin at most: [`SPIN_MAX`] with three CPUs or more,
 /// else 0; `IFNET_SPIN_US` sets it (at most 10 ms), but never on one CPU.
@@ -190,7 +279,12 @@ struct Source {
     dead: AtomicBool,
     /// On the ready list, not yet polled: further wakes are free.
     woken: AtomicBool,
+    /// Its descriptor's events may wait for the end of a nap.
+    tolerant: AtomicBool,
 }
+
+/// A source and the futex word it is woken through.
+type Nap = (Arc<Source>, Arc<dyn NapWord>);
 
 /// One reactor thread's shared part.
 struct Worker {
@@ -205,6 +299,14 @@ struct Worker {
     thread: Mutex<Option<ThreadId>>,
     /// Registrations placed here, for placement.
     load: AtomicUsize,
+    /// Sources with a futex word to nap on, and a count of changes to it.
+    naps: Mutex<Vec<Nap>>,
+    naps_gen: AtomicU64,
+    /// Napping (or about to): a wake must bump and wake `nap_word`.
+    napping: AtomicBool,
+    nap_word: AtomicU32,
+    /// Sources with a descriptor whose events must not wait for a nap.
+    strict: AtomicUsize,
 }
 
 impl Worker {
@@ -236,6 +338,11 @@ impl Worker {
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
             load: AtomicUsize::new(0),
+            naps: Mutex::new(Vec::new()),
+            naps_gen: AtomicU64::new(0),
+            napping: AtomicBool::new(false),
+            nap_word: AtomicU32::new(0),
+            strict: AtomicUsize::new(0),
         })
     }
 
@@ -247,6 +354,90 @@ impl Worker {
         if self.sleeping.load(SeqCst) {
             // Only fails when the counter would overflow: it is nonzero then.
             let _ = self.wake.write(1);
+        } else if self.napping.load(SeqCst) {
+            self.nap_word.fetch_add(1, SeqCst);
+            // SAFETY: a valid, aligned word of ours.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.nap_word.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    1,
+                    std::ptr::null::<libc::timespec>(),
+                );
+            }
+        }
+    }
+
+    /// Put `s` on the ready list (from this thread: no kick).
+    fn make_ready(&self, s: &Arc<Source>) {
+        if !s.woken.swap(true, SeqCst) {
+            lock(&self.ready).push(s.clone());
+        }
+    }
+
+    /// The sources to nap on, refreshed in `words` when they changed.
+    fn nap_words(&self, words: &mut (u64, Vec<Nap>)) {
+        let g = self.naps_gen.load(SeqCst);
+        if g != words.0 {
+            let naps = lock(&self.naps);
+            words.1.clone_from(&naps);
+            words.0 = self.naps_gen.load(SeqCst);
+        }
+    }
+
+    /// Like [`Worker::spin`], sleeping instead: on the futex words of
+    /// `words` (and our own, which [`Worker::kick`] wakes) until one moves
+    /// or `until`. A source whose word moved is put on the ready list.
+    fn nap(
+        &self,
+        words: &[Nap],
+        v: &mut Vec<FutexWaitv>,
+        events: &mut [EpollEvent],
+        until: Instant,
+    ) -> nix::Result<usize> {
+        loop {
+            let n = self.epoll.wait(events, EpollTimeout::ZERO)?;
+            if n > 0 || !lock(&self.ready).is_empty() || self.stop.load(Relaxed) {
+                return Ok(n);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(0);
+            }
+            // Counted first, then the values: a writer that bumps a word
+            // after we read it sees us counted, and wakes us.
+            self.napping.store(true, SeqCst);
+            for (_, w) in words {
+                w.waiters().fetch_add(1, SeqCst);
+            }
+            v.clear();
+            v.push(FutexWaitv {
+                val: u64::from(self.nap_word.load(SeqCst)),
+                uaddr: self.nap_word.as_ptr() as u64,
+                flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+                reserved: 0,
+            });
+            v.extend(words.iter().map(|(_, w)| FutexWaitv {
+                val: u64::from(w.word().load(SeqCst)),
+                uaddr: w.word().as_ptr() as u64,
+                flags: FUTEX2_SIZE_U32,
+                reserved: 0,
+            }));
+            if lock(&self.ready).is_empty() && !self.stop.load(SeqCst) {
+                futex_waitv(v, until);
+            }
+            self.napping.store(false, SeqCst);
+            let mut moved = false;
+            for ((s, w), seen) in words.iter().zip(&v[1..]) {
+                if u64::from(w.word().load(SeqCst)) != seen.val {
+                    self.make_ready(s);
+                    moved = true;
+                }
+            }
+            if moved || NO_WAITV.load(Relaxed) || Instant::now() >= until {
+                return Ok(0);
+            }
         }
     }
 
@@ -303,6 +494,9 @@ impl Worker {
         let mut armed: Option<Instant> = None;
         let mut batch: Vec<Arc<Source>> = Vec::new();
         let mut spin = Spin::new(spin_max());
+        let mut nap = Spin::new(nap_max());
+        let mut words = (0u64, Vec::new());
+        let mut waitv = Vec::new();
         while !self.stop.load(SeqCst) {
             while let Some(Reverse((t, k))) = heap.peek().copied() {
                 if due
@@ -320,6 +514,13 @@ impl Worker {
                 self.arm(next);
                 armed = next;
             }
+            self.nap_words(&mut words);
+            let napping = !nap.max.is_zero()
+                && !words.1.is_empty()
+                && self.strict.load(Relaxed) == 0
+                && words.1.len() < WAITV_MAX
+                && !NO_WAITV.load(Relaxed);
+            let spin = if napping { &mut nap } else { &mut spin };
             if spin.max.is_zero() {
                 // No spin: sleep at once, nothing measured.
                 self.sleeping.store(true, SeqCst);
@@ -342,7 +543,11 @@ impl Worker {
                 Ok(0)
             } else {
                 let until = next.map_or(idle_since + spin.now, |t| t.min(idle_since + spin.now));
-                let n = self.spin(&mut events, until);
+                let n = if napping {
+                    self.nap(&words.1, &mut waitv, &mut events, until)
+                } else {
+                    self.spin(&mut events, until)
+                };
                 if matches!(n, Ok(0)) && lock(&self.ready).is_empty() {
                     spin.missed();
                 }
@@ -597,6 +802,7 @@ impl Reactor {
             running: Mutex::new(()),
             dead: AtomicBool::new(false),
             woken: AtomicBool::new(false),
+            tolerant: AtomicBool::new(false),
         });
         lock(&w.sources).insert(key, src.clone());
         if let Some(fd) = fd
@@ -606,6 +812,9 @@ impl Reactor {
             return Err(e.into());
         }
         w.load.fetch_add(1, Relaxed);
+        if fd.is_some() {
+            w.strict.fetch_add(1, SeqCst);
+        }
         Ok(Registration {
             reactor: self.clone(),
             worker,
@@ -662,6 +871,30 @@ impl Registration {
         self.worker
     }
 
+    /// Let the thread nap (see [`NapWord`]) although this source has a
+    /// descriptor: its events may wait until a nap ends (at most
+    /// [`nap_max`]). By default a thread with a descriptor that has not
+    /// said so never naps.
+    pub fn tolerate_naps(&self) {
+        if self.source.fd.is_some() && !self.source.tolerant.swap(true, SeqCst) {
+            self.reactor.workers[self.worker]
+                .strict
+                .fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Nap on `word` (see [`NapWord`]): when another process moves it
+    /// while the thread naps, the source is polled. None: no more.
+    pub fn set_nap(&self, word: Option<Arc<dyn NapWord>>) {
+        let w = &self.reactor.workers[self.worker];
+        let mut naps = lock(&w.naps);
+        naps.retain(|(s, _)| !Arc::ptr_eq(s, &self.source));
+        if let Some(word) = word {
+            naps.push((self.source.clone(), word));
+        }
+        w.naps_gen.fetch_add(1, SeqCst);
+    }
+
     /// Also poll when the fd is writable (a socket with output queued), or
     /// stop doing so.
     pub fn set_writable(&self, on: bool) -> io::Result<()> {
@@ -694,6 +927,17 @@ impl Drop for Registration {
             let _ = w.epoll.delete(unsafe { BorrowedFd::borrow_raw(fd) });
         }
         lock(&w.sources).remove(&s.key);
+        if s.fd.is_some() && !s.tolerant.swap(true, SeqCst) {
+            w.strict.fetch_sub(1, SeqCst);
+        }
+        {
+            let mut naps = lock(&w.naps);
+            let len = naps.len();
+            naps.retain(|(n, _)| !Arc::ptr_eq(n, s));
+            if naps.len() != len {
+                w.naps_gen.fetch_add(1, SeqCst);
+            }
+        }
         w.load.fetch_sub(1, Relaxed);
         if let Some(g) = self.group {
             self.reactor.leave(g);
@@ -861,6 +1105,85 @@ mod tests {
             .collect();
         assert_eq!(got, ["polled", "deferred"]);
         assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
+    }
+
+    /// A word as another process would have it: bumped, then woken when
+    /// someone counted itself.
+    struct Word(AtomicU32, AtomicU32);
+    impl NapWord for Word {
+        fn word(&self) -> &AtomicU32 {
+            &self.0
+        }
+        fn waiters(&self) -> &AtomicU32 {
+            &self.1
+        }
+    }
+    impl Word {
+        fn bump(&self) {
+            self.0.fetch_add(1, SeqCst);
+            if self.1.swap(0, SeqCst) != 0 {
+                // SAFETY: a valid, aligned word.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_futex,
+                        self.0.as_ptr(),
+                        libc::FUTEX_WAKE,
+                        i32::MAX,
+                        std::ptr::null::<libc::timespec>(),
+                    )
+                };
+            }
+        }
+    }
+
+    /// A thread that has just worked naps on its sources' words: a bump
+    /// of the word alone (no wake, no descriptor) gets the source polled
+    /// while it naps. A descriptor that does not tolerate naps stops them.
+    #[test]
+    fn naps_on_futex_words() {
+        if nap_max().is_zero() {
+            return;
+        }
+        let r = Reactor::new(1).unwrap();
+        let (tx, rx) = channel();
+        let h = Arc::new(Count(AtomicU32::new(0), Mutex::new(tx), None));
+        let reg = r.register(None, h.clone()).unwrap();
+        let word = Arc::new(Word(AtomicU32::new(0), AtomicU32::new(0)));
+        reg.set_nap(Some(word.clone()));
+        // Events in quick succession turn the nap on; then a bump soon
+        // after a poll is seen through the word.
+        // Whether one of `tries` bumps got the source polled.
+        let by_word = |word: &Word, tries: u32| {
+            for _ in 0..tries {
+                for _ in 0..2 {
+                    reg.wake();
+                    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                }
+                std::thread::sleep(Duration::from_micros(20));
+                word.bump();
+                if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                    return true;
+                }
+            }
+            false
+        };
+        assert!(by_word(&word, 200), "never polled through the word");
+        // A strict descriptor on the thread: no naps, the word is not seen.
+        let ev = EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK).unwrap();
+        let (tx2, _rx2) = channel();
+        let strict = r
+            .register_on(
+                0,
+                Some(ev.as_fd()),
+                Arc::new(Count(AtomicU32::new(0), Mutex::new(tx2), None)),
+            )
+            .unwrap();
+        assert!(!by_word(&word, 20), "napped with a strict descriptor");
+        strict.tolerate_naps();
+        assert!(by_word(&word, 200), "a tolerant descriptor stopped naps");
+        drop(strict);
+        reg.set_nap(None);
+        assert!(!by_word(&word, 20), "napped on a word taken away");
     }
 
     /// Dropping its own registration inside poll must not wait for itself.

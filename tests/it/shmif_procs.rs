@@ -6,7 +6,7 @@ use crate::shmif_util;
 
 use ifnet::Kernel;
 use ifnet::cloner::KernelEnv;
-use ifnet::drivers::shmif::bus::{Bus, BusReader, Recv, Watch};
+use ifnet::drivers::shmif::bus::{self, Bus, BusReader, Recv, Watch};
 use ifnet::frame::Frame;
 use ifnet::generic;
 use ifnet::ioctl::{IfStatus, Reply, Request, iff};
@@ -590,37 +590,69 @@ fn daemon_survives_its_bus_truncated() {
     assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none());
 }
 
-/// A peer that speaks only NetBSD's wakeup protocol (a write to the file,
-/// seen through inotify; it never looks at the ring unless woken) and an
-/// ifnetd exchange frames both ways: each ARP request it puts on the bus
-/// is answered (on the daemon's receiving thread, the wakeup write at
-/// once), and every answer comes with a wakeup that ends the peer's wait
-/// before its timeout. Round trips far below the daemon's 100 ms safety
-/// poll show that the peer's own write woke the daemon.
+/// The wakeup NetBSD peers make: a write of the version word to the
+/// bus file, nothing else (no futex, no sidecar).
+fn netbsd_wakeup(path: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_at(&bus::VERSION.to_ne_bytes(), 4).unwrap();
+}
+
+/// The daemon's sidecar for the bus at `path`, checked to be a live one.
+fn sidecar(path: &std::path::Path) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(bus::WAKE_SUFFIX);
+    let s = std::path::PathBuf::from(s);
+    let b = std::fs::read(&s).expect("no wakeup sidecar next to the bus");
+    assert_eq!(b.len(), bus::WAKE_LEN);
+    assert_eq!(b[0..4], bus::WAKE_MAGIC.to_ne_bytes());
+    s
+}
+
+/// A daemon with shmif0 on a bus in its directory, with address `inet`
+/// past DAD, and the futex sidecar it made next to the bus.
+fn daemon_on_a_bus(env: &[(&str, &str)], inet: &str) -> (common::Daemon, std::path::PathBuf) {
+    let d = common::Daemon::start_env(env);
+    let path = d.dir.path().join("bus");
+    d.ok(&["shmif0", "create"]);
+    d.ok(&["shmif0", "linkstr", path.to_str().unwrap()]);
+    d.ok(&["shmif0", "inet", inet, "up"]);
+    let (_, e, rc) = d.ifconfig(&["-w", "10"]);
+    assert_eq!(rc, 0, "DAD: {e}");
+    sidecar(&path);
+    (d, path)
+}
+
+/// A peer that speaks only NetBSD's wakeup protocol (a write to the
+/// file, seen through inotify; it never looks at the ring unless woken,
+/// and never touches the ifnet peers' futex word) and an ifnetd with the
+/// futex fast path on exchange frames both ways: each ARP request it puts
+/// on the bus is answered (on the daemon's receiving thread, the wakeup
+/// write at once), and every answer comes with a wakeup that ends the
+/// peer's wait before its timeout. Round trips far below the daemon's
+/// 100 ms safety poll show that the peer's own write woke the daemon,
+/// also while the daemon naps on the futex word: its nap is set long
+/// (10 ms) here, and it is seen counted as a waiter on the word.
 #[test]
 fn a_netbsd_protocol_peer_and_ifnetd_wake_each_other() {
     if is_child() {
         return;
     }
-    let d = common::Daemon::start();
-    let path = d.dir.path().join("bus");
-    d.ok(&["shmif0", "create"]);
-    d.ok(&["shmif0", "linkstr", path.to_str().unwrap()]);
-    d.ok(&["shmif0", "inet", "10.0.8.1/24", "up"]);
-    let (_, e, rc) = d.ifconfig(&["-w", "10"]);
-    assert_eq!(rc, 0, "DAD: {e}");
+    let (_d, path) = daemon_on_a_bus(&[("IFNET_NAP_US", "10000")], "10.0.8.1/24");
     let bus = Bus::attach(&path).unwrap();
+    let waiters = bus.wake_word().expect("the sidecar").waiters();
     let watch = Watch::new(&bus).unwrap();
     let mut reader = BusReader::at_end(&bus);
     let mut buf = vec![0u8; 1514];
     let me = STRANGER;
     let timeout = Duration::from_secs(3);
     let mut rtts = Vec::new();
-    for round in 0..50 {
+    let mut napped = 0;
+    for round in 0..100 {
         let t0 = Instant::now();
         bus.send(&arp_request(me, [10, 0, 8, 2], [10, 0, 8, 1]), 7)
             .unwrap();
-        bus.wakeup().unwrap();
+        netbsd_wakeup(&path);
         'wait: loop {
             let w = Instant::now();
             watch.wait(timeout);
@@ -633,6 +665,15 @@ fn a_netbsd_protocol_peer_and_ifnetd_wake_each_other() {
             }
         }
         rtts.push(t0.elapsed());
+        // Having answered, the daemon naps on the word for a while.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(2) {
+            if waiters.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                napped += 1;
+                break;
+            }
+            std::hint::spin_loop();
+        }
     }
     rtts.sort();
     assert!(
@@ -640,4 +681,96 @@ fn a_netbsd_protocol_peer_and_ifnetd_wake_each_other() {
         "median round trip {:?}",
         rtts[rtts.len() / 2]
     );
+    assert!(napped > 0, "the daemon never napped on the futex word");
+}
+
+/// A reader killed (a real process, SIGKILL) while counted as waiting on
+/// the ifnet peers' futex word costs the next writer one wake system call
+/// that wakes nobody, which takes it out of the count. Frames and answers
+/// keep flowing both ways with the daemon, promptly, and a burst of sends
+/// with wakeups is not held up.
+#[test]
+fn a_reader_killed_while_waiting_does_not_stall_writers() {
+    use std::sync::atomic::Ordering::SeqCst;
+    if is_child() {
+        return;
+    }
+    let (mut d, path) = daemon_on_a_bus(&[], "10.0.9.1/24");
+    let bus = Bus::attach(&path).unwrap();
+    let word = bus.wake_word().expect("the sidecar").clone();
+    // SAFETY: the child only touches the shared mapping and makes raw
+    // system calls until it is killed.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        loop {
+            word.wait(word.seq().load(SeqCst), Duration::from_secs(3600));
+        }
+    }
+    // Counted and asleep in FUTEX_WAIT (system call 202 on x86-64).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let in_futex = || {
+        std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .is_ok_and(|s| s.split_whitespace().next() == Some(&libc::SYS_futex.to_string()))
+    };
+    while !in_futex() {
+        assert!(Instant::now() < deadline, "the child never waited");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: our own child.
+    unsafe {
+        assert_eq!(libc::kill(pid, libc::SIGKILL), 0);
+        let mut st = 0;
+        assert_eq!(libc::waitpid(pid, &mut st, 0), pid);
+        assert!(libc::WIFSIGNALED(st));
+    }
+    // It died counted (it counts itself before it sleeps; a wake since
+    // would have had it count itself again before sleeping again).
+    // Round trips with the daemon, both waking through both paths.
+    let watch = Watch::new(&bus).unwrap();
+    let mut reader = BusReader::at_end(&bus);
+    let mut buf = vec![0u8; 1514];
+    let mut rtts = Vec::new();
+    for round in 0..50 {
+        let t0 = Instant::now();
+        bus.send(&arp_request(STRANGER, [10, 0, 9, 2], [10, 0, 9, 1]), 7)
+            .unwrap();
+        bus.wakeup().unwrap();
+        loop {
+            watch.wait(Duration::from_secs(3));
+            assert!(t0.elapsed() < Duration::from_secs(3), "round {round}");
+            if arp_reply_read(&mut reader, &bus, &mut buf, STRANGER) {
+                break;
+            }
+        }
+        rtts.push(t0.elapsed());
+    }
+    rtts.sort();
+    assert!(
+        rtts[rtts.len() / 2] < Duration::from_millis(20),
+        "median round trip {:?}",
+        rtts[rtts.len() / 2]
+    );
+    // A burst: every wakeup makes its (spurious) wake call, and returns.
+    let t = Instant::now();
+    let f = frame(BCAST, STRANGER, 1, b'K', 0, 60);
+    for _ in 0..10_000 {
+        bus.send(&f, 7).unwrap();
+        bus.wakeup_ifnet();
+    }
+    bus.wakeup().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "10,000 sends took {:?}",
+        t.elapsed()
+    );
+    // The dead reader's count went with the first wakeup (the daemon's
+    // naps come and go: wait for a moment without one).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while word.waiters().load(SeqCst) != 0 {
+        assert!(Instant::now() < deadline, "the count never went to 0");
+        bus.wakeup_ifnet();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none());
 }

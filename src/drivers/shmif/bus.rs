@@ -5,7 +5,8 @@
 //! frame header and an Ethernet frame, split at byte granularity across the
 //! end of the ring. Every integer is in host byte order. Peers serialise on
 //! a spin lock in the header and wake each other with a real write to the
-//! file (`inotify` does not see stores into a mapping).
+//! file (`inotify` does not see stores into a mapping); ifnet peers also
+//! through a futex word in a sidecar file ([`WakeWord`]).
 //!
 //! - [`BusHeaderRepr`] and [`FrameHeaderRepr`]: what the header bytes mean.
 //! - [`Ring`]: ring memory, either a snapshot (`&[u8]`) or the live mapping.
@@ -15,6 +16,7 @@
 //! - [`BusReader`]: one receiver's position, with generation check and lap
 //!   recovery.
 //! - [`Watch`]: waiting for a peer's wakeup.
+//! - [`WakeWord`]: the ifnet peers' futex word, next to the bus.
 //!
 //! Nothing here trusts the file: every offset and length read from it is
 //! bounded before use, so a corrupt bus yields errors, never an
@@ -29,8 +31,8 @@ use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// `shm_magic`.
@@ -269,6 +271,189 @@ pub struct Bus {
     size: u32,
     /// The file had no name left at the last `intact` check.
     unlinked: AtomicBool,
+    /// The ifnet peers' wakeup word, if the sidecar could be had.
+    wake: Option<Arc<WakeWord>>,
+}
+
+/// What ends the name of a bus's sidecar file (see [`WakeWord`]).
+pub const WAKE_SUFFIX: &str = ".ifnet-wake";
+/// `magic` of a sidecar.
+pub const WAKE_MAGIC: u32 = 0x1f4e_7a4b;
+/// Size of a sidecar file.
+pub const WAKE_LEN: usize = 64;
+
+/// Byte offsets in the sidecar.
+pub mod wake_field {
+    pub const MAGIC: usize = 0;
+    /// Bumped by every ifnet writer's wakeup: the futex word.
+    pub const SEQ: usize = 4;
+    /// Readers that went to sleep on `SEQ` since the last wake: a writer
+    /// makes the wake system call only when it is not 0, and sets it to 0.
+    pub const WAITERS: usize = 8;
+}
+
+/// The fast wakeup between ifnet peers: a futex word in a small file next
+/// to the bus (`<bus>.ifnet-wake`), mapped shared by every ifnet peer of
+/// the bus. NetBSD peers never see it, and the bus file stays exactly
+/// theirs: its 32-byte header has no free word left (offset 28, the spare,
+/// holds our lock owner).
+///
+/// Why a sidecar and both wakeups: a rump kernel on the bus is woken only
+/// by a write to the bus file (inotify), and we cannot know whether one
+/// is attached, so every wakeup still writes the file. The futex word is
+/// an early, cheaper wakeup on top, never the only one: a writer bumps
+/// `seq` and, only if a reader counted itself in `waiters` since the last
+/// wake, takes the count to 0 and wakes the futex (one system call, no
+/// file write, no inotify event to read), before it writes the file. So a
+/// busy writer makes one wake system call per sleep of a reader, not one
+/// per frame. A reader that naps on the futex (a reactor thread
+/// does, briefly, after work: see [`crate::reactor`]) looks at its
+/// inotify descriptor when the nap ends, so a NetBSD peer's wakeup waits
+/// for that at most; asleep for longer, it waits on inotify alone, which
+/// every writer's file write reaches. So a lost or spurious futex wakeup
+/// costs latency, never a frame.
+///
+/// A reader never takes itself out of the count: one that stopped
+/// waiting (a timeout) or died while counted costs the next writer one
+/// wake system call that wakes nobody, and is gone from the count then.
+/// A sidecar left over from an older bus at the same path wakes its peers
+/// spuriously, no worse.
+pub struct WakeWord {
+    // (No descriptor kept: the mapping holds the file.)
+    // Declared before `map`: unregistered before it is unmapped.
+    _reg: Registration,
+    map: MmapRaw,
+}
+
+impl WakeWord {
+    /// Open (create) the sidecar of the bus at `bus`. None when it cannot
+    /// be had (a read-only directory, a file there that is not ours): the
+    /// peers still wake each other through the bus file.
+    /// `create`: make it if absent (an attaching peer does; a follower
+    /// such as `shmifdump -f` only uses one that is there).
+    fn open(bus: &Path, bus_file: &File, create: bool) -> Option<WakeWord> {
+        use std::os::fd::AsRawFd;
+        // Next to the file itself, whatever name (a symlink) led to it,
+        // so that every peer finds the same sidecar.
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", bus_file.as_raw_fd()))
+            .ok()
+            .filter(|p| p.is_absolute());
+        let mut name = real.as_deref().unwrap_or(bus).as_os_str().to_owned();
+        name.push(WAKE_SUFFIX);
+        let file = if create {
+            open_bus_file(Path::new(&name)).ok()?
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&name)
+                .ok()?
+        };
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        if meta.len() != WAKE_LEN as u64 {
+            if meta.len() != 0 {
+                return None;
+            }
+            file.set_len(WAKE_LEN as u64).ok()?;
+        }
+        let map = MmapOptions::new().len(WAKE_LEN).map_raw(&file).ok()?;
+        drop(file);
+        let w = WakeWord {
+            _reg: Registration::new(map.as_ptr(), WAKE_LEN),
+            map,
+        };
+        match w.word(wake_field::MAGIC).compare_exchange(
+            0,
+            WAKE_MAGIC,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Some(w),
+            Err(WAKE_MAGIC) => Some(w),
+            Err(_) => None,
+        }
+    }
+
+    fn word(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: 4-aligned offsets below WAKE_LEN in a page-aligned
+        // mapping that lives as long as self.
+        unsafe { &*(self.map.as_mut_ptr().add(off) as *const AtomicU32) }
+    }
+
+    /// The futex word.
+    pub fn seq(&self) -> &AtomicU32 {
+        self.word(wake_field::SEQ)
+    }
+
+    /// The count of readers asleep on it.
+    pub fn waiters(&self) -> &AtomicU32 {
+        self.word(wake_field::WAITERS)
+    }
+
+    /// Tell the ifnet peers: bump `seq`, and wake whoever sleeps on it
+    /// (the system call only when someone counted itself since the last).
+    pub fn wake(&self) {
+        self.seq().fetch_add(1, Ordering::SeqCst);
+        // A reader counts itself, then looks at `seq`: it either sees our
+        // bump, or we see its count (both sequentially consistent).
+        if self.waiters().load(Ordering::SeqCst) != 0
+            && self.waiters().swap(0, Ordering::SeqCst) != 0
+        {
+            futex_wake(self.seq(), i32::MAX);
+        }
+    }
+
+    /// Count ourselves as about to sleep on `seq` (see [`WakeWord::wake`]);
+    /// then read `seq`, and sleep only if it is still what was seen.
+    pub fn count_waiter(&self) {
+        self.waiters().fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Sleep until `seq` moves from `seen` or `timeout` passes. For a
+    /// reader that waits on the bus alone.
+    pub fn wait(&self, seen: u32, timeout: Duration) {
+        self.count_waiter();
+        if self.seq().load(Ordering::SeqCst) == seen {
+            futex_wait(self.seq(), seen, Some(timeout));
+        }
+    }
+}
+
+/// FUTEX_WAKE on a word of a shared mapping (no FUTEX_PRIVATE_FLAG: the
+/// sleepers are other processes). Returns how many were woken.
+pub fn futex_wake(word: &AtomicU32, n: i32) -> i32 {
+    // SAFETY: a valid, aligned word; the kernel only reads its address.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+    r.max(0) as i32
+}
+
+/// FUTEX_WAIT on a word of a shared mapping while it holds `val`, at most
+/// `timeout` (None: for ever). Returns on a wake, a change, a signal or
+/// the timeout alike: callers look again.
+pub fn futex_wait(word: &AtomicU32, val: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let tp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: a valid, aligned word and a timespec that outlives the call.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, val, tp);
+    }
 }
 
 /// The live ring of a mapped bus. Other processes write it concurrently,
@@ -419,7 +604,7 @@ impl Bus {
             Ok(()) | Err(nix::errno::Errno::EOPNOTSUPP) => {}
             Err(e) => return Err(Errno::from(e)),
         }
-        let bus = Bus::map(path, file, BUS_SIZE)?;
+        let bus = Bus::map(path, file, BUS_SIZE, true)?;
         {
             // Long enough to steal a dead peer's lock, bounded for a live
             // one that never lets go.
@@ -449,15 +634,16 @@ impl Bus {
         if len <= HEADER_LEN as u64 + 2 * (MAX_FRAME as u64 + 24) {
             return Err(not_a_bus());
         }
-        let bus = Bus::map(path, file, len as usize)?;
+        let bus = Bus::map(path, file, len as usize, false)?;
         if bus.word(field::MAGIC).load(Ordering::Relaxed) != MAGIC {
             return Err(not_a_bus());
         }
         Ok(bus)
     }
 
-    fn map(path: &Path, file: File, len: usize) -> Result<Bus, Errno> {
+    fn map(path: &Path, file: File, len: usize, create_wake: bool) -> Result<Bus, Errno> {
         let map = MmapOptions::new().len(len).map_raw(&file)?;
+        let wake = WakeWord::open(path, &file, create_wake).map(Arc::new);
         Ok(Bus {
             path: path.to_path_buf(),
             file,
@@ -465,7 +651,13 @@ impl Bus {
             unlinked: AtomicBool::new(false),
             map,
             size: (len - HEADER_LEN) as u32,
+            wake,
         })
+    }
+
+    /// The ifnet peers' wakeup word (see [`WakeWord`]), if there is one.
+    pub fn wake_word(&self) -> Option<&Arc<WakeWord>> {
+        self.wake.as_ref()
     }
 
     pub fn path(&self) -> &Path {
@@ -879,9 +1071,27 @@ impl Bus {
         self.check()
     }
 
-    /// The wakeup write: the version word, through the file, so that every
-    /// reader's inotify watch fires. It is also what sets the version.
+    /// Wake every peer: the ifnet peers through the futex word first (see
+    /// [`WakeWord`]), then everyone through the file ([`Bus::wakeup_file`]).
     pub fn wakeup(&self) -> Result<(), Errno> {
+        self.wakeup_ifnet();
+        self.wakeup_file()
+    }
+
+    /// The fast half of [`Bus::wakeup`]: the ifnet peers napping on the
+    /// futex word. Cheap (no system call) when none is.
+    pub fn wakeup_ifnet(&self) {
+        if let Some(w) = &self.wake
+            && !self.truncated()
+        {
+            w.wake();
+        }
+    }
+
+    /// NetBSD's wakeup write: the version word, through the file, so that
+    /// every reader's inotify watch fires. It is also what sets the
+    /// version.
+    pub fn wakeup_file(&self) -> Result<(), Errno> {
         // A write to a file cut short would grow it again, leaving a
         // file that is not a bus for the next peer.
         self.check()?;
@@ -1456,6 +1666,66 @@ mod tests {
             }
         }
         assert_eq!(got, vec![7]);
+    }
+
+    /// The sidecar: made by the first peer, shared by the next; a writer
+    /// takes the count of waiters to 0 (one wake per sleep); a sleeper is
+    /// woken by a writer in another thread; a file there that is not a
+    /// sidecar is left alone, and the bus works without it.
+    #[test]
+    fn wake_word_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus");
+        let a = Bus::attach(&path).unwrap();
+        let b = Bus::attach(&path).unwrap();
+        let side = dir.path().join(format!("bus{WAKE_SUFFIX}"));
+        assert_eq!(std::fs::metadata(&side).unwrap().len(), WAKE_LEN as u64);
+        let (wa, wb) = (a.wake_word().unwrap(), b.wake_word().unwrap().clone());
+        let s0 = wa.seq().load(Ordering::SeqCst);
+        a.wakeup_ifnet();
+        assert_eq!(wb.seq().load(Ordering::SeqCst), s0.wrapping_add(1));
+        wb.count_waiter();
+        wb.count_waiter();
+        a.wakeup_ifnet();
+        assert_eq!(wa.waiters().load(Ordering::SeqCst), 0);
+        let seen = wb.seq().load(Ordering::SeqCst);
+        let t = Instant::now();
+        let sleeper = std::thread::spawn(move || wb.wait(seen, Duration::from_secs(10)));
+        while wa.waiters().load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        a.wakeup().unwrap();
+        sleeper.join().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // A sleeper that finds the word moved does not sleep.
+        b.wake_word().unwrap().wait(seen, Duration::from_secs(10));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // Not a sidecar: left as it was.
+        let other = dir.path().join("other");
+        let not_ours = dir.path().join(format!("other{WAKE_SUFFIX}"));
+        std::fs::write(&not_ours, b"my notes").unwrap();
+        let c = Bus::attach(&other).unwrap();
+        assert!(c.wake_word().is_none());
+        assert_eq!(std::fs::read(&not_ours).unwrap(), b"my notes");
+        c.send(&test_frame(1, 60), 1).unwrap();
+        c.wakeup().unwrap();
+        // A sidecar cut short under the mappings: no SIGBUS, the futex
+        // word goes quiet, the bus file still wakes.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&side)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        a.wakeup().unwrap();
+        b.wake_word().unwrap().wait(0, Duration::from_millis(1));
+        a.send(&test_frame(2, 60), 1).unwrap();
+        // A follower (shmifdump -f) makes none.
+        let lone = dir.path().join("lone");
+        drop(Bus::attach(&lone).unwrap());
+        std::fs::remove_file(dir.path().join(format!("lone{WAKE_SUFFIX}"))).unwrap();
+        assert!(Bus::open_existing(&lone).unwrap().wake_word().is_none());
+        assert!(!dir.path().join(format!("lone{WAKE_SUFFIX}")).exists());
     }
 
     #[test]

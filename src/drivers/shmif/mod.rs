@@ -8,11 +8,16 @@
 //!   its own. Sending takes the bus lock — on a reactor thread only if it
 //!   comes within a few microseconds, else the frame is dropped (an output
 //!   error) — and copies
-//!   the frame into the ring; the wakeup write follows at once when the
-//!   sender is the source's own thread, else the source does it, and
-//!   back-to-back frames are coalesced into one write. Receiving, while up: woken through
-//!   inotify (one instance per reactor thread, a watch per bus file) or a
-//!   safety timer, the source copies up to 32 frames per hold of the lock
+//!   the frame into the ring; from a reactor thread, the ifnet peers are
+//!   woken at once through the bus's futex word ([`bus::WakeWord`]: a
+//!   system call only when one naps on it); the wakeup write follows at
+//!   once when the sender is the source's own thread or no reactor thread
+//!   (with the futex wake), else the source does it (and the futex wake),
+//!   and back-to-back frames are coalesced into one write.
+//!   Receiving, while up: woken through inotify (one instance per reactor
+//!   thread, a watch per bus file), through the futex word while the
+//!   thread naps after work (see [`crate::reactor`]), or a safety timer,
+//!   the source copies up to 32 frames per hold of the lock
 //!   into a per-thread batch (no allocation per frame) and hands each to
 //!   `Port::input`. A lock that stands still is looked at on a timer and
 //!   stolen from a dead holder there, never waited for on the data path.
@@ -47,7 +52,7 @@ use crate::frame::Frame;
 use crate::ifnet::{Driver, IfState, IfType, LinkPrep};
 use crate::ioctl::{Errno, IfMedia, LinkState, Request, iff};
 use crate::port::{Port, Transmit};
-use crate::reactor::{Handler, Reactor, Registration, io_group};
+use crate::reactor::{Handler, NapWord, Reactor, Registration, io_group};
 use bus::{Batch, Bus, BusReader, Recv, StaleWatch};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::any::Any;
@@ -123,6 +128,9 @@ impl Notifiers {
             reg: Mutex::new(None),
         });
         let reg = reactor.register_on(worker, Some(n.ino.as_fd()), n.clone())?;
+        // What inotify says the futex words say first, but for NetBSD
+        // peers' wakeups: those wait for a nap's end (at most 200 us).
+        reg.tolerate_naps();
         *lock(&n.reg) = Some(reg);
         m.insert(worker, n.clone());
         Ok(n)
@@ -520,6 +528,15 @@ impl Transmit for ShmifTx {
             }
             r => r?,
         }
+        // The ifnet peers at once from a reactor thread (a futex wake, and
+        // only if one naps); the file write for everyone, possibly
+        // coalesced, below. Other threads wake both ways together, at
+        // most once per WAKE_COALESCE: our own reactor thread, napping on
+        // the word, would be woken by every frame (measured: a paced
+        // sender fell to half its rate).
+        if crate::reactor::on_reactor() {
+            io.bus.wakeup_ifnet();
+        }
         // Release pairs with the poll's swap: the frame is in the ring
         // before the write that announces it.
         if !io.wakeup_here() && !io.pending.swap(true, SeqCst) {
@@ -580,13 +597,13 @@ enum Rx {
 
 impl ShmifIo {
     /// The wakeup write for a frame just sent, made at once when the
-    /// sender is the thread that polls this source and none was made in
-    /// the last [`WAKE_COALESCE`]: no turn of the reactor before the
-    /// peers hear of it. `false`: left to the poll (coalesced).
+    /// sender is the thread that polls this source, or no reactor thread
+    /// (the host stack, a library caller: no hand-off to the reactor and
+    /// no turn of it before the peers hear of it), and none was made in
+    /// the last [`WAKE_COALESCE`]. `false`: left to the poll (coalesced).
     fn wakeup_here(&self) -> bool {
-        if !crate::reactor::on_reactor()
-            || !lock(&self.reg).as_ref().is_some_and(|r| r.is_current())
-        {
+        let reactor = crate::reactor::on_reactor();
+        if reactor && !lock(&self.reg).as_ref().is_some_and(|r| r.is_current()) {
             return false;
         }
         let Ok(mut st) = self.st.try_lock() else {
@@ -598,7 +615,12 @@ impl ShmifIo {
         }
         st.last_wakeup = Some(now);
         drop(st);
-        let _ = self.bus.wakeup();
+        // A reactor sender woke the ifnet peers already (see transmit).
+        let _ = if reactor {
+            self.bus.wakeup_file()
+        } else {
+            self.bus.wakeup()
+        };
         true
     }
 
@@ -638,8 +660,22 @@ impl ShmifIo {
         });
         self.receiving.store(true, SeqCst);
         drop(st);
+        self.set_nap(true);
         self.wake();
         Ok(())
+    }
+
+    /// Have the reactor thread nap on the bus's futex word (see
+    /// [`bus::WakeWord`]) while receiving, or not.
+    fn set_nap(&self, on: bool) {
+        let word = self
+            .bus
+            .wake_word()
+            .filter(|_| on)
+            .map(|w| w.clone() as Arc<dyn NapWord>);
+        if let Some(r) = lock(&self.reg).as_ref() {
+            r.set_nap(word);
+        }
     }
 
     /// Poll on the thread of `group` from now on.
@@ -662,7 +698,9 @@ impl ShmifIo {
             let wd = n.add(self)?;
             rx.watch = Some((n, wd));
         }
+        let receiving = st.rx.is_some();
         drop(st);
+        self.set_nap(receiving);
         self.wake();
         Ok(())
     }
@@ -670,6 +708,7 @@ impl ShmifIo {
     /// Stop receiving: no frame of this bus is handed on after return.
     fn stop_rx(&self) {
         self.receiving.store(false, SeqCst);
+        self.set_nap(false);
         let rx = lock(&self.st).rx.take();
         if let Some(RxState {
             watch: Some((n, wd)),
@@ -773,6 +812,16 @@ impl ShmifIo {
             }
         }
         Rx::More
+    }
+}
+
+impl NapWord for bus::WakeWord {
+    fn word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.seq()
+    }
+
+    fn waiters(&self) -> &std::sync::atomic::AtomicU32 {
+        bus::WakeWord::waiters(self)
     }
 }
 
