@@ -17,7 +17,7 @@
 //! IPv4 too, where other datagrams carry none (RFC 7348 lets a receiver
 //! check it or not).
 
-use super::io::{Params, bind_addr, drop_all_input, multicast_out};
+use super::params::{Params, bind_addr, drop_all_input, multicast_out};
 use super::vtep::{setsockopt, udp_socket, unicast_ttl};
 use crate::ioctl::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage};

@@ -22,7 +22,8 @@ use super::flow;
 use super::ftable::Ftable;
 use super::gso::{self, FlowSockets, Sent};
 use super::header::{Packet, Repr};
-use super::vtep::{Member, Registry, Vtep, mreqn, setsockopt, unicast_ttl};
+use super::params::{Params, bind_addr, drop_all_input, multicast_out};
+use super::vtep::{Member, Registry, Vtep, setsockopt, unicast_ttl};
 use crate::drivers::gro::Gro;
 use crate::frame::Frame;
 use crate::ioctl::Errno;
@@ -91,22 +92,6 @@ fn udp_header(sport: u16, dport: u16, payload: usize) -> Result<[u8; 8], Errno> 
     Ok([s0, s1, d0, d1, l0, l1, 0, 0])
 }
 
-/// What the data plane needs of the configuration, fixed while running.
-#[derive(Clone, Debug)]
-pub struct Params {
-    pub vni: u32,
-    pub local: SocketAddr,
-    /// Unicast remote or multicast group.
-    pub remote: SocketAddr,
-    /// The interface the group is joined on.
-    pub dev_index: u32,
-    pub ttl: u32,
-    pub learn: bool,
-    /// Source ports of the flows.
-    pub port_min: u16,
-    pub port_max: u16,
-}
-
 /// One running vxlan's data plane.
 pub struct VxlanIo {
     /// The socket it receives on (and sends on, without `raw`).
@@ -129,60 +114,6 @@ pub struct VxlanIo {
     flows: FlowSockets,
     /// The bound socket refused a super-frame (without `raw`).
     no_gso: AtomicBool,
-}
-
-/// How a socket sends to a group: on `vxlandev`, with the TTL, and not
-/// back to us (our own datagrams to the group are not news).
-pub(super) fn multicast_out(sock: &impl AsRawFd, p: &Params) -> Result<(), Errno> {
-    let ttl = p.ttl as i32;
-    let off: i32 = 0;
-    match (p.remote.ip(), p.local.ip()) {
-        (IpAddr::V4(g), IpAddr::V4(local)) => {
-            let mreq = mreqn(g, local, p.dev_index);
-            setsockopt(sock, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)?;
-            setsockopt(sock, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)?;
-            setsockopt(sock, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &off)
-        }
-        (IpAddr::V6(_), _) => {
-            let idx = p.dev_index as i32;
-            setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)?;
-            setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)?;
-            setsockopt(sock, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &off)
-        }
-        _ => Err(Errno::EINVAL),
-    }
-}
-
-/// Where the socket is bound: the local port, on the local address in
-/// unicast mode, on the wildcard in multicast mode (datagrams to the group
-/// must reach it too) or without a local address.
-pub(super) fn bind_addr(p: &Params) -> SocketAddr {
-    let any: IpAddr = match p.remote.ip() {
-        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let ip = if p.remote.ip().is_multicast() || p.local.ip().is_unspecified() {
-        any
-    } else {
-        p.local.ip()
-    };
-    SocketAddr::new(ip, p.local.port())
-}
-
-/// Read nothing: a filter (`ret #0`) drops every datagram before it is
-/// queued.
-pub(super) fn drop_all_input(fd: &impl AsRawFd) -> Result<(), Errno> {
-    let drop_all = [libc::sock_filter {
-        code: 0x06,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    }];
-    let prog = libc::sock_fprog {
-        len: 1,
-        filter: drop_all.as_ptr().cast_mut(),
-    };
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
 }
 
 /// The raw IPPROTO_UDP socket frames leave through, or why not.

@@ -16,6 +16,7 @@ mod ftable;
 mod gso;
 pub mod header;
 pub mod io;
+mod params;
 mod vtep;
 
 pub use ftable::Ftable;
@@ -195,7 +196,7 @@ impl Vxlan {
     }
 
     /// Why the interface cannot start (vxlan_valid_init_config).
-    fn params(&self) -> Result<io::Params, &'static str> {
+    fn params(&self) -> Result<params::Params, &'static str> {
         let vni = self.vni.ok_or("without a network identifier")?;
         if self.remote.ip().is_unspecified() {
             return Err("without a remote address");
@@ -214,7 +215,7 @@ impl Vxlan {
             }
             _ => 0,
         };
-        Ok(io::Params {
+        Ok(params::Params {
             vni,
             local: self.local,
             remote: self.remote,
