@@ -109,13 +109,20 @@ fn captured(pcap: &std::path::Path, n: usize, args: &[&str]) -> String {
 
 /// The input errors `ifconfig -v` shows for `ifname`.
 fn input_errors(d: &Daemon, ifname: &str) -> u64 {
+    counter(d, ifname, "input:", "error")
+}
+
+/// A counter of `ifconfig -v`'s `input:` or `output:` line: `N what(s)`.
+fn counter(d: &Daemon, ifname: &str, dir: &str, what: &str) -> u64 {
     let (o, _, _) = d.ifconfig(&["-v", ifname]);
-    let line = o
-        .lines()
-        .find(|l| l.trim_start().starts_with("input:"))
-        .unwrap();
+    let line = o.lines().find(|l| l.trim_start().starts_with(dir)).unwrap();
+    let line = line.trim_start().strip_prefix(dir).unwrap();
     line.split(", ")
-        .find_map(|f| f.strip_suffix(" errors").or(f.strip_suffix(" error")))
+        .find_map(|f| {
+            let f = f.trim();
+            f.strip_suffix(&format!(" {what}s"))
+                .or(f.strip_suffix(&format!(" {what}")))
+        })
         .map_or(0, |n| n.trim().parse().unwrap())
 }
 
@@ -774,4 +781,35 @@ fn ttl_zero_comes_up_with_the_default_ttl() {
         .args(["-c", "1", "-w", "1", "10.8.0.9"]));
     let dump = captured(&pcap, 1, &["-v"]);
     assert!(dump.contains("ttl 64"), "{dump}");
+}
+
+/// Datagrams the underlay refuses (no route to the remote) are output
+/// errors, not packets sent, though the frames were queued as sent.
+#[test]
+fn refused_datagrams_are_output_errors() {
+    if !can_netadmin() {
+        return;
+    }
+    let ns = Netns::new();
+    let d = Daemon::start_in(&ns);
+    d.ok(&[
+        "vxlan0",
+        "create",
+        "vni",
+        "9",
+        "vxlanremote",
+        "10.99.0.2",
+        "up",
+    ]);
+    d.ok(&["vxlan0", "inet", "10.8.0.1/24"]);
+    // ARP requests for an address nobody has: broadcasts, to the remote,
+    // which nothing routes to.
+    let _ = run(d
+        .cmd(env!("CARGO_BIN_EXE_ifping"))
+        .args(["-c", "1", "-w", "2", "10.8.0.9"]));
+    wait_until(10, "output errors", || {
+        counter(&d, "vxlan0", "output:", "error") > 0
+    });
+    assert_eq!(counter(&d, "vxlan0", "output:", "packet"), 0);
+    assert_eq!(counter(&d, "vxlan0", "output:", "byte"), 0);
 }

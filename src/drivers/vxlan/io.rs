@@ -21,7 +21,7 @@
 use super::flow;
 use super::ftable::Ftable;
 use super::gso::{self, FlowSockets, Sent};
-use super::header::{Packet, Repr};
+use super::header::{HEADER_LEN, Packet, Repr};
 use super::params::{Params, bind_addr, drop_all_input, multicast_out};
 use super::vtep::{Member, Registry, Vtep, setsockopt, unicast_ttl};
 use crate::drivers::gro::Gro;
@@ -400,13 +400,22 @@ impl VxlanIo {
     /// datagrams of a stream of small packets) in one send each with
     /// segmentation offload, the others with one sendmmsg (more when the
     /// socket takes part). Datagrams the socket refuses are lost as a full
-    /// queue loses them, and counted as output errors.
+    /// queue loses them: their frames, counted as sent when queued, move
+    /// to the output errors.
     fn flush_tx(&self) {
         let mut b = lock(&self.tx);
         b.deferred = false;
-        let (mut lost, mut start, mut i) = (0, 0, 0);
         // Our UDP header, in front of each datagram for a raw socket.
         let hl = if self.raw.is_some() { 8 } else { 0 };
+        // Lost datagrams: from the tail of each send_mmsg range, or a
+        // whole offloaded run.
+        let (mut lost, mut start, mut i) = ((0u64, 0u64), 0, 0);
+        let lose = |lost: &mut (u64, u64), msgs: &[Msg]| {
+            for m in msgs {
+                lost.0 += 1;
+                lost.1 += (m.len - hl - HEADER_LEN) as u64;
+            }
+        };
         while i < b.msgs.len() {
             let end = gso::run(&b.msgs[i..], |m| (m.dst, m.sport, m.len - hl)) + i;
             let m = &b.msgs[i];
@@ -427,14 +436,15 @@ impl VxlanIo {
                 continue;
             };
             // What came before leaves first.
-            lost += self.send_mmsg(&b, start..i);
+            let n = self.send_mmsg(&b, start..i);
+            lose(&mut lost, &b.msgs[i - n..i]);
             let pieces: Vec<std::io::IoSlice> = b.msgs[i..end]
                 .iter()
                 .map(|m| std::io::IoSlice::new(&b.data[m.off + hl..m.off + m.len]))
                 .collect();
             match gso::send_pieces(fd, m.dst, m.len - hl, &pieces) {
                 Sent::Done(Ok(())) => {}
-                Sent::Done(Err(_)) => lost += end - i,
+                Sent::Done(Err(_)) => lose(&mut lost, &b.msgs[i..end]),
                 Sent::Uneven | Sent::Refused => {
                     match self.raw {
                         Some(_) => self.flows.refuse(m.sport),
@@ -448,14 +458,20 @@ impl VxlanIo {
             }
             (start, i) = (end, end);
         }
-        lost += self.send_mmsg(&b, start..b.msgs.len());
+        let (all, n) = (b.msgs.len(), self.send_mmsg(&b, start..b.msgs.len()));
+        lose(&mut lost, &b.msgs[all - n..]);
         b.data.clear();
         b.msgs.clear();
         drop(b);
-        if lost > 0
+        if lost.0 > 0
             && let Some(port) = self.port.upgrade()
         {
-            port.counters.oerrors.fetch_add(lost as u64, Relaxed);
+            let c = &port.counters;
+            c.oerrors.fetch_add(lost.0, Relaxed);
+            c.opackets
+                .fetch_sub(lost.0.min(c.opackets.load(Relaxed)), Relaxed);
+            c.obytes
+                .fetch_sub(lost.1.min(c.obytes.load(Relaxed)), Relaxed);
         }
     }
 
