@@ -13,7 +13,7 @@ use crate::drivers::gro::Gro;
 use crate::frame::Frame;
 use crate::ioctl::Errno;
 use crate::port::{Port, Transmit};
-use crate::reactor::{Handler, Reactor, Registration, io_group};
+use crate::reactor::{Deferred, Handler, Reactor, Registration, io_group};
 use nix::sys::socket::{MsgFlags, send};
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, AsRawFd};
@@ -290,7 +290,10 @@ impl Transmit for TapTx {
         let was_empty = ring.is_empty();
         ring.push(frame.bytes())?;
         drop(q);
-        if was_empty {
+        // On a reactor thread the queue is written at the end of its turn,
+        // by that thread: no wakeup of the tap's source (another thread's,
+        // or another turn of this one) before the client hears of it.
+        if was_empty && !sc.me.upgrade().is_some_and(|me| crate::reactor::defer(me)) {
             sc.wake();
         }
         Ok(())
@@ -319,6 +322,24 @@ struct Client {
     gro: Gro,
     /// Polled for POLLOUT too: output is queued.
     writable: bool,
+}
+
+impl Deferred for Softc {
+    /// The frames queued in a reactor turn, written at its end. What the
+    /// client does not take at once, or a device busy in its own poll, is
+    /// left to that poll.
+    fn run(&self) {
+        let Ok(mut dev) = self.dev.try_lock() else {
+            return self.wake();
+        };
+        let Some(c) = dev.client.as_mut() else { return };
+        let sent = transmit(self, &c.conn);
+        let left = lock(&self.txq).as_ref().is_some_and(|q| !q.is_empty());
+        if !sent || (left && !c.writable) {
+            drop(dev);
+            self.wake();
+        }
+    }
 }
 
 impl Handler for Softc {
