@@ -26,6 +26,10 @@ pub struct Ftable {
     map: HashMap<Mac, Entry>,
     pub max: u32,
     pub timeout: u32,
+    /// No entry expires before this (a lower bound: refreshes move
+    /// entries later): a full table is swept only once it has passed, not
+    /// on every new address of a flood.
+    earliest: Option<Instant>,
 }
 
 impl Default for Ftable {
@@ -34,6 +38,7 @@ impl Default for Ftable {
             map: HashMap::new(),
             max: FTABLE_MAX,
             timeout: FTABLE_TIMEOUT,
+            earliest: None,
         }
     }
 }
@@ -67,18 +72,22 @@ impl Ftable {
             return;
         }
         if self.map.len() >= self.max as usize {
-            self.expire(now);
+            if self.earliest.is_some_and(|t| t <= now) {
+                self.expire(now);
+            }
             if self.map.len() >= self.max as usize {
                 return;
             }
         }
         self.map.insert(mac, Entry { addr, expire });
+        self.earliest = self.earliest.min(expire).or(expire);
     }
 
     /// Drop the expired entries; the next instant one expires.
     pub fn expire(&mut self, now: Instant) -> Option<Instant> {
         self.map.retain(|_, e| e.expire.is_none_or(|t| t > now));
-        self.map.values().filter_map(|e| e.expire).min()
+        self.earliest = self.map.values().filter_map(|e| e.expire).min();
+        self.earliest
     }
 
     /// Forget the learnt entries, or every entry.
@@ -127,7 +136,37 @@ mod tests {
         }
         assert_eq!(f.len(), 2);
         assert_eq!(f.lookup(&[2, 0, 0, 0, 0, 3], t0), None);
+        // Once the first entries expire, a new one is learnt.
+        let late = t0 + Duration::from_secs(f.timeout.into()) + Duration::from_secs(1);
+        f.learn([2, 0, 0, 0, 0, 4], B, late);
+        assert_eq!(f.lookup(&[2, 0, 0, 0, 0, 4], late), Some(B));
+        assert_eq!(f.len(), 1);
         f.flush(false);
         assert!(f.is_empty());
+    }
+
+    /// A full table with nothing expired is not swept for each new address
+    /// of a flood: the sweep waits for the earliest expiry.
+    #[test]
+    fn a_full_table_sweeps_once_its_earliest_entry_is_due() {
+        let t0 = Instant::now();
+        let mut f = Ftable {
+            max: 2,
+            timeout: 10,
+            ..Ftable::default()
+        };
+        f.learn([2, 0, 0, 0, 0, 1], A, t0);
+        f.learn([2, 0, 0, 0, 0, 2], A, t0 + Duration::from_secs(5));
+        assert_eq!(f.earliest, Some(t0 + Duration::from_secs(10)));
+        // Full, nothing due: refused without a sweep.
+        f.learn([2, 0, 0, 0, 0, 3], A, t0 + Duration::from_secs(9));
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.earliest, Some(t0 + Duration::from_secs(10)));
+        // The first is due: swept, the new one in.
+        let t = t0 + Duration::from_secs(11);
+        f.learn([2, 0, 0, 0, 0, 3], B, t);
+        assert_eq!(f.lookup(&[2, 0, 0, 0, 0, 3], t), Some(B));
+        assert_eq!(f.lookup(&[2, 0, 0, 0, 0, 1], t), None);
+        assert_eq!(f.earliest, Some(t0 + Duration::from_secs(15)));
     }
 }
