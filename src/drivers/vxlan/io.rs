@@ -407,14 +407,11 @@ impl VxlanIo {
         b.deferred = false;
         // Our UDP header, in front of each datagram for a raw socket.
         let hl = if self.raw.is_some() { 8 } else { 0 };
-        // Lost datagrams: from the tail of each send_mmsg range, or a
-        // whole offloaded run.
+        // Frames lost: packets, bytes.
         let (mut lost, mut start, mut i) = ((0u64, 0u64), 0, 0);
-        let lose = |lost: &mut (u64, u64), msgs: &[Msg]| {
-            for m in msgs {
-                lost.0 += 1;
-                lost.1 += (m.len - hl - HEADER_LEN) as u64;
-            }
+        let add = |lost: &mut (u64, u64), (p, b): (u64, u64)| {
+            lost.0 += p;
+            lost.1 += b;
         };
         while i < b.msgs.len() {
             let end = gso::run(&b.msgs[i..], |m| (m.dst, m.sport, m.len - hl)) + i;
@@ -436,15 +433,14 @@ impl VxlanIo {
                 continue;
             };
             // What came before leaves first.
-            let n = self.send_mmsg(&b, start..i);
-            lose(&mut lost, &b.msgs[i - n..i]);
+            add(&mut lost, self.send_mmsg(&b, start..i));
             let pieces: Vec<std::io::IoSlice> = b.msgs[i..end]
                 .iter()
                 .map(|m| std::io::IoSlice::new(&b.data[m.off + hl..m.off + m.len]))
                 .collect();
             match gso::send_pieces(fd, m.dst, m.len - hl, &pieces) {
                 Sent::Done(Ok(())) => {}
-                Sent::Done(Err(_)) => lose(&mut lost, &b.msgs[i..end]),
+                Sent::Done(Err(_)) => self.lose(&mut lost, &b.msgs[i..end]),
                 Sent::Uneven | Sent::Refused => {
                     match self.raw {
                         Some(_) => self.flows.refuse(m.sport),
@@ -458,8 +454,7 @@ impl VxlanIo {
             }
             (start, i) = (end, end);
         }
-        let (all, n) = (b.msgs.len(), self.send_mmsg(&b, start..b.msgs.len()));
-        lose(&mut lost, &b.msgs[all - n..]);
+        add(&mut lost, self.send_mmsg(&b, start..b.msgs.len()));
         b.data.clear();
         b.msgs.clear();
         drop(b);
@@ -475,12 +470,22 @@ impl VxlanIo {
         }
     }
 
-    /// Send datagrams `range` of the batch with sendmmsg; how many were
-    /// lost.
-    fn send_mmsg(&self, b: &TxBatch, range: std::ops::Range<usize>) -> usize {
+    /// Count datagrams `msgs` lost: their frames' packets and bytes.
+    fn lose(&self, lost: &mut (u64, u64), msgs: &[Msg]) {
+        // Our UDP header, in front of each datagram for a raw socket.
+        let hl = if self.raw.is_some() { 8 } else { 0 };
+        for m in msgs {
+            lost.0 += 1;
+            lost.1 += (m.len - hl - HEADER_LEN) as u64;
+        }
+    }
+
+    /// Send datagrams `range` of the batch with sendmmsg; the frames lost
+    /// (packets, bytes).
+    fn send_mmsg(&self, b: &TxBatch, range: std::ops::Range<usize>) -> (u64, u64) {
         let msgs = &b.msgs[range];
         if msgs.is_empty() {
-            return 0;
+            return (0, 0);
         }
         let fd = match &self.raw {
             Some(raw) => raw.as_raw_fd(),
@@ -506,6 +511,7 @@ impl VxlanIo {
                 h.msg_hdr.msg_iovlen = 1;
                 t.hdrs.push(h);
             }
+            let mut lost = (0, 0);
             let mut sent = 0;
             while sent < t.hdrs.len() {
                 // SAFETY: every header points into `b` and `t`, which
@@ -518,12 +524,26 @@ impl VxlanIo {
                         libc::MSG_DONTWAIT,
                     )
                 };
-                if n <= 0 {
-                    return t.hdrs.len() - sent;
+                if n > 0 {
+                    sent += n as usize;
+                    continue;
                 }
-                sent += n as usize;
+                // The first datagram left failed. A full socket buffer
+                // takes the rest too; any other error (no route to one
+                // remote) is that datagram's alone.
+                let e = std::io::Error::last_os_error().raw_os_error();
+                if n < 0 && e == Some(libc::EINTR) {
+                    continue;
+                }
+                let gone = if n == 0 || e == Some(libc::EAGAIN) {
+                    &msgs[sent..]
+                } else {
+                    &msgs[sent..sent + 1]
+                };
+                self.lose(&mut lost, gone);
+                sent += gone.len();
             }
-            0
+            lost
         })
     }
 }
