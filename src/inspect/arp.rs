@@ -2,7 +2,7 @@
 //! NetBSD's format, messages and exit codes (usr.sbin/arp/arp.c). Entries
 //! are not set by hand (-s, -f): the presences learn them.
 
-use super::{ether_ntoa, getopt};
+use super::{ether_ntoa, getopt, usage};
 use crate::ioctl::{Ioctl, LlEntry, Reply, Request};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
@@ -21,12 +21,8 @@ pub fn main_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let usage = |err: &mut dyn Write| {
-        let _ = err.write_all(USAGE.as_bytes());
-        1
-    };
     let Ok((opts, rest)) = getopt(args, "andsfv") else {
-        return usage(err);
+        return usage(err, USAGE);
     };
     let (mut a, mut v, mut op) = (false, false, None);
     for (c, _) in opts {
@@ -35,7 +31,7 @@ pub fn main_with(
             'n' => {}
             'v' => v = true,
             'd' | 's' | 'f' if op.is_none() => op = Some(c),
-            _ => return usage(err),
+            _ => return usage(err, USAGE),
         }
     }
     if op.is_none() && a {
@@ -48,7 +44,7 @@ pub fn main_with(
                 return delete(ctl, out, err, None, v);
             }
             if a || rest.is_empty() || rest.len() > 2 {
-                return usage(err);
+                return usage(err, USAGE);
             }
             let Some(ip) = getinetaddr(&rest[0], err) else {
                 return 0;
@@ -61,7 +57,7 @@ pub fn main_with(
         }
         None => {
             if rest.len() != 1 {
-                return usage(err);
+                return usage(err, USAGE);
             }
             let Some(ip) = getinetaddr(&rest[0], err) else {
                 return 1;

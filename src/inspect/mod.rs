@@ -54,6 +54,12 @@ pub fn run(
     })
 }
 
+/// Write a tool's usage text to `err`; the exit status that goes with it.
+pub fn usage(err: &mut dyn Write, text: &str) -> i32 {
+    let _ = err.write_all(text.as_bytes());
+    1
+}
+
 /// Options as getopt(3) returns them, each with its argument.
 pub type Opts = Vec<(char, Option<String>)>;
 

@@ -2,7 +2,7 @@
 //! presences, in NetBSD's format, messages and exit codes
 //! (usr.sbin/ndp/ndp.c). Entries are learned, not set by hand.
 
-use super::{ether_ntoa, getopt, ntop6};
+use super::{ether_ntoa, getopt, ntop6, usage};
 use crate::ioctl::{Ioctl, LlEntry, Reply, Request};
 use std::io::Write;
 use std::net::{IpAddr, Ipv6Addr, ToSocketAddrs};
@@ -28,12 +28,8 @@ pub fn main_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let usage = |err: &mut dyn Write| {
-        let _ = err.write_all(USAGE.as_bytes());
-        1
-    };
     let Ok((opts, rest)) = getopt(args, "acd:f:i:nstA:") else {
-        return usage(err);
+        return usage(err, USAGE);
     };
     let mut mode: Option<(char, Option<String>)> = None;
     let mut tflag = false;
@@ -42,7 +38,7 @@ pub fn main_with(
             'n' => {}
             't' => tflag = true,
             'a' | 'c' | 's' | 'd' | 'f' | 'i' | 'A' if mode.is_none() => mode = Some((c, v)),
-            _ => return usage(err),
+            _ => return usage(err, USAGE),
         }
     }
     if tflag {
@@ -50,7 +46,7 @@ pub fn main_with(
         return 1;
     }
     match mode {
-        Some(('a', _)) | Some(('c', _)) if !rest.is_empty() => usage(err),
+        Some(('a', _)) | Some(('c', _)) if !rest.is_empty() => usage(err, USAGE),
         Some(('a', _)) => {
             let _ = out.write_all(header().as_bytes());
             foreach(ctl, out, err, None).map_or(1, |_| 0)
@@ -71,7 +67,7 @@ pub fn main_with(
         }
         Some(('d', Some(host))) => {
             if !rest.is_empty() {
-                return usage(err);
+                return usage(err, USAGE);
             }
             let _ = out.write_all(header().as_bytes());
             let Some(a) = getaddr(&host, err) else {
@@ -97,7 +93,7 @@ pub fn main_with(
         }
         None => {
             if rest.len() != 1 {
-                return usage(err);
+                return usage(err, USAGE);
             }
             let _ = out.write_all(header().as_bytes());
             let Some(a) = getaddr(&rest[0], err) else {

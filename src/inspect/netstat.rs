@@ -7,7 +7,7 @@
 //! the forwarding path's protocol statistics (usr.bin/netstat/inet.c,
 //! inet6.c), for the counters ifnet keeps.
 
-use super::{ether_ntoa, getopt, interfaces, ntop6};
+use super::{ether_ntoa, getopt, interfaces, ntop6, usage};
 use crate::ioctl::{
     IfStatus, Ioctl, LlEntry, ProtoStats, Reply, Request, RouteReq, RtEntry, iff, rtf,
 };
@@ -42,15 +42,11 @@ pub fn main_with(
     err: &mut dyn Write,
 ) -> i32 {
     let mut o = Opts::default();
-    let usage = |err: &mut dyn Write| {
-        let _ = err.write_all(USAGE.as_bytes());
-        1
-    };
     let Ok((opts, rest)) = getopt(args, "abf:I:inrs") else {
-        return usage(err);
+        return usage(err, USAGE);
     };
     if !rest.is_empty() {
-        return usage(err);
+        return usage(err, USAGE);
     }
     for (c, v) in opts {
         match c {
@@ -72,10 +68,10 @@ pub fn main_with(
                         let _ = writeln!(err, "netstat: {f}: unknown address family");
                         return 1;
                     }
-                    None => return usage(err),
+                    None => return usage(err, USAGE),
                 }
             }
-            _ => return usage(err),
+            _ => return usage(err, USAGE),
         }
     }
     let ifs = match interfaces(ctl) {

@@ -5,7 +5,7 @@
 //! from its class as inet_makenetandmask gives it), its output and its
 //! messages.
 
-use super::{getopt, netname};
+use super::{getopt, netname, usage};
 use crate::ioctl::{Errno, Ioctl, Reply, Request, RouteReq, RtEntry, rtf};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -37,12 +37,8 @@ pub fn main_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let usage = |err: &mut dyn Write| {
-        let _ = err.write_all(USAGE.as_bytes());
-        1
-    };
     let Ok((opts, rest)) = getopt(args, "dfnqSsTtv") else {
-        return usage(err);
+        return usage(err, USAGE);
     };
     let mut o = Opts::default();
     let mut flush_first = false;
@@ -61,7 +57,7 @@ pub fn main_with(
         }
     }
     let Some((cmd, rest)) = rest.split_first() else {
-        return usage(err);
+        return usage(err, USAGE);
     };
     match cmd.as_str() {
         "add" | "delete" | "change" | "get" => newroute(cmd, rest, ctl, &o, out, err),
@@ -70,7 +66,7 @@ pub fn main_with(
         "monitor" => monitor(ctl, rest, out, err),
         c => {
             let _ = writeln!(err, "route: {c}: unknown command");
-            usage(err)
+            usage(err, USAGE)
         }
     }
 }

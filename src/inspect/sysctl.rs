@@ -3,7 +3,7 @@
 //! messages: `name = value`, `name: old -> new`, and a name it does not
 //! know is "invalid" at the level where the lookup fails).
 
-use super::getopt;
+use super::{getopt, usage};
 use crate::ioctl::{Errno, Ioctl, Knobs, Reply, Request};
 use std::io::Write;
 
@@ -132,12 +132,8 @@ pub fn main_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let usage = |err: &mut dyn Write| {
-        let _ = err.write_all(USAGE.as_bytes());
-        1
-    };
     let Ok((opts, rest)) = getopt(args, "AaeMnqw") else {
-        return usage(err);
+        return usage(err, USAGE);
     };
     let mut o = Opts::default();
     for (c, _) in opts {
@@ -147,11 +143,11 @@ pub fn main_with(
             'n' => o.n = true,
             'q' => o.q = true,
             'w' => o.w = true,
-            _ => return usage(err),
+            _ => return usage(err, USAGE),
         }
     }
     if o.a != rest.is_empty() {
-        return usage(err);
+        return usage(err, USAGE);
     }
     let mut knobs = match ctl.ioctl(Request::GetKnobs) {
         Ok(Reply::Knobs(k)) => k,

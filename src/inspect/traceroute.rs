@@ -4,7 +4,7 @@
 //! per hop its address and a round trip per probe, `*` for none, and
 //! `!H`, `!N`, `!F`… for an unreachable.
 
-use super::getopt;
+use super::{getopt, usage};
 use crate::ioctl::{Errno, Ioctl, Reply, Request};
 use std::io::Write;
 use std::net::IpAddr;
@@ -32,15 +32,11 @@ pub fn main_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let usage = |err: &mut dyn Write| {
-        let _ = err.write_all(USAGE.as_bytes());
-        1
-    };
     let Ok((opts, rest)) = getopt(args, "6DInf:m:q:s:w:") else {
-        return usage(err);
+        return usage(err, USAGE);
     };
     let [host] = rest.as_slice() else {
-        return usage(err);
+        return usage(err, USAGE);
     };
     let mut o = Opts {
         n: false,
@@ -79,7 +75,7 @@ pub fn main_with(
                 Ok(w) if w > 0 => o.wait = Duration::from_secs(w),
                 _ => return bad(err, "invalid wait time", &v),
             },
-            _ => return usage(err),
+            _ => return usage(err, USAGE),
         }
     }
     if o.first > o.max {
