@@ -405,8 +405,7 @@ impl VxlanIo {
     fn flush_tx(&self) {
         let mut b = lock(&self.tx);
         b.deferred = false;
-        // Our UDP header, in front of each datagram for a raw socket.
-        let hl = if self.raw.is_some() { 8 } else { 0 };
+        let hl = self.udp_header_len();
         // Frames lost: packets, bytes.
         let (mut lost, mut start, mut i) = ((0u64, 0u64), 0, 0);
         let add = |lost: &mut (u64, u64), (p, b): (u64, u64)| {
@@ -470,10 +469,15 @@ impl VxlanIo {
         }
     }
 
+    /// Our UDP header's length in front of each queued datagram: there for
+    /// a raw socket only.
+    fn udp_header_len(&self) -> usize {
+        if self.raw.is_some() { 8 } else { 0 }
+    }
+
     /// Count datagrams `msgs` lost: their frames' packets and bytes.
     fn lose(&self, lost: &mut (u64, u64), msgs: &[Msg]) {
-        // Our UDP header, in front of each datagram for a raw socket.
-        let hl = if self.raw.is_some() { 8 } else { 0 };
+        let hl = self.udp_header_len();
         for m in msgs {
             lost.0 += 1;
             lost.1 += (m.len - hl - HEADER_LEN) as u64;
