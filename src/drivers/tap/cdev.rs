@@ -325,17 +325,14 @@ struct Client {
 }
 
 impl Deferred for Softc {
-    /// The frames queued in a reactor turn, written at its end. What the
-    /// client does not take at once, or a device busy in its own poll, is
-    /// left to that poll.
+    /// The frames queued in a reactor turn, written at its end. A device
+    /// busy in its own poll, or a client gone, is left to that poll.
     fn run(&self) {
         let Ok(mut dev) = self.dev.try_lock() else {
             return self.wake();
         };
         let Some(c) = dev.client.as_mut() else { return };
-        let sent = transmit(self, &c.conn);
-        let left = lock(&self.txq).as_ref().is_some_and(|q| !q.is_empty());
-        if !sent || (left && !c.writable) {
+        if !self.send_queued(c) {
             drop(dev);
             self.wake();
         }
@@ -356,11 +353,7 @@ impl Handler for Softc {
         let mut keep = receive(self, &c.conn, &mut c.rx, &mut c.gro);
         c.gro.flush(&mut |f| self.port.input(f));
         if keep {
-            keep = transmit(self, &c.conn);
-            let want_out = keep && lock(&self.txq).as_ref().is_some_and(|q| !q.is_empty());
-            if want_out != c.writable && c.reg.set_writable(want_out).is_ok() {
-                c.writable = want_out;
-            }
+            keep = self.send_queued(c);
         }
         if !keep && let Some(c) = dev.client.take() {
             // On this thread: dropping its source does not wait.
@@ -372,6 +365,17 @@ impl Handler for Softc {
 }
 
 impl Softc {
+    /// Write what is queued for client `c`, and poll it for POLLOUT while
+    /// some is left; false when the client is gone.
+    fn send_queued(&self, c: &mut Client) -> bool {
+        let keep = transmit(self, &c.conn);
+        let want_out = keep && lock(&self.txq).as_ref().is_some_and(|q| !q.is_empty());
+        if want_out != c.writable && c.reg.set_writable(want_out).is_ok() {
+            c.writable = want_out;
+        }
+        keep
+    }
+
     fn attach(&self, dev: &mut Dev, conn: UnixStream) {
         if dev.client.is_some() {
             let now = Instant::now();
