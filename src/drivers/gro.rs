@@ -179,27 +179,35 @@ impl Gro {
     /// Lengths for the whole, PSH if the last had it, and the TCP checksum
     /// field holding the pseudo-header sum, as a sender leaves it.
     fn finish_headers(&mut self, p: &Seg) {
+        let pseudo = super_headers(&mut self.buf, p.v6, p.l4, IpProtocol::Tcp);
         let b = &mut self.buf;
-        let tcp_len = b.len() - p.l4;
-        let pseudo = if p.v6 {
-            b[18..20].copy_from_slice(&(tcp_len as u16).to_be_bytes());
-            let src = Ipv6Address::from(<[u8; 16]>::try_from(&b[22..38]).unwrap_or([0; 16]));
-            let dst = Ipv6Address::from(<[u8; 16]>::try_from(&b[38..54]).unwrap_or([0; 16]));
-            checksum::pseudo_header_v6(&src, &dst, IpProtocol::Tcp, tcp_len as u32)
-        } else {
-            let total = (b.len() - 14) as u16;
-            b[16..18].copy_from_slice(&total.to_be_bytes());
-            b[24..26].copy_from_slice(&[0, 0]);
-            let sum = !checksum::data(&b[14..34]);
-            b[24..26].copy_from_slice(&sum.to_be_bytes());
-            let src = Ipv4Address::from(<[u8; 4]>::try_from(&b[26..30]).unwrap_or([0; 4]));
-            let dst = Ipv4Address::from(<[u8; 4]>::try_from(&b[30..34]).unwrap_or([0; 4]));
-            checksum::pseudo_header_v4(&src, &dst, IpProtocol::Tcp, tcp_len as u32)
-        };
         if self.psh {
             b[p.l4 + 13] |= TCP_PSH;
         }
         b[p.l4 + 16..p.l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
+    }
+}
+
+/// Fix the IP header of super-frame `b` (IPv6 if `v6`, its `proto` header
+/// at `l4`) for its whole length, and return the pseudo-header sum that a
+/// sender leaves in the checksum field of a frame whose checksum is left
+/// to the host.
+pub fn super_headers(b: &mut [u8], v6: bool, l4: usize, proto: IpProtocol) -> u16 {
+    let l4_len = (b.len() - l4) as u32;
+    if v6 {
+        b[18..20].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        let src = Ipv6Address::from(<[u8; 16]>::try_from(&b[22..38]).unwrap_or([0; 16]));
+        let dst = Ipv6Address::from(<[u8; 16]>::try_from(&b[38..54]).unwrap_or([0; 16]));
+        checksum::pseudo_header_v6(&src, &dst, proto, l4_len)
+    } else {
+        let total = (b.len() - 14) as u16;
+        b[16..18].copy_from_slice(&total.to_be_bytes());
+        b[24..26].copy_from_slice(&[0, 0]);
+        let sum = !checksum::data(&b[14..34]);
+        b[24..26].copy_from_slice(&sum.to_be_bytes());
+        let src = Ipv4Address::from(<[u8; 4]>::try_from(&b[26..30]).unwrap_or([0; 4]));
+        let dst = Ipv4Address::from(<[u8; 4]>::try_from(&b[30..34]).unwrap_or([0; 4]));
+        checksum::pseudo_header_v4(&src, &dst, proto, l4_len)
     }
 }
 

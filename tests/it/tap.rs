@@ -729,6 +729,69 @@ fn tcp_segments(dst: [u8; 6], n: u32, mss: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A guest on tap0 and a namespace's host TAP on virt0, in bridge0.
+struct GuestAndHost {
+    d: Daemon,
+    ns: Netns,
+    /// The host TAP's name and link address.
+    tap: String,
+    mac: [u8; 6],
+    /// The guest's connection, and one to the daemon.
+    c: UnixStream,
+    k: Client,
+}
+
+impl GuestAndHost {
+    fn new() -> GuestAndHost {
+        let d = Daemon::start_with(&FAST_DAD);
+        let ns = Netns::new();
+        let tap = virt_in_ns(&d, "virt0", &ns, "10.77.0.1/24");
+        d.ok(&["tap0", "create"]);
+        d.ok(&["bridge0", "create"]);
+        d.ok(&["bridge0", "up"]);
+        assert_eq!(d.brconfig(&["bridge0", "add", "virt0", "tap0"]).2, 0);
+        let c = UnixStream::connect(d.run_dir().join("tap0")).unwrap();
+        let mut k = Client::connect(&d.sock).unwrap();
+        wait_for("tap0 up", || status(&mut k, "tap0").flags & iff::UP != 0);
+        let mac: Vec<u8> = ns
+            .exec(&format!("cat /sys/class/net/{tap}/address"))
+            .trim()
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        let mac = mac.try_into().unwrap();
+        GuestAndHost {
+            d,
+            ns,
+            tap,
+            mac,
+            c,
+            k,
+        }
+    }
+
+    /// A statistic of the host TAP.
+    fn stat(&self, what: &str) -> u64 {
+        let tap = &self.tap;
+        self.ns
+            .exec(&format!("cat /sys/class/net/{tap}/statistics/{what}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// The guest writes `frames` in one write: the daemon reads them in
+    /// one turn.
+    fn burst(&mut self, frames: &[Vec<u8>]) {
+        let mut burst = Vec::new();
+        for f in frames {
+            burst.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            burst.extend_from_slice(f);
+        }
+        self.c.write_all(&burst).unwrap();
+    }
+}
+
 /// A guest's TCP burst reaches a virt's host TAP as super-frames: the
 /// host counts fewer packets than segments, every byte.
 #[test]
@@ -736,47 +799,87 @@ fn a_clients_tcp_burst_reaches_a_virt_coalesced() {
     if !can_netadmin() {
         return;
     }
-    let d = Daemon::start_with(&FAST_DAD);
-    let ns = Netns::new();
-    let tap = virt_in_ns(&d, "virt0", &ns, "10.77.0.1/24");
-    d.ok(&["tap0", "create"]);
-    d.ok(&["bridge0", "create"]);
-    d.ok(&["bridge0", "up"]);
-    assert_eq!(d.brconfig(&["bridge0", "add", "virt0", "tap0"]).2, 0);
-    let mut c = UnixStream::connect(d.run_dir().join("tap0")).unwrap();
-    let mut k = Client::connect(&d.sock).unwrap();
-    wait_for("tap0 up", || status(&mut k, "tap0").flags & iff::UP != 0);
-    let stat = |what: &str| -> u64 {
-        ns.exec(&format!("cat /sys/class/net/{tap}/statistics/{what}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    let mac: Vec<u8> = ns
-        .exec(&format!("cat /sys/class/net/{tap}/address"))
-        .trim()
-        .split(':')
-        .map(|h| u8::from_str_radix(h, 16).unwrap())
-        .collect();
-    let (p0, b0) = (stat("rx_packets"), stat("rx_bytes"));
-    let segs = tcp_segments(mac.try_into().unwrap(), 40, 1400);
-    // One write: the daemon reads the burst in one turn.
-    let mut burst = Vec::new();
-    for f in &segs {
-        burst.extend_from_slice(&(f.len() as u32).to_be_bytes());
-        burst.extend_from_slice(f);
-    }
-    c.write_all(&burst).unwrap();
+    let mut g = GuestAndHost::new();
+    let (p0, b0) = (g.stat("rx_packets"), g.stat("rx_bytes"));
+    g.burst(&tcp_segments(g.mac, 40, 1400));
     let want = b0 + 40 * 1400;
     wait_until(10, "the burst's bytes at the host TAP", || {
-        stat("rx_bytes") >= want
+        g.stat("rx_bytes") >= want
     });
-    let packets = stat("rx_packets") - p0;
+    let packets = g.stat("rx_packets") - p0;
     assert!(
         packets < 20,
         "40 segments reached the host as {packets} packets"
     );
     // Counted as the frames the client wrote, as a wire would.
-    let data = status(&mut k, "tap0").data;
+    let data = status(&mut g.k, "tap0").data;
     assert_eq!((data.ipackets, data.ibytes), (40, 40 * 1454));
+}
+
+/// `n` UDP datagrams from 10.77.0.2:40000 to 10.77.0.1:5201, datagram `i`
+/// `len(i)` bytes of `i`, with their checksums.
+fn udp_datagrams(dst: [u8; 6], n: u8, len: impl Fn(u8) -> usize) -> Vec<Vec<u8>> {
+    use smoltcp::wire::{IpAddress, UdpPacket};
+    (0..n)
+        .map(|i| {
+            let size = len(i);
+            let mut f = vec![i; 14 + 20 + 8 + size];
+            f[..6].copy_from_slice(&dst);
+            f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x5e, 1]);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            let ip = &mut f[14..34];
+            ip.fill(0);
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((28 + size) as u16).to_be_bytes());
+            ip[4..6].copy_from_slice(&u16::from(i).to_be_bytes());
+            ip[6] = 0x40; // DF
+            ip[8] = 64;
+            ip[9] = 17;
+            ip[12..16].copy_from_slice(&[10, 77, 0, 2]);
+            ip[16..20].copy_from_slice(&[10, 77, 0, 1]);
+            let sum = !smoltcp::wire::checksum::data(&f[14..34]);
+            f[24..26].copy_from_slice(&sum.to_be_bytes());
+            let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+            u.set_src_port(40000);
+            u.set_dst_port(5201);
+            u.set_len((8 + size) as u16);
+            u.fill_checksum(&IpAddress::v4(10, 77, 0, 2), &IpAddress::v4(10, 77, 0, 1));
+            f
+        })
+        .collect()
+}
+
+/// A guest's burst of small datagrams reaches a virt's host TAP in
+/// batches (UDP segmentation offload) and its UDP socket as the same
+/// datagrams, in order; the counters count datagrams.
+#[test]
+fn a_clients_udp_burst_reaches_a_virt_batched() {
+    if !can_netadmin() {
+        return;
+    }
+    let mut g = GuestAndHost::new();
+    // The receiver writes what each datagram held: its length and byte.
+    let out = g.d.run_dir().join("udp-got");
+    g.ns.exec(&format!(
+        "python3 -c 'import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind((\"10.77.0.1\",5201));open(\"{0}.up\",\"w\");s.settimeout(10);got=[]\ntry:\n  while len(got)<40:\n    b=s.recv(2048);got.append(\"%d:%d:%d\"%(len(b),b[0],len(set(b))))\nexcept socket.timeout: pass\nopen(\"{0}\",\"w\").write(\" \".join(got))' >/dev/null 2>&1 &",
+        out.display()
+    ));
+    wait_until(10, "the UDP receiver", || out.with_extension("up").exists());
+    let p0 = g.stat("rx_packets");
+    let s0 = status(&mut g.k, "virt0").data;
+    // 39 of 64 bytes and a short last one, in one turn.
+    let len = |i: u8| if i == 39 { 20 } else { 64 };
+    g.burst(&udp_datagrams(g.mac, 40, len));
+    wait_until(15, "the receiver's report", || out.exists());
+    let got = std::fs::read_to_string(&out).unwrap();
+    let want: Vec<String> = (0..40u8).map(|i| format!("{}:{i}:1", len(i))).collect();
+    assert_eq!(got, want.join(" "), "the datagrams as sent, in order");
+    let packets = g.stat("rx_packets") - p0;
+    assert!(
+        packets < 20,
+        "40 datagrams reached the host as {packets} packets"
+    );
+    let s1 = status(&mut g.k, "virt0").data;
+    assert_eq!(s1.opackets - s0.opackets, 40);
+    assert_eq!(s1.obytes - s0.obytes, 39 * 106 + 62);
 }

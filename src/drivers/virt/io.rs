@@ -8,14 +8,19 @@
 //! next turn. On another thread that answer would first wake a sleeping
 //! thread, which costs a round trip a cross-CPU wakeup and doubles its best
 //! case. Two bridges are two groups, on two threads (see [`crate::reactor`]).
+//!
+//! Small UDP datagrams written in a reactor turn are held to its end and
+//! leave in batches (see [`super::uso`]); every other frame is written at
+//! once, after the datagrams held before it.
 
 use super::tun::{HostTap, VIRTIF_RXBUF};
+use super::uso::{self, Uso};
 use crate::cloner::KernelHook;
 use crate::frame::Frame;
 use crate::ioctl::Errno;
-use crate::offload::OffloadCaps;
+use crate::offload::{Offload, OffloadCaps};
 use crate::port::{Port, Transmit};
-use crate::reactor::{Handler, Reactor, Registration};
+use crate::reactor::{self, Deferred, Handler, Reactor, Registration};
 use std::cell::RefCell;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,6 +42,15 @@ pub struct VirtIo {
     hook: KernelHook,
     /// Its reactor source while the interface is running.
     reg: Mutex<Option<Registration>>,
+    /// Datagrams held for the end of the turn.
+    batch: Mutex<Batch>,
+}
+
+#[derive(Default)]
+struct Batch {
+    uso: Uso,
+    /// A reactor thread flushes it at the end of its turn.
+    deferred: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -50,6 +64,7 @@ impl VirtIo {
             port: Arc::downgrade(port),
             hook,
             reg: Mutex::new(None),
+            batch: Mutex::default(),
         })
     }
 
@@ -125,6 +140,38 @@ impl VirtIo {
     }
 }
 
+impl Deferred for VirtIo {
+    fn run(&self) {
+        let mut b = lock(&self.batch);
+        b.deferred = false;
+        self.flush(&mut b.uso);
+    }
+}
+
+impl VirtIo {
+    /// Write the datagrams held. They were counted as sent when they were
+    /// taken; a write the host refuses makes them output errors instead.
+    fn flush(&self, uso: &mut Uso) {
+        uso.flush(&mut |bytes, off, n| self.write_held(bytes, off, n));
+    }
+
+    /// Write `n` held datagrams, as `bytes` with `off`'s work on them.
+    fn write_held(&self, bytes: &[u8], off: &Offload, n: usize) {
+        if self.tap.send(bytes, off).is_ok() {
+            return;
+        }
+        let Some(port) = self.port.upgrade() else {
+            return;
+        };
+        let c = &port.counters;
+        let (n, hdr) = (n as u64, if n > 1 { off.hdr_len as u64 } else { 0 });
+        c.opackets.fetch_sub(n, Relaxed);
+        c.obytes
+            .fetch_sub(bytes.len() as u64 + (n - 1) * hdr, Relaxed);
+        c.oerrors.fetch_add(n, Relaxed);
+    }
+}
+
 impl Handler for VirtIo {
     fn poll(&self, _now: Instant) -> Option<Instant> {
         let port = self.port.upgrade()?;
@@ -140,8 +187,26 @@ pub struct VirtTx(pub Arc<VirtIo>);
 
 impl Transmit for VirtTx {
     fn transmit(&self, frame: &Frame) -> Result<(), Errno> {
+        let io = &self.0;
+        let mut b = lock(&io.batch);
+        let held = match io.tap.takes_uso() {
+            true => uso::datagram(frame.bytes(), frame.offload()),
+            false => None,
+        };
+        if let Some(d) = held {
+            let out = &mut |f: &[u8], off: &Offload, n| io.write_held(f, off, n);
+            b.uso.push(frame.bytes(), frame.offload(), d, out);
+            if b.deferred || reactor::defer(io.clone()) {
+                b.deferred = true;
+            } else {
+                // Off a reactor thread: nothing to batch with.
+                io.flush(&mut b.uso);
+            }
+            return Ok(());
+        }
+        io.flush(&mut b.uso);
         // As libvirtif: a frame the host cannot take is dropped (oerrors).
-        self.0.tap.send(frame.bytes(), frame.offload())
+        io.tap.send(frame.bytes(), frame.offload())
     }
 
     fn offloads(&self) -> OffloadCaps {

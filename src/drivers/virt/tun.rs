@@ -26,6 +26,10 @@ const IFF_VNET_HDR: libc::c_short = 0x4000;
 pub const TUN_F_CSUM: u32 = 0x01;
 pub const TUN_F_TSO4: u32 = 0x02;
 pub const TUN_F_TSO6: u32 = 0x04;
+/// UDP segmentation (Linux 6.2+): asked for only to learn that the host
+/// takes UDP super-datagrams from us (see `uso`).
+const TUN_F_USO4: u32 = 0x20;
+const TUN_F_USO6: u32 = 0x40;
 
 nix::ioctl_write_ptr_bad!(
     tunsetiff,
@@ -87,6 +91,8 @@ pub struct HostTap {
     dead: AtomicBool,
     /// The TUN_F_* offloads in force.
     offloads: AtomicU32,
+    /// The host takes UDP super-datagrams, and checksum work is on.
+    uso: AtomicBool,
 }
 
 impl HostTap {
@@ -148,6 +154,7 @@ impl HostTap {
             created,
             dead: AtomicBool::new(false),
             offloads: AtomicU32::new(0),
+            uso: AtomicBool::new(false),
         })
     }
 
@@ -191,11 +198,25 @@ impl HostTap {
 
     /// Let the host leave the TUN_F_* work in `flags` to us (and take it
     /// from us): TCP segmentation needs checksum offload too.
+    /// Whether the host can take UDP super-datagrams is learnt on the way:
+    /// a kernel that accepts TUN_F_USO* parses them in what we write (we
+    /// do not ask for them on reads).
     pub fn set_offloads(&self, flags: u32) -> Result<(), Errno> {
-        // SAFETY: TUNSETOFFLOAD takes the flags by value.
-        unsafe { tunsetoffload(self.fd.as_raw_fd(), flags as c_int) }?;
+        let set = |f: u32| {
+            // SAFETY: TUNSETOFFLOAD takes the flags by value.
+            unsafe { tunsetoffload(self.fd.as_raw_fd(), f as c_int) }
+        };
+        let uso = flags & TUN_F_CSUM != 0 && set(flags | TUN_F_USO4 | TUN_F_USO6).is_ok();
+        let r = set(flags);
+        self.uso.store(uso && r.is_ok(), Ordering::Relaxed);
+        r?;
         self.offloads.store(flags, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether UDP super-datagrams may be written (see `uso`).
+    pub fn takes_uso(&self) -> bool {
+        self.uso.load(Ordering::Relaxed)
     }
 
     /// The work a frame may be written with: the offloads in force.
