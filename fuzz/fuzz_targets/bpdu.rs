@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 fuzz_target!(|data: &[u8]| {
     let mut bytes = vec![0x01, 0x80, 0xc2, 0, 0, 0, 2, 0, 0, 0, 0, 1];
     bytes.extend_from_slice(data);
-    let Some(frame) = Frame::new(&bytes) else { return };
-    let Ok(bpdu) = BpduRepr::from_frame(&frame) else { return };
+    let Some(frame) = Frame::new(&bytes) else {
+        return;
+    };
+    let Ok(bpdu) = BpduRepr::from_frame(&frame) else {
+        return;
+    };
     let again = bpdu.frame([2, 0, 0, 0, 0, 1]);
     assert_eq!(BpduRepr::from_frame(&Frame::new(&again).unwrap()), Ok(bpdu));
     let now = Instant::now();

@@ -2,8 +2,8 @@
 //! two members: any argument vector, no panic, exit 0 or 1.
 #![no_main]
 use ifnet::Kernel;
-use ifnet::generic;
 use ifnet::cloner::KernelEnv;
+use ifnet::generic;
 use ifnet::ioctl::Request;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;

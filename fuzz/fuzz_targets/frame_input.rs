@@ -2,9 +2,9 @@
 //! host (ARP, NDP, ICMP, DAD sniffing, smoltcp). Any bytes, no panic.
 #![no_main]
 use ifnet::Kernel;
-use ifnet::generic;
 use ifnet::cloner::KernelEnv;
 use ifnet::frame::Frame;
+use ifnet::generic;
 use ifnet::ioctl::{In6AliasReq, InAliasReq, Request};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -13,7 +13,10 @@ fn kernel() -> &'static Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
     K.get_or_init(|| {
         let k = generic::kernel(KernelEnv::default());
-        k.ioctl(Request::IfCreate { name: "tap0".into() }).unwrap();
+        k.ioctl(Request::IfCreate {
+            name: "tap0".into(),
+        })
+        .unwrap();
         let req = InAliasReq {
             addr: [10, 0, 0, 1].into(),
             mask: Some([255, 255, 255, 0].into()),
@@ -21,7 +24,11 @@ fn kernel() -> &'static Kernel {
             dst: None,
             flags: 0,
         };
-        k.ioctl(Request::AifAddr { name: "tap0".into(), req }).unwrap();
+        k.ioctl(Request::AifAddr {
+            name: "tap0".into(),
+            req,
+        })
+        .unwrap();
         let req = In6AliasReq {
             addr: "fc00::1".parse().unwrap(),
             prefixlen: 64,
@@ -30,7 +37,11 @@ fn kernel() -> &'static Kernel {
             pltime: u32::MAX,
             vltime: u32::MAX,
         };
-        k.ioctl(Request::AifAddrIn6 { name: "tap0".into(), req }).unwrap();
+        k.ioctl(Request::AifAddrIn6 {
+            name: "tap0".into(),
+            req,
+        })
+        .unwrap();
         k
     })
 }

@@ -22,7 +22,11 @@ fn kernel() -> &'static Kernel {
             let bus = dir.join(format!("bus{n}"));
             k.ioctl(Request::IfCreate { name: name.into() }).unwrap();
             let linkstr = Some(bus.to_string_lossy().into_owned());
-            k.ioctl(Request::SetLinkStr { name: name.into(), linkstr }).unwrap();
+            k.ioctl(Request::SetLinkStr {
+                name: name.into(),
+                linkstr,
+            })
+            .unwrap();
             let req = InAliasReq {
                 addr: [10, 0, n as u8, 1].into(),
                 mask: Some([255, 255, 255, 0].into()),
@@ -30,7 +34,11 @@ fn kernel() -> &'static Kernel {
                 dst: None,
                 flags: 0,
             };
-            k.ioctl(Request::AifAddr { name: name.into(), req }).unwrap();
+            k.ioctl(Request::AifAddr {
+                name: name.into(),
+                req,
+            })
+            .unwrap();
             let req = In6AliasReq {
                 addr: format!("fc00:{n}::1").parse().unwrap(),
                 prefixlen: 64,
@@ -39,9 +47,17 @@ fn kernel() -> &'static Kernel {
                 pltime: u32::MAX,
                 vltime: u32::MAX,
             };
-            k.ioctl(Request::AifAddrIn6 { name: name.into(), req }).unwrap();
+            k.ioctl(Request::AifAddrIn6 {
+                name: name.into(),
+                req,
+            })
+            .unwrap();
         }
-        k.ioctl(Request::SetIfMtu { name: "shmif1".into(), mtu: 576 }).ok();
+        k.ioctl(Request::SetIfMtu {
+            name: "shmif1".into(),
+            mtu: 576,
+        })
+        .ok();
         let Ok(Reply::Knobs(knobs)) = k.ioctl(Request::GetKnobs) else {
             panic!("no knobs")
         };

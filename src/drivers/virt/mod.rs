@@ -17,7 +17,7 @@
 
 mod io;
 pub mod tun;
-mod uso;
+pub mod uso;
 
 use crate::cloner::{IfClone, KernelEnv, KernelHook};
 use crate::drivers::ether;
