@@ -161,6 +161,12 @@ fn classful_mask(a: Ipv4Addr) -> Ipv4Addr {
 }
 
 impl Kernel {
+    /// The kernel as a connection another thread can own, as a client
+    /// opens several to `ifnetd` (ifping's requests in flight).
+    pub fn connection(&self) -> Arc<KernelInner> {
+        self.inner.clone()
+    }
+
     /// A kernel with the interface classes `cloners` (the driver set; it
     /// must hold `lo`) and `lo0` attached.
     pub fn new(mut env: KernelEnv, cloners: Cloners) -> Kernel {
@@ -226,6 +232,14 @@ impl crate::ioctl::Ioctl for &Kernel {
 }
 
 impl crate::ioctl::Ioctl for &KernelInner {
+    fn ioctl(&mut self, req: Request) -> Response {
+        KernelInner::ioctl(self, req)
+    }
+}
+
+/// A connection of its own to the in-process kernel, for a thread (see
+/// [`Kernel::connection`]).
+impl crate::ioctl::Ioctl for Arc<KernelInner> {
     fn ioctl(&mut self, req: Request) -> Response {
         KernelInner::ioctl(self, req)
     }

@@ -3,10 +3,11 @@
 //! to the daemon named by IFNET_SERVER; the kernel's IP presence sends it
 //! and matches the reply.
 
-use crate::ioctl::{Errno, Ioctl, Reply, Request};
+use crate::ioctl::{Errno, Ioctl, Reply, Request, Response};
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str = "usage: ifping [-6nqR] [-c count] [-g gateway] [-h hoplimit] [-I srcaddr] [-i wait] [-S sourceaddr] [-s packetsize] [-T ttl] [-w deadline] [-W waittime] host[%scope]\n";
@@ -353,10 +354,79 @@ struct Stats {
     rtts: Vec<f64>,
 }
 
+/// Echo requests in flight at most, each waiting for its reply on a
+/// connection of its own for up to this many intervals: as ping(8) takes
+/// a reply whenever it comes, one later than the interval still counts.
+const IN_FLIGHT: u32 = 16;
+
+/// A connection to the kernel, for one request at a time.
+pub type Conn = Box<dyn Ioctl + Send>;
+
+/// What is printed and counted of the answers, as they come.
+struct Report<'a> {
+    o: &'a Options,
+    v6: bool,
+    st: Stats,
+    pong: Pong,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+}
+
+impl Report<'_> {
+    fn take(&mut self, seq: u16, r: Response) {
+        let (o, v6) = (self.o, self.v6);
+        match r {
+            Ok(Reply::Echo {
+                from,
+                bytes,
+                ttl,
+                rtt_us,
+                opts: got,
+            }) => {
+                self.st.received += 1;
+                let ms = rtt_us as f64 / 1000.0;
+                self.st.rtts.push(ms);
+                if !o.quiet {
+                    let mut line = if v6 {
+                        format!(
+                            "{bytes} bytes from {from}, icmp_seq={seq} hlim={ttl} time={ms:.3} ms"
+                        )
+                    } else {
+                        format!(
+                            "{bytes} bytes from {from}: icmp_seq={seq} ttl={ttl} time={ms:.3} ms"
+                        )
+                    };
+                    pr_missing(&mut line, o, &got, &mut self.pong);
+                    pr_options(&mut line, &got, &mut self.pong);
+                    let _ = writeln!(self.out, "{line}");
+                }
+            }
+            Ok(Reply::EchoError {
+                from,
+                bytes,
+                typ,
+                code,
+            }) => {
+                if !o.quiet {
+                    let what = icmp_error_text(v6, typ, code);
+                    let _ = writeln!(self.out, "{bytes} bytes from {from}: {what}");
+                }
+            }
+            Ok(_) | Err(Errno::ETIMEDOUT) => {}
+            Err(e) => {
+                let _ = writeln!(self.err, "ifping: sendto: {e}");
+            }
+        }
+        let _ = self.out.flush();
+    }
+}
+
 /// Run ifping; returns the exit status (0: a reply came, 2: none, 1: error).
+/// `connect` opens a connection to the kernel; up to [`IN_FLIGHT`] are
+/// used at once.
 pub fn main_with(
     args: &[String],
-    ctl: &mut dyn Ioctl,
+    connect: &dyn Fn() -> Conn,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
@@ -381,29 +451,39 @@ pub fn main_with(
     };
     let ident = (std::process::id() & 0xffff) as u16;
     let start = Instant::now();
-    let mut st = Stats {
-        sent: 0,
-        received: 0,
-        rtts: Vec::new(),
+    let mut r = Report {
+        o: &o,
+        v6,
+        st: Stats {
+            sent: 0,
+            received: 0,
+            rtts: Vec::new(),
+        },
+        pong: Pong::default(),
+        out,
+        err,
     };
+    let (done_tx, done) = mpsc::channel::<(u16, Response, Conn)>();
+    let (mut idle, mut opened, mut in_flight) = (Vec::<Conn>::new(), 0, 0);
     let mut seq: u16 = 0;
     let opts = o.ip_options();
-    let mut pong = Pong::default();
+    // Until when the answers still out are waited for.
+    let mut end = None;
     loop {
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
-        let last = o.count.is_some_and(|c| st.sent + 1 >= c);
+        let last = o.count.is_some_and(|c| r.st.sent + 1 >= c);
         let sent_at = Instant::now();
-        // Wait for this reply until the next send is due; the last one as
+        // Wait for a reply while IN_FLIGHT more go out; the last one as
         // ping.c doit(): "wait twice as long as the worst case seen, or 10
         // times as long as the maximum interpacket interval" (or -W).
         let mut timeout = if last {
-            let worst = st.rtts.iter().cloned().fold(0.0, f64::max) / 1000.0;
+            let worst = r.st.rtts.iter().cloned().fold(0.0, f64::max) / 1000.0;
             o.wait
                 .unwrap_or_else(|| Duration::from_secs_f64(worst * 2.0).max(o.interval * 10))
         } else {
-            o.interval
+            o.interval * IN_FLIGHT
         };
         if let Some(d) = o.deadline {
             timeout = timeout.min(d.saturating_sub(start.elapsed()));
@@ -431,61 +511,66 @@ pub fn main_with(
                 timeout_ms,
             }
         };
-        st.sent += 1;
-        match ctl.ioctl(req) {
-            Ok(Reply::Echo {
-                from,
-                bytes,
-                ttl,
-                rtt_us,
-                opts: got,
-            }) => {
-                st.received += 1;
-                let ms = rtt_us as f64 / 1000.0;
-                st.rtts.push(ms);
-                if !o.quiet {
-                    let mut line = if v6 {
-                        format!(
-                            "{bytes} bytes from {from}, icmp_seq={seq} hlim={ttl} time={ms:.3} ms"
-                        )
-                    } else {
-                        format!(
-                            "{bytes} bytes from {from}: icmp_seq={seq} ttl={ttl} time={ms:.3} ms"
-                        )
-                    };
-                    pr_missing(&mut line, &o, &got, &mut pong);
-                    pr_options(&mut line, &got, &mut pong);
-                    let _ = writeln!(out, "{line}");
+        // A connection: an idle one, a new one, or the next to come back.
+        let mut conn = match idle.pop() {
+            Some(c) => c,
+            None if opened < IN_FLIGHT => {
+                opened += 1;
+                connect()
+            }
+            None => match done.recv() {
+                Ok((s, answer, c)) => {
+                    in_flight -= 1;
+                    r.take(s, answer);
+                    c
                 }
-            }
-            Ok(Reply::EchoError {
-                from,
-                bytes,
-                typ,
-                code,
-            }) => {
-                if !o.quiet {
-                    let what = icmp_error_text(v6, typ, code);
-                    let _ = writeln!(out, "{bytes} bytes from {from}: {what}");
-                }
-            }
-            Ok(_) | Err(Errno::ETIMEDOUT) => {}
-            Err(e) => {
-                let _ = writeln!(err, "ifping: sendto: {e}");
-            }
+                Err(_) => break,
+            },
+        };
+        r.st.sent += 1;
+        in_flight += 1;
+        let tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let answer = conn.ioctl(req);
+            let _ = tx.send((seq, answer, conn));
+        });
+        if last {
+            end = Some(sent_at + timeout);
+            break;
         }
-        let _ = out.flush();
-        if last || o.deadline.is_some_and(|d| start.elapsed() >= d) {
+        if let Some(d) = o.deadline
+            && start.elapsed() >= d
+        {
             break;
         }
         seq = seq.wrapping_add(1);
+        // The answers that come before the next send is due.
         let next = sent_at + o.interval;
-        while Instant::now() < next && !INTERRUPTED.load(Ordering::Relaxed) {
-            std::thread::sleep((next - Instant::now()).min(Duration::from_millis(50)));
+        while let Some(left) = next.checked_duration_since(Instant::now())
+            && !INTERRUPTED.load(Ordering::Relaxed)
+        {
+            if let Ok((s, answer, c)) = done.recv_timeout(left.min(Duration::from_millis(50))) {
+                in_flight -= 1;
+                r.take(s, answer);
+                idle.push(c);
+            }
         }
     }
-    summary(out, &o, v6, &st);
-    if st.received > 0 { 0 } else { 2 }
+    // The answers still out, until the last one's wait (or -w) is over.
+    if let Some(d) = o.deadline {
+        end = Some(end.map_or(start + d, |e| e.min(start + d)));
+    }
+    while in_flight > 0 && !INTERRUPTED.load(Ordering::Relaxed) {
+        let Some(left) = end.and_then(|e| e.checked_duration_since(Instant::now())) else {
+            break;
+        };
+        if let Ok((s, answer, _)) = done.recv_timeout(left.min(Duration::from_millis(50))) {
+            in_flight -= 1;
+            r.take(s, answer);
+        }
+    }
+    summary(r.out, &o, v6, &r.st);
+    if r.st.received > 0 { 0 } else { 2 }
 }
 
 fn summary(out: &mut dyn Write, o: &Options, v6: bool, st: &Stats) {
@@ -524,6 +609,99 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    /// A kernel whose replies take `delay`, longer than the interval; it
+    /// counts the connections opened and answers no sequence number
+    /// at or past `silent_from`.
+    struct Slow {
+        delay: Duration,
+        silent_from: u16,
+    }
+
+    impl Ioctl for Slow {
+        fn ioctl(&mut self, req: Request) -> Response {
+            let Request::Echo {
+                dst,
+                seq,
+                timeout_ms,
+                ..
+            } = req
+            else {
+                return Err(Errno::EINVAL);
+            };
+            let wait = Duration::from_millis(timeout_ms.into());
+            if seq >= self.silent_from || wait < self.delay {
+                std::thread::sleep(wait);
+                return Err(Errno::ETIMEDOUT);
+            }
+            std::thread::sleep(self.delay);
+            Ok(Reply::Echo {
+                from: dst,
+                bytes: 64,
+                ttl: 64,
+                rtt_us: self.delay.as_micros() as u64,
+                opts: Vec::new(),
+            })
+        }
+    }
+
+    fn ping_slow(cmd: &str, delay: Duration, silent_from: u16) -> (i32, String, usize) {
+        let opened = std::sync::atomic::AtomicUsize::new(0);
+        let connect = || -> Conn {
+            opened.fetch_add(1, Ordering::SeqCst);
+            Box::new(Slow { delay, silent_from })
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = main_with(&args(cmd), &connect, &mut out, &mut err);
+        assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
+        let out = String::from_utf8(out).unwrap();
+        (code, out, opened.load(Ordering::SeqCst))
+    }
+
+    /// A reply later than the interval counts, as in ping(8): the next
+    /// request goes out on time on another connection.
+    #[test]
+    fn late_replies_count() {
+        let t = Instant::now();
+        let (code, out, opened) = ping_slow("-c 8 -i 0.01 10.0.0.1", Duration::from_millis(35), 99);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("8 packets transmitted, 8 packets received"),
+            "{out}"
+        );
+        for seq in 0..8 {
+            assert!(out.contains(&format!("icmp_seq={seq} ")), "{out}");
+        }
+        // Sent on time: not one interval per 35 ms reply.
+        assert!(
+            t.elapsed() < Duration::from_millis(8 * 35),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(
+            (3..=IN_FLIGHT as usize).contains(&opened),
+            "{opened} connections"
+        );
+    }
+
+    /// Requests beyond what may be in flight wait for a connection; the
+    /// unanswered ones are lost once the last one's wait is over.
+    #[test]
+    fn in_flight_is_bounded_and_silence_is_loss() {
+        let (code, out, opened) = ping_slow("-c 40 -i 0.001 -W 0.05 10.0.0.1", Duration::ZERO, 30);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("40 packets transmitted, 30 packets received"),
+            "{out}"
+        );
+        assert!(opened <= IN_FLIGHT as usize, "{opened} connections");
+        let (code, out, _) = ping_slow("-c 2 -i 0.01 -W 0.05 10.0.0.1", Duration::ZERO, 0);
+        assert_eq!(code, 2);
+        assert!(
+            out.contains("2 packets transmitted, 0 packets received"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use ifnet::client::Lazy;
-use ifnet::ping::{INTERRUPTED, main_with};
+use ifnet::ping::{Conn, INTERRUPTED, main_with};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use std::sync::atomic::Ordering;
 
@@ -24,13 +24,15 @@ fn main() {
     unsafe {
         let _ = sigaction(Signal::SIGINT, &act);
     }
-    let mut ctl = Lazy::new(|e| {
-        eprintln!("ifping: {e}");
-        std::process::exit(1)
-    });
+    let connect = || -> Conn {
+        Box::new(Lazy::new(|e| {
+            eprintln!("ifping: {e}");
+            std::process::exit(1)
+        }))
+    };
     let code = main_with(
         &args,
-        &mut ctl,
+        &connect,
         &mut std::io::stdout().lock(),
         &mut std::io::stderr(),
     );

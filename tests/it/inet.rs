@@ -260,7 +260,8 @@ fn ifping(k: &Kernel, args: &[&str]) -> (i32, String, String, Duration) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let start = Instant::now();
-    let code = ifnet::ping::main_with(&args, &mut &*k, &mut out, &mut err);
+    let connect = || -> ifnet::ping::Conn { Box::new(k.connection()) };
+    let code = ifnet::ping::main_with(&args, &connect, &mut out, &mut err);
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
     (code, text(out), text(err), start.elapsed())
 }
