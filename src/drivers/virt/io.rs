@@ -33,6 +33,16 @@ const RX_BATCH: usize = 64;
 thread_local! {
     /// One receive buffer per reactor thread: no allocation per frame.
     static RXBUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; VIRTIF_RXBUF]);
+    static YIELD: Arc<Yield> = Arc::new(Yield);
+}
+
+/// Give up the CPU at the end of the turn.
+struct Yield;
+
+impl Deferred for Yield {
+    fn run(&self) {
+        std::thread::yield_now();
+    }
 }
 
 /// One virt's host TAP as the data plane sees it.
@@ -119,9 +129,12 @@ impl VirtIo {
             }
         }
         // A full batch: the host keeps us busy. Let the processes we feed
-        // run now — they often share our CPU, and frames written while
-        // they wait only overflow their socket queues.
-        std::thread::yield_now();
+        // run — they often share our CPU, and frames written while they
+        // wait only overflow their socket queues — once the turn's held
+        // datagrams are written (deferred after them).
+        if !reactor::defer(YIELD.with(|y| y.clone())) {
+            std::thread::yield_now();
+        }
         false
     }
 
