@@ -459,6 +459,12 @@ impl Handler for Host {
 
 impl Stack for Host {
     fn input(&self, frame: &Frame) {
+        // As ether_input: a type no protocol here takes is dropped at once
+        // (if_noproto), without a copy and a poll of the stack.
+        if !matches!(frame.ethertype(), 0x0806 | 0x0800 | 0x86dd) {
+            self.port.counters.noproto.fetch_add(1, Relaxed);
+            return;
+        }
         let frame = frame.bytes();
         let mut q = lock(&self.input);
         if q.frames.len() >= RX_QUEUE || q.bytes + frame.len() > RX_BYTES {
@@ -1578,6 +1584,23 @@ mod tests {
 
     /// in_ifinit/arp_ifinit: an address not tried is usable at once and
     /// announced once.
+    /// Frames of a type no protocol here takes are counted and dropped,
+    /// not queued for the stack.
+    #[test]
+    fn other_ethertypes_are_noproto() {
+        let (h, _wire, _t0) = host(DadTimers::default());
+        let mut f = vec![0x5a; 64];
+        f[..6].copy_from_slice(&[0xff; 6]);
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
+        h.input(&Frame::new(&f).unwrap());
+        assert_eq!(h.port.counters.snapshot().noproto, 1);
+        assert!(lock(&h.input).is_empty());
+        f[12..14].copy_from_slice(&[0x08, 0x06]);
+        h.input(&Frame::new(&f).unwrap());
+        assert_eq!(h.port.counters.snapshot().noproto, 1);
+        assert!(!lock(&h.input).is_empty());
+    }
+
     #[test]
     fn an_address_not_tried_is_usable_and_announced() {
         let (h, wire, t0) = host(DadTimers::default());
