@@ -415,10 +415,11 @@ const ICMP_NAMES: [&str; 19] = [
     "address mask reply",
 ];
 
-const IP6_LINES: [(&str, &str); 11] = [
+const IP6_LINES: [(&str, &str); 12] = [
     ("ip6s_total", "{} total packet{s} received"),
     ("ip6s_toosmall", "{} with size smaller than minimum"),
     ("ip6s_tooshort", "{} with data size < data length"),
+    ("ip6s_badoptions", "{} with bad options"),
     ("ip6s_badvers", "{} with incorrect version number"),
     ("ip6s_delivered", "{} packet{s} for this host"),
     ("ip6s_forward", "{} packet{s} forwarded"),

@@ -6,6 +6,7 @@
 //! back as ICMP; next hops are resolved with ARP and neighbour
 //! solicitations while their packets wait (`neigh`).
 
+use super::hbh;
 use super::icmp::{self, checksum};
 use super::ipopt::{self, MAX_IPOPTLEN};
 use super::neigh::Held;
@@ -144,7 +145,10 @@ pub fn parse_input(frame: &[u8]) -> Option<usize> {
             Ok(h) if ipopt::check(&f.payload()[..h.hlen]).is_ok() => h.total,
             _ => 0,
         }),
-        ETHERTYPE_IPV6 => Some(check6(f.payload()).map_or(0, |h| h.total)),
+        ETHERTYPE_IPV6 => Some(match check6(f.payload()) {
+            Ok(h) if hbh::check(&f.payload()[..h.total]).is_ok() => h.total,
+            _ => 0,
+        }),
         _ => None,
     }
 }
@@ -468,6 +472,16 @@ impl Router {
         }
         if !self.forwarding6.load(Relaxed) {
             st.ip6(IP6_CANTFORWARD);
+            return true;
+        }
+        // As ip6_input: hop-by-hop options before ip6_forward.
+        if let Err(why) = hbh::check(&p[..ip.total]) {
+            if let Some(c) = hbh::counted(&why) {
+                st.ip6(c);
+            }
+            if let hbh::Refused::Problem { code, pointer } = why {
+                self.error6(inif, frame, &ip, (hbh::ICMP6_PARAM_PROB, code), pointer);
+            }
             return true;
         }
         if ip.src.is_unicast_link_local() || ip.src.is_unspecified() {

@@ -10,6 +10,7 @@
 //! kernel type.
 
 mod forward;
+mod hbh;
 mod icmp;
 mod ipopt;
 mod neigh;

@@ -52,10 +52,11 @@ pub const ICMP_OLDICMP: usize = 1;
 pub const ICMP_TOOFREQ: usize = 2;
 
 /// `ip6stat` fields ifnet counts.
-pub const IP6: [&str; 11] = [
+pub const IP6: [&str; 12] = [
     "total",
     "toosmall",
     "tooshort",
+    "badoptions",
     "badvers",
     "delivered",
     "forward",
@@ -68,14 +69,15 @@ pub const IP6: [&str; 11] = [
 pub const IP6_TOTAL: usize = 0;
 pub const IP6_TOOSMALL: usize = 1;
 pub const IP6_TOOSHORT: usize = 2;
-pub const IP6_BADVERS: usize = 3;
-pub const IP6_DELIVERED: usize = 4;
-pub const IP6_FORWARD: usize = 5;
-pub const IP6_CANTFORWARD: usize = 6;
-pub const IP6_REDIRECTSENT: usize = 7;
-pub const IP6_ODROPPED: usize = 8;
-pub const IP6_NOROUTE: usize = 9;
-pub const IP6_BADSCOPE: usize = 10;
+pub const IP6_BADOPTIONS: usize = 3;
+pub const IP6_BADVERS: usize = 4;
+pub const IP6_DELIVERED: usize = 5;
+pub const IP6_FORWARD: usize = 6;
+pub const IP6_CANTFORWARD: usize = 7;
+pub const IP6_REDIRECTSENT: usize = 8;
+pub const IP6_ODROPPED: usize = 9;
+pub const IP6_NOROUTE: usize = 10;
+pub const IP6_BADSCOPE: usize = 11;
 
 /// `icmp6stat`.
 pub const ICMP6: [&str; 3] = ["error", "canterror", "toofreq"];

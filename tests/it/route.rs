@@ -452,6 +452,41 @@ fn ipv6_forwarding_between_two_namespaces() {
         "{st}"
     );
     assert!(st.contains("\t\ttime exceed: 1\n"), "{st}");
+    // Hop-by-hop options, as ip6_hopopts_input: an unknown option whose
+    // high bits say skip goes on (B answers port unreachable); one whose
+    // bits ask for an error gets a parameter problem, counted as bad
+    // options.
+    let hbh = |typ: u8| {
+        s.a.exec(&format!(
+            "python3 -c 'import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\ns.setsockopt(socket.IPPROTO_IPV6,54,bytes([0,0,{typ},2,0,0,1,0]))\ns.sendto(b\"x\",(\"2001:db8:2::2\",9))'"
+        ))
+    };
+    let a_counter = |name: &str| -> u64 {
+        s.a.exec("cat /proc/net/snmp6")
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let unreach = a_counter("Icmp6InDestUnreachs");
+    hbh(0x1e);
+    wait_until(10, "B's port unreachable for a skipped option", || {
+        a_counter("Icmp6InDestUnreachs") > unreach
+    });
+    hbh(0x9e);
+    wait_until(10, "the parameter problem", || {
+        a_counter("Icmp6InParmProblems") == 1
+    });
+    let st = tool_ok(&s.d, "netstat", &["-s", "-f", "inet6"]);
+    assert!(st.contains("\t1 with bad options\n"), "{st}");
+    // From the router: B never saw it (it would have answered the same).
+    let b_snmp = s.b.exec("cat /proc/net/snmp6");
+    assert!(
+        b_snmp
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Icmp6OutParmProblems", "0"]),
+        "{b_snmp}"
+    );
 }
 
 /// A packet bigger than the next link's MTU with DF set: fragmentation
