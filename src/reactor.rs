@@ -30,9 +30,10 @@
 //! wake it), and no descriptor that cannot wait (see
 //! [`Registration::tolerate_naps`]), naps instead of spinning: it sleeps
 //! on those words with `futex_waitv` for as long as the adaptive spin
-//! would have spun (up to [`nap_max`]). A peer's frame then wakes the
-//! thread that reads it directly, and the thread holds no CPU meanwhile,
-//! so this is on with two CPUs too. The nap is one sleep, not slices: a
+//! would have spun (up to [`nap_max`], off by default: measured, naps
+//! lost frames on a busy bus and shortened no round trip). A peer's
+//! frame then wakes the thread that reads it directly, and the thread
+//! holds no CPU meanwhile. The nap is one sleep, not slices: a
 //! thread woken every few microseconds takes the CPU from the peer it
 //! waits for, as a spin does (measured: slices of 20 us made round trips
 //! over a bus slower). A nap never replaces the epoll sleep, so nothing
@@ -76,8 +77,8 @@ pub trait Handler: Send + Sync + 'static {
 /// The longest a thread spins before sleeping (`IFNET_SPIN_US` sets it).
 pub const SPIN_MAX: Duration = Duration::from_micros(200);
 
-/// The longest a thread naps on its sources' futex words before it sleeps
-/// in epoll (`IFNET_NAP_US` sets it; 0: never).
+/// How long a thread naps on its sources' futex words before it sleeps
+/// in epoll when napping is asked for (`IFNET_NAP_US`); see [`nap_max`].
 pub const NAP_MAX: Duration = Duration::from_micros(200);
 
 /// A word another process bumps whenever its source has news, then, if
@@ -89,18 +90,20 @@ pub trait NapWord: Send + Sync + 'static {
     fn waiters(&self) -> &AtomicU32;
 }
 
-/// How long threads nap at most: [`NAP_MAX`], or `IFNET_NAP_US` (at most
-/// 10 ms; 0 turns napping off).
+/// How long threads nap at most: `IFNET_NAP_US` (at most 10 ms), by
+/// default 0: off. Measured on two CPUs (`bench/shmif.sh`'s paced driver
+/// rows, `bench/ping.sh`), naps of [`NAP_MAX`] lost more frames on a busy
+/// bus (64 B at 1.5 Mpps: 0.03-0.8 % against 0-0.19 %; 1514 B at 10
+/// Gbit/s: 2-10 % against 0.6-2.7 %) and shortened no round trip.
 pub fn nap_max() -> Duration {
     static NAP: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
     *NAP.get_or_init(|| {
-        match std::env::var("IFNET_NAP_US")
+        std::env::var("IFNET_NAP_US")
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            Some(us) => Duration::from_micros(us).min(Duration::from_millis(10)),
-            None => NAP_MAX,
-        }
+            .map_or(Duration::ZERO, |us| {
+                Duration::from_micros(us).min(Duration::from_millis(10))
+            })
     })
 }
 
@@ -312,10 +315,12 @@ struct Worker {
     nap_word: AtomicU32,
     /// Sources with a descriptor whose events must not wait for a nap.
     strict: AtomicUsize,
+    /// The longest nap (0: none).
+    nap: Duration,
 }
 
 impl Worker {
-    fn new() -> io::Result<Worker> {
+    fn new(nap: Duration) -> io::Result<Worker> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         // SAFETY: plain syscall; the descriptor is checked and owned at once.
         let t = unsafe {
@@ -348,6 +353,7 @@ impl Worker {
             napping: AtomicBool::new(false),
             nap_word: AtomicU32::new(0),
             strict: AtomicUsize::new(0),
+            nap,
         })
     }
 
@@ -499,7 +505,7 @@ impl Worker {
         let mut armed: Option<Instant> = None;
         let mut batch: Vec<Arc<Source>> = Vec::new();
         let mut spin = Spin::new(spin_max(false));
-        let mut nap = Spin::new(nap_max());
+        let mut nap = Spin::new(self.nap);
         let mut words = (0u64, Vec::new());
         let mut waitv = Vec::new();
         while !self.stop.load(SeqCst) {
@@ -693,15 +699,21 @@ pub fn default_threads() -> usize {
 }
 
 impl Reactor {
-    /// Start `threads` reactor threads (0: [`default_threads`]).
+    /// Start `threads` reactor threads (0: [`default_threads`]) that nap
+    /// as [`nap_max`] says.
     pub fn new(threads: usize) -> io::Result<Arc<Reactor>> {
+        Reactor::with_nap(threads, nap_max())
+    }
+
+    /// [`Reactor::new`] with naps of up to `nap` (0: none).
+    pub fn with_nap(threads: usize, nap: Duration) -> io::Result<Arc<Reactor>> {
         let n = if threads == 0 {
             default_threads()
         } else {
             threads
         };
         let workers = (0..n)
-            .map(|_| Worker::new().map(Arc::new))
+            .map(|_| Worker::new(nap).map(Arc::new))
             .collect::<io::Result<Vec<_>>>()?;
         let r = Arc::new(Reactor {
             workers,
@@ -1150,10 +1162,7 @@ mod tests {
     /// while it naps. A descriptor that does not tolerate naps stops them.
     #[test]
     fn naps_on_futex_words() {
-        if nap_max().is_zero() {
-            return;
-        }
-        let r = Reactor::new(1).unwrap();
+        let r = Reactor::with_nap(1, NAP_MAX).unwrap();
         let (tx, rx) = channel();
         let h = Arc::new(Count(AtomicU32::new(0), Mutex::new(tx), None));
         let reg = r.register(None, h.clone()).unwrap();
