@@ -35,33 +35,32 @@ struct Seg {
     psh: bool,
 }
 
-/// A segment that may merge, or `None`.
-fn segment(f: &[u8]) -> Option<Seg> {
+/// Where the `proto` header of frame `f` starts, and whether over IPv6,
+/// if `f` is one plain IP packet: IPv4 without options or fragments (DF
+/// allowed), or IPv6 without extension headers, filling the frame
+/// exactly. What both coalescers (TCP here, UDP in virt) may merge.
+pub fn plain_ip(f: &[u8], proto: u8) -> Option<(bool, usize)> {
     let et = u16::from_be_bytes([*f.get(12)?, *f.get(13)?]);
-    let (v6, l4) = match et {
+    match et {
         0x0800 => {
             let ip = f.get(14..34)?;
-            // IHL 5, not a fragment (DF allowed), TCP.
             let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0xbfff;
-            if ip[0] != 0x45 || frag != 0 || ip[9] != 6 {
-                return None;
-            }
             let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            if 14 + total != f.len() {
-                return None;
-            }
-            (false, 34)
+            (ip[0] == 0x45 && frag == 0 && ip[9] == proto && 14 + total == f.len())
+                .then_some((false, 34))
         }
         0x86dd => {
             let ip = f.get(14..54)?;
             let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            if ip[0] >> 4 != 6 || ip[6] != 6 || 54 + plen != f.len() {
-                return None;
-            }
-            (true, 54)
+            (ip[0] >> 4 == 6 && ip[6] == proto && 54 + plen == f.len()).then_some((true, 54))
         }
-        _ => return None,
-    };
+        _ => None,
+    }
+}
+
+/// A segment that may merge, or `None`.
+fn segment(f: &[u8]) -> Option<Seg> {
+    let (v6, l4) = plain_ip(f, 6)?;
     let tcp = f.get(l4..l4 + 20)?;
     let hdr = l4 + usize::from(tcp[12] >> 4) * 4;
     // Only ACK, with PSH allowed; data after the header.

@@ -461,7 +461,11 @@ impl Stack for Host {
     fn input(&self, frame: &Frame) {
         // As ether_input: a type no protocol here takes is dropped at once
         // (if_noproto), without a copy and a poll of the stack.
-        if !matches!(frame.ethertype(), 0x0806 | 0x0800 | 0x86dd) {
+        let et = EthernetProtocol::from(frame.ethertype());
+        if !matches!(
+            et,
+            EthernetProtocol::Arp | EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6
+        ) {
             self.port.counters.noproto.fetch_add(1, Relaxed);
             return;
         }

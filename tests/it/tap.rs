@@ -696,26 +696,35 @@ fn clones_join_the_template_bridge() {
     assert_eq!(members(&plain), Vec::<String>::new());
 }
 
+/// A frame from the guest (10.77.0.2) to `dst` and 10.77.0.1: Ethernet
+/// and an IPv4 header (DF, TTL 64, id `id`, protocol `proto`) with its
+/// checksum, then `l4_len` bytes of `fill` for the caller to shape.
+fn ipv4_frame(dst: [u8; 6], id: u16, proto: u8, l4_len: usize, fill: u8) -> Vec<u8> {
+    let mut f = vec![fill; 14 + 20 + l4_len];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x5e, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..34];
+    ip.fill(0);
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&id.to_be_bytes());
+    ip[6] = 0x40; // DF
+    ip[8] = 64;
+    ip[9] = proto;
+    ip[12..16].copy_from_slice(&[10, 77, 0, 2]);
+    ip[16..20].copy_from_slice(&[10, 77, 0, 1]);
+    let sum = !smoltcp::wire::checksum::data(&f[14..34]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
 /// `n` consecutive TCP/IPv4 segments of one flow, `mss` bytes of data
 /// each, to `dst`: what a guest without offloads writes for one burst.
 fn tcp_segments(dst: [u8; 6], n: u32, mss: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
-            let mut f = vec![0u8; 14 + 20 + 20 + mss];
-            f[..6].copy_from_slice(&dst);
-            f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x5e, 1]);
-            f[12..14].copy_from_slice(&[0x08, 0x00]);
-            let ip = &mut f[14..34];
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&((40 + mss) as u16).to_be_bytes());
-            ip[4..6].copy_from_slice(&(i as u16).to_be_bytes());
-            ip[6] = 0x40; // DF
-            ip[8] = 64;
-            ip[9] = 6;
-            ip[12..16].copy_from_slice(&[10, 77, 0, 2]);
-            ip[16..20].copy_from_slice(&[10, 77, 0, 1]);
-            let sum = !smoltcp::wire::checksum::data(&f[14..34]);
-            f[24..26].copy_from_slice(&sum.to_be_bytes());
+            let mut f = ipv4_frame(dst, i as u16, 6, 20 + mss, 0);
             let tcp = &mut f[34..54];
             tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
             tcp[2..4].copy_from_slice(&5001u16.to_be_bytes());
@@ -823,22 +832,7 @@ fn udp_datagrams(dst: [u8; 6], n: u8, len: impl Fn(u8) -> usize) -> Vec<Vec<u8>>
     (0..n)
         .map(|i| {
             let size = len(i);
-            let mut f = vec![i; 14 + 20 + 8 + size];
-            f[..6].copy_from_slice(&dst);
-            f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x5e, 1]);
-            f[12..14].copy_from_slice(&[0x08, 0x00]);
-            let ip = &mut f[14..34];
-            ip.fill(0);
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&((28 + size) as u16).to_be_bytes());
-            ip[4..6].copy_from_slice(&u16::from(i).to_be_bytes());
-            ip[6] = 0x40; // DF
-            ip[8] = 64;
-            ip[9] = 17;
-            ip[12..16].copy_from_slice(&[10, 77, 0, 2]);
-            ip[16..20].copy_from_slice(&[10, 77, 0, 1]);
-            let sum = !smoltcp::wire::checksum::data(&f[14..34]);
-            f[24..26].copy_from_slice(&sum.to_be_bytes());
+            let mut f = ipv4_frame(dst, u16::from(i), 17, 8 + size, i);
             let mut u = UdpPacket::new_unchecked(&mut f[34..]);
             u.set_src_port(40000);
             u.set_dst_port(5201);

@@ -14,7 +14,7 @@
 //! first. As in Linux's own UDP GSO, the host numbers the IPv4 ids of the
 //! cut datagrams up from the first one's.
 
-use crate::drivers::gro::super_headers;
+use crate::drivers::gro::{plain_ip, super_headers};
 use crate::offload::Offload;
 use smoltcp::wire::IpProtocol;
 
@@ -36,30 +36,7 @@ pub struct Datagram {
 /// A datagram that may join a batch, or `None`; `off` is the work left
 /// on it.
 pub fn datagram(f: &[u8], off: &Offload) -> Option<Datagram> {
-    let et = u16::from_be_bytes([*f.get(12)?, *f.get(13)?]);
-    let (v6, l4, ip_len) = match et {
-        0x0800 => {
-            let ip = f.get(14..34)?;
-            // IHL 5, not a fragment (DF allowed), UDP.
-            let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0xbfff;
-            if ip[0] != 0x45 || frag != 0 || ip[9] != 17 {
-                return None;
-            }
-            (false, 34, usize::from(u16::from_be_bytes([ip[2], ip[3]])))
-        }
-        0x86dd => {
-            let ip = f.get(14..54)?;
-            if ip[0] >> 4 != 6 || ip[6] != 17 {
-                return None;
-            }
-            (
-                true,
-                54,
-                40 + usize::from(u16::from_be_bytes([ip[4], ip[5]])),
-            )
-        }
-        _ => return None,
-    };
+    let (v6, l4) = plain_ip(f, 17)?;
     let udp = f.get(l4..l4 + 8)?;
     let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
     let csum = u16::from_be_bytes([udp[6], udp[7]]);
@@ -67,8 +44,7 @@ pub fn datagram(f: &[u8], off: &Offload) -> Option<Datagram> {
     // left but that checksum.
     let work =
         off.is_none() || !off.is_gso() && usize::from(off.csum_start) == l4 && off.csum_offset == 6;
-    (work && 14 + ip_len == f.len() && l4 + udp_len == f.len() && udp_len > 8 && csum != 0)
-        .then_some(Datagram { v6, l4 })
+    (work && l4 + udp_len == f.len() && udp_len > 8 && csum != 0).then_some(Datagram { v6, l4 })
 }
 
 /// The super-datagram being built.
