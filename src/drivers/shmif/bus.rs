@@ -28,6 +28,7 @@
 use super::fault::Registration;
 use crate::ioctl::Errno;
 use memmap2::{MmapOptions, MmapRaw};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -1043,6 +1044,31 @@ impl Bus {
         })
     }
 
+    /// Put the frames of `q` on the bus, oldest first, under one hold of
+    /// the lock taken as [`Bus::try_send`] takes it; those written leave
+    /// `q`. ENOBUFS, the rest kept, when the lock does not come or is
+    /// stolen midway. The frames were checked with [`Bus::fits`].
+    pub fn try_send_queue(&self, q: &mut VecDeque<Vec<u8>>, sender: u64) -> Result<(), Errno> {
+        self.check()?;
+        let ts = timestamp();
+        let g = self.try_lock_briefly().ok_or(Errno(libc::ENOBUFS))?;
+        while let Some(f) = q.front() {
+            self.write_frame(&g, f, sender, ts)?;
+            q.pop_front();
+        }
+        drop(g);
+        self.check()
+    }
+
+    /// Whether `frame` may go on a bus: 14..=1514 bytes (EINVAL, EMSGSIZE).
+    pub fn fits(frame: &[u8]) -> Result<(), Errno> {
+        match frame.len() {
+            n if n > MAX_FRAME => Err(Errno::EMSGSIZE),
+            n if n < MIN_FRAME => Err(Errno::EINVAL),
+            _ => Ok(()),
+        }
+    }
+
     /// Check every frame's length, take the lock with `lock` (ENOBUFS when
     /// it gives up) and write the frames.
     fn put<'a>(
@@ -1051,16 +1077,7 @@ impl Bus {
         sender: u64,
         lock: impl FnOnce(&'a Bus) -> Option<BusGuard<'a>>,
     ) -> Result<(), Errno> {
-        if let Some(f) = frames
-            .iter()
-            .find(|f| !(MIN_FRAME..=MAX_FRAME).contains(&f.len()))
-        {
-            return Err(if f.len() > MAX_FRAME {
-                Errno::EMSGSIZE
-            } else {
-                Errno::EINVAL
-            });
-        }
+        frames.iter().try_for_each(|f| Bus::fits(f))?;
         self.check()?;
         let ts = timestamp();
         let g = lock(self).ok_or(Errno(libc::ENOBUFS))?;

@@ -57,7 +57,7 @@ use bus::{Batch, Bus, BusReader, Recv, StaleWatch};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
@@ -88,6 +88,10 @@ const RX_BATCH: usize = 32;
 
 /// Batches read per poll before letting the thread's other sources run.
 const RX_BATCHES: usize = 8;
+
+/// Most frames that wait for the bus lock (NetBSD's IFQ_MAXLEN); more
+/// are dropped, counted as output errors.
+const BACKLOG_MAX: usize = 256;
 
 thread_local! {
     /// One receive batch per reactor thread: no allocation per frame.
@@ -338,6 +342,8 @@ impl Shmif {
             loss,
             pending: AtomicBool::new(false),
             contended: AtomicBool::new(false),
+            backlog: Mutex::new(VecDeque::new()),
+            queued: AtomicBool::new(false),
             receiving: AtomicBool::new(false),
             st: Mutex::new(IoState::default()),
             reg: Mutex::new(None),
@@ -505,28 +511,36 @@ impl Transmit for ShmifTx {
         if !io.link_up.load(Relaxed) {
             return Err(Errno::ENETDOWN);
         }
-        // The data plane drops a frame rather than wait for the lock (it
+        // The data plane queues a frame rather than wait for the lock (it
         // serves other interfaces); the host stack may wait, as a
         // blocking write would.
         let sent = if crate::reactor::on_reactor() {
-            io.bus.try_send(frame, io.sender)
+            io.send_or_queue(frame)
         } else {
-            io.bus.send(frame, io.sender)
+            io.bus.send(frame, io.sender).map(|()| true)
         };
         match sent {
+            Ok(false) => {
+                // Queued: the poll sends it, and looks for a dead holder.
+                io.contended.store(true, SeqCst);
+                io.wake();
+                return Ok(());
+            }
             // Counted as an output error by the port.
             Err(e) if io.bus.truncated() => {
                 io.loss.report(&io.port, &io.bus);
                 return Err(e);
             }
             Err(e) if e == Errno(libc::ENOBUFS) => {
-                // Held by a peer: perhaps a dead one, which the timer sees.
+                // Held by a peer (the queue full, or a host-stack send
+                // waited too long): perhaps a dead one, which the timer sees.
                 if !io.contended.swap(true, SeqCst) {
                     io.wake();
                 }
                 return Err(e);
             }
-            r => r?,
+            Err(e) => return Err(e),
+            Ok(true) => {}
         }
         // The ifnet peers at once from a reactor thread (a futex wake, and
         // only if one naps); the file write for everyone, possibly
@@ -558,6 +572,11 @@ struct ShmifIo {
     pending: AtomicBool,
     /// A send found the lock held: look for a dead holder.
     contended: AtomicBool,
+    /// Frames of the data plane that found the lock held, oldest first
+    /// (NetBSD's if_snd): sent by the poll, or dropped with the bus.
+    backlog: Mutex<VecDeque<Vec<u8>>>,
+    /// `backlog` is not empty: later frames queue behind it.
+    queued: AtomicBool,
     /// The interface is up: frames are read.
     receiving: AtomicBool,
     st: Mutex<IoState>,
@@ -572,6 +591,8 @@ struct IoState {
     watching_lock: bool,
     /// Receive passes in a row that found the lock held.
     busy_rx: u32,
+    /// Flushes of the backlog in a row that found the lock held.
+    busy_tx: u32,
     rx: Option<RxState>,
 }
 
@@ -622,6 +643,47 @@ impl ShmifIo {
             self.bus.wakeup()
         };
         true
+    }
+
+    /// A data-plane send: on the bus at once when nothing waits before it
+    /// and the lock comes within [`bus::LOCK_BRIEFLY`], else (`Ok(false)`)
+    /// queued behind what waits, for the poll. ENOBUFS when the queue is
+    /// full.
+    fn send_or_queue(&self, frame: &[u8]) -> Result<bool, Errno> {
+        if !self.queued.load(SeqCst) {
+            match self.bus.try_send(frame, self.sender) {
+                Err(e) if e == Errno(libc::ENOBUFS) && !self.bus.truncated() => {}
+                r => return r.map(|()| true),
+            }
+        }
+        Bus::fits(frame)?;
+        let mut q = lock(&self.backlog);
+        if q.len() >= BACKLOG_MAX {
+            return Err(Errno(libc::ENOBUFS));
+        }
+        q.push_back(frame.to_vec());
+        self.queued.store(true, SeqCst);
+        Ok(false)
+    }
+
+    /// Send the frames that wait, to be announced by the poll. ENOBUFS:
+    /// the lock is still held, try again; any other error: the bus is
+    /// gone, and they are dropped as output errors.
+    fn flush(&self) -> Result<(), Errno> {
+        let mut q = lock(&self.backlog);
+        let waiting = q.len();
+        let r = self.bus.try_send_queue(&mut q, self.sender);
+        if r.is_err_and(|e| e != Errno(libc::ENOBUFS)) {
+            let lost = q.len() as u64;
+            self.port.counters.oerrors.fetch_add(lost, Relaxed);
+            q.clear();
+        }
+        self.queued.store(!q.is_empty(), SeqCst);
+        if q.len() < waiting {
+            self.bus.wakeup_ifnet();
+            self.pending.store(true, SeqCst);
+        }
+        r
     }
 
     fn wake(&self) {
@@ -836,6 +898,13 @@ fn coarse(t: Instant) -> Instant {
     epoch + Duration::from_nanos(u64::try_from(up).unwrap_or(u64::MAX))
 }
 
+/// When to look at a held lock again, after `tries` in a row found it
+/// held: a live holder lets go within microseconds, a preempted one later.
+fn retry(tries: u32) -> Duration {
+    let us = 1u64 << tries.min(20);
+    Duration::from_micros(us / 16).min(RX_RETRY)
+}
+
 fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
     Some(a.map_or(b, |a| a.min(b)))
 }
@@ -863,10 +932,20 @@ impl Handler for ShmifIo {
     fn poll(&self, now: Instant) -> Option<Instant> {
         let mut st = lock(&self.st);
         let mut next = None;
+        let mut busy = self.contended.swap(false, SeqCst);
+        if self.queued.load(SeqCst) {
+            st.busy_tx = match self.flush() {
+                Err(e) if e == Errno(libc::ENOBUFS) => {
+                    busy = true;
+                    next = Some(now + retry(st.busy_tx));
+                    st.busy_tx.saturating_add(1)
+                }
+                _ => 0,
+            };
+        }
         // Frames sent by other threads first: a receive pass (over a busy
         // bus, our own frames too) must not delay their wakeup.
         self.announce(&mut st, &mut next);
-        let mut busy = self.contended.swap(false, SeqCst);
         if let Some(mut rx) = st.rx.take() {
             let r = BATCH.with(|b| self.receive(&mut rx, &mut b.borrow_mut()));
             st.rx = Some(rx);
@@ -881,9 +960,7 @@ impl Handler for ShmifIo {
                     Rx::More => now,
                     Rx::Busy => {
                         busy = true;
-                        // A live holder lets go within microseconds.
-                        let us = 1u64 << st.busy_rx.min(20);
-                        now + Duration::from_micros(us / 16).min(RX_RETRY)
+                        now + retry(st.busy_rx)
                     }
                 },
             );
@@ -1049,6 +1126,16 @@ mod tests {
         }
     }
 
+    /// shmif0 of `k`, up on the bus at `p`.
+    fn up_on(k: &Kernel, p: &Path) {
+        k.ioctl(Request::IfCreate {
+            name: "shmif0".into(),
+        })
+        .unwrap();
+        linkstr(k, "shmif0", p.to_str()).unwrap();
+        flags(k, "shmif0", iff::UP).unwrap();
+    }
+
     fn frame(dst: [u8; 6], src: [u8; 6], tag: u8) -> Vec<u8> {
         let mut f = vec![0u8; 60];
         f[0..6].copy_from_slice(&dst);
@@ -1066,12 +1153,7 @@ mod tests {
         let mut rxs = Vec::new();
         let mut macs = Vec::new();
         for k in &ks {
-            k.ioctl(Request::IfCreate {
-                name: "shmif0".into(),
-            })
-            .unwrap();
-            linkstr(k, "shmif0", p.to_str()).unwrap();
-            flags(k, "shmif0", iff::UP).unwrap();
+            up_on(k, &p);
             rxs.push(k.listen("shmif0").unwrap());
             macs.push(status(k, "shmif0").lladdr.unwrap());
         }
@@ -1105,6 +1187,87 @@ mod tests {
         assert_eq!(next_ours(&rxs[1], t).unwrap()[14], 5);
     }
 
+    /// Sends a burst from a reactor thread, as the data plane does.
+    struct Burst {
+        port: Arc<Port>,
+        frames: Mutex<Vec<Vec<u8>>>,
+        done: std::sync::mpsc::Sender<Vec<Result<(), Errno>>>,
+    }
+
+    impl Handler for Burst {
+        fn poll(&self, _: Instant) -> Option<Instant> {
+            let frames = std::mem::take(&mut *lock(&self.frames));
+            if !frames.is_empty() {
+                let sent = frames
+                    .iter()
+                    .map(|f| self.port.output(&Frame::new(f).unwrap()))
+                    .collect();
+                self.done.send(sent).unwrap();
+            }
+            None
+        }
+    }
+
+    #[test]
+    fn data_plane_frames_wait_for_a_held_lock_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bus");
+        let reactor = Reactor::new(1).unwrap();
+        let env = KernelEnv {
+            reactor: Some(reactor.clone()),
+            no_auto_linklocal: true,
+            ..KernelEnv::default()
+        };
+        let classes: Vec<Box<dyn IfClone>> = vec![Box::new(LoClone), Box::<ShmifClone>::default()];
+        let ks = [Kernel::new(env, Cloners::new(classes)), kernel()];
+        for k in &ks {
+            up_on(k, &p);
+        }
+        let rx = ks[1].listen("shmif0").unwrap();
+        let mac0 = status(&ks[0], "shmif0").lladdr.unwrap();
+        let peer = Bus::attach(&p).unwrap();
+        let held = peer.lock();
+        // More than the queue holds, sent while a peer holds the lock.
+        let frames = (0..BACKLOG_MAX as u16 + 44).map(|n| {
+            let mut f = frame([0xff; 6], mac0, 0);
+            f[14..16].copy_from_slice(&n.to_be_bytes());
+            f
+        });
+        let (done, results) = std::sync::mpsc::channel();
+        let burst = Arc::new(Burst {
+            port: ks[0].port("shmif0").unwrap(),
+            frames: Mutex::new(frames.collect()),
+            done,
+        });
+        let reg = reactor.register(None, burst).unwrap();
+        reg.wake();
+        let sent = results.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(sent[..BACKLOG_MAX].iter().all(Result::is_ok));
+        assert!(
+            sent[BACKLOG_MAX..]
+                .iter()
+                .all(|r| *r == Err(Errno(libc::ENOBUFS)))
+        );
+        // The poll finds the lock held a few times, then it is let go.
+        std::thread::sleep(Duration::from_millis(20));
+        drop(held);
+        for n in 0..BACKLOG_MAX as u16 {
+            let f = next_ours(&rx, Duration::from_secs(5)).unwrap();
+            assert_eq!(f[14..16], n.to_be_bytes());
+        }
+        assert!(next_ours(&rx, Duration::from_millis(200)).is_err());
+        let d = status(&ks[0], "shmif0").data;
+        assert_eq!((d.opackets, d.oerrors), (BACKLOG_MAX as u64, 44));
+        // Nothing waits now: the next frame goes at once.
+        let mut f = frame([0xff; 6], mac0, 0);
+        f[14..16].copy_from_slice(&999u16.to_be_bytes());
+        ks[0].send("shmif0", &f).unwrap();
+        assert_eq!(
+            next_ours(&rx, Duration::from_secs(5)).unwrap()[14..16],
+            999u16.to_be_bytes()
+        );
+    }
+
     #[test]
     fn garbage_on_the_bus_is_dropped_and_the_link_keeps_working() {
         use std::os::unix::fs::FileExt;
@@ -1112,12 +1275,7 @@ mod tests {
         let p = dir.path().join("bus");
         let ks: Vec<Kernel> = (0..2).map(|_| kernel()).collect();
         for k in &ks {
-            k.ioctl(Request::IfCreate {
-                name: "shmif0".into(),
-            })
-            .unwrap();
-            linkstr(k, "shmif0", p.to_str()).unwrap();
-            flags(k, "shmif0", iff::UP).unwrap();
+            up_on(k, &p);
         }
         let rx = ks[1].listen("shmif0").unwrap();
         let mac0 = status(&ks[0], "shmif0").lladdr.unwrap();
