@@ -813,11 +813,13 @@ impl KernelInner {
 /// The answer to an echo request: its reply, or the error it got.
 fn echo_reply(r: inet::EchoReply) -> Reply {
     match r.error {
-        Some((typ, code)) => Reply::EchoError {
+        Some(e) => Reply::EchoError {
             from: r.from,
             bytes: r.bytes,
-            typ,
-            code,
+            typ: e.typ,
+            code: e.code,
+            info: e.info,
+            quote: e.quote,
         },
         None => Reply::Echo {
             from: r.from,

@@ -3,14 +3,16 @@
 //! to the daemon named by IFNET_SERVER; the kernel's IP presence sends it
 //! and matches the reply.
 
+use crate::inet::IcmpError;
 use crate::ioctl::{Errno, Ioctl, Reply, Request, Response};
+use std::fmt::Write as _;
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub const USAGE: &str = "usage: ifping [-6nqR] [-c count] [-g gateway] [-h hoplimit] [-I srcaddr] [-i wait] [-S sourceaddr] [-s packetsize] [-T ttl] [-w deadline] [-W waittime] host[%scope]\n";
+pub const USAGE: &str = "usage: ifping [-6nqRv] [-c count] [-g gateway] [-h hoplimit] [-I srcaddr] [-i wait] [-S sourceaddr] [-s packetsize] [-T ttl] [-w deadline] [-W waittime] host[%scope]\n";
 
 const IPOPT_EOL: u8 = 0;
 const IPOPT_NOP: u8 = 1;
@@ -31,6 +33,8 @@ pub struct Options {
     /// ping, max(2 × the longest round trip, 10 × the interval).
     pub wait: Option<Duration>,
     pub quiet: bool,
+    /// -v: ICMP errors with the request they quote.
+    pub verbose: bool,
     pub dst: IpAddr,
     pub scope: Option<String>,
     pub host: String,
@@ -167,34 +171,135 @@ fn pr_missing(line: &mut String, o: &Options, opts: &[u8], pong: &mut Pong) {
     }
 }
 
-/// pr_icmph's words for the errors a request can get (ping.c, ping6.c).
-pub fn icmp_error_text(v6: bool, typ: u8, code: u8) -> String {
-    let s = match (v6, typ, code) {
-        (false, 3, 0) => "Destination Net Unreachable",
-        (false, 3, 1) => "Destination Host Unreachable",
-        (false, 3, 2) => "Destination Protocol Unreachable",
-        (false, 3, 3) => "Destination Port Unreachable",
-        (false, 3, 4) => "frag needed and DF set",
-        (false, 3, 5) => "Source Route Failed",
-        (false, 3, 9) => "Net prohibited access",
-        (false, 3, 10) => "Host prohibited access",
-        (false, 3, 13) => "Communication prohibited",
-        // The pointer comes as the code (see the host's echo_error).
-        (false, 12, p) => return format!("Parameter problem: pointer = 0x{p:02x}"),
-        (false, 3, _) => return format!("Dest Unreachable, Code: {code}"),
-        (false, 11, 0) => "Time to live exceeded",
-        (false, 11, _) => "Frag reassembly time exceeded",
-        (true, 1, 0) => "No Route to Destination",
-        (true, 1, 1) => "Destination Administratively Unreachable",
-        (true, 1, 2) => "Destination Unreachable Beyond Scope",
-        (true, 1, 3) => "Destination Host Unreachable",
-        (true, 1, 4) => "Destination Port Unreachable",
-        (true, 2, _) => "Packet too big",
-        (true, 3, 0) => "Time to live exceeded",
-        (true, 3, _) => "Frag reassembly time exceeded",
-        _ => return format!("Bad ICMP type: {typ}"),
+/// An ICMP error about one of our requests as ping prints it after
+/// "N bytes from X: " (pr_icmph, then pr_retip): for IPv4 the request's
+/// sequence number follows, and with -v the request's IP header with its
+/// options as hex (pr_iph); for IPv6 (ping6's texts) -v adds the
+/// request's header lines. The quoted header's fields are printed in
+/// network byte order (NetBSD's ping prints the raw words, swapped on a
+/// little-endian host).
+pub fn icmp_error_text(v6: bool, verbose: bool, seq: u16, e: &IcmpError) -> String {
+    if v6 {
+        icmp6_error_text(verbose, e)
+    } else {
+        icmp4_error_text(verbose, seq, e)
+    }
+}
+
+fn icmp4_error_text(verbose: bool, seq: u16, e: &IcmpError) -> String {
+    let code = e.code;
+    let mut t = match (e.typ, code) {
+        (3, 4) => format!("frag needed and DF set.  Next MTU={}", e.info & 0xffff),
+        (3, _) => match UNREACH4.get(usize::from(code)) {
+            Some(s) => s.to_string(),
+            None => format!("Bad Destination Unreachable Code: {code}"),
+        },
+        (4, _) => "Source Quench".into(),
+        (11, 0) => "Time To Live exceeded".into(),
+        (11, 1) => "Frag reassembly time exceeded".into(),
+        (11, _) => format!("Time exceeded, Bad Code: {code}"),
+        (12, _) => format!("Parameter problem: pointer = 0x{:02x}", e.info >> 24),
+        (typ, _) => return format!("Bad ICMP type: {typ}"),
     };
-    s.to_string()
+    let q = &e.quote;
+    if verbose && q.len() >= 20 {
+        let w = |i: usize| u16::from_be_bytes([q[i], q[i + 1]]);
+        let hl = usize::from(q[0] & 0xf);
+        let _ = write!(
+            t,
+            "\n Vr HL TOS  Len   ID Flg  off TTL Pro  cks      Src\t     Dst\n  {:1x}  {:1x}  {:02x} {:04x} {:04x}   {:1x} {:04x}  {:02x}  {:02x} {:04x} {:>15}  {} ",
+            q[0] >> 4,
+            hl,
+            q[1],
+            w(2),
+            w(4),
+            w(6) >> 13,
+            w(6) & 0x1fff,
+            q[8],
+            q[9],
+            w(10),
+            Ipv4Addr::new(q[12], q[13], q[14], q[15]),
+            Ipv4Addr::new(q[16], q[17], q[18], q[19]),
+        );
+        for b in q.iter().take(hl * 4).skip(20) {
+            let _ = write!(t, "{b:02x}");
+        }
+    }
+    if verbose {
+        let id = q
+            .len()
+            .checked_sub(4)
+            .map_or(0, |i| u16::from_be_bytes([q[i], q[i + 1]]));
+        let _ = write!(t, "\n  ID={id} icmp_seq={seq}");
+    } else {
+        let _ = write!(t, " for icmp_seq={seq}");
+    }
+    t
+}
+
+/// ICMP destination unreachable, by code (pr_icmph).
+const UNREACH4: [&str; 16] = [
+    "Destination Net Unreachable",
+    "Destination Host Unreachable",
+    "Destination Protocol Unreachable",
+    "Destination Port Unreachable",
+    "frag needed and DF set",
+    "Source Route Failed",
+    "Unreachable unknown net",
+    "Unreachable unknown host",
+    "Unreachable host isolated",
+    "Net prohibited access",
+    "Host prohibited access",
+    "Bad TOS for net",
+    "Bad TOS for host",
+    "Communication prohibited",
+    "Host precedence violation",
+    "Precedence cutoff",
+];
+
+fn icmp6_error_text(verbose: bool, e: &IcmpError) -> String {
+    let code = e.code;
+    let mut t = match (e.typ, code) {
+        (1, 0) => "No Route to Destination".into(),
+        (1, 1) => "Destination Administratively Unreachable".into(),
+        (1, 2) => "Destination Unreachable Beyond Scope".into(),
+        (1, 3) => "Destination Host Unreachable".into(),
+        (1, 4) => "Destination Port Unreachable".into(),
+        (1, _) => format!("Destination Unreachable, Bad Code: {code}"),
+        (2, _) => format!("Packet too big mtu = {}", e.info),
+        (3, 0) => "Time to live exceeded".into(),
+        (3, 1) => "Frag reassembly time exceeded".into(),
+        (3, _) => format!("Time exceeded, Bad Code: {code}"),
+        (4, _) => {
+            let what = match code {
+                0 => "Erroneous Header".into(),
+                1 => "Unknown Nextheader".into(),
+                2 => "Unrecognized Option".into(),
+                _ => format!("Bad code({code})"),
+            };
+            format!("Parameter problem: {what} pointer = 0x{:02x}", e.info)
+        }
+        (typ, _) => return format!("Bad ICMP type: {typ}"),
+    };
+    let q = &e.quote;
+    if verbose && q.len() >= 48 {
+        let flow = u32::from_be_bytes([0, q[1] & 0xf, q[2], q[3]]);
+        let src = Ipv6Addr::from(<[u8; 16]>::try_from(&q[8..24]).unwrap_or_default());
+        let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&q[24..40]).unwrap_or_default());
+        let _ = write!(
+            t,
+            "\nVr TC  Flow Plen Nxt Hlim\n {:1x} {:02x} {:05x} {:04x}  {:02x}   {:02x}\n{src}->{dst}\nICMP6: type = {}, code = {}",
+            q[0] >> 4,
+            (q[0] << 4) | (q[1] >> 4),
+            flow,
+            u16::from_be_bytes([q[4], q[5]]),
+            q[6],
+            q[7],
+            q[40],
+            q[41],
+        );
+    }
+    t
 }
 
 fn seconds(s: &str) -> Option<Duration> {
@@ -212,6 +317,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         deadline: None,
         wait: None,
         quiet: false,
+        verbose: false,
         dst: IpAddr::from([0, 0, 0, 0]),
         scope: None,
         host: String::new(),
@@ -237,6 +343,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                 'n' => {}
                 'q' => o.quiet = true,
                 'R' => o.record_route = true,
+                'v' => o.verbose = true,
                 'c' | 'g' | 'h' | 'I' | 'i' | 'S' | 's' | 'T' | 'w' | 'W' => {
                     let rest: String = flags[j..].iter().collect();
                     let val = if !rest.is_empty() {
@@ -406,9 +513,17 @@ impl Report<'_> {
                 bytes,
                 typ,
                 code,
+                info,
+                quote,
             }) => {
                 if !o.quiet {
-                    let what = icmp_error_text(v6, typ, code);
+                    let e = IcmpError {
+                        typ,
+                        code,
+                        info,
+                        quote,
+                    };
+                    let what = icmp_error_text(v6, o.verbose, seq, &e);
                     let _ = writeln!(self.out, "{bytes} bytes from {from}: {what}");
                 }
             }
@@ -661,6 +776,50 @@ mod tests {
 
     /// A reply later than the interval counts, as in ping(8): the next
     /// request goes out on time on another connection.
+    #[test]
+    fn icmp_errors_in_netbsds_words() {
+        // A quoted echo request: IPv4 header without options, then the
+        // ICMP header with ident 0x1234.
+        let mut q4 = vec![
+            0x45, 0, 0, 84, 0, 7, 0x40, 0, 1, 1, 0, 0, 10, 0, 0, 1, 10, 0, 9, 9,
+        ];
+        q4.extend_from_slice(&[8, 0, 0, 0, 0x12, 0x34, 0, 5]);
+        let err = |typ, code, info, quote: &[u8]| IcmpError {
+            typ,
+            code,
+            info,
+            quote: quote.to_vec(),
+        };
+        let e = |typ, code, info| err(typ, code, info, &q4);
+        for (typ, code, info, text) in [
+            (3, 4, 1400, "frag needed and DF set.  Next MTU=1400"),
+            (3, 1, 0, "Destination Host Unreachable"),
+            (3, 16, 0, "Bad Destination Unreachable Code: 16"),
+            (12, 0, 0x1400_0000, "Parameter problem: pointer = 0x14"),
+        ] {
+            let got = icmp_error_text(false, false, 5, &e(typ, code, info));
+            assert_eq!(got, format!("{text} for icmp_seq=5"));
+        }
+        assert_eq!(
+            icmp_error_text(false, true, 5, &e(11, 0, 0)),
+            "Time To Live exceeded\n Vr HL TOS  Len   ID Flg  off TTL Pro  cks      Src\t     Dst\n  \
+             4  5  00 0054 0007   2 0000  01  01 0000        10.0.0.1  10.0.9.9 \n  ID=4660 icmp_seq=5"
+        );
+        let e6 = |typ, code, info| err(typ, code, info, &[]);
+        for (typ, code, info, text) in [
+            (2, 0, 1280, "Packet too big mtu = 1280"),
+            (
+                4,
+                2,
+                42,
+                "Parameter problem: Unrecognized Option pointer = 0x2a",
+            ),
+            (1, 9, 0, "Destination Unreachable, Bad Code: 9"),
+        ] {
+            assert_eq!(icmp_error_text(true, false, 5, &e6(typ, code, info)), text);
+        }
+    }
+
     #[test]
     fn late_replies_count() {
         let t = Instant::now();

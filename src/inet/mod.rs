@@ -121,6 +121,20 @@ pub struct HostAddr {
     pub expire: Option<Instant>,
 }
 
+/// An ICMP or ICMPv6 error that quotes one of our echo requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    /// Type and code, in the family's numbering.
+    pub typ: u8,
+    pub code: u8,
+    /// The second word of the ICMP header: the next hop's MTU, the
+    /// parameter problem's pointer.
+    pub info: u32,
+    /// The start of the request as it came back: its IP header (with
+    /// options) and the 8 bytes after it.
+    pub quote: Vec<u8>,
+}
+
 /// The answer to one echo request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EchoReply {
@@ -129,9 +143,8 @@ pub struct EchoReply {
     pub bytes: u32,
     pub ttl: u8,
     pub rtt_us: u64,
-    /// An ICMP error about the request instead of a reply: its type and
-    /// code, in the family's numbering.
-    pub error: Option<(u8, u8)>,
+    /// An ICMP error about the request instead of a reply.
+    pub error: Option<IcmpError>,
     /// The reply's IPv4 options.
     pub opts: Vec<u8>,
 }
@@ -1077,7 +1090,7 @@ impl State {
         from: IpAddr,
         bytes: usize,
         ttl: u8,
-        (error, opts): (Option<(u8, u8)>, &[u8]),
+        (error, opts): (Option<IcmpError>, &[u8]),
     ) {
         if let Some(p) = self.pending.remove(&key) {
             let rtt_us = now.saturating_duration_since(p.sent).as_micros() as u64;
@@ -1095,14 +1108,12 @@ impl State {
     /// An ICMP error quoting one of our echo requests (`quote`: the
     /// request's IP header and at least the ICMP header's 8 bytes): the
     /// wait for its reply ends with the error, as ping reports it.
-    fn echo_error(
-        &mut self,
-        now: Instant,
-        from: IpAddr,
-        bytes: usize,
-        err: (u8, u8),
-        quote: &[u8],
-    ) {
+    fn echo_error(&mut self, now: Instant, from: IpAddr, bytes: usize, icmp: &[u8]) {
+        let (Some(&[typ, code, _, _, a, b, c, d]), Some(quote)) =
+            (icmp.first_chunk::<8>(), icmp.get(8..))
+        else {
+            return;
+        };
         let (hlen, echo) = match quote.first().map(|b| b >> 4) {
             Some(4) => (usize::from(quote[0] & 0xf) * 4, 8u8),
             Some(6) => (40, 128u8),
@@ -1123,6 +1134,12 @@ impl State {
             u16::from_be_bytes([icmp[4], icmp[5]]),
             u16::from_be_bytes([icmp[6], icmp[7]]),
         );
+        let err = IcmpError {
+            typ,
+            code,
+            info: u32::from_be_bytes([a, b, c, d]),
+            quote: quote[..hlen + 8].to_vec(),
+        };
         self.complete_echo(now, key, from, bytes, 0, (Some(err), &[]));
     }
 
@@ -1153,16 +1170,8 @@ impl State {
             Icmpv4Message::DstUnreachable
             | Icmpv4Message::TimeExceeded
             | Icmpv4Message::ParamProblem => {
-                // A parameter problem's pointer stands in for its code
-                // (always 0), as ping prints the pointer.
-                let code = if icmp.msg_type() == Icmpv4Message::ParamProblem {
-                    ip.payload()[4]
-                } else {
-                    icmp.msg_code()
-                };
-                let err = (u8::from(icmp.msg_type()), code);
                 let from = IpAddr::V4(ip.src_addr());
-                self.echo_error(now, from, ip.payload().len(), err, icmp.data());
+                self.echo_error(now, from, ip.payload().len(), ip.payload());
                 true
             }
             _ => true,
@@ -1191,10 +1200,10 @@ impl State {
             Icmpv6Message::EchoRequest => self.echo_allowed(now),
             Icmpv6Message::DstUnreachable
             | Icmpv6Message::TimeExceeded
-            | Icmpv6Message::PktTooBig => {
-                let err = (u8::from(icmp.msg_type()), icmp.msg_code());
+            | Icmpv6Message::PktTooBig
+            | Icmpv6Message::ParamProblem => {
                 let from = IpAddr::V6(ip.src_addr());
-                self.echo_error(now, from, ip.payload().len(), err, icmp.payload());
+                self.echo_error(now, from, ip.payload().len(), ip.payload());
                 true
             }
             Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert => {

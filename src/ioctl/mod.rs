@@ -741,12 +741,16 @@ pub enum Reply {
         opts: Vec<u8>,
     },
     /// Instead of an echo reply, an ICMP error about the request: who sent
-    /// it, its length, its type and code (ICMP or ICMPv6 as `from`).
+    /// it, its length, its type and code (ICMP or ICMPv6 as `from`), the
+    /// second word of its header (MTU, pointer) and the start of the
+    /// request it quotes (IP header with options, 8 bytes more).
     EchoError {
         from: IpAddr,
         bytes: u32,
         typ: u8,
         code: u8,
+        info: u32,
+        quote: Vec<u8>,
     },
     /// An interface's name.
     IfName(String),

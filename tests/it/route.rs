@@ -650,22 +650,40 @@ fn ping_ttl_and_source() {
     let (o, e, rc) = ifping(&d1, &["-c", "1", "-W", "1", "-T", "1", "10.0.2.3"]);
     assert_ne!(rc, 0, "{o}{e}");
     assert!(
-        o.contains("bytes from 10.0.1.2: Time to live exceeded"),
+        o.contains("bytes from 10.0.1.2: Time To Live exceeded for icmp_seq=0\n"),
         "{o}"
     );
     let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet"]);
     assert!(st.contains("\t\ttime exceeded: 1\n"), "{st}");
+    // -v: the request as the error quotes it, its record route option
+    // (7, 39 bytes, pointer 4) in hex after the addresses (pr_iph).
+    let args = ["-v", "-R", "-c", "1", "-W", "1", "-T", "1", "10.0.2.3"];
+    let (o, e, _) = ifping(&d1, &args);
+    let dump = "Time To Live exceeded\n Vr HL TOS  Len   ID Flg  off TTL Pro  cks      Src\t     Dst\n  4  f  00 007c ";
+    assert!(o.contains(dump), "{o}{e}");
+    assert!(o.contains("  01  01 "), "TTL 1, ICMP: {o}");
+    assert!(o.contains("        10.0.1.1  10.0.2.3 0727"), "{o}");
+    assert!(o.contains("\n  ID="), "{o}");
+    assert!(o.contains(" icmp_seq=0\n"), "{o}");
     let o = ifping_answered(&d1, &["-c", "1", "-W", "2", "-T", "2", "10.0.2.3"]);
     assert!(o.contains("ttl=63"), "{o}");
     let args = ["-6", "-c", "1", "-W", "1", "-h", "1", "2001:db8:2::3"];
     let (o, _, rc) = ifping(&d1, &args);
     assert_ne!(rc, 0);
     assert!(
-        o.contains("from 2001:db8:1::2: Time to live exceeded"),
+        o.contains("from 2001:db8:1::2: Time to live exceeded\n"),
         "{o}"
     );
     let st = tool_ok(&d2, "netstat", &["-s", "-f", "inet6"]);
     assert!(st.contains("\t\ttime exceed: 1\n"), "{st}");
+    let args = ["-6", "-v", "-c", "1", "-W", "1", "-h", "1", "2001:db8:2::3"];
+    let (o, _, _) = ifping(&d1, &args);
+    let dump = "Time to live exceeded\nVr TC  Flow Plen Nxt Hlim\n 6 00 00000 0040  3a   01\n";
+    assert!(o.contains(dump), "{o}");
+    assert!(
+        o.contains("->2001:db8:2::3\nICMP6: type = 128, code = 0\n"),
+        "{o}"
+    );
     // A source address of ours, and one that is not.
     ifping_answered(&d1, &["-c", "1", "-W", "2", "-I", "10.0.1.1", "10.0.2.3"]);
     let (o, e, rc) = ifping(&d1, &["-c", "1", "-W", "1", "-I", "10.9.9.9", "10.0.2.3"]);
