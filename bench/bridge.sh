@@ -8,44 +8,25 @@
 #           namespaces (vde_switch keeps them open; moving works)
 # Measures iperf3 TCP, iperf3 UDP with 64-byte payloads (-b 0: as fast as
 # the sender can), and ping RTT, each path in turn, REPS times (median
-# reported). Writes bench/results/bridge.txt. Needs root. Cleans up.
-# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (300), BIN (a
-# directory of prebuilt binaries; default: build target/release), OUT
-# (default bench/results/bridge.txt).
+# reported). Writes OUT (default bench/results/bridge.txt). Needs root.
+# Cleans up.
+# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (300), OUT, BIN
+# (see bench/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "bridge bench: run as root (network namespaces)" >&2; exit 1; }
-bash scripts/deps.sh
-if [ -n "${BIN:-}" ]; then PATH="$BIN:$PATH"; else
-    cargo build --release --quiet --bins; PATH="$PWD/target/release:$PATH"; fi
+. "$(dirname "$0")/lib.sh"
+bench_init bridge --root
 command -v vde_switch >/dev/null || { echo "bridge bench: vde_switch missing (apt-get install vde-switch)" >&2; exit 1; }
 REPS=${REPS:-3} SECS=${SECS:-5} PINGS=${PINGS:-300}
 
-W=$(mktemp -d /tmp/ifnet-bridge.XXXXXX)
 P=ifb$$                                   # prefix of every name (<= 10 chars)
 NS_I1=${P}i1 NS_I2=${P}i2                 # ifnet
 NS_K1=${P}k1 NS_K2=${P}k2 NS_KB=${P}kb    # kernel bridge
 NS_V1=${P}v1 NS_V2=${P}v2                 # vde
 TAP_I0=${P}it0 TAP_I1=${P}it1 TAP_V1=${P}vt1 TAP_V2=${P}vt2
 export IFNET_SERVER=unix://$W/ifnetd.sock
-cleanup() {
-    set +e
-    for f in "$W"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
-    ifnetd --stop -s "$W/ifnetd.sock" >/dev/null 2>&1
-    for ns in $NS_I1 $NS_I2 $NS_K1 $NS_K2 $NS_KB $NS_V1 $NS_V2; do
-        ip netns del "$ns" 2>/dev/null
-    done
-    ip link del "$TAP_V1" 2>/dev/null; ip link del "$TAP_V2" 2>/dev/null
-    rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-for ns in $NS_I1 $NS_I2 $NS_K1 $NS_K2 $NS_KB $NS_V1 $NS_V2; do
-    ip netns add "$ns"; ip -n "$ns" link set lo up
-done
-addr() { # ns dev addr: address the device and bring it up
-    ip -n "$1" addr add "$3/24" dev "$2"; ip -n "$1" link set "$2" up
-}
+netns "$NS_I1" "$NS_I2" "$NS_K1" "$NS_K2" "$NS_KB" "$NS_V1" "$NS_V2"
+# vde_switch's TAPs, if they never reached their namespaces.
+on_exit 'ip link del "$TAP_V1" 2>/dev/null; ip link del "$TAP_V2" 2>/dev/null'
 
 # (1) ifnet: bridge0 = virt0 + virt1; the host TAPs go to the namespaces.
 ifconfig virt0 create; ifconfig virt0 linkstr "$TAP_I0"
@@ -54,7 +35,7 @@ ifconfig bridge0 create
 brconfig bridge0 add virt0 add virt1 up
 ifconfig virt0 up; ifconfig virt1 up
 ip link set "$TAP_I0" netns "$NS_I1"; ip link set "$TAP_I1" netns "$NS_I2"
-addr "$NS_I1" "$TAP_I0" 10.77.0.1; addr "$NS_I2" "$TAP_I1" 10.77.0.2
+host "$NS_I1" "$TAP_I0" 10.77.0.1/24; host "$NS_I2" "$TAP_I1" 10.77.0.2/24
 
 # (2) kernel: br0 in its own namespace, a veth pair to each side.
 ip -n "$NS_KB" link add br0 type bridge
@@ -63,14 +44,14 @@ for i in 1 2; do
     ns=${P}k$i
     ip -n "$NS_KB" link add p$i type veth peer name e$i netns "$ns"
     ip -n "$NS_KB" link set p$i master br0 up
-    addr "$ns" e$i 10.77.0.$i
+    host "$ns" e$i 10.77.0.$i/24
 done
 
 # (3) vde: vde_switch makes and holds the two TAPs; move them.
 vde_switch -t "$TAP_V1" -t "$TAP_V2" -d -s "$W/vde.ctl" -M "$W/vde.mgmt" -p "$W/vde.pid"
 for _ in $(seq 50); do ip link show "$TAP_V2" >/dev/null 2>&1 && break; sleep 0.1; done
 ip link set "$TAP_V1" netns "$NS_V1"; ip link set "$TAP_V2" netns "$NS_V2"
-addr "$NS_V1" "$TAP_V1" 10.77.0.1; addr "$NS_V2" "$TAP_V2" 10.77.0.2
+host "$NS_V1" "$TAP_V1" 10.77.0.1/24; host "$NS_V2" "$TAP_V2" 10.77.0.2/24
 
 PATHS="ifnet kernel vde"
 dev1() { case $1 in ifnet) echo "$TAP_I0";; kernel) echo e1;; vde) echo "$TAP_V1";; esac; }
@@ -91,20 +72,16 @@ for p in $PATHS; do
     ip netns exec "$(ns2 $p)" iperf3 -s -D -B 10.77.0.2 -I "$W/iperf-$p.pid"
 done
 sleep 0.5
-for p in $PATHS; do
-    ip netns exec "$(ns1 $p)" ping -c 3 -i 0.1 -q 10.77.0.2 >/dev/null \
-        || { echo "bridge bench: $p path does not ping" >&2; exit 1; }
-done
+for p in $PATHS; do wait_ping "$(ns1 $p)" 10.77.0.2 "$p path"; done
 
 # The switch's CPU time (user+system, all threads) around each iperf3 run.
-IFNETD_PID=$(ss -xlpn | awk -v s="$W/ifnetd.sock" '$5 == s' | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
+IFNETD_PID=$(daemon_pid "$W/ifnetd.sock")
 VDE_PID=$(cat "$W/vde.pid")
 cpu() { # path: CPU ticks used so far by its switch process (none: kernel)
     local pid
     case $1 in ifnet) pid=$IFNETD_PID;; vde) pid=$VDE_PID;; *) echo 0; return;; esac
     awk '{ print $14 + $15 }' "/proc/$pid/stat"
 }
-R=$W/raw; mkdir -p "$R"
 getconf CLK_TCK > "$R/clk_tck"
 for r in $(seq "$REPS"); do
     for p in $PATHS; do
@@ -129,5 +106,4 @@ brconfig bridge0 > "$R/brconfig.txt" 2>&1 || true
 ifconfig -v virt0 > "$R/virt0.txt" 2>&1 || true
 ifconfig -v virt1 > "$R/virt1.txt" 2>&1 || true
 
-mkdir -p bench/results
-python3 bench/bridge.py "$R" "$REPS" "$SECS" "$PINGS" | tee "${OUT:-bench/results/bridge.txt}"
+python3 bench/bridge.py "$R" "$REPS" "$SECS" "$PINGS" | tee "$OUT"

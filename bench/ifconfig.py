@@ -7,7 +7,7 @@
    destroy) as separate processes, against ifnetd with ifconfig and against
    a namespace with `ip link add/ip addr add/ip addr del/ip link del` on
    ifb interfaces (this kernel has no dummy module).
-Writes the figures to bench/results/ifconfig.txt.
+Writes the figures to $OUT (default bench/results/ifconfig.txt).
 """
 import os, statistics, subprocess, sys, tempfile, time
 
@@ -84,8 +84,9 @@ def main():
         f"targets: query ratio <= 1.5, script ratio <= 1.5",
     ]
     out = "\n".join(lines) + "\n"
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "ifconfig.txt"), "w") as f:
+    path = os.environ.get("OUT") or os.path.join(ROOT, "bench", "results", "ifconfig.txt")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
         f.write(out)
     sys.stdout.write(out)
 

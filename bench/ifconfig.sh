@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command: build release, run the control-plane benchmark, write
-# bench/results/ifconfig.txt. Needs root (network namespace for ip).
+# OUT (default bench/results/ifconfig.txt). Needs root (network namespace
+# for ip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh

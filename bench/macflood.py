@@ -3,7 +3,7 @@
 100000) through a tap member, while a known flow between two fixed hosts
 goes on. Checks that the cache stops at maxaddr, that the daemon's memory
 stays bounded, and that the known flow keeps arriving where it should.
-Writes bench/results/macflood.txt. Run: bash bench/macflood.sh"""
+Writes $OUT (default bench/results/macflood.txt). Run: bash bench/macflood.sh"""
 import os, random, socket, struct, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,8 +101,9 @@ def main():
             "tap0 counters: " + " / ".join(l.strip() for l in v.splitlines() if l.strip().startswith(("input", "output"))),
         ]
         out = "\n".join(lines) + "\n"
-        os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-        open(os.path.join(ROOT, "bench", "results", "macflood.txt"), "w").write(out)
+        path = os.environ.get("OUT") or os.path.join(ROOT, "bench", "results", "macflood.txt")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        open(path, "w").write(out)
         sys.stdout.write(out)
         ok = entries <= MAXADDR and b_line and known["n"] >= sent_known * 0.99
         sys.exit(0 if ok else 1)

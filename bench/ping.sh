@@ -14,38 +14,22 @@
 #       Linux peer over the kernel bridge: echo replies per second; also
 #       with -l 32 (32 requests in flight) to see whether the daemon's
 #       limit of 20,000 echo replies/s (burst one second) is reached
-# Writes bench/results/ping.txt. Needs root. Cleans up.
+# Writes OUT (default bench/results/ping.txt). Needs root. Cleans up.
 # Environment: REPS (3), PINGS (300, at -i 0.01), FLOOD (5 s per flood),
-# BIN (a directory of prebuilt binaries; default: build target/release).
+# OUT, BIN (see bench/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "ping bench: run as root (network namespaces)" >&2; exit 1; }
-bash scripts/deps.sh
-# BIN: run these binaries instead of building (before/after comparisons).
-if [ -n "${BIN:-}" ]; then PATH="$BIN:$PATH"; else
-    cargo build --release --quiet --bins; PATH="$PWD/target/release:$PATH"; fi
+. "$(dirname "$0")/lib.sh"
+bench_init ping --root
 REPS=${REPS:-3} PINGS=${PINGS:-300} FLOOD=${FLOOD:-5}
 
-W=$(mktemp -d /tmp/ifnet-ping.XXXXXX)
 P=ifp$$                                   # prefix of every name (<= 10 chars)
 NS_V=${P}v NS_K1=${P}k1 NS_K2=${P}k2 NS_KB=${P}kb TAP=${P}t0
 NS_E1=${P}e1 NS_E2=${P}e2 NS_L1=${P}l1 NS_L2=${P}l2 NS_LB=${P}lb
 BUSDIR=/dev/shm; [ -d "$BUSDIR" ] || BUSDIR=$W
 BUS=$BUSDIR/$P.bus BUS2=$BUSDIR/$P.bus2
 A=unix://$W/a.sock B=unix://$W/b.sock
-cleanup() {
-    set +e
-    ifnetd --stop -s "$W/a.sock" >/dev/null 2>&1
-    ifnetd --stop -s "$W/b.sock" >/dev/null 2>&1
-    for ns in $ALLNS; do ip netns del "$ns" 2>/dev/null; done
-    rm -rf "$W" "$BUS" "$BUS2" "$BUS.ifnet-wake" "$BUS2.ifnet-wake"
-}
-ALLNS="$NS_V $NS_K1 $NS_K2 $NS_KB $NS_E1 $NS_E2 $NS_L1 $NS_L2 $NS_LB"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-for ns in $ALLNS; do
-    ip netns add "$ns"; ip -n "$ns" link set lo up
-done
+on_exit 'rm -f "$BUS" "$BUS2" "$BUS.ifnet-wake" "$BUS2.ifnet-wake"'
+netns "$NS_V" "$NS_K1" "$NS_K2" "$NS_KB" "$NS_E1" "$NS_E2" "$NS_L1" "$NS_L2" "$NS_LB"
 
 # (a) two daemons on one bus
 n=0
@@ -61,7 +45,7 @@ ifconfig virt0 create
 ifconfig virt0 linkstr "$TAP"
 ifconfig virt0 inet 10.79.0.1/24 up
 ip link set "$TAP" netns "$NS_V"
-ip -n "$NS_V" addr add 10.79.0.2/24 dev "$TAP"; ip -n "$NS_V" link set "$TAP" up
+host "$NS_V" "$TAP" 10.79.0.2/24
 # (e) a namespace behind each daemon, the daemons' bridges joined by BUS2
 n=0
 for IFNET_SERVER in "$A" "$B"; do
@@ -70,7 +54,7 @@ for IFNET_SERVER in "$A" "$B"; do
     ifconfig virt1 create; ifconfig virt1 linkstr "${P}e$n"; ifconfig virt1 up
     ifconfig bridge1 create; brconfig bridge1 add shmif1 add virt1 up
     ip link set "${P}e$n" netns "$ns"
-    ip -n "$ns" addr add 10.81.0.$n/24 dev "${P}e$n"; ip -n "$ns" link set "${P}e$n" up
+    host "$ns" "${P}e$n" "10.81.0.$n/24"
 done
 export IFNET_SERVER=$A
 IFNET_SERVER=$A ifconfig -w 15
@@ -80,7 +64,7 @@ for i in 1 2; do
     ip -n "$NS_LB" link add lb$i type bridge; ip -n "$NS_LB" link set lb$i up
     ip -n "$NS_LB" link add q$i type veth peer name f$i netns "${P}l$i"
     ip -n "$NS_LB" link set q$i master lb$i up
-    ip -n "${P}l$i" addr add 10.82.0.$i/24 dev f$i; ip -n "${P}l$i" link set f$i up
+    host "${P}l$i" f$i "10.82.0.$i/24"
 done
 ip -n "$NS_LB" link add j1 type veth peer name j2
 ip -n "$NS_LB" link set j1 master lb1 up; ip -n "$NS_LB" link set j2 master lb2 up
@@ -91,19 +75,18 @@ for i in 1 2; do
     ns=${P}k$i
     ip -n "$NS_KB" link add p$i type veth peer name e$i netns "$ns"
     ip -n "$NS_KB" link set p$i master br0 up
-    ip -n "$ns" addr add 10.80.0.$i/24 dev e$i; ip -n "$ns" link set e$i up
+    host "$ns" e$i "10.80.0.$i/24"
 done
 sleep 1   # the namespace's own DAD and router solicitations settle
 
 # Warm up every path (ARP, learning); a path that does not answer fails.
 IFNET_SERVER=$A ifping -c 3 -i 0.1 -q 10.78.0.2 >/dev/null
-ip netns exec "$NS_V" ping -c 3 -i 0.1 -q 10.79.0.1 >/dev/null
+wait_ping "$NS_V" 10.79.0.1 "(b) namespace -> daemon"
 IFNET_SERVER=$A ifping -c 3 -i 0.1 -q 10.79.0.2 >/dev/null
-ip netns exec "$NS_K1" ping -c 3 -i 0.1 -q 10.80.0.2 >/dev/null
-ip netns exec "$NS_E1" ping -c 3 -i 0.1 -q 10.81.0.2 >/dev/null
-ip netns exec "$NS_L1" ping -c 3 -i 0.1 -q 10.82.0.2 >/dev/null
+wait_ping "$NS_K1" 10.80.0.2 "(c) kernel bridge"
+wait_ping "$NS_E1" 10.81.0.2 "(e) two daemons' bridges"
+wait_ping "$NS_L1" 10.82.0.2 "(e) two Linux bridges"
 
-R=$W/raw; mkdir -p "$R"
 drops() { IFNET_SERVER=$A ifconfig -v virt0 | sed -n 's/.*, \([0-9]*\) queue drops\{0,1\}.*/\1/p' | head -1; }
 for r in $(seq "$REPS"); do
     echo "rep $r/$REPS" >&2
@@ -124,5 +107,4 @@ for r in $(seq "$REPS"); do
     done
 done
 
-mkdir -p bench/results
-python3 bench/ping.py "$R" "$REPS" "$PINGS" "$FLOOD" | tee "${OUT:-bench/results/ping.txt}"
+python3 bench/ping.py "$R" "$REPS" "$PINGS" "$FLOOD" | tee "$OUT"

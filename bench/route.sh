@@ -7,38 +7,20 @@
 # Measures iperf3 TCP, iperf3 UDP with 64-byte payloads (-b 0), and ping
 # RTT, each path in turn, REPS times (the median of the runs; for RTT the
 # median of every reply of the runs, which the stray slow replies of a
-# shared machine move least). Writes
-# bench/results/route.txt. Needs root. Cleans up.
-# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200).
+# shared machine move least). Writes OUT (default
+# bench/results/route.txt). Needs root. Cleans up.
+# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200), OUT, BIN
+# (see bench/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "route bench: run as root (network namespaces)" >&2; exit 1; }
-bash scripts/deps.sh
-cargo build --release --quiet --bins
-PATH="$PWD/target/release:$PATH"
+. "$(dirname "$0")/lib.sh"
+bench_init route --root
 REPS=${REPS:-3} SECS=${SECS:-5} PINGS=${PINGS:-200}
 
-W=$(mktemp -d /tmp/ifnet-route.XXXXXX)
 P=ifr$$
 NS_IA=${P}ia NS_IB=${P}ib NS_LA=${P}la NS_LB=${P}lb NS_LR=${P}lr
 TAP_A=${P}ta TAP_B=${P}tb
 export IFNET_SERVER=unix://$W/ifnetd.sock
-cleanup() {
-    set +e
-    for f in "$W"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
-    ifnetd --stop -s "$W/ifnetd.sock" >/dev/null 2>&1
-    for ns in $NS_IA $NS_IB $NS_LA $NS_LB $NS_LR; do ip netns del "$ns" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-for ns in $NS_IA $NS_IB $NS_LA $NS_LB $NS_LR; do
-    ip netns add "$ns"; ip -n "$ns" link set lo up
-done
-host() { # ns dev addr gw
-    ip -n "$1" addr add "$3/24" dev "$2"; ip -n "$1" link set "$2" up
-    ip -n "$1" route add default via "$4"
-}
+netns "$NS_IA" "$NS_IB" "$NS_LA" "$NS_LB" "$NS_LR"
 
 # (1) ifnet as the router.
 ifconfig virt0 create; ifconfig virt0 linkstr "$TAP_A"; ifconfig virt0 up
@@ -46,17 +28,17 @@ ifconfig virt1 create; ifconfig virt1 linkstr "$TAP_B"; ifconfig virt1 up
 ifconfig virt0 inet 10.71.1.1/24; ifconfig virt1 inet 10.71.2.1/24
 ifnet-tools sysctl -w net.inet.ip.forwarding=1 >/dev/null
 ip link set "$TAP_A" netns "$NS_IA"; ip link set "$TAP_B" netns "$NS_IB"
-host "$NS_IA" "$TAP_A" 10.71.1.2 10.71.1.1
-host "$NS_IB" "$TAP_B" 10.71.2.2 10.71.2.1
+host "$NS_IA" "$TAP_A" 10.71.1.2/24 10.71.1.1
+host "$NS_IB" "$TAP_B" 10.71.2.2/24 10.71.2.1
 
 # (2) Linux as the router.
 ip netns exec "$NS_LR" sysctl -qw net.ipv4.ip_forward=1
 ip -n "$NS_LR" link add ra type veth peer name ea netns "$NS_LA"
 ip -n "$NS_LR" link add rb type veth peer name eb netns "$NS_LB"
-ip -n "$NS_LR" addr add 10.71.1.1/24 dev ra; ip -n "$NS_LR" link set ra up
-ip -n "$NS_LR" addr add 10.71.2.1/24 dev rb; ip -n "$NS_LR" link set rb up
-host "$NS_LA" ea 10.71.1.2 10.71.1.1
-host "$NS_LB" eb 10.71.2.2 10.71.2.1
+host "$NS_LR" ra 10.71.1.1/24
+host "$NS_LR" rb 10.71.2.1/24
+host "$NS_LA" ea 10.71.1.2/24 10.71.1.1
+host "$NS_LB" eb 10.71.2.2/24 10.71.2.1
 
 PATHS="ifnet linux"
 nsa() { case $1 in ifnet) echo "$NS_IA";; linux) echo "$NS_LA";; esac; }
@@ -64,15 +46,7 @@ nsb() { case $1 in ifnet) echo "$NS_IB";; linux) echo "$NS_LB";; esac; }
 for p in $PATHS; do
     ip netns exec "$(nsb $p)" iperf3 -s -D -B 10.71.2.2 -I "$W/iperf-$p.pid"
 done
-for p in $PATHS; do
-    for _ in $(seq 50); do
-        ip netns exec "$(nsa $p)" ping -c 1 -W 1 -q 10.71.2.2 >/dev/null 2>&1 && break
-        sleep 0.2
-    done
-    ip netns exec "$(nsa $p)" ping -c 1 -W 1 -q 10.71.2.2 >/dev/null \
-        || { echo "route bench: $p path does not ping" >&2; exit 1; }
-done
-R=$W/raw; mkdir -p "$R"
+for p in $PATHS; do wait_ping "$(nsa $p)" 10.71.2.2 "$p path"; done
 for r in $(seq "$REPS"); do
     for p in $PATHS; do
         echo "rep $r/$REPS: $p" >&2
@@ -88,8 +62,7 @@ for r in $(seq "$REPS"); do
 done
 ifnet-tools netstat -s -f inet > "$R/netstat-s.txt" 2>&1 || true
 
-mkdir -p bench/results
-python3 - "$R" "$REPS" "$PATHS" <<'PY' | tee bench/results/route.txt
+python3 - "$R" "$REPS" "$PATHS" <<'PY' | tee "$OUT"
 import json, re, statistics, sys
 R, reps, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def med(xs): return statistics.median(xs) if xs else float("nan")

@@ -2,38 +2,30 @@
 # Soak: iperf3 through two daemons, their bridges and a shmif bus for
 # DURATION seconds (default 600), sampling each daemon's RSS and open
 # descriptors every 10 s. Reports growth and stalls (iperf3 seconds with
-# no data). Needs root. Figures to bench/results/soak.txt.
+# no data). Needs root. Figures to OUT (default bench/results/soak.txt).
+# Usage: bash bench/soak.sh [DURATION]. Environment: OUT, BIN (see
+# bench/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
+bench_init soak --root
 DURATION=${1:-600}
-[ "$(id -u)" -eq 0 ] || { echo "soak: run as root" >&2; exit 1; }
-bash scripts/deps.sh
-cargo build --release --quiet --bins
-B=$PWD/target/release
-W=$(mktemp -d /tmp/ifnet-soak.XXXXXX)
-ID=$$ NS1=ifsk1-$$ NS2=ifsk2-$$ T0=ifskt0-$$ T1=ifskt1-$$
-cleanup() {
-    for s in a b; do "$B/ifnetd" --stop -s "$W/$s.sock" 2>/dev/null || true; done
-    ip netns pids "$NS2" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    ip netns del "$NS1" 2>/dev/null || true
-    ip netns del "$NS2" 2>/dev/null || true
-    rm -rf "$W"
-}
-trap cleanup EXIT
+NS1=ifsk1-$$ NS2=ifsk2-$$ T0=ifskt0-$$ T1=ifskt1-$$
+netns "$NS1" "$NS2"
+# Stop iperf3 (client and server) on exit: the client outlives its namespace.
+on_exit 'for ns in "$NS1" "$NS2"; do ip netns pids "$ns" | xargs -r kill; done 2>/dev/null'
 for s in a b; do
     export IFNET_SERVER=unix://$W/$s.sock
     if [ $s = a ]; then v=virt0 t=$T0; else v=virt1 t=$T1; fi
-    "$B/ifconfig" "$v" create; "$B/ifconfig" "$v" linkstr "$t"
-    "$B/ifconfig" shmif0 create; "$B/ifconfig" shmif0 linkstr "$W/bus"
-    "$B/ifconfig" bridge0 create; "$B/brconfig" bridge0 add "$v" add shmif0 up
-    "$B/ifconfig" "$v" up; "$B/ifconfig" shmif0 up
+    ifconfig "$v" create; ifconfig "$v" linkstr "$t"
+    ifconfig shmif0 create; ifconfig shmif0 linkstr "$W/bus"
+    ifconfig bridge0 create; brconfig bridge0 add "$v" add shmif0 up
+    ifconfig "$v" up; ifconfig shmif0 up
 done
-ip netns add "$NS1"; ip netns add "$NS2"
 ip link set "$T0" netns "$NS1"; ip link set "$T1" netns "$NS2"
-ip -n "$NS1" addr add 10.66.0.1/24 dev "$T0"; ip -n "$NS1" link set "$T0" up
-ip -n "$NS2" addr add 10.66.0.2/24 dev "$T1"; ip -n "$NS2" link set "$T1" up
-ip netns exec "$NS1" ping -c 2 -W 2 10.66.0.2 >/dev/null
-pa=$(pgrep -f "ifnetd -s $W/a.sock" | head -1); pb=$(pgrep -f "ifnetd -s $W/b.sock" | head -1)
+host "$NS1" "$T0" 10.66.0.1/24
+host "$NS2" "$T1" 10.66.0.2/24
+wait_ping "$NS1" 10.66.0.2 "the path through both daemons"
+pa=$(daemon_pid "$W/a.sock"); pb=$(daemon_pid "$W/b.sock")
 sample() { echo "$(awk '/VmRSS/ {print $2}' /proc/$1/status) $(ls /proc/$1/fd | wc -l)"; }
 ip netns exec "$NS2" iperf3 -s -1 -D -B 10.66.0.2
 sleep 0.5
@@ -57,4 +49,4 @@ awk 'NR == 1 { a0 = $2; af = $3; b0 = $4; bf = $5 } { a1 = $2; af1 = $3; b1 = $4
            printf "daemon B: RSS %d -> %d kB (max %d), fds %d -> %d\n", b0, b1, bm, bf, bf1 }' "$W/samples"
 echo "samples (t, A rss kB, A fds, B rss kB, B fds):"
 sed 's/^/  /' "$W/samples"
-} | tee bench/results/soak.txt
+} | tee "$OUT"

@@ -9,21 +9,15 @@
 #   silent   A's end of B's root link leaves A's bridge, B's end stays up:
 #            B's blocked port forwards after its information ages out
 #            (802.1D: max age + 2 × fwd delay)
-# Needs root. Writes bench/results/stp.txt.
+# Needs root. Writes OUT (default bench/results/stp.txt).
+# Environment: OUT, BIN (see bench/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "stp bench: run as root (network namespaces)" >&2; exit 1; }
-cargo build --release --quiet --bins
-B=$PWD/target/release
-W=$(mktemp -d /tmp/ifnet-stp.XXXXXX)
+. "$(dirname "$0")/lib.sh"
+bench_init stp --root
 P=ifs$$
-cleanup() {
-    set +e
-    for s in a b; do "$B/ifnetd" --stop -s "$W/$s.sock" >/dev/null 2>&1; done
-    for s in a b; do ip netns del "$P$s" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
+# The Linux bridges' namespaces, made afresh by each linux_run; here so
+# that they are deleted on exit (linux_run runs in a subshell).
+netns "${P}a" "${P}b"
 now() { date +%s.%N; }
 since() { echo "$(now) $1" | awk '{ printf "%.2f", $1 - $2 }'; }
 # wait_for CMD...: poll every 50 ms (at most 60 s) until CMD succeeds.
@@ -36,8 +30,8 @@ wait_for() {
 }
 
 # ---- ifnet
-ifc() { IFNET_SERVER=unix://$W/$1.sock "$B/ifconfig" "${@:2}"; }
-brc() { IFNET_SERVER=unix://$W/$1.sock "$B/brconfig" "${@:2}"; }
+ifc() { IFNET_SERVER=unix://$W/$1.sock ifconfig "${@:2}"; }
+brc() { IFNET_SERVER=unix://$W/$1.sock brconfig "${@:2}"; }
 # "member state" of the stp members of daemon $1
 ifnet_states() {
     brc "$1" bridge0 | awk '/flags=/ && !/^bridge/ { m = $1 } /path cost/ { print m, $NF }'
@@ -50,7 +44,7 @@ ifnet_b_all_forwarding() { [ "$(ifnet_states b | grep -c forwarding)" -eq 2 ]; }
 ifnet_root_port() { brc b -v bridge0 | awk '/root port/ { print $NF }'; }
 ifnet_setup() {
     for s in a b; do
-        "$B/ifnetd" -s "$W/$s.sock"
+        ifnetd -s "$W/$s.sock"
         for i in 0 1; do ifc "$s" "shmif$i" create linkstr "$W/bus$i" up; done
         ifc "$s" bridge0 create
         brc "$s" bridge0 add shmif0 add shmif1 stp shmif0 stp shmif1 hellotime 1 fwddelay 4 maxage 6
@@ -69,7 +63,7 @@ ifnet_run() { # $1: down|silent
     if [ "$1" = down ]; then ifc b "$rp" down; else brc a bridge0 delete "$rp"; fi
     wait_for ifnet_b_all_forwarding_or_one "$rp"
     echo "ifnet   $1 $(since "$t") s"
-    for s in a b; do "$B/ifnetd" --stop -s "$W/$s.sock" >/dev/null 2>&1; done
+    for s in a b; do ifnetd --stop -s "$W/$s.sock" >/dev/null 2>&1; done
 }
 # B's other port forwards (the one not named $1)
 ifnet_b_all_forwarding_or_one() {
@@ -117,9 +111,8 @@ linux_run() { # $1: down|silent
     echo "linux   $1 $(since "$t") s"
 }
 
-out=bench/results/stp.txt
 {
     echo "# spanning tree convergence, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, $(nproc) cores, hello 1 fwddelay 4 maxage 6 (802.1D bounds: down 8 s, silent 14 s)"
     for k in down silent; do ifnet_run "$k"; linux_run "$k"; done
-} | tee "$out.tmp"
-mv "$out.tmp" "$out"
+} | tee "$W/stp.txt"
+mv "$W/stp.txt" "$OUT"   # only a complete run replaces OUT

@@ -10,36 +10,21 @@
 # REPS times each (median reported), with iperf3's retransmits and, for
 # ifnet, tap0's output errors (frames the client queue dropped; the sum
 # over every run, both ways).
-# Writes bench/results/vm.txt. Needs root. Cleans up.
+# Writes OUT (default bench/results/vm.txt). Needs root. Cleans up.
 # Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200),
-# ACCEL (tcg; kvm where it works).
+# ACCEL (tcg; kvm where it works), OUT, BIN (see bench/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "vm bench: run as root (network namespaces)" >&2; exit 1; }
-bash scripts/deps.sh
-cargo build --release --quiet --bins
-PATH="$PWD/target/release:$PATH"
+. "$(dirname "$0")/lib.sh"
+bench_init vm --root
 REPS=${REPS:-3} SECS=${SECS:-5} PINGS=${PINGS:-200} ACCEL=${ACCEL:-tcg}
 G=target/guest-bench
 GUEST_TOOLS=iperf3 timeout 300 bash scripts/guest.sh "$G"
 
-W=$(mktemp -d /tmp/ifnet-vm.XXXXXX)
 P=ifv$$                                   # prefix of every name (<= 10 chars)
 NS_I=${P}i NS_K=${P}k NS_KB=${P}b
 TAP_I=${P}t
 export IFNET_SERVER=unix://$W/ifnetd.sock
-cleanup() {
-    set +e
-    for f in "$W"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
-    ifnetd --stop -s "$W/ifnetd.sock" >/dev/null 2>&1
-    for ns in $NS_I $NS_K $NS_KB; do ip netns del "$ns" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-for ns in $NS_I $NS_K $NS_KB; do
-    ip netns add "$ns"; ip -n "$ns" link set lo up
-done
+netns "$NS_I" "$NS_K" "$NS_KB"
 
 # boot NAME NETDEV... : start a serving guest in the background; its
 # console goes to $W/NAME.console.
@@ -67,7 +52,7 @@ ifconfig tap0 create
 ifconfig bridge0 create
 brconfig bridge0 add virt0 add tap0 up
 ip link set "$TAP_I" netns "$NS_I"
-ip -n "$NS_I" addr add 10.78.0.1/24 dev "$TAP_I"; ip -n "$NS_I" link set "$TAP_I" up
+host "$NS_I" "$TAP_I" 10.78.0.1/24
 boot ifnet 10.78.0.2 -netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$W/ifnetd.sock.d/tap0"
 
 # (2) kernel: QEMU's own TAP in NS_KB on br0, a veth pair to NS_K.
@@ -75,7 +60,7 @@ ip -n "$NS_KB" link add br0 type bridge
 ip -n "$NS_KB" link set br0 up
 ip -n "$NS_KB" link add p1 type veth peer name e1 netns "$NS_K"
 ip -n "$NS_KB" link set p1 master br0 up
-ip -n "$NS_K" addr add 10.79.0.1/24 dev e1; ip -n "$NS_K" link set e1 up
+host "$NS_K" e1 10.79.0.1/24
 ip netns exec "$NS_KB" bash -c "$(declare -f boot); W=$W G=$G ACCEL=$ACCEL; boot kernel 10.79.0.2 -netdev tap,id=n0,ifname=qt0,script=no,downscript=no,vnet_hdr=off"
 for _ in $(seq 100); do ip -n "$NS_KB" link show qt0 >/dev/null 2>&1 && break; sleep 0.1; done
 ip -n "$NS_KB" link set qt0 master br0 up
@@ -83,13 +68,9 @@ ip -n "$NS_KB" link set qt0 master br0 up
 serving ifnet; serving kernel
 ns() { case $1 in ifnet) echo "$NS_I";; kernel) echo "$NS_K";; esac; }
 guest() { case $1 in ifnet) echo 10.78.0.2;; kernel) echo 10.79.0.2;; esac; }
-for p in ifnet kernel; do
-    ip netns exec "$(ns $p)" ping -c 3 -i 0.2 -W 5 -q "$(guest $p)" >/dev/null \
-        || { echo "vm bench: the $p guest does not answer" >&2; exit 1; }
-done
+for p in ifnet kernel; do wait_ping "$(ns $p)" "$(guest $p)" "the $p guest"; done
 
 oerrors() { ifconfig -v tap0 | awk '/output:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^errors?/) print $i }' | head -1; }
-R=$W/raw; mkdir -p "$R"
 for r in $(seq "$REPS"); do
     for p in ifnet kernel; do
         echo "rep $r/$REPS: $p" >&2
@@ -105,8 +86,7 @@ for r in $(seq "$REPS"); do
 done
 ifconfig -v tap0 > "$R/tap0.txt" 2>&1 || true
 
-mkdir -p bench/results
-python3 - "$R" "$REPS" "$SECS" "$PINGS" "$ACCEL" <<'EOF' | tee bench/results/vm.txt
+python3 - "$R" "$REPS" "$SECS" "$PINGS" "$ACCEL" <<'EOF' | tee "$OUT"
 import json, re, statistics, sys
 R, reps, secs, pings, accel = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def med(xs): return statistics.median(xs) if xs else float("nan")

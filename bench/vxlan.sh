@@ -10,41 +10,28 @@
 # traffic crosses a host TAP, the daemon and the underlay. Measures iperf3
 # TCP both ways (-R: the server sends), iperf3 UDP with 64-byte payloads
 # (-b 0), and ping RTT, each path in turn, REPS times (median reported),
-# and writes bench/results/vxlan.txt
+# and writes OUT (default bench/results/vxlan.txt)
 # with the ratios to the Linux pair. Needs root. Cleans up.
-# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200).
+# Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200), OUT, BIN
+# (see bench/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "vxlan bench: run as root (network namespaces)" >&2; exit 1; }
-bash scripts/deps.sh
-cargo build --release --quiet --bins
-PATH="$PWD/target/release:$PATH"
+. "$(dirname "$0")/lib.sh"
+bench_init vxlan --root
 REPS=${REPS:-3} SECS=${SECS:-5} PINGS=${PINGS:-200}
 
-W=$(mktemp -d /tmp/ifnet-vxlan.XXXXXX)
 P=ivx$$                                  # prefix of every name (<= 10 chars)
 # Per path: c (client host), s (server host), and for ifnet ends the
 # daemon's namespace (cd, sd) holding the VTEP.
-NSS="${P}lc ${P}ls ${P}mc ${P}mcd ${P}ms ${P}ic ${P}icd ${P}is ${P}isd"
-cleanup() {
-    set +e
-    for f in "$W"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
-    for s in "$W"/*.sock; do [ -S "$s" ] && ifnetd --stop -s "$s" >/dev/null 2>&1; done
-    for ns in $NSS; do ip netns del "$ns" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-for ns in $NSS; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+netns "${P}lc" "${P}ls" "${P}mc" "${P}mcd" "${P}ms" "${P}ic" "${P}icd" "${P}is" "${P}isd"
 
 underlay() { # nsA nsB: a veth pair, 10.88.0.1 on A, 10.88.0.2 on B
     ip link add u1 netns "$1" type veth peer name u2 netns "$2"
-    ip -n "$1" addr add 10.88.0.1/24 dev u1; ip -n "$1" link set u1 up
-    ip -n "$2" addr add 10.88.0.2/24 dev u2; ip -n "$2" link set u2 up
+    host "$1" u1 10.88.0.1/24
+    host "$2" u2 10.88.0.2/24
 }
 linux_vtep() { # ns local remote overlay-addr
     ip -n "$1" link add vx0 type vxlan id 42 local "$2" remote "$3" dstport 4789 dev u${2##*.}
-    ip -n "$1" addr add "$4/24" dev vx0; ip -n "$1" link set vx0 up
+    host "$1" vx0 "$4/24"
     # Over a veth no NIC finishes the inner checksums the kernel leaves.
     ip netns exec "$1" ethtool -K vx0 tx off >/dev/null
 }
@@ -82,12 +69,8 @@ for p in $PATHS; do
     ip netns exec "$(sns $p)" iperf3 -s -D -B 10.99.0.2 -I "$W/iperf-$p.pid"
 done
 sleep 0.5
-for p in $PATHS; do
-    ip netns exec "$(cns $p)" ping -c 3 -i 0.1 -W 2 -q 10.99.0.2 >/dev/null \
-        || { echo "vxlan bench: the $p path does not ping" >&2; exit 1; }
-done
+for p in $PATHS; do wait_ping "$(cns $p)" 10.99.0.2 "the $p path"; done
 
-R=$W/raw; mkdir -p "$R"
 for r in $(seq "$REPS"); do
     for p in $PATHS; do
         echo "rep $r/$REPS: $p" >&2
@@ -101,8 +84,7 @@ for r in $(seq "$REPS"); do
     done
 done
 
-mkdir -p bench/results
-python3 - "$R" "$REPS" "$SECS" "$PINGS" <<'EOF' | tee bench/results/vxlan.txt
+python3 - "$R" "$REPS" "$SECS" "$PINGS" <<'EOF' | tee "$OUT"
 import json, os, platform, re, statistics, sys, time
 raw, reps, secs, pings = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 paths = ["linux", "mixed", "ifnet"]

@@ -11,34 +11,17 @@
 #   linux         the Linux router, ping unpinned
 # On a virtual machine, waking a thread that sleeps on the other vCPU
 # costs tens of microseconds; the rows show how much of ifnet's round trip
-# that is. Writes bench/results/wake.txt. Needs root. Cleans up.
-# Environment: PINGS (300 per row).
+# that is. Writes OUT (default bench/results/wake.txt). Needs root.
+# Cleans up.
+# Environment: PINGS (300 per row), OUT, BIN (see bench/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "wake bench: run as root (network namespaces)" >&2; exit 1; }
-bash scripts/deps.sh
-cargo build --release --quiet --bins
-PATH="$PWD/target/release:$PATH"
+. "$(dirname "$0")/lib.sh"
+bench_init wake --root
 PINGS=${PINGS:-300}
 
-W=$(mktemp -d /tmp/ifnet-wake.XXXXXX)
 P=ifw$$
 NS_A=${P}a NS_B=${P}b NS_LA=${P}la NS_LB=${P}lb NS_LR=${P}lr
-cleanup() {
-    set +e
-    for s in "$W"/*.sock; do [ -S "$s" ] && ifnetd --stop -s "$s" >/dev/null 2>&1; done
-    for ns in $NS_A $NS_B $NS_LA $NS_LB $NS_LR; do ip netns del "$ns" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-for ns in $NS_A $NS_B $NS_LA $NS_LB $NS_LR; do
-    ip netns add "$ns"; ip -n "$ns" link set lo up
-done
-host() { # ns dev addr gw
-    ip -n "$1" addr add "$3/24" dev "$2"; ip -n "$1" link set "$2" up
-    ip -n "$1" route add default via "$4"
-}
+netns "$NS_A" "$NS_B" "$NS_LA" "$NS_LB" "$NS_LR"
 
 # A router daemon; $1 names it, the rest is its environment.
 router() {
@@ -51,25 +34,21 @@ router() {
     ifconfig virt0 inet 10.73.1.1/24; ifconfig virt1 inet 10.73.2.1/24
     ifnet-tools sysctl -w net.inet.ip.forwarding=1 >/dev/null
     ip link set "${P}ta" netns "$NS_A"; ip link set "${P}tb" netns "$NS_B"
-    host "$NS_A" "${P}ta" 10.73.1.2 10.73.1.1
-    host "$NS_B" "${P}tb" 10.73.2.2 10.73.2.1
-    for _ in $(seq 50); do
-        ip netns exec "$NS_A" ping -c 1 -W 1 -q 10.73.2.2 >/dev/null 2>&1 && break
-        sleep 0.2
-    done
-    pgrep -f -- "ifnetd -s $sock"
+    host "$NS_A" "${P}ta" 10.73.1.2/24 10.73.1.1
+    host "$NS_B" "${P}tb" 10.73.2.2/24 10.73.2.1
+    wait_ping "$NS_A" 10.73.2.2 "the router ifnetd"
+    daemon_pid "$sock"
 }
 stop() { ifnetd --stop -s "$W/$1.sock" >/dev/null 2>&1; unset IFNET_SERVER; }
 
 ip netns exec "$NS_LR" sysctl -qw net.ipv4.ip_forward=1
 ip -n "$NS_LR" link add ra type veth peer name ea netns "$NS_LA"
 ip -n "$NS_LR" link add rb type veth peer name eb netns "$NS_LB"
-ip -n "$NS_LR" addr add 10.73.1.1/24 dev ra; ip -n "$NS_LR" link set ra up
-ip -n "$NS_LR" addr add 10.73.2.1/24 dev rb; ip -n "$NS_LR" link set rb up
-host "$NS_LA" ea 10.73.1.2 10.73.1.1
-host "$NS_LB" eb 10.73.2.2 10.73.2.1
+host "$NS_LR" ra 10.73.1.1/24
+host "$NS_LR" rb 10.73.2.1/24
+host "$NS_LA" ea 10.73.1.2/24 10.73.1.1
+host "$NS_LB" eb 10.73.2.2/24 10.73.2.1
 
-R=$W/raw; mkdir -p "$R"
 ping_to() { # out-file ns [taskset...]: PINGS pings at the interval $IV
     local out=$1 ns=$2; shift 2
     ip netns exec "$ns" "$@" ping -c "$PINGS" -i "$IV" 10.73.2.2 > "$R/$out"
@@ -87,8 +66,7 @@ for IV in 0.005 0.02; do
     ping_to "linux-$IV" "$NS_LA" env
 done
 
-mkdir -p bench/results
-python3 - "$R" "$PINGS" <<'PY' | tee bench/results/wake.txt
+python3 - "$R" "$PINGS" <<'PY' | tee "$OUT"
 import os, platform, re, statistics, sys, time
 R, pings = sys.argv[1], sys.argv[2]
 def rtts(f):

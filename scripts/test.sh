@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, unit and integration tests, man pages, and a
-# short smoke of the fuzzers. Run from anywhere: bash scripts/test.sh
-# (as root: the namespace and TAP tests need it, and with CI=true they fail
-# rather than skip without it).
+# short smoke of the fuzzers and the benchmarks. Run from anywhere:
+# bash scripts/test.sh (as root: the namespace and TAP tests need it, and
+# with CI=true they fail rather than skip without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -20,6 +20,8 @@ echo "== tests"; cargo test --quiet 2>&1 | tee target/test.log
 grep -q "test result: ok" target/test.log
 # A short smoke of every fuzz target (long runs: bash scripts/fuzz.sh 600).
 echo "== fuzz smoke"; bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+# Every benchmark path at tiny sizes (full runs: bash bench/NAME.sh).
+echo "== bench smoke"; bash scripts/bench-smoke.sh
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
