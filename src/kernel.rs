@@ -813,13 +813,10 @@ impl KernelInner {
 /// The answer to an echo request: its reply, or the error it got.
 fn echo_reply(r: inet::EchoReply) -> Reply {
     match r.error {
-        Some(e) => Reply::EchoError {
+        Some(error) => Reply::EchoError {
             from: r.from,
             bytes: r.bytes,
-            typ: e.typ,
-            code: e.code,
-            info: e.info,
-            quote: e.quote,
+            error,
         },
         None => Reply::Echo {
             from: r.from,

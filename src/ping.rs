@@ -3,8 +3,7 @@
 //! to the daemon named by IFNET_SERVER; the kernel's IP presence sends it
 //! and matches the reply.
 
-use crate::inet::IcmpError;
-use crate::ioctl::{Errno, Ioctl, Reply, Request, Response};
+use crate::ioctl::{Errno, IcmpError, Ioctl, Reply, Request, Response};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -508,22 +507,9 @@ impl Report<'_> {
                     let _ = writeln!(self.out, "{line}");
                 }
             }
-            Ok(Reply::EchoError {
-                from,
-                bytes,
-                typ,
-                code,
-                info,
-                quote,
-            }) => {
+            Ok(Reply::EchoError { from, bytes, error }) => {
                 if !o.quiet {
-                    let e = IcmpError {
-                        typ,
-                        code,
-                        info,
-                        quote,
-                    };
-                    let what = icmp_error_text(v6, o.verbose, seq, &e);
+                    let what = icmp_error_text(v6, o.verbose, seq, &error);
                     let _ = writeln!(self.out, "{bytes} bytes from {from}: {what}");
                 }
             }

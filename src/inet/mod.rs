@@ -19,7 +19,7 @@ use frames::{arp_reply, neighbor_advert};
 
 use crate::cloner::DadTimers;
 use crate::frame::Frame;
-use crate::ioctl::{Errno, Mac, in_iff, in6_iff};
+use crate::ioctl::{Errno, IcmpError, Mac, in_iff, in6_iff};
 use crate::log;
 use crate::port::{Port, Stack};
 use crate::reactor::{Handler, Reactor, Registration};
@@ -119,20 +119,6 @@ pub struct HostAddr {
     /// The end of its valid lifetime: no longer held from then on, even
     /// before the kernel removes it.
     pub expire: Option<Instant>,
-}
-
-/// An ICMP or ICMPv6 error that quotes one of our echo requests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IcmpError {
-    /// Type and code, in the family's numbering.
-    pub typ: u8,
-    pub code: u8,
-    /// The second word of the ICMP header: the next hop's MTU, the
-    /// parameter problem's pointer.
-    pub info: u32,
-    /// The start of the request as it came back: its IP header (with
-    /// options) and the 8 bytes after it.
-    pub quote: Vec<u8>,
 }
 
 /// The answer to one echo request.

@@ -121,10 +121,8 @@ pub fn main_with(
                     done = true;
                     (from, "")
                 }
-                Ok(Reply::EchoError {
-                    from, typ, code, ..
-                }) => {
-                    let mark = unreachable_mark(dst.is_ipv6(), typ, code);
+                Ok(Reply::EchoError { from, error, .. }) => {
+                    let mark = unreachable_mark(dst.is_ipv6(), error.typ, error.code);
                     done |= !mark.is_empty();
                     (from, mark)
                 }

@@ -716,6 +716,20 @@ pub enum Request {
     GetProtoStats,
 }
 
+/// An ICMP or ICMPv6 error that quotes one of our echo requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IcmpError {
+    /// Type and code, in the family's numbering.
+    pub typ: u8,
+    pub code: u8,
+    /// The second word of the ICMP header: the next hop's MTU, the
+    /// parameter problem's pointer.
+    pub info: u32,
+    /// The start of the request as it came back: its IP header (with
+    /// options) and the 8 bytes after it.
+    pub quote: Vec<u8>,
+}
+
 /// A successful answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
@@ -741,16 +755,11 @@ pub enum Reply {
         opts: Vec<u8>,
     },
     /// Instead of an echo reply, an ICMP error about the request: who sent
-    /// it, its length, its type and code (ICMP or ICMPv6 as `from`), the
-    /// second word of its header (MTU, pointer) and the start of the
-    /// request it quotes (IP header with options, 8 bytes more).
+    /// it, its length, and the error (ICMP or ICMPv6 as `from`).
     EchoError {
         from: IpAddr,
         bytes: u32,
-        typ: u8,
-        code: u8,
-        info: u32,
-        quote: Vec<u8>,
+        error: IcmpError,
     },
     /// An interface's name.
     IfName(String),
