@@ -201,9 +201,9 @@ fn icmp4_error_text(verbose: bool, seq: u16, e: &IcmpError) -> String {
         (typ, _) => return format!("Bad ICMP type: {typ}"),
     };
     let q = &e.quote;
+    let hl = usize::from(q.first().map_or(0, |b| b & 0xf));
     if verbose && q.len() >= 20 {
         let w = |i: usize| u16::from_be_bytes([q[i], q[i + 1]]);
-        let hl = usize::from(q[0] & 0xf);
         let _ = write!(
             t,
             "\n Vr HL TOS  Len   ID Flg  off TTL Pro  cks      Src\t     Dst\n  {:1x}  {:1x}  {:02x} {:04x} {:04x}   {:1x} {:04x}  {:02x}  {:02x} {:04x} {:>15}  {} ",
@@ -225,10 +225,10 @@ fn icmp4_error_text(verbose: bool, seq: u16, e: &IcmpError) -> String {
         }
     }
     if verbose {
+        // The quoted echo request's identifier, after its IP header.
         let id = q
-            .len()
-            .checked_sub(4)
-            .map_or(0, |i| u16::from_be_bytes([q[i], q[i + 1]]));
+            .get(hl * 4 + 4..hl * 4 + 6)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
         let _ = write!(t, "\n  ID={id} icmp_seq={seq}");
     } else {
         let _ = write!(t, " for icmp_seq={seq}");

@@ -1091,9 +1091,10 @@ impl State {
         }
     }
 
-    /// An ICMP error quoting one of our echo requests (`quote`: the
-    /// request's IP header and at least the ICMP header's 8 bytes): the
-    /// wait for its reply ends with the error, as ping reports it.
+    /// An ICMP or ICMPv6 error message (`icmp`: its 8-byte header, then
+    /// the quote: the request's IP header and at least the ICMP header's
+    /// 8 bytes) about one of our echo requests: the wait for its reply
+    /// ends with the error, as ping reports it.
     fn echo_error(&mut self, now: Instant, from: IpAddr, bytes: usize, icmp: &[u8]) {
         let (Some(&[typ, code, _, _, a, b, c, d]), Some(quote)) =
             (icmp.first_chunk::<8>(), icmp.get(8..))
@@ -1110,15 +1111,16 @@ impl State {
         } else {
             quote.get(6)
         };
-        let Some(icmp) = quote.get(hlen..hlen + 8) else {
+        // The quoted request's own ICMP header.
+        let Some(req) = quote.get(hlen..hlen + 8) else {
             return;
         };
-        if proto != Some(&if echo == 8 { 1 } else { 58 }) || icmp[0] != echo {
+        if proto != Some(&if echo == 8 { 1 } else { 58 }) || req[0] != echo {
             return;
         }
         let key = (
-            u16::from_be_bytes([icmp[4], icmp[5]]),
-            u16::from_be_bytes([icmp[6], icmp[7]]),
+            u16::from_be_bytes([req[4], req[5]]),
+            u16::from_be_bytes([req[6], req[7]]),
         );
         let err = IcmpError {
             typ,
