@@ -67,6 +67,19 @@ host() { # NS DEV ADDR/LEN [GW]
     if [ -n "${4:-}" ]; then ip -n "$1" route add default via "$4"; fi
 }
 
+# A Linux namespace router between two hosts, as the ifnet router is
+# measured against: veth pairs, NET.1.0/24 to A and NET.2.0/24 to B, the
+# router .1 and each host .2 with the router as its default route.
+linux_router() { # NS_ROUTER NS_A NS_B NET
+    ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=1
+    ip -n "$1" link add ra type veth peer name ea netns "$2"
+    ip -n "$1" link add rb type veth peer name eb netns "$3"
+    host "$1" ra "$4.1.1/24"
+    host "$1" rb "$4.2.1/24"
+    host "$2" ea "$4.1.2/24" "$4.1.1"
+    host "$3" eb "$4.2.2/24" "$4.2.1"
+}
+
 # Wait until NS gets an echo reply from DST (50 tries), else fail. One ping
 # per try: ping -w would stop at the first "host unreachable" of ARP.
 wait_ping() { # NS DST WHAT

@@ -32,13 +32,7 @@ host "$NS_IA" "$TAP_A" 10.71.1.2/24 10.71.1.1
 host "$NS_IB" "$TAP_B" 10.71.2.2/24 10.71.2.1
 
 # (2) Linux as the router.
-ip netns exec "$NS_LR" sysctl -qw net.ipv4.ip_forward=1
-ip -n "$NS_LR" link add ra type veth peer name ea netns "$NS_LA"
-ip -n "$NS_LR" link add rb type veth peer name eb netns "$NS_LB"
-host "$NS_LR" ra 10.71.1.1/24
-host "$NS_LR" rb 10.71.2.1/24
-host "$NS_LA" ea 10.71.1.2/24 10.71.1.1
-host "$NS_LB" eb 10.71.2.2/24 10.71.2.1
+linux_router "$NS_LR" "$NS_LA" "$NS_LB" 10.71
 
 PATHS="ifnet linux"
 nsa() { case $1 in ifnet) echo "$NS_IA";; linux) echo "$NS_LA";; esac; }

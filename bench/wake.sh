@@ -41,13 +41,7 @@ router() {
 }
 stop() { ifnetd --stop -s "$W/$1.sock" >/dev/null 2>&1; unset IFNET_SERVER; }
 
-ip netns exec "$NS_LR" sysctl -qw net.ipv4.ip_forward=1
-ip -n "$NS_LR" link add ra type veth peer name ea netns "$NS_LA"
-ip -n "$NS_LR" link add rb type veth peer name eb netns "$NS_LB"
-host "$NS_LR" ra 10.73.1.1/24
-host "$NS_LR" rb 10.73.2.1/24
-host "$NS_LA" ea 10.73.1.2/24 10.73.1.1
-host "$NS_LB" eb 10.73.2.2/24 10.73.2.1
+linux_router "$NS_LR" "$NS_LA" "$NS_LB" 10.73
 
 ping_to() { # out-file ns [taskset...]: PINGS pings at the interval $IV
     local out=$1 ns=$2; shift 2
