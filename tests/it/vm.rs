@@ -120,7 +120,13 @@ impl Guest {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let text = self.console();
-            if let Some(l) = text.lines().find_map(|l| l.trim_end().strip_prefix(prefix)) {
+            // Whole lines only: the serial console comes a few bytes at a
+            // time, and a line still being written is not its value yet.
+            let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+            if let Some(l) = whole
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix(prefix))
+            {
                 return l.trim().to_string();
             }
             if let Ok(Some(st)) = self.qemu.0.try_wait() {
