@@ -53,5 +53,6 @@ bench vxlan "TCP client->server (Gbit/s)" "ping RTT avg (us)" || fail=1
 bench ping "ratios of avg RTT" "replies/s ratio daemon/Linux" || fail=1
 bench wake "0.005 s Linux namespace router" "0.02 s Linux namespace router" || fail=1
 bench reactor "bridge0 TCP" "bridge1 TCP" || fail=1
+bench tunread "uring/read: CPU per frame" || fail=1
 bench threads "10 shmif + 10 tap + 10 virt up: threads" || fail=1
 exit "$fail"
