@@ -7,7 +7,10 @@
 # Measures iperf3 TCP, iperf3 UDP with 64-byte payloads (-b 0), and ping
 # RTT, each path in turn, REPS times (the median of the runs; for RTT the
 # median of every reply of the runs, which the stray slow replies of a
-# shared machine move least). Writes OUT (default
+# shared machine move least), and the share of A's UDP datagrams that A's
+# own device dropped: a TAP drops what its reader does not take in time
+# (Linux's tun has no flow control), a veth hands them to the router in
+# the sender's own system call. Writes OUT (default
 # bench/results/route.txt). Needs root. Cleans up.
 # Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200), OUT, BIN
 # (see bench/lib.sh).
@@ -37,6 +40,11 @@ linux_router "$NS_LR" "$NS_LA" "$NS_LB" 10.71
 PATHS="ifnet linux"
 nsa() { case $1 in ifnet) echo "$NS_IA";; linux) echo "$NS_LA";; esac; }
 nsb() { case $1 in ifnet) echo "$NS_IB";; linux) echo "$NS_LB";; esac; }
+# A's own device, where a router too slow for A's sends drops them.
+deva() { case $1 in ifnet) echo "$TAP_A";; linux) echo ea;; esac; }
+txdrop() { # PATH: A's device's frames dropped on sending, so far
+    ip netns exec "$(nsa "$1")" cat "/sys/class/net/$(deva "$1")/statistics/tx_dropped"
+}
 for p in $PATHS; do
     ip netns exec "$(nsb $p)" iperf3 -s -D -B 10.71.2.2 -I "$W/iperf-$p.pid"
 done
@@ -50,7 +58,9 @@ for r in $(seq "$REPS"); do
         ip netns exec "$(nsa $p)" ping -c "$PINGS" -i 0.02 10.71.1.1 > "$R/pingr-$p-$r.txt"
         ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -J > "$R/tcp-$p-$r.json"
         sleep 0.5
+        d0=$(txdrop $p)
         ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udp-$p-$r.json"
+        echo $(($(txdrop $p) - d0)) > "$R/udpdrop-$p-$r.txt"
         sleep 0.5
     done
 done
@@ -62,24 +72,27 @@ R, reps, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def med(xs): return statistics.median(xs) if xs else float("nan")
 res = {}
 for p in paths:
-    tcp, udp, rtt, rttr = [], [], [], []
+    tcp, udp, rtt, rttr, drop = [], [], [], [], []
     for r in range(1, reps + 1):
         j = json.load(open(f"{R}/tcp-{p}-{r}.json"))
         tcp.append(j["end"]["sum_received"]["bits_per_second"] / 1e9)
         j = json.load(open(f"{R}/udp-{p}-{r}.json"))
         s = j["end"]["sum"]
         udp.append(s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3)
+        # Of what A's iperf3 sent, the share its own device dropped.
+        d = int(open(f"{R}/udpdrop-{p}-{r}.txt").read())
+        drop.append(100 * d / max(s["packets"], 1))
         # Each reply's time: the median of all is what a shared machine's
         # stray slow ones move least.
         for f, v in (("ping", rtt), ("pingr", rttr)):
             t = re.findall(r"time=([\d.]+) ms", open(f"{R}/{f}-{p}-{r}.txt").read())
             v.extend(float(x) * 1000 for x in t)
-    res[p] = (med(tcp), med(udp), med(rtt), med(rttr))
+    res[p] = (med(tcp), med(udp), med(rtt), med(rttr), med(drop))
 print("route bench: A -> router -> B, median of %d (a shared machine)" % reps)
-print("%-6s %12s %14s %10s %18s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT p50 us", "to router p50 us"))
+print("%-6s %12s %14s %10s %18s %16s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT p50 us", "to router p50 us", "UDP drop at A %"))
 for p in paths:
-    t, u, r, rr = res[p]
-    print("%-6s %12.2f %14.1f %10.0f %18.0f" % (p, t, u, r, rr))
+    t, u, r, rr, d = res[p]
+    print("%-6s %12.2f %14.1f %10.0f %18.0f %16.1f" % (p, t, u, r, rr, d))
 i, l = res["ifnet"], res["linux"]
 print("ifnet/linux: TCP %.2fx, UDP-64 %.2fx, RTT %.2fx" % (i[0] / l[0], i[1] / l[1], i[2] / l[2]))
 PY
