@@ -10,7 +10,9 @@
 # shared machine move least), and the share of A's UDP datagrams that A's
 # own device dropped: a TAP drops what its reader does not take in time
 # (Linux's tun has no flow control), a veth hands them to the router in
-# the sender's own system call. Writes OUT (default
+# the sender's own system call. UDP-64 is measured once more with the
+# processes placed on CPUs by hand, both paths alike (see place below).
+# Writes OUT (default
 # bench/results/route.txt). Needs root. Cleans up.
 # Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200), OUT, BIN
 # (see bench/lib.sh).
@@ -49,6 +51,16 @@ for p in $PATHS; do
     ip netns exec "$(nsb $p)" iperf3 -s -D -B 10.71.2.2 -I "$W/iperf-$p.pid"
 done
 for p in $PATHS; do wait_ping "$(nsa $p)" 10.71.2.2 "$p path"; done
+# UDP-64 once more with the processes placed by hand: the router and B's
+# receiver on CPU 0, A's sender on CPU 1. Three busy processes share two
+# CPUs here, and where the scheduler puts them moves UDP-64 more than
+# anything in the router (Linux's router runs inside the sender's system
+# call: it is always where the sender is).
+ALL=0-$(($(nproc) - 1))
+place() { # PATH CPUS: pin the path's router (ifnetd) and receiver to CPUS
+    [ "$1" = ifnet ] && taskset -apc "$2" "$(daemon_pid "$W/ifnetd.sock")" >/dev/null
+    taskset -pc "$2" "$(cat "$W/iperf-$1.pid")" >/dev/null
+}
 for r in $(seq "$REPS"); do
     for p in $PATHS; do
         echo "rep $r/$REPS: $p" >&2
@@ -62,6 +74,12 @@ for r in $(seq "$REPS"); do
         ip netns exec "$(nsa $p)" iperf3 -c 10.71.2.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udp-$p-$r.json"
         echo $(($(txdrop $p) - d0)) > "$R/udpdrop-$p-$r.txt"
         sleep 0.5
+        if [ "$(nproc)" -ge 2 ]; then
+            place $p 0
+            ip netns exec "$(nsa $p)" taskset -c 1 iperf3 -c 10.71.2.2 -t "$SECS" -u -l 64 -b 0 -J > "$R/udpp-$p-$r.json"
+            place $p "$ALL"
+            sleep 0.5
+        fi
     done
 done
 ifnet-tools netstat -s -f inet > "$R/netstat-s.txt" 2>&1 || true
@@ -72,13 +90,18 @@ R, reps, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def med(xs): return statistics.median(xs) if xs else float("nan")
 res = {}
 for p in paths:
-    tcp, udp, rtt, rttr, drop = [], [], [], [], []
+    tcp, udp, rtt, rttr, drop, placed = [], [], [], [], [], []
     for r in range(1, reps + 1):
         j = json.load(open(f"{R}/tcp-{p}-{r}.json"))
         tcp.append(j["end"]["sum_received"]["bits_per_second"] / 1e9)
         j = json.load(open(f"{R}/udp-{p}-{r}.json"))
         s = j["end"]["sum"]
         udp.append(s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3)
+        try:
+            s2 = json.load(open(f"{R}/udpp-{p}-{r}.json"))["end"]["sum"]
+            placed.append(s2["packets"] * (1 - s2["lost_percent"] / 100) / s2["seconds"] / 1e3)
+        except FileNotFoundError:
+            pass
         # Of what A's iperf3 sent, the share its own device dropped.
         d = int(open(f"{R}/udpdrop-{p}-{r}.txt").read())
         drop.append(100 * d / max(s["packets"], 1))
@@ -87,12 +110,13 @@ for p in paths:
         for f, v in (("ping", rtt), ("pingr", rttr)):
             t = re.findall(r"time=([\d.]+) ms", open(f"{R}/{f}-{p}-{r}.txt").read())
             v.extend(float(x) * 1000 for x in t)
-    res[p] = (med(tcp), med(udp), med(rtt), med(rttr), med(drop))
+    res[p] = (med(tcp), med(udp), med(rtt), med(rttr), med(drop), med(placed))
 print("route bench: A -> router -> B, median of %d (a shared machine)" % reps)
-print("%-6s %12s %14s %10s %18s %16s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT p50 us", "to router p50 us", "UDP drop at A %"))
+print("%-6s %12s %14s %10s %18s %16s %14s" % ("path", "TCP Gbit/s", "UDP-64 kpps", "RTT p50 us", "to router p50 us", "UDP drop at A %", "placed kpps"))
 for p in paths:
-    t, u, r, rr, d = res[p]
-    print("%-6s %12.2f %14.1f %10.0f %18.0f %16.1f" % (p, t, u, r, rr, d))
+    t, u, r, rr, d, pl = res[p]
+    print("%-6s %12.2f %14.1f %10.0f %18.0f %16.1f %14.1f" % (p, t, u, r, rr, d, pl))
 i, l = res["ifnet"], res["linux"]
 print("ifnet/linux: TCP %.2fx, UDP-64 %.2fx, RTT %.2fx" % (i[0] / l[0], i[1] / l[1], i[2] / l[2]))
+print("ifnet/linux, placed (router and B on CPU 0, A on CPU 1): UDP-64 %.2fx" % (i[5] / l[5]))
 PY
