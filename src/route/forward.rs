@@ -633,7 +633,7 @@ impl Router {
     /// Out by `out` to `nexthop`, now or once it is resolved; `local`: a
     /// packet of the host's own, whose TTL stays.
     fn send(&self, out: &IfInfo, nexthop: IpAddr, from: u32, frame: &Frame, local: bool) {
-        let now = Instant::now();
+        let now = crate::reactor::coarse_now();
         if let Some(mac) = self.neigh.lookup(out.index, nexthop, now) {
             self.transmit(out, mac, frame.bytes(), *frame.offload(), !local);
             return;
