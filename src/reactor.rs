@@ -1019,6 +1019,30 @@ mod tests {
         assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
     }
 
+    /// Sends whether `coarse_now` is the time its poll was given.
+    struct PollTime(Mutex<Sender<bool>>);
+    impl Handler for PollTime {
+        fn poll(&self, now: Instant) -> Option<Instant> {
+            std::thread::sleep(Duration::from_millis(2));
+            let _ = lock(&self.0).send(coarse_now() == now);
+            None
+        }
+    }
+
+    #[test]
+    fn coarse_now_is_the_polls_time_on_a_reactor_thread() {
+        let r = Reactor::new(1).unwrap();
+        let (tx, rx) = channel();
+        let reg = r
+            .register(None, Arc::new(PollTime(Mutex::new(tx))))
+            .unwrap();
+        reg.wake();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+        // Elsewhere it reads the clock.
+        let t = Instant::now();
+        assert!(coarse_now() >= t);
+    }
+
     #[test]
     fn readable_fd_is_polled_and_groups_share_a_thread() {
         let r = Reactor::new(2).unwrap();
