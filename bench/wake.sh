@@ -42,6 +42,8 @@ router() {
 stop() { ifnetd --stop -s "$W/$1.sock" >/dev/null 2>&1; unset IFNET_SERVER; }
 
 linux_router "$NS_LR" "$NS_LA" "$NS_LB" 10.73
+# Neighbours resolved before the first row, as router() does for ifnet's.
+wait_ping "$NS_LA" 10.73.2.2 "the Linux router"
 
 ping_to() { # out-file ns [taskset...]: PINGS pings at the interval $IV
     local out=$1 ns=$2; shift 2
