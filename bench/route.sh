@@ -12,8 +12,7 @@
 # (Linux's tun has no flow control), a veth hands them to the router in
 # the sender's own system call. UDP-64 is measured once more with the
 # processes placed on CPUs by hand, both paths alike (see place below).
-# Writes OUT (default
-# bench/results/route.txt). Needs root. Cleans up.
+# Writes OUT (default bench/results/route.txt). Needs root. Cleans up.
 # Environment: REPS (3), SECS (5, per iperf3 run), PINGS (200), OUT, BIN
 # (see bench/lib.sh).
 set -euo pipefail
@@ -88,6 +87,8 @@ python3 - "$R" "$REPS" "$PATHS" <<'PY' | tee "$OUT"
 import json, re, statistics, sys
 R, reps, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def med(xs): return statistics.median(xs) if xs else float("nan")
+# Datagrams received per second (thousands), from an iperf3 UDP summary.
+def kpps(s): return s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3
 res = {}
 for p in paths:
     tcp, udp, rtt, rttr, drop, placed = [], [], [], [], [], []
@@ -96,10 +97,9 @@ for p in paths:
         tcp.append(j["end"]["sum_received"]["bits_per_second"] / 1e9)
         j = json.load(open(f"{R}/udp-{p}-{r}.json"))
         s = j["end"]["sum"]
-        udp.append(s["packets"] * (1 - s["lost_percent"] / 100) / s["seconds"] / 1e3)
+        udp.append(kpps(s))
         try:
-            s2 = json.load(open(f"{R}/udpp-{p}-{r}.json"))["end"]["sum"]
-            placed.append(s2["packets"] * (1 - s2["lost_percent"] / 100) / s2["seconds"] / 1e3)
+            placed.append(kpps(json.load(open(f"{R}/udpp-{p}-{r}.json"))["end"]["sum"]))
         except FileNotFoundError:
             pass
         # Of what A's iperf3 sent, the share its own device dropped.

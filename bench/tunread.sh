@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One command: what a read of a host TAP costs its reader, per frame, with
 # one read(2) per frame (as virt reads) and with io_uring's multishot read
-# (many frames per system call). A child process floods the TAP with
-# 64-byte UDP datagrams, more than it can read; examples/tunread.rs reads for SECS seconds and
+# (many frames per system call). Two child processes flood the TAP with
+# 64-byte UDP datagrams; examples/tunread.rs reads for SECS seconds and
 # reports its CPU time per frame. The two ways take turns, REPS times, in
 # a network namespace of their own; the report gives the medians and the
 # ratio. Writes OUT (default bench/results/tunread.txt). Needs root.

@@ -6,9 +6,9 @@
 //!
 //! The question it answers: would batching the reads into few system
 //! calls make virt's receive path cheaper? It opens a TAP with virt's
-//! flags (`IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`), floods it with 64-byte UDP
-//! datagrams from two child processes (the host stack sends them to a static
-//! neighbour on the TAP), and reads for SECS seconds. It prints the
+//! flags (`IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`), floods it with 64-byte
+//! UDP datagrams from two child processes (the host stack sends them to a
+//! static neighbour on the TAP), and reads for SECS seconds. It prints the
 //! reader's CPU time per frame (user and system), the frames it read per
 //! second and per system call. Run it as root in a network namespace of
 //! its own: `bench/tunread.sh` does, for both ways in turn.

@@ -264,9 +264,6 @@ thread_local! {
     static ON_REACTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The address of this reactor thread's `Worker` (0: not one).
     static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-thread_local! {
     /// When the poll under way on this reactor thread began.
     static POLL_TIME: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
 }
